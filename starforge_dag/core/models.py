@@ -1,0 +1,196 @@
+"""Typed models passed between the API, the store, the ops and the build services."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from .states import BuildState
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ImageRef(_Model):
+    """Where an image lives; `digest` is the registry's manifest digest once pushed."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def pinned(self) -> str:
+        if not self.digest:
+            raise ValueError(f"{self.ref} has no digest yet")
+        return f"{self.name}@{self.digest}"
+
+    @classmethod
+    def for_build(cls, registry: str, workspace: str, app: str, commit: str) -> "ImageRef":
+        host, _, prefix = registry.partition("/")
+        repository = "/".join(p for p in (prefix, workspace, app) if p).lower()
+        return cls(registry=host, repository=repository, tag=commit)
+
+    @classmethod
+    def parse(cls, text: str) -> "ImageRef":
+        """Parse `host[:port]/repo[:tag][@digest]`; the first path element is the registry."""
+        name, _, digest = text.partition("@")
+        host, _, rest = name.partition("/")
+        if not rest or ("." not in host and ":" not in host and host != "localhost"):
+            raise ValueError(f"image reference {text!r} must start with a registry host")
+        repository, sep, tag = rest.rpartition(":")
+        if not sep or "/" in tag:
+            repository, tag = rest, "latest"
+        return cls(registry=host, repository=repository, tag=tag, digest=digest or None)
+
+
+class App(_Model):
+    id: int
+    workspace: str
+    name: str
+    repo_url: str
+    repo_full_name: str | None = None
+    branch: str = "main"
+    root_dir: str = ""
+    dockerfile_path: str | None = None
+    watch_paths: list[str] = Field(default_factory=list)
+    cancel_running: bool = False
+
+
+class BuildRequest(_Model):
+    """A build as the pipeline sees it: which app, which commit, who asked."""
+
+    build_id: int
+    app_id: int
+    workspace: str
+    app: str
+    repo_url: str
+    ref: str
+    commit_sha: str
+    root_dir: str = ""
+    dockerfile_path: str | None = None
+    trigger: Literal["push", "manual"] = "push"
+    delivery_id: str | None = None
+
+
+class Build(_Model):
+    """A row of the builds table."""
+
+    id: int
+    app_id: int
+    workspace: str
+    app: str
+    ref: str
+    commit_sha: str
+    status: BuildState
+    trigger: str
+    delivery_id: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+    error_step: str | None = None
+    image_ref: str | None = None
+    image_digest: str | None = None
+    commit_time: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Transition(_Model):
+    build_id: int
+    from_state: BuildState | None
+    to_state: BuildState
+    reason: str
+    actor: str
+    at: datetime
+
+
+class BuildSpec(_Model):
+    """Everything a BuildService needs to build and push one image; no secrets, only their names."""
+
+    build_id: int
+    context_dir: str
+    image: ImageRef
+    frontend: Literal["dockerfile", "llb"] = "dockerfile"
+    dockerfile: str = "Dockerfile"
+    build_args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+    platform: str | None = None
+    llb_definition: bytes | None = None
+    image_config: dict[str, Any] | None = None
+    secrets: list[str] = Field(default_factory=list)
+
+    @field_serializer("llb_definition")
+    def _b64(self, value: bytes | None) -> str | None:
+        return None if value is None else base64.b64encode(value).decode()
+
+    @field_validator("llb_definition", mode="before")
+    @classmethod
+    def _unb64(cls, value: Any) -> Any:
+        return base64.b64decode(value) if isinstance(value, str) else value
+
+
+class BuildTicket(_Model):
+    """A submitted build: enough to follow or cancel it from any process."""
+
+    spec: BuildSpec
+    backend: str
+    ref: str
+    submitted_at: datetime = Field(default_factory=utcnow)
+    endpoint: str | None = None
+
+
+class ProgressLine(_Model):
+    """One line of build output as a BuildService reports it, before it gets a sequence number."""
+
+    stream: Literal["stdout", "stderr", "system"] = "system"
+    text: str
+    vertex: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class LogLine(_Model):
+    """A stored log line: (build_id, seq) is unique and orders the log."""
+
+    build_id: int
+    seq: int
+    stream: Literal["stdout", "stderr", "system"] = "system"
+    text: str
+    vertex: str | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class BuildResult(_Model):
+    build_id: int
+    image: ImageRef
+    config_digest: str | None = None
+    duration_s: float = 0.0
+    steps_total: int = 0
+    steps_cached: int = 0
+
+
+class DesiredState(_Model):
+    app_id: int
+    workspace: str
+    app: str
+    image_ref: str
+    image_digest: str
+    commit_sha: str
+    commit_time: datetime | None
+    build_id: int
+    updated_at: datetime

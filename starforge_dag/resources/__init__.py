@@ -1,0 +1,1 @@
+"""Dagster resources: ports and their adapters. Declarations only; definitions.py picks adapters."""
