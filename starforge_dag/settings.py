@@ -1,0 +1,48 @@
+"""Settings from the environment (STARFORGE_*), read lazily; defaults are the embedded, local set-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STARFORGE_", extra="ignore")
+
+    home: Path = Field(default=Path(".starforge"), description="Where embedded state lives (SQLite, clones, Dagster home).")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the build store; default SQLite under home.")
+    github_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Shared secret of the GitHub webhook.")
+    api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for the non-webhook API endpoints.")
+    build_backend: str = Field(default="auto", description="buildkit | depot | fake | auto (buildkit if reachable).")
+    buildkit_addr: str = Field(default="docker:///run/starforge/docker.sock", description="BuildKit endpoint.")
+    buildkit_tls_ca: str | None = None
+    buildkit_tls_cert: str | None = None
+    buildkit_tls_key: str | None = None
+    buildkit_tls_server_name: str | None = None
+    registry: str = Field(default="127.0.0.1:5000/apps", description="Registry and prefix for pushed images.")
+    registry_username: str | None = None
+    registry_password: SecretStr = Field(default=SecretStr(""))
+    log_store_dsn: str = Field(default="sql", description="sql (the build store's database) | chdb:///path | http(s)://clickhouse")
+    builder_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds.")
+    runtime_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds.")
+    build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'starforge.db'}"
+
+    @property
+    def workdir(self) -> Path:
+        return self.resolved_home / "work"
+
+
+def get_settings() -> Settings:
+    """A fresh read of the environment on every call, so tests and CLIs can change it."""
+    return Settings()

@@ -1,0 +1,114 @@
+"""Tables of the build store (SQLAlchemy Core); Alembic migrations create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+ACTIVE_STATES = ("queued", "cloning", "planning", "building", "pushing")
+_ACTIVE_SQL = "status IN ('queued', 'cloning', 'planning', 'building', 'pushing')"
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("repo_url", sa.Text, nullable=False),
+    sa.Column("repo_full_name", sa.String(200), nullable=True, index=True),
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("root_dir", sa.Text, nullable=False, server_default=""),
+    sa.Column("dockerfile_path", sa.Text, nullable=True),
+    sa.Column("watch_paths", sa.JSON, nullable=False),
+    sa.Column("cancel_running", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("workspace_id", "name", name="uq_apps_workspace_name"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(100), primary_key=True),
+    sa.Column("event", sa.String(50), nullable=False),
+    sa.Column("build_ids", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+builds = sa.Table(
+    "builds",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("ref", sa.String(255), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("delivery_id", sa.String(100), nullable=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("cancel_state", sa.String(20), nullable=True),  # set: stop the run and end in this state
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("error_step", sa.String(200), nullable=True),
+    sa.Column("image_ref", sa.Text, nullable=True),
+    sa.Column("image_digest", sa.String(100), nullable=True),
+    sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_builds_status_id", "status", "id"),
+    sa.Index("ix_builds_app_id", "app_id", "id"),
+    # One active build per (app, commit): a second push of the same sha joins the first.
+    sa.Index(
+        "uq_builds_active_app_commit",
+        "app_id",
+        "commit_sha",
+        unique=True,
+        postgresql_where=sa.text(_ACTIVE_SQL),
+        sqlite_where=sa.text(_ACTIVE_SQL),
+    ),
+)
+
+build_transitions = sa.Table(
+    "build_transitions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), nullable=False, index=True),
+    sa.Column("from_state", sa.String(20), nullable=True),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+desired_state = sa.Table(
+    "desired_state",
+    metadata,
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), primary_key=True),
+    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), nullable=False),
+    sa.Column("image_ref", sa.Text, nullable=False),
+    sa.Column("image_digest", sa.String(100), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False),
+    sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+build_logs = sa.Table(
+    "build_logs",
+    metadata,
+    sa.Column("build_id", sa.BigInteger, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stream", sa.String(16), nullable=False),
+    sa.Column("vertex", sa.Text, nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+)
