@@ -1,0 +1,1 @@
+"""GitHub webhook handling without Dagster: signature check, push-event parsing and build rules."""
