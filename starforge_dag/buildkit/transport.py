@@ -1,0 +1,246 @@
+"""Connections to BuildKit: tcp:// (optionally mTLS), unix:// and a Docker daemon's embedded BuildKit.
+
+Public API:
+    TLSConfig(ca_pem=None, cert_pem=None, key_pem=None, server_name=None)
+    TLSConfig.from_files(ca=None, cert=None, key=None, server_name=None) -> TLSConfig
+    open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel
+        addr: "tcp://host:port", "unix:///path" or "docker:///path/to/docker.sock".
+        The channel is a context manager; closing it also stops a docker:// bridge.
+    docker_upgrade(sock_path: str, path: str, headers=()) -> socket.socket
+        POSTs `path` on the Docker socket with an h2c upgrade and returns the raw
+        connection after `101 Switching Protocols` (used for /grpc and /session).
+    DockerBridge(sock_path, path="/grpc", headers=())  loopback TCP listener that upgrades
+        each accepted connection through docker_upgrade and pipes bytes; `.target`, `.close()`.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+_HEADER_LIMIT = 64 * 1024
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """PEM material for an mTLS BuildKit endpoint (Depot hands these out per build)."""
+
+    ca_pem: bytes | None = None
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        ca: str | Path | None = None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        server_name: str | None = None,
+    ) -> "TLSConfig":
+        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
+        return cls(ca_pem=read(ca), cert_pem=read(cert), key_pem=read(key), server_name=server_name)
+
+
+def docker_upgrade(sock_path: str, path: str, headers: Headers = (), timeout: float = 10.0) -> socket.socket:
+    """Hijack a Docker API connection: the daemon speaks HTTP/2 on it after the 101."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    request = [f"POST {path} HTTP/1.1", "Host: docker", "Connection: Upgrade", "Upgrade: h2c"]
+    request += [f"{name}: {value}" for name, value in items]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(sock_path)
+        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+        head = _read_head(sock)
+        status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or parts[1] != "101":
+            sock.settimeout(0.5)
+            try:
+                body = sock.recv(2048).decode(errors="replace").strip()
+            except OSError:
+                body = ""
+            raise ConnectionError(f"docker {path} upgrade refused: {status_line} {body}".strip())
+        sock.settimeout(None)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    """Read the response head byte by byte so no HTTP/2 bytes after it are consumed."""
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("docker closed the connection during the upgrade")
+        head += chunk
+        if len(head) > _HEADER_LIMIT:
+            raise ConnectionError("docker upgrade response head too large")
+    return bytes(head)
+
+
+class DockerBridge:
+    """Loopback TCP endpoint for grpcio, each connection upgraded to h2c on the Docker socket."""
+
+    def __init__(self, sock_path: str, path: str = "/grpc", headers: Headers = ()):
+        self._sock_path = sock_path
+        self._path = path
+        self._headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.target = "127.0.0.1:%d" % self._listener.getsockname()[1]
+        self._spawn(self._accept_loop, "accept")
+
+    def _spawn(self, fn: Any, name: str, *args: Any) -> None:
+        thread = threading.Thread(target=fn, args=args, name=f"docker-bridge-{name}", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._closed:
+                ready = {key.fileobj for key, _ in sel.select()}
+                if self._wake_r in ready or self._closed:
+                    return
+                try:
+                    client, _ = self._listener.accept()
+                except OSError:
+                    return
+                self._spawn(self._serve, "conn", client)
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = docker_upgrade(self._sock_path, self._path, self._headers)
+        except OSError:
+            client.close()
+            return
+        with client, upstream, selectors.DefaultSelector() as sel:
+            peers = {client: upstream, upstream: client}
+            sel.register(client, selectors.EVENT_READ)
+            sel.register(upstream, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            open_reads = 2
+            while open_reads and not self._closed:
+                for key, _ in sel.select():
+                    src = key.fileobj
+                    if src is self._wake_r:
+                        return
+                    try:
+                        data = src.recv(65536)  # type: ignore[union-attr]
+                        if data:
+                            peers[src].sendall(data)  # type: ignore[index]
+                            continue
+                        peers[src].shutdown(socket.SHUT_WR)  # type: ignore[index]
+                    except OSError:
+                        return
+                    sel.unregister(src)
+                    open_reads -= 1
+
+    def close(self) -> None:
+        """Stop accepting, drop every piped connection and wait for the threads."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+        self._wake_w.send(b"x")
+        for thread in threads:
+            thread.join(timeout=5)
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> "DockerBridge":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _BridgedChannel(grpc.Channel):
+    """A grpc.Channel that owns its DockerBridge, so closing the channel stops the bridge."""
+
+    def __init__(self, channel: grpc.Channel, bridge: DockerBridge):
+        self._channel = channel
+        self._bridge = bridge
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self._channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self._channel.unsubscribe(callback)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_unary(method, *args, **kwargs)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(method, *args, **kwargs)
+
+    def close(self) -> None:
+        try:
+            self._channel.close()
+        finally:
+            self._bridge.close()
+
+    def __enter__(self) -> "_BridgedChannel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel:
+    """Open a gRPC channel to a BuildKit address; the scheme picks how bytes get there."""
+    scheme, sep, rest = addr.partition("://")
+    if not sep:
+        raise ValueError(f"BuildKit address {addr!r} needs a scheme (tcp://, unix://, docker://)")
+    if scheme == "tcp":
+        if tls is None:
+            return grpc.insecure_channel(rest, options=CHANNEL_OPTIONS)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
+        )
+        options = list(CHANNEL_OPTIONS)
+        if tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        return grpc.secure_channel(rest, creds, options=options)
+    if scheme == "unix":
+        if tls is not None:
+            raise ValueError("TLS over unix:// is not supported")
+        return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+    if scheme == "docker":
+        if tls is not None:
+            raise ValueError("TLS over docker:// is not supported; the Docker socket is local")
+        bridge = DockerBridge(rest)
+        return _BridgedChannel(grpc.insecure_channel(bridge.target, options=CHANNEL_OPTIONS), bridge)
+    raise ValueError(f"unsupported BuildKit address scheme {scheme!r} in {addr!r}")
