@@ -1,0 +1,668 @@
+"""A BuildKit session served from this process: the daemon pulls build context, secrets and registry credentials through it.
+
+Public API:
+    Session(address, tls=None, *, local_dirs=None, secrets=None, registry_auth=None,
+            name="starforge", shared_key=None, owner=None)
+        A context manager. `.id` goes into `SolveRequest.Session`. While open, the daemon
+        (the gRPC client on this connection) may call Health/Check, FileSync/DiffCopy for
+        the named `local_dirs` ("context", "dockerfile", ...), Secrets/GetSecret (unknown
+        names answer NOT_FOUND) and Auth/Credentials (host -> (username, password); unknown
+        hosts answer anonymous). `owner=(0, 0)` reports every file as root-owned, as
+        `docker build` does; None reports the real uid/gid.
+        docker:///path/docker.sock attaches with `POST /session`; tcp:// and unix://
+        attach with the `Control.Session` byte stream.
+    walk(root, includes=None, excludes=None, follow_paths=None, owner=None) -> Iterator[Stat]
+        The file listing the daemon receives, in fsutil's order and with its filters.
+    ExcludeMatcher(patterns).matches(path) -> bool
+        `.dockerignore` semantics (last matching pattern wins, `!` re-includes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import queue
+import re
+import selectors
+import shutil
+import socket
+import stat as st
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+from .pb import (
+    auth_pb2,
+    auth_pb2_grpc,
+    control_pb2,
+    control_pb2_grpc,
+    filesync_pb2_grpc,
+    fsutil_types_pb2,
+    secrets_pb2,
+    secrets_pb2_grpc,
+)
+from .transport import TLSConfig, docker_upgrade, open_channel
+
+Stat = fsutil_types_pb2.Stat
+Packet = fsutil_types_pb2.Packet
+
+CHUNK_BYTES = 256 * 1024
+
+# Go's os.FileMode bits: fsutil puts uint32(fi.Mode()) on the wire, not st_mode.
+_GO_DIR = 1 << 31
+_GO_SYMLINK = 1 << 27
+_GO_DEVICE = 1 << 26
+_GO_PIPE = 1 << 25
+_GO_SOCKET = 1 << 24
+_GO_SETUID = 1 << 23
+_GO_SETGID = 1 << 22
+_GO_CHARDEV = 1 << 21
+_GO_STICKY = 1 << 20
+_GO_IRREGULAR = 1 << 19
+_GO_TYPE = _GO_DIR | _GO_SYMLINK | _GO_PIPE | _GO_SOCKET | _GO_DEVICE | _GO_CHARDEV | _GO_IRREGULAR
+_GO_KIND = {
+    st.S_IFDIR: _GO_DIR,
+    st.S_IFLNK: _GO_SYMLINK,
+    st.S_IFBLK: _GO_DEVICE,
+    st.S_IFCHR: _GO_DEVICE | _GO_CHARDEV,
+    st.S_IFIFO: _GO_PIPE,
+    st.S_IFSOCK: _GO_SOCKET,
+}
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+FILESYNC_DIFFCOPY = "/moby.filesync.v1.FileSync/DiffCopy"
+SECRETS_GET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
+AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
+
+
+def go_file_mode(st_mode: int) -> int:
+    """Translate st_mode to Go's os.FileMode, the encoding the receiver expects."""
+    mode = (st_mode & 0o777) | _GO_KIND.get(st.S_IFMT(st_mode), 0)
+    if st_mode & st.S_ISUID:
+        mode |= _GO_SETUID
+    if st_mode & st.S_ISGID:
+        mode |= _GO_SETGID
+    if st_mode & st.S_ISVTX:
+        mode |= _GO_STICKY
+    return mode
+
+
+def _clean(path: str) -> str:
+    """Go's filepath.Clean for relative slash paths (no POSIX '//' special case)."""
+    cleaned = posixpath.normpath(path) if path else "."
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("/") else cleaned
+
+
+def _join(*parts: str) -> str:
+    return _clean("/".join(p for p in parts if p))
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str] | None:
+    """Compile Go's filepath.Match syntax; None for a malformed pattern (it matches nothing)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\":
+            i += 1
+            if i == n:
+                return None
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            i += 1
+            negate = i < n and pattern[i] == "^"
+            i += negate
+            body: list[str] = []
+            while i < n and (pattern[i] != "]" or not body):
+                if pattern[i] == "\\":
+                    i += 1
+                    if i == n:
+                        return None
+                    body.append(re.escape(pattern[i]))
+                elif pattern[i] == "-" and body and i + 1 < n and pattern[i + 1] != "]":
+                    body.append("-")
+                else:
+                    body.append(re.escape(pattern[i]))
+                i += 1
+            if i == n or not body:
+                return None
+            out.append("[" + ("^" if negate else "") + "".join(body) + "]")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+def _glob_match(pattern: str, name: str) -> bool:
+    regex = _glob(pattern)
+    return bool(regex and regex.match(name))
+
+
+def _has_wildcards(text: str) -> bool:
+    return any(c in text for c in "*?[\\")
+
+
+def _match_prefix(pattern: str, name: str) -> tuple[bool, bool]:
+    """fsutil's include test: a directory matches a longer pattern partially (its contents may match)."""
+    depth = name.count("/")
+    partial = pattern.count("/") > depth
+    if partial:
+        pattern = "/".join(pattern.split("/")[: depth + 1])
+    return _glob_match(pattern, name), partial
+
+
+class _ExcludePattern:
+    def __init__(self, text: str):
+        self.exclusion = text.startswith("!")
+        if self.exclusion:
+            text = text[1:]
+            if not text:
+                raise ValueError('illegal exclusion pattern: "!"')
+        self.text = text
+        self.dirs = len(text.split("/"))
+        self.regex = re.compile(self._translate(text))
+
+    @staticmethod
+    def _translate(pattern: str) -> str:
+        """Docker's fileutils pattern -> regex: `*` within a name, `**` across names, `\\` escapes."""
+        out = ["^"]
+        i, n = 0, len(pattern)
+        while i < n:
+            c = pattern[i]
+            if c == "*":
+                if i + 1 < n and pattern[i + 1] == "*":
+                    i += 1
+                    if i + 1 < n and pattern[i + 1] == "/":
+                        i += 1
+                    out.append(".*" if i + 1 == n else "(.*/)?")
+                else:
+                    out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c in ".$":
+                out.append("\\" + c)
+            elif c == "\\":
+                if i + 1 < n:
+                    i += 1
+                    out.append(re.escape(pattern[i]))
+                else:
+                    out.append("\\\\")
+            else:
+                out.append(c)
+            i += 1
+        out.append(r"\Z")
+        return "".join(out)
+
+
+class ExcludeMatcher:
+    """`.dockerignore` semantics: patterns apply in order, the last match wins, `!` re-includes."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns = [_ExcludePattern(_clean(p.strip())) for p in patterns if p.strip()]
+        self.has_exclusions = any(p.exclusion for p in self.patterns)
+
+    def matches(self, path: str) -> bool:
+        parent = posixpath.dirname(path) or "."
+        parent_dirs = parent.split("/")
+        matched = False
+        for pattern in self.patterns:
+            hit = pattern.regex.match(path) is not None
+            if not hit and parent != "." and pattern.dirs <= len(parent_dirs):
+                hit = pattern.regex.match("/".join(parent_dirs[: pattern.dirs])) is not None
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
+    def may_reinclude_below(self, directory: str) -> bool:
+        """An excluded directory is still walked when a `!` pattern names something inside it."""
+        prefix = directory + "/"
+        return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
+
+
+def follow_links(root: str, paths: Iterable[str]) -> list[str]:
+    """fsutil's FollowPaths: each path plus every symlink on the way and its target, relative to root."""
+    resolved: set[str] = set()
+
+    def read_link(rel: str, wildcard: bool) -> list[str] | None:
+        full = os.path.join(root, rel)
+        base = posixpath.basename(rel)
+        if wildcard and _has_wildcards(base):
+            parent = posixpath.dirname(rel)
+            try:
+                names = sorted(os.listdir(os.path.join(root, parent)))
+            except FileNotFoundError:
+                return None
+            found: list[str] = []
+            for name in names:
+                if _glob_match(base, name):
+                    found += read_link(_join(parent, name), False) or []
+            return found or None
+        try:
+            if not st.S_ISLNK(os.lstat(full).st_mode):
+                return None
+            link = _clean(os.readlink(full))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return [link if link.startswith("/") else _clean("/" + _join(posixpath.dirname(rel), link))]
+
+    def append(path: str, depth: int) -> None:
+        if depth > 255:
+            raise OSError(f"too many levels of symbolic links following {path}")
+        rest = _clean(path.lstrip("/"))
+        current = "."
+        while True:
+            head, _, rest = rest.partition("/")
+            current = _join(current, head)
+            targets = read_link(current, True)
+            if (not rest or targets is not None) and current in resolved:
+                return
+            if targets is not None:
+                resolved.add(current)
+                for target in targets:
+                    append(_join(target, rest), depth + 1)
+                return
+            if not rest:
+                resolved.add(current)
+                return
+
+    for path in paths:
+        append(path, 0)
+    return sorted(resolved)
+
+
+def _dedupe(paths: list[str]) -> list[str] | None:
+    out: list[str] = []
+    last = ""
+    for path in sorted(set(paths)):
+        if path == ".":
+            return None
+        if last and path.startswith(last + "/"):
+            continue
+        out.append(path)
+        last = path
+    return out
+
+
+def _xattrs(path: str) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        try:
+            found[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return found
+
+
+def walk(
+    root: str | os.PathLike[str],
+    includes: Iterable[str] | None = None,
+    excludes: Iterable[str] | None = None,
+    follow_paths: Iterable[str] | None = None,
+    owner: tuple[int, int] | None = None,
+) -> Iterator[Stat]:
+    """List a directory as fsutil's sender does: depth-first, names in byte order, filters applied."""
+    base = os.path.realpath(root)
+    include = [_clean(p) for p in includes] if includes is not None else None
+    if follow_paths is not None:
+        targets = follow_links(base, list(follow_paths))
+        include = _dedupe((include or []) + targets)
+    matcher = ExcludeMatcher(excludes) if excludes is not None else None
+    seen_inodes: dict[int, str] = {}
+    last_included_dir = ""
+
+    def included(rel: str, is_dir: bool) -> bool:
+        nonlocal last_included_dir
+        if include is None or (last_included_dir and rel.startswith(last_included_dir + "/")):
+            return True
+        matched, partial = False, True
+        for pattern in include:
+            hit, hit_partial = _match_prefix(pattern, rel)
+            if hit:
+                matched = True
+                if not hit_partial:
+                    partial = False
+                    break
+        if matched and not partial and is_dir:
+            last_included_dir = rel
+        return matched
+
+    def excluded(rel: str, is_dir: bool) -> bool:
+        if matcher is None or not matcher.matches(rel):
+            return False
+        return not (is_dir and matcher.has_exclusions and matcher.may_reinclude_below(rel))
+
+    def make_stat(full: str, rel: str, info: os.stat_result) -> Stat:
+        stat = Stat(path=rel, mode=go_file_mode(info.st_mode), modTime=info.st_mtime_ns)
+        stat.uid, stat.gid = owner if owner is not None else (info.st_uid, info.st_gid)
+        if not st.S_ISDIR(info.st_mode):
+            stat.size = info.st_size
+            if st.S_ISBLK(info.st_mode) or st.S_ISCHR(info.st_mode):
+                stat.devmajor, stat.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
+            if st.S_ISLNK(info.st_mode):
+                stat.linkname = os.readlink(full)
+            elif info.st_nlink > 1 and info.st_ino in seen_inodes:
+                stat.linkname, stat.size = seen_inodes[info.st_ino], 0
+            else:
+                seen_inodes.setdefault(info.st_ino, rel)
+        stat.xattrs.update(_xattrs(full))
+        return stat
+
+    def visit(directory: str, rel_dir: str) -> Iterator[Stat]:
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return
+        for name in names:
+            full = os.path.join(directory, name)
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                info = os.lstat(full)
+            except FileNotFoundError:
+                continue
+            is_dir = st.S_ISDIR(info.st_mode)
+            if not included(rel, is_dir) or excluded(rel, is_dir):
+                continue
+            yield make_stat(full, rel, info)
+            if is_dir:
+                yield from visit(full, rel)
+
+    yield from visit(base, "")
+
+
+def _metadata(context: grpc.ServicerContext) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, value in context.invocation_metadata():
+        if isinstance(value, str):
+            found.setdefault(key, []).append(value)
+    return found
+
+
+class _FileSync(filesync_pb2_grpc.FileSyncServicer):
+    """fsutil's sender: STAT listing, then DATA for each REQ, then FIN."""
+
+    def __init__(self, dirs: Mapping[str, str], owner: tuple[int, int] | None):
+        self._dirs = dirs
+        self._owner = owner
+
+    def DiffCopy(self, request_iterator: Iterator[Packet], context: grpc.ServicerContext) -> Iterator[Packet]:
+        md = _metadata(context)
+        name = (md.get("dir-name") or [""])[0]
+        root = self._dirs.get(name)
+        if root is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
+        inbox: queue.Queue[Packet | None] = queue.Queue()
+        threading.Thread(target=_drain, args=(request_iterator, inbox), daemon=True).start()
+        files: dict[int, str] = {}
+        try:
+            listing = walk(
+                root,
+                includes=md.get("include-patterns"),
+                excludes=md.get("exclude-patterns"),
+                follow_paths=md.get("followpaths"),
+                owner=self._owner,
+            )
+            for index, stat in enumerate(listing):
+                if not stat.mode & _GO_TYPE:
+                    files[index] = stat.path
+                yield Packet(type=Packet.PACKET_STAT, stat=stat)
+        except (OSError, ValueError, re.error) as exc:
+            yield Packet(type=Packet.PACKET_ERR, data=str(exc).encode())
+            return
+        yield Packet(type=Packet.PACKET_STAT)
+        while (packet := inbox.get()) is not None:
+            if packet.type == Packet.PACKET_REQ:
+                path = files.pop(packet.ID, None)
+                if path is None:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid file id {packet.ID}")
+                yield from _file_data(os.path.join(root, path), packet.ID)
+            elif packet.type == Packet.PACKET_FIN:
+                yield Packet(type=Packet.PACKET_FIN)
+                return
+            elif packet.type == Packet.PACKET_ERR:
+                context.abort(grpc.StatusCode.UNKNOWN, f"error from receiver: {packet.data.decode(errors='replace')}")
+
+
+def _drain(requests: Iterator[Packet], inbox: queue.Queue[Packet | None]) -> None:
+    """Read the receiver's packets on their own thread so REQs queue up while the listing streams."""
+    try:
+        for packet in requests:
+            inbox.put(packet)
+    except grpc.RpcError:
+        pass
+    finally:
+        inbox.put(None)
+
+
+def _file_data(path: str, file_id: int) -> Iterator[Packet]:
+    """A file's bytes as DATA packets; an empty DATA ends it (also for a file that vanished)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            while chunk := f.read(CHUNK_BYTES):
+                yield Packet(type=Packet.PACKET_DATA, ID=file_id, data=chunk)
+    yield Packet(type=Packet.PACKET_DATA, ID=file_id)
+
+
+class _Secrets(secrets_pb2_grpc.SecretsServicer):
+    def __init__(self, secrets: Mapping[str, bytes]):
+        self._secrets = secrets
+
+    def GetSecret(self, request: secrets_pb2.GetSecretRequest, context: grpc.ServicerContext) -> secrets_pb2.GetSecretResponse:
+        value = self._secrets.get(request.ID)
+        if value is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"secret {request.ID} not found")
+        return secrets_pb2.GetSecretResponse(data=value)
+
+
+class _Auth(auth_pb2_grpc.AuthServicer):
+    """Registry credentials by host; an unknown host gets an empty (anonymous) answer."""
+
+    def __init__(self, credentials: Mapping[str, tuple[str, str]]):
+        self._credentials = credentials
+
+    def Credentials(self, request: auth_pb2.CredentialsRequest, context: grpc.ServicerContext) -> auth_pb2.CredentialsResponse:
+        found = self._credentials.get(request.Host)
+        if found is None:
+            return auth_pb2.CredentialsResponse()
+        username, secret = found
+        return auth_pb2.CredentialsResponse(Username=username, Secret=secret)
+
+
+def _pipe(a: socket.socket, b: socket.socket, stop: socket.socket) -> None:
+    """Copy bytes both ways until both sides finished writing or `stop` becomes readable."""
+    with selectors.DefaultSelector() as sel:
+        peers = {a: b, b: a}
+        sel.register(a, selectors.EVENT_READ)
+        sel.register(b, selectors.EVENT_READ)
+        sel.register(stop, selectors.EVENT_READ)
+        open_reads = 2
+        while open_reads:
+            for key, _ in sel.select():
+                src = key.fileobj
+                if src is stop:
+                    return
+                try:
+                    data = src.recv(CHUNK_BYTES)  # type: ignore[union-attr]
+                    if data:
+                        peers[src].sendall(data)  # type: ignore[index]
+                        continue
+                    peers[src].shutdown(socket.SHUT_WR)  # type: ignore[index]
+                except OSError:
+                    return
+                sel.unregister(src)
+                open_reads -= 1
+
+
+class Session:
+    """Serve a session to BuildKit over a connection the daemon treats as its gRPC client side."""
+
+    def __init__(
+        self,
+        address: str,
+        tls: TLSConfig | None = None,
+        *,
+        local_dirs: Mapping[str, str | os.PathLike[str]] | None = None,
+        secrets: Mapping[str, str | bytes] | None = None,
+        registry_auth: Mapping[str, tuple[str, str]] | None = None,
+        name: str = "starforge",
+        shared_key: str | None = None,
+        owner: tuple[int, int] | None = None,
+    ):
+        self.address = address
+        self.id = uuid.uuid4().hex
+        self.name = name
+        self._tls = tls
+        self._dirs = {k: os.path.realpath(v) for k, v in (local_dirs or {}).items()}
+        self._secrets = {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()}
+        self._auth = dict(registry_auth or {})
+        self._owner = owner
+        anchor = self._dirs.get("context") or next(iter(self._dirs.values()), self.id)
+        self.shared_key = shared_key or hashlib.sha256(f"starforge:{anchor}".encode()).hexdigest()
+        self._workdir: str | None = None
+        self._server: grpc.Server | None = None
+        self._stop_r, self._stop_w = socket.socketpair()
+        self._threads: list[threading.Thread] = []
+        self._closers: list[Any] = []
+
+    @property
+    def methods(self) -> list[str]:
+        """The gRPC methods announced to the daemon; it only uses what is listed."""
+        methods = [HEALTH_CHECK, SECRETS_GET, AUTH_CREDENTIALS]
+        if self._dirs:
+            methods.append(FILESYNC_DIFFCOPY)
+        return methods
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Session headers as `POST /session` wants them; Control.Session takes them lowercased."""
+        headers = [
+            ("X-Docker-Expose-Session-Uuid", self.id),
+            ("X-Docker-Expose-Session-Name", self.name),
+            ("X-Docker-Expose-Session-Sharedkey", self.shared_key),
+        ]
+        return headers + [("X-Docker-Expose-Session-Grpc-Method", m) for m in self.methods]
+
+    def __enter__(self) -> "Session":
+        try:
+            self._serve()
+            self._attach()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def server_address(self) -> str:
+        """The local gRPC endpoint the daemon's calls are piped to (unix socket, private directory)."""
+        if self._workdir is None:
+            raise RuntimeError("session is not open")
+        return "unix:" + os.path.join(self._workdir, "session.sock")
+
+    def _serve(self) -> None:
+        self._workdir = tempfile.mkdtemp(prefix="starforge-session-")
+        server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"session-{self.id[:8]}"))
+        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+        filesync_pb2_grpc.add_FileSyncServicer_to_server(_FileSync(self._dirs, self._owner), server)
+        secrets_pb2_grpc.add_SecretsServicer_to_server(_Secrets(self._secrets), server)
+        auth_pb2_grpc.add_AuthServicer_to_server(_Auth(self._auth), server)
+        server.add_insecure_port(self.server_address)
+        server.start()
+        self._server = server
+
+    def _local_conn(self) -> socket.socket:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.server_address.removeprefix("unix:"))
+        self._closers.append(conn.close)
+        return conn
+
+    def _attach(self) -> None:
+        scheme, _, rest = self.address.partition("://")
+        local = self._local_conn()
+        if scheme == "docker":
+            upstream = docker_upgrade(rest, "/session", self.headers())
+            self._closers.append(upstream.close)
+            self._closers.append(lambda: _shutdown(upstream))
+            self._spawn(_pipe, upstream, local, self._stop_r)
+            return
+        channel = open_channel(self.address, self._tls)
+        self._closers.append(channel.close)
+        metadata = [(k.lower(), v) for k, v in self.headers()]
+        call = control_pb2_grpc.ControlStub(channel).Session(_outbound(local), metadata=metadata)
+        self._closers.append(call.cancel)
+        self._spawn(_inbound, call, local)
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"session-{self.id[:8]}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        """Drop the connection (the daemon forgets the session) and stop serving."""
+        if self._stop_w.fileno() < 0:
+            return
+        self._stop_w.send(b"x")
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except OSError:
+                pass
+        self._closers.clear()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        if self._server is not None:
+            self._server.stop(grace=None).wait(5)
+            self._server = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        self._stop_r.close()
+        self._stop_w.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _outbound(local: socket.socket) -> Iterator[control_pb2.BytesMessage]:
+    """Bytes our gRPC server writes, as the request side of Control.Session."""
+    while True:
+        try:
+            data = local.recv(CHUNK_BYTES)
+        except OSError:
+            return
+        if not data:
+            return
+        yield control_pb2.BytesMessage(data=data)
+
+
+def _inbound(call: Iterator[control_pb2.BytesMessage], local: socket.socket) -> None:
+    """Bytes the daemon sends on Control.Session, written to our gRPC server."""
+    try:
+        for message in call:
+            local.sendall(message.data)
+        local.shutdown(socket.SHUT_WR)
+    except (grpc.RpcError, OSError):
+        pass
