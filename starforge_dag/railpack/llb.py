@@ -1,0 +1,183 @@
+"""Plan → BuildKit LLB: one state per step, the deploy image copied onto the runtime base.
+
+The target is BuildKit v0.8 (no MergeOp, no copy include/exclude patterns): layers are
+FileOp copies, and excludes are applied by copying into an empty state and removing the
+excluded paths there before the copy onto the image. Secrets become secret mounts exposed
+as environment variables; only their names are in the definition.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from starforge_dag.buildkit import llb
+from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand, FileCommand, Layer, PathCommand, Step
+
+APP_DIR = "/app"
+CONTEXT_NAME = "context"
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+@dataclass
+class PlanLLB:
+    """A serialized pb.Definition for a raw Solve, and the deploy image's OCI config."""
+
+    definition: bytes
+    image_config: dict[str, Any]
+
+
+@dataclass
+class _StepState:
+    state: llb.State
+    env: dict[str, str] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+
+
+def _in_app(path: str) -> str:
+    """Plan paths are relative to /app unless absolute."""
+    if path in (".", "./", ""):
+        return APP_DIR
+    return path if path.startswith("/") else posixpath.normpath(posixpath.join(APP_DIR, path))
+
+
+class _Converter:
+    def __init__(self, plan: BuildPlan, builder_image: str | None, runtime_image: str | None, network: str | None, context_name: str, platform: str | None):
+        self.plan = plan
+        self.builder_image = builder_image
+        self.runtime_image = runtime_image
+        self.network = network
+        self.platform = platform
+        self.context = llb.local(context_name, exclude=[".git"], platform=platform)
+        self.steps: dict[str, _StepState] = {}
+        self.images: dict[str, llb.State] = {}
+
+    def image(self, ref: str, runtime: bool) -> llb.State:
+        """An image source, with the configured stand-in replacing the plan's builder/runtime image."""
+        override = self.runtime_image if runtime else self.builder_image
+        ref = override or ref
+        if ref not in self.images:
+            self.images[ref] = llb.image(ref, platform=self.platform)
+        return self.images[ref]
+
+    def layer_base(self, layer: Layer, runtime: bool) -> _StepState:
+        if layer.step:
+            parent = self.step_state(layer.step)
+            return _StepState(parent.state, dict(parent.env), list(parent.paths))
+        if layer.image:
+            return _StepState(self.image(layer.image, runtime).file(llb.mkdir(APP_DIR, make_parents=True)))
+        return _StepState(llb.scratch(self.platform).file(llb.copy(self.context, "/", APP_DIR, create_dest_path=True)))
+
+    def layer_source(self, layer: Layer, runtime: bool) -> tuple[llb.State, bool]:
+        """The state a layer copies from, and whether its paths are relative to the context root."""
+        if layer.step:
+            return self.step_state(layer.step).state, False
+        if layer.image:
+            return self.image(layer.image, runtime), False
+        return self.context, True
+
+    def copy_layer(self, base: llb.State, layer: Layer, runtime: bool) -> llb.State:
+        """Copy a filtered layer onto base; excludes are removed in a scratch state first."""
+        source, from_context = self.layer_source(layer, runtime)
+        actions = []
+        for path in layer.include or ["."]:
+            src = path if from_context else _in_app(path)
+            dest = _in_app(path)
+            actions.append(llb.copy(source, src, dest, create_dest_path=True, allow_wildcard=True, allow_empty_wildcard=True))
+        if not layer.exclude:
+            return base.file(*actions, name=f"copy {_describe(layer)}")
+        staged = llb.scratch(self.platform).file(*actions)
+        staged = staged.file(*[llb.rm(_in_app(e), allow_not_found=True, allow_wildcard=True) for e in layer.exclude])
+        return base.file(llb.copy(staged, "/", "/", create_dest_path=True), name=f"copy {_describe(layer)}")
+
+    def step_state(self, name: str) -> _StepState:
+        if name in self.steps:
+            return self.steps[name]
+        step = self.plan.step(name)
+        if step is None:
+            raise ValueError(f"the plan has no step {name!r}")
+        self.steps[name] = self.convert_step(step)
+        return self.steps[name]
+
+    def secret_names(self, step: Step) -> list[str]:
+        if "*" in step.secrets:
+            return list(self.plan.secrets)
+        return [s for s in step.secrets if s in self.plan.secrets]
+
+    def convert_step(self, step: Step) -> _StepState:
+        runtime = step.name.endswith(":runtime")
+        current = self.layer_base(step.inputs[0], runtime)
+        state = current.state
+        for layer in step.inputs[1:]:
+            state = self.copy_layer(state, layer, runtime)
+        env = {**current.env, **step.variables}
+        paths = list(current.paths)
+        caches = [self.plan.caches[c] for c in step.caches if c in self.plan.caches]
+        cache_ids = [c for c in step.caches if c in self.plan.caches]
+        for command in step.commands:
+            if isinstance(command, PathCommand):
+                paths.insert(0, _in_app(command.path))
+            elif isinstance(command, ExecCommand):
+                mounts = [llb.cache_mount(cache.directory, id=cid, sharing=cache.type) for cid, cache in zip(cache_ids, caches)]
+                mounts += [llb.secret_mount(id=name, env=name) for name in self.secret_names(step)]
+                run_env = {**env, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
+                state = state.run(
+                    ["sh", "-c", command.cmd], cwd=APP_DIR, env=run_env, mounts=mounts, network=self.network,
+                    name=command.custom_name or command.cmd,
+                ).root()
+            elif isinstance(command, CopyCommand):
+                source = self.image(command.image, runtime) if command.image else self.context
+                src = _in_app(command.src) if command.image else command.src
+                state = state.file(llb.copy(source, src, _in_app(command.dest), create_dest_path=True), name=f"copy {command.src}")
+            elif isinstance(command, FileCommand):
+                target = _in_app(command.path)
+                data = step.assets.get(command.name)
+                if data is None:
+                    raise ValueError(f"step {step.name!r} writes asset {command.name!r}, which it does not define")
+                state = state.file(
+                    llb.mkdir(posixpath.dirname(target), make_parents=True),
+                    llb.mkfile(target, data, mode=command.mode if command.mode is not None else 0o644),
+                    name=command.custom_name or f"create {target}",
+                )
+        return _StepState(state, env, paths)
+
+    def deploy(self) -> tuple[llb.State, dict[str, Any]]:
+        deploy = self.plan.deploy
+        base = self.layer_base(deploy.base, runtime=True)
+        state = base.state
+        for layer in deploy.inputs:
+            state = self.copy_layer(state, layer, runtime=True)
+        paths = [_in_app(p) for p in deploy.paths]
+        env = {**base.env, **deploy.variables, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
+        config: dict[str, Any] = {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": APP_DIR}
+        if deploy.start_command:
+            config["Cmd"] = ["/bin/sh", "-c", deploy.start_command]
+        arch = (self.platform or f"linux/{_ARCHES.get(_platform.machine().lower(), _platform.machine().lower())}").split("/")
+        return state, {"architecture": arch[1], "os": arch[0], "config": config}
+
+
+def _describe(layer: Layer) -> str:
+    source = f"${layer.step}" if layer.step else layer.image or "local"
+    return f"{source} {' '.join(layer.include or ['.'])}"
+
+
+def plan_to_llb(
+    plan: BuildPlan,
+    builder_image: str | None = None,
+    runtime_image: str | None = None,
+    *,
+    network: str | None = None,
+    context_name: str = CONTEXT_NAME,
+    platform: str | None = None,
+) -> PlanLLB:
+    """Convert a plan to a pb.Definition and the deploy image config.
+
+    `builder_image`/`runtime_image` replace the plan's images for build steps and for the
+    deploy base (and `:runtime` steps); `network` is passed to every exec ("host", "none",
+    or None for BuildKit's sandbox); the build context is the local source `context_name`.
+    """
+    converter = _Converter(plan, builder_image, runtime_image, network, context_name, platform)
+    state, image_config = converter.deploy()
+    return PlanLLB(definition=llb.marshal(state), image_config=image_config)
