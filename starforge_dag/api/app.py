@@ -1,0 +1,82 @@
+"""The HTTP API: the GitHub webhook receiver and the build, log, app and desired-state endpoints."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+
+from starforge_dag.core.errors import IllegalTransition
+from starforge_dag.settings import Settings
+from starforge_dag.store import NotFound, open_store
+
+from .builds import apps_router, builds_router
+from .deps import SettingsDep
+from .schemas import Health, Problem
+from .webhooks import router as webhooks_router
+
+log = logging.getLogger(__name__)
+
+TAGS = [
+    {"name": "webhooks", "description": "GitHub deliveries, authenticated by X-Hub-Signature-256."},
+    {"name": "builds", "description": "Build status, phases, logs and cancellation."},
+    {"name": "apps", "description": "Apps, manual builds and the desired state the deployer reads."},
+    {"name": "health", "description": "Liveness with a database check."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Settings left as None are read from the environment on the first request, not at import."""
+    app = FastAPI(
+        title="Starforge",
+        version="0.1.0",
+        summary="Build pipeline of the Starform PaaS: git push in, verified image and desired state out.",
+        openapi_tags=TAGS,
+    )
+    app.state.settings = settings
+    app.include_router(webhooks_router)
+    app.include_router(builds_router)
+    app.include_router(apps_router)
+    app.add_api_route(
+        "/healthz",
+        healthz,
+        methods=["GET"],
+        response_model=Health,
+        tags=["health"],
+        responses={503: {"model": Problem}},
+    )
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(IllegalTransition, _conflict)
+    app.add_exception_handler(Exception, _internal)
+    return app
+
+
+def healthz(settings: SettingsDep) -> Health:
+    """Healthy means the build store answers a query (opening it may be what fails)."""
+    try:
+        open_store(settings.resolved_database_url).ping()
+    except Exception:
+        log.exception("health check: database did not answer")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable") from None
+    return Health(status="ok", database="ok")
+
+
+async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+    """Never leak internals (URLs, secrets) in an answer; the log has the traceback."""
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API under uvicorn; `starforge api` calls this."""
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True)

@@ -1,0 +1,150 @@
+"""Build, app and log endpoints; all need the bearer token."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from starforge_dag.core.models import App, DesiredState, LogLine
+from starforge_dag.core.states import BuildState
+from starforge_dag.logs import open_log_store
+from starforge_dag.settings import Settings
+from starforge_dag.store import BuildStore
+
+from .deps import SettingsDep, StoreDep, require_token
+from .refs import RefError, RefNotFound, resolve_ref
+from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
+
+FOLLOW_POLL_S = 0.5
+
+_AUTH = {401: {"model": Problem}, 503: {"model": Problem}}
+_NOT_FOUND = {404: {"model": Problem}}
+builds_router = APIRouter(tags=["builds"], dependencies=[Depends(require_token)], responses=_AUTH)
+apps_router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_AUTH)
+
+
+@builds_router.get("/builds", response_model=list[BuildSummary], responses=_NOT_FOUND)
+def list_builds(
+    store: StoreDep,
+    app: Annotated[str | None, Query(description="workspace/app, or app when unique")] = None,
+    build_status: Annotated[list[BuildState] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[BuildSummary]:
+    """Newest first."""
+    app_id = store.get_app(app).id if app else None
+    return [BuildSummary.of(b) for b in store.list_builds(app_id=app_id, limit=limit, statuses=build_status)]
+
+
+@builds_router.get("/builds/{build_id}", response_model=BuildDetail, responses=_NOT_FOUND)
+def get_build(build_id: int, store: StoreDep) -> BuildDetail:
+    """Status, phases with timestamps, error and failing step, image."""
+    return BuildDetail.of(store.get_build(build_id), store.transitions(build_id))
+
+
+@builds_router.get(
+    "/builds/{build_id}/logs",
+    response_model=list[LogLine],
+    responses={
+        **_NOT_FOUND,
+        200: {"content": {"application/x-ndjson": {}}, "description": "JSON list, or NDJSON lines with follow=true"},
+    },
+)
+def get_logs(
+    build_id: int,
+    store: StoreDep,
+    settings: SettingsDep,
+    after: Annotated[int, Query(description="Only lines with a greater seq")] = -1,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    follow: Annotated[bool, Query(description="Stream NDJSON until the build ends")] = False,
+) -> list[LogLine] | StreamingResponse:
+    store.get_build(build_id)  # 404 for an unknown build rather than an empty log
+    if follow:
+        return StreamingResponse(_follow(store, settings, build_id, after), media_type="application/x-ndjson")
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        return logs.read(build_id, after_seq=after, limit=limit)
+
+
+def _follow(store: BuildStore, settings: Settings, build_id: int, after: int) -> Iterator[str]:
+    """Poll the log store; stop once the build was terminal before a read that found nothing new."""
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        while True:
+            ended = store.get_build(build_id).status.terminal
+            lines = logs.read(build_id, after_seq=after)
+            for line in lines:
+                yield json.dumps(line.model_dump(mode="json")) + "\n"
+                after = line.seq
+            if not lines:
+                if ended:
+                    return
+                time.sleep(FOLLOW_POLL_S)
+
+
+@builds_router.post(
+    "/builds/{build_id}/cancel",
+    response_model=BuildSummary,
+    responses={
+        **_NOT_FOUND,
+        202: {"model": BuildSummary, "description": "Running build asked to stop"},
+        409: {"model": Problem, "description": "Build already ended"},
+    },
+)
+def cancel_build(build_id: int, store: StoreDep, response: Response) -> BuildSummary:
+    """A queued build is canceled at once (200); a running one is asked to stop (202) and ends canceled."""
+    build = store.request_cancel(build_id, actor="api", reason="canceled via API")
+    if not build.status.terminal:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return BuildSummary.of(build)
+
+
+@apps_router.get("/apps", response_model=list[AppView])
+def list_apps(store: StoreDep) -> list[AppView]:
+    return [AppView.of(a) for a in store.list_apps()]
+
+
+@apps_router.post(
+    "/apps/{app:path}/builds",
+    response_model=EnqueueResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_NOT_FOUND,
+        200: {"model": EnqueueResult, "description": "An active build of this commit already exists"},
+        400: {"model": Problem},
+        502: {"model": Problem, "description": "The repository could not be asked for the branch"},
+    },
+)
+def manual_build(app: str, store: StoreDep, response: Response, body: ManualBuild | None = None) -> EnqueueResult:
+    """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
+    target = store.get_app(app)
+    ref, sha = _resolve(target, (body.ref if body else None) or target.branch)
+    outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))
+
+
+def _resolve(app: App, ref: str) -> tuple[str, str]:
+    try:
+        return resolve_ref(app.repo_url, ref)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    except RefNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except RefError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+
+@apps_router.get("/apps/{app:path}/desired-state", response_model=DesiredState, responses=_NOT_FOUND)
+def desired_state(app: str, store: StoreDep) -> DesiredState:
+    """The image the deployer should run: the newest commit built successfully."""
+    target = store.get_app(app)
+    state = store.desired_state(target.id)
+    if state is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"app {target.workspace}/{target.name} has no successful build yet"
+        )
+    return state

@@ -1,0 +1,152 @@
+"""Response bodies of the HTTP API: what clients and the OpenAPI schema see, decoupled from table rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from starforge_dag.core.models import App, Build, Transition
+from starforge_dag.core.states import BuildState
+
+
+class Problem(BaseModel):
+    """Every error answer: `{"detail": "..."}`."""
+
+    detail: str
+
+
+class IgnoredApp(BaseModel):
+    app: str = Field(description="workspace/app")
+    reason: str
+
+
+class WebhookResult(BaseModel):
+    status: Literal["pong", "queued", "ignored", "redelivery"]
+    event: str
+    delivery: str | None = None
+    builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or already active).")
+    created: list[int] = Field(default_factory=list, description="Builds this delivery newly queued.")
+    reason: str | None = None
+    ignored: list[IgnoredApp] = Field(default_factory=list, description="Apps tracking the repository that do not build.")
+
+
+class Phase(BaseModel):
+    """A stretch of time a build spent in one state, from its transitions."""
+
+    state: BuildState
+    started_at: datetime
+    ended_at: datetime | None = Field(description="None while the build is still in this state or it is the final one.")
+    duration_s: float | None = None
+    reason: str
+    actor: str
+
+
+class BuildSummary(BaseModel):
+    id: int
+    app: str = Field(description="workspace/app")
+    ref: str = Field(description="Branch name, or the commit sha for a build of an exact commit.")
+    commit_sha: str
+    status: BuildState
+    trigger: str
+    error: str | None = None
+    error_step: str | None = Field(default=None, description="The step that failed.")
+    image_ref: str | None = None
+    image_digest: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, build: Build) -> "BuildSummary":
+        return cls(**_summary_fields(build))
+
+
+class BuildDetail(BuildSummary):
+    delivery_id: str | None = None
+    run_id: str | None = Field(default=None, description="The Dagster run building it.")
+    commit_time: datetime | None = None
+    phases: list[Phase]
+
+    @classmethod
+    def of(cls, build: Build, transitions: list[Transition]) -> "BuildDetail":
+        return cls(
+            **_summary_fields(build),
+            delivery_id=build.delivery_id,
+            run_id=build.run_id,
+            commit_time=build.commit_time,
+            phases=phases(transitions),
+        )
+
+
+class ManualBuild(BaseModel):
+    ref: str | None = Field(default=None, description="Branch name or 40-hex commit sha; default the app's branch.")
+
+
+class EnqueueResult(BaseModel):
+    created: bool = Field(description="False when an active build of this commit already existed.")
+    build: BuildSummary
+
+
+class AppView(BaseModel):
+    id: int
+    name: str = Field(description="workspace/app")
+    workspace: str
+    repo_url: str
+    repo_full_name: str | None
+    branch: str
+    root_dir: str
+    watch_paths: list[str]
+
+    @classmethod
+    def of(cls, app: App) -> "AppView":
+        return cls(
+            id=app.id,
+            name=f"{app.workspace}/{app.name}",
+            workspace=app.workspace,
+            repo_url=app.repo_url,
+            repo_full_name=app.repo_full_name,
+            branch=app.branch,
+            root_dir=app.root_dir,
+            watch_paths=list(app.watch_paths),
+        )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+def _summary_fields(build: Build) -> dict:
+    return dict(
+        id=build.id,
+        app=f"{build.workspace}/{build.app}",
+        ref=build.ref,
+        commit_sha=build.commit_sha,
+        status=build.status,
+        trigger=build.trigger,
+        error=build.error,
+        error_step=build.error_step,
+        image_ref=build.image_ref,
+        image_digest=build.image_digest,
+        created_at=build.created_at,
+        updated_at=build.updated_at,
+    )
+
+
+def phases(transitions: list[Transition]) -> list[Phase]:
+    """Each transition opens a phase that the next one closes; the last stays open."""
+    out: list[Phase] = []
+    for current, following in zip(transitions, [*transitions[1:], None]):
+        ended = following.at if following else None
+        out.append(
+            Phase(
+                state=current.to_state,
+                started_at=current.at,
+                ended_at=ended,
+                duration_s=(ended - current.at).total_seconds() if ended else None,
+                reason=current.reason,
+                actor=current.actor,
+            )
+        )
+    return out

@@ -1,0 +1,211 @@
+"""POST /webhooks/github: signature, rules, idempotency (invariant 1) and limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from pydantic import SecretStr
+from fastapi.testclient import TestClient
+
+from starforge_dag.api import create_app
+from starforge_dag.core.states import BuildState
+from starforge_dag.github.signature import sign
+from starforge_dag.settings import Settings
+from starforge_dag.store import BuildStore
+
+if TYPE_CHECKING:
+    from conftest import GitHub
+
+
+@pytest.fixture
+def shop(store: BuildStore):
+    return store.add_app("acme", "shop", "https://github.com/acme/shop.git", "main")
+
+
+def test_unsigned_or_badly_signed_delivery_is_refused_and_queues_nothing(
+    github: GitHub, client: TestClient, settings: Settings, store: BuildStore, shop
+) -> None:
+    raw = json.dumps(github.push()).encode()
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "Content-Type": "application/json"}
+    missing = client.post("/webhooks/github", content=raw, headers=headers)
+    wrong_secret = github.deliver(body=raw, secret="not-our-secret")
+    tampered = client.post(
+        "/webhooks/github",
+        content=raw.replace(b"acme/shop", b"acme/shoq"),
+        headers={**headers, "X-Hub-Signature-256": sign(settings.github_webhook_secret.get_secret_value().encode(), raw)},
+    )
+    for response in (missing, wrong_secret, tampered):
+        assert response.status_code == 401
+        assert "X-Hub-Signature-256" in response.json()["detail"]
+    assert store.list_builds() == []
+
+
+def test_without_a_webhook_secret_every_delivery_is_refused(settings: Settings, github: GitHub, store, shop) -> None:
+    unset = settings.model_copy(update={"github_webhook_secret": SecretStr("")})
+    with TestClient(create_app(unset)) as open_client:
+        raw = json.dumps(github.push()).encode()
+        headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-unset", "X-Hub-Signature-256": sign(b"", raw)}
+        response = open_client.post("/webhooks/github", content=raw, headers=headers)
+    assert response.status_code == 503
+    assert "STARFORGE_GITHUB_WEBHOOK_SECRET" in response.json()["detail"]
+    assert store.list_builds() == []
+
+
+def test_ping_is_answered(github: GitHub) -> None:
+    response = github.deliver({"zen": "Keep it logically awesome.", "hook_id": 1}, event="ping")
+    assert response.status_code == 200
+    assert response.json()["status"] == "pong"
+
+
+def test_push_queues_a_build_of_the_pushed_commit(github: GitHub, store: BuildStore, shop) -> None:
+    payload = github.push(github.commit("Add checkout"))
+    response = github.deliver(payload, delivery="delivery-1")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["builds"] == body["created"] and len(body["builds"]) == 1
+    build = store.get_build(body["builds"][0])
+    assert (build.app, build.ref, build.commit_sha) == ("shop", "main", payload["after"])
+    assert (build.status, build.trigger, build.delivery_id) == (BuildState.QUEUED, "push", "delivery-1")
+
+
+def test_redelivery_is_answered_with_the_same_builds_and_not_requeued(github: GitHub, store: BuildStore, shop) -> None:
+    payload = github.push()
+    first = github.deliver(payload, delivery="delivery-2")
+    store.transition(first.json()["builds"][0], BuildState.CLONING, "picked up", "test")
+    store.transition(first.json()["builds"][0], BuildState.PLANNING, "cloned", "test")
+    store.transition(first.json()["builds"][0], BuildState.FAILED, "boom", "test")
+    again = github.deliver(payload, delivery="delivery-2")
+    assert again.status_code == 200
+    assert again.json()["status"] == "redelivery"
+    assert again.json()["builds"] == first.json()["builds"] and again.json()["created"] == []
+    assert len(store.list_builds()) == 1
+
+
+def test_concurrent_redeliveries_queue_exactly_one_build(github: GitHub, store: BuildStore, shop) -> None:
+    raw = json.dumps(github.push()).encode()
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, list[int]]] = []
+
+    def post() -> None:
+        barrier.wait()
+        response = github.deliver(body=raw, delivery="delivery-storm")
+        answers.append((response.status_code, response.json()["builds"]))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    builds = store.list_builds()
+    assert len(builds) == 1
+    assert sorted(code for code, _ in answers) == [200] * 7 + [202]
+    assert all(ids == [builds[0].id] for _, ids in answers)
+
+
+def test_second_delivery_of_the_same_commit_joins_the_active_build(github: GitHub, store: BuildStore, shop) -> None:
+    payload = github.push()
+    first = github.deliver(payload, delivery="delivery-a").json()
+    second = github.deliver(payload, delivery="delivery-b")
+    assert second.status_code == 202
+    assert second.json()["builds"] == first["builds"] and second.json()["created"] == []
+    assert len(store.list_builds()) == 1
+
+
+IGNORED = {
+    "untracked branch": (lambda gh: gh.push(ref="refs/heads/feature/login"), "not tracked"),
+    "tag": (lambda gh: gh.push(ref="refs/tags/v1.0.0"), "tag"),
+    "deleted ref": (lambda gh: gh.push(deleted=True), "deleted"),
+    "skip ci": (lambda gh: gh.push(gh.commit("Fix typo [skip ci]"), gh.commit("Docs [ci skip]")), "skip"),
+    "watch paths miss": (lambda gh: gh.push(gh.commit("Docs", modified=("docs/index.md",))), "watch paths"),
+}
+
+
+@pytest.mark.parametrize("case", IGNORED)
+def test_pushes_that_do_not_build_are_acknowledged_with_a_reason(github: GitHub, store: BuildStore, case: str) -> None:
+    store.add_app("acme", "shop", "https://github.com/acme/shop.git", "main", watch_paths=["app.py", "src/**"])
+    make, reason = IGNORED[case]
+    response = github.deliver(make(github))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ignored" and body["builds"] == []
+    assert reason in body["reason"] and reason in body["ignored"][0]["reason"]
+    assert store.list_builds() == []
+
+
+def test_push_to_a_repository_no_app_tracks_is_acknowledged(github: GitHub, store: BuildStore, shop) -> None:
+    response = github.deliver(github.push(full_name="acme/unrelated"))
+    assert response.status_code == 200
+    assert "no app tracks repository acme/unrelated" in response.json()["reason"]
+    assert store.list_builds() == []
+
+
+def test_monorepo_apps_each_get_their_own_build(github: GitHub, store: BuildStore) -> None:
+    api = store.add_app("acme", "api", "https://github.com/acme/shop.git", "main", root_dir="services/api")
+    web = store.add_app("acme", "web", "https://github.com/acme/shop.git", "main", root_dir="services/web")
+    both = github.deliver(github.push(github.commit("Both", modified=("services/api/a.py", "services/web/b.js"))))
+    assert both.status_code == 202
+    assert sorted(store.get_build(i).app_id for i in both.json()["created"]) == [api.id, web.id]
+
+    only_api = github.deliver(github.push(github.commit("API only", modified=("services/api/a.py",))))
+    assert only_api.status_code == 202
+    assert [store.get_build(i).app_id for i in only_api.json()["created"]] == [api.id]
+    assert only_api.json()["ignored"] == [{"app": "acme/web", "reason": only_api.json()["ignored"][0]["reason"]}]
+    assert "watch paths" in only_api.json()["ignored"][0]["reason"]
+
+
+@pytest.mark.parametrize("repo_url", ["https://github.com/acme/shop", "git@github.com:acme/shop.git"])
+def test_app_is_matched_by_clone_or_html_url_when_its_full_name_differs(
+    github: GitHub, store: BuildStore, repo_url: str
+) -> None:
+    store.add_app("acme", "shop", repo_url, "main", repo_full_name="acme/shop-before-rename")
+    response = github.deliver(github.push())
+    assert response.status_code == 202 and len(response.json()["created"]) == 1
+
+
+def test_body_over_the_limit_is_refused_by_content_length(github: GitHub, store: BuildStore, shop) -> None:
+    padded = github.push(github.commit("x" * (70 * 1024)))
+    response = github.deliver(padded)
+    assert response.status_code == 413
+    assert store.list_builds() == []
+
+
+def test_body_over_the_limit_is_refused_while_reading_without_content_length(
+    client: TestClient, github: GitHub, settings: Settings, store: BuildStore, shop
+) -> None:
+    raw = json.dumps(github.push(github.commit("x" * (70 * 1024)))).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(raw), 8192):
+            yield raw[start : start + 8192]
+
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "chunked",
+        "X-Hub-Signature-256": sign(settings.github_webhook_secret.get_secret_value().encode(), raw),
+    }
+    response = client.post("/webhooks/github", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert store.list_builds() == []
+
+
+def test_malformed_json_is_a_bad_request(github: GitHub) -> None:
+    response = github.deliver(body=b'{"ref": "refs/heads/main",')
+    assert response.status_code == 400
+    assert "malformed JSON" in response.json()["detail"]
+
+
+def test_json_that_is_not_a_push_is_a_bad_request(github: GitHub) -> None:
+    response = github.deliver({"ref": "refs/heads/main", "after": "a" * 40})
+    assert response.status_code == 400
+    assert "repository" in response.json()["detail"]
+
+
+def test_unknown_event_is_accepted_and_ignored(github: GitHub, store: BuildStore, shop) -> None:
+    response = github.deliver({"action": "opened", "number": 1}, event="pull_request")
+    assert response.status_code == 202
+    assert response.json()["status"] == "ignored" and "pull_request" in response.json()["reason"]
+    assert store.list_builds() == []
