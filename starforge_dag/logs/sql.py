@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.models import LogLine
-from ..store.db import get_engine
+from ..store import open_store
 from ..store.schema import build_logs
 from .base import LogStoreBackend, as_utc
 
@@ -19,11 +19,17 @@ class SqlLogStore(LogStoreBackend):
     """Log lines as rows of `build_logs`; the (build_id, seq) primary key makes resends harmless."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine = get_engine(database_url)
+        self._engine = open_store(database_url).engine  # the build store creates and migrates the schema
         dialect = self._engine.dialect.name
         if dialect not in _INSERTS:
             raise ValueError(f"the SQL log store supports SQLite and PostgreSQL, not {dialect}")
-        self._insert = _INSERTS[dialect](build_logs).on_conflict_do_nothing(index_elements=["build_id", "seq"])
+        # RETURNING makes SQLAlchemy batch the rows into multi-VALUES statements ("insertmanyvalues");
+        # without it an ON CONFLICT insert goes row by row through the driver's executemany.
+        self._insert = (
+            _INSERTS[dialect](build_logs)
+            .on_conflict_do_nothing(index_elements=["build_id", "seq"])
+            .returning(build_logs.c.seq)
+        )
 
     def append(self, lines: Sequence[LogLine]) -> None:
         if not lines:
