@@ -25,9 +25,9 @@ class GoProvider:
 
     def plan(self, ctx: Context) -> ProviderPlan:
         """Download modules, build `out` with stripped symbols, run it."""
-        go_mod = ctx.app.read_text("go.mod") or ""
-        match = re.search(r"(?m)^go\s+(\d+\.\d+(?:\.\d+)?)", go_mod)
-        version = ctx.resolve("go", DEFAULT_GO_VERSION, (match.group(1) if match else None, "go.mod"), ctx.env_version("go"))
+        version = ctx.resolve(
+            "go", DEFAULT_GO_VERSION, _go_directive(ctx, "go.mod"), _go_directive(ctx, "go.work"), ctx.env_version("go")
+        )
         cgo = ctx.env.get("CGO_ENABLED") == "1"
         plan = ProviderPlan(
             packages={"go": version},
@@ -56,6 +56,12 @@ class GoProvider:
         plan.start_command = "./out"
         plan.deploy_inputs = [build_layer(".")]
         return plan
+
+
+def _go_directive(ctx: Context, rel: str) -> tuple[str | None, str]:
+    """The `go 1.22` line of go.mod or go.work."""
+    match = re.search(r"(?m)^go\s+(\d+\.\d+(?:\.\d+)?)", ctx.app.read_text(rel) or "")
+    return (match.group(1) if match else None), rel
 
 
 def _workspace_modules(ctx: Context) -> list[str]:

@@ -208,11 +208,23 @@ def _node_version(ctx: Context, pkg: dict[str, Any]) -> str:
     return ctx.resolve(
         "node", DEFAULT_NODE_VERSION,
         ctx.env_version("node"),
-        (_engine(pkg, "node"), "package.json > engines > node"),
-        ctx.version_file(".nvmrc"),
-        ctx.version_file(".node-version"),
+        (_mise_spec(_engine(pkg, "node")), "package.json > engines > node"),
+        (_mise_spec(ctx.version_file(".nvmrc")[0]), ".nvmrc"),
+        (_mise_spec(ctx.version_file(".node-version")[0]), ".node-version"),
         ctx.mise_version("node"),
     )
+
+
+def _mise_spec(spec: str | None) -> str | None:
+    """A version mise can install from an npm-style spec: `v18.19.0` → 18.19.0, `>=20 <23` → 20, `lts/*` → lts."""
+    if not spec:
+        return None
+    spec = spec.strip()
+    if spec.startswith("lts/"):
+        return "lts"
+    if re.fullmatch(r"v?\d+(\.\d+){0,2}", spec):
+        return spec.lstrip("v")
+    return loose_version(spec)
 
 
 def _bun_needs_node(ctx: Context, pkg: dict[str, Any], scripts: dict[str, str]) -> bool:
@@ -286,15 +298,18 @@ def _framework(ctx: Context, pkg: dict[str, Any], scripts: dict[str, str]) -> st
 
 
 def _framework_caches(ctx: Context, framework: str | None, workspaces: list[str]) -> dict[str, str]:
-    if framework == "next":
-        apps = [""] + [ws for ws in workspaces if _has_config_in(ctx, ws, "next.config")]
-        return {f"next{'-' + ws.replace('/', '-') if ws else ''}": f"/app/{ws + '/' if ws else ''}.next/cache" for ws in apps}
-    return {
+    """Build caches of the framework, plus `.next/cache` of every Next.js app in the workspace."""
+    caches = {
+        "next": {"next": "/app/.next/cache"},
         "remix": {"remix": "/app/.cache"},
         "vite": {"vite": "/app/node_modules/.vite"},
         "tanstack-start": {"vite": "/app/node_modules/.vite"},
         "astro": {"astro": "/app/node_modules/.astro"},
     }.get(framework or "", {})
+    for ws in workspaces:
+        if _has_config_in(ctx, ws, "next.config"):
+            caches[f"next-{ws.replace('/', '-')}"] = f"/app/{ws}/.next/cache"
+    return caches
 
 
 def _has_config_in(ctx: Context, base: str, stem: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
 
 DEFAULT_RUST_VERSION = "1.89"
 
@@ -56,9 +56,6 @@ class RustProvider:
             return plan
         ctx.metadata["binary"] = binary
         package_flag = f" --package {member}" if member else ""
-        if not member and not cargo.get("workspace"):
-            plan.install = [*copy(*[f for f in ("Cargo.toml", "Cargo.lock") if ctx.app.has_file(f)]), sh("mkdir -p src && [ -f src/main.rs ] || echo 'fn main() {}' > src/main.rs"), sh("cargo fetch")]
-            plan.install_caches = ["cargo_registry", "cargo_git"]
         plan.build = [
             sh("mkdir -p bin"),
             sh(f"cargo build --release{package_flag} --bin {binary}"),

@@ -1,0 +1,37 @@
+"""Fixture apps for the planner tests."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+_APPS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "railpack" / "apps.py"
+_spec = importlib.util.spec_from_file_location("railpack_fixture_apps", _APPS_FILE)
+assert _spec and _spec.loader
+apps = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(apps)
+
+
+@pytest.fixture
+def fixture_app(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a named fixture app and return its directory."""
+    return lambda name: apps.write_app(name, tmp_path)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """Write an ad-hoc app from {path: content}."""
+
+    def write(files: dict[str, str]) -> Path:
+        root = tmp_path / "app"
+        root.mkdir(exist_ok=True)
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        return root
+
+    return write
