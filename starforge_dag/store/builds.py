@@ -381,13 +381,21 @@ class BuildStore:
         *,
         run_id: str | None = None,
         error_step: str | None = None,
+        only_run_id: str | None = None,
     ) -> Build | None:
-        """End a build if it is still active (sensors race the ops); returns None when already ended."""
+        """End a build if it is still active (sensors race the ops); None when already ended.
+
+        With `only_run_id`, a build that a newer run (a re-execution) has taken over is left alone.
+        """
         to = BuildState(to)
         with self._tx() as conn:
             current = self._locked_state(conn, build_id)
             if current.terminal:
                 return None
+            if only_run_id is not None:
+                owner = conn.execute(sa.select(t.builds.c.run_id).where(t.builds.c.id == build_id)).scalar()
+                if owner is not None and owner != only_run_id:
+                    return None
             error = reason if to != BuildState.SUCCEEDED else None
             self._set_state(conn, build_id, current, to, reason, actor, run_id, error, error_step)
             return self._get(conn, build_id)

@@ -1,0 +1,40 @@
+"""Run the pipeline without a daemon: one sensor tick, then its runs in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from .assets import APP_PARTITIONS
+from .jobs import build_job
+from .sensors.builds import build_queue_sensor, reconcile
+
+
+def drain_queue(instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3) -> list[dg.ExecuteInProcessResult]:
+    """Tick the queue sensor and execute each requested run in process, until the queue is empty."""
+    results: list[dg.ExecuteInProcessResult] = []
+    for _ in range(rounds):
+        with dg.build_sensor_context(
+            instance=instance, resources=dict(resources), sensor_name=build_queue_sensor.name
+        ) as context:
+            tick = build_queue_sensor(context)
+        if not isinstance(tick, dg.SensorResult) or not tick.run_requests:
+            break
+        for request in tick.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(APP_PARTITIONS.name, list(request.partition_keys))
+        for run_request in tick.run_requests:
+            results.append(
+                build_job.execute_in_process(
+                    run_config=run_request.run_config,
+                    tags=run_request.tags,
+                    instance=instance,
+                    resources=dict(resources),
+                    raise_on_error=False,
+                )
+            )
+    # Builds whose runs failed outside a classified error end now, not at the next tick.
+    store = resources["build_store"]
+    reconcile(store.store(), instance, store.build_timeout_s, actor="local")
+    return results

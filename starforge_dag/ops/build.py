@@ -1,0 +1,277 @@
+"""The build job's ops: load → clone → inspect → (Dockerfile | Railpack) → submit → await → publish."""
+
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from pydantic import BaseModel, Field
+
+from ..assets import app_image, app_partition_key
+from ..core.checkout import SourceTree, resolve_inside
+from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
+from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..core.states import BuildState
+from ..resources.build_service import BuildService
+from ..resources.build_store import BuildStoreResource, GitSource
+from ..resources.log_store import LogStore
+from ..resources.planner import Planner
+from ..resources.registry import ImageRegistry
+
+TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+class LoadBuildConfig(dg.Config):
+    build_id: int = Field(description="Id of the build (a row of the builds table) this run carries out.")
+
+
+class PlannedSource(BaseModel):
+    """A checkout plus the image it should become; what both frontends start from."""
+
+    request: BuildRequest
+    source: SourceTree
+    dockerfile: str | None = None
+
+
+def _actor(context: dg.OpExecutionContext) -> str:
+    return f"run:{context.run_id[:8]}/{context.op.name}"
+
+
+def advance(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int, to: BuildState, reason: str):
+    """Enter a phase; a re-executed run (it has a parent) may resume a failed build."""
+    db = store.store()
+    cancel = db.cancel_state(build_id)
+    if cancel is not None:
+        db.finish(build_id, cancel, db.get_build(build_id).error or "canceled", _actor(context), run_id=context.run_id)
+        raise dg.Failure(f"build {build_id} was {cancel.value} before {to.value}", allow_retries=False)
+    try:
+        return db.transition(
+            build_id, to, reason, _actor(context), run_id=context.run_id, resume=context.run.parent_run_id is not None
+        )
+    except IllegalTransition as exc:
+        raise dg.Failure(f"build {build_id}: {exc}", allow_retries=False) from None
+
+
+@contextmanager
+def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int) -> Iterator[None]:
+    """Turn classified errors into Dagster failures, ending the build unless a retry will follow."""
+    try:
+        yield
+    except BuildError as exc:
+        retry = exc.kind == ErrorKind.TRANSIENT and context.retry_number < TRANSIENT_RETRY.max_retries
+        if not retry:
+            state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
+            cancel = store.store().cancel_state(build_id)
+            store.store().finish(
+                build_id, cancel or state, str(exc.message), _actor(context), run_id=context.run_id,
+                error_step=exc.step or context.op.name,
+            )
+        raise dg.Failure(
+            description=f"{exc.kind.value} error in {exc.step or context.op.name}: {exc.message}",
+            metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or context.op.name},
+            allow_retries=retry,
+        ) from None
+
+
+@dg.op(tags={"kind": "queue"})
+def load_build(context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource) -> BuildRequest:
+    """Bind this run to its build record, so status and failures land on the right row."""
+    db = build_store.store()
+    build = db.attach_run(config.build_id, context.run_id)
+    app = db.get_app_by_id(build.app_id)
+    if build.status.terminal and context.run.parent_run_id is None:
+        raise dg.Failure(f"build {build.id} is already {build.status.value}: {build.error or ''}", allow_retries=False)
+    context.log.info(f"build {build.id}: {app.workspace}/{app.name} {build.ref} at {build.commit_sha[:12]}")
+    return BuildRequest(
+        build_id=build.id,
+        app_id=app.id,
+        workspace=app.workspace,
+        app=app.name,
+        repo_url=app.repo_url,
+        ref=build.ref,
+        commit_sha=build.commit_sha,
+        root_dir=app.root_dir,
+        dockerfile_path=app.dockerfile_path,
+        trigger=build.trigger,  # type: ignore[arg-type]
+        delivery_id=build.delivery_id,
+    )
+
+
+@dg.op(retry_policy=TRANSIENT_RETRY)
+def clone_source(
+    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitSource
+) -> SourceTree:
+    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory."""
+    advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
+    with failing_build(context, build_store, request.build_id):
+        source = git.checkout(request.build_id, request.repo_url, request.commit_sha, request.root_dir)
+    build_store.store().set_commit_time(request.build_id, source.commit_time)
+    context.add_output_metadata({"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)})
+    return source
+
+
+@dg.op(
+    out={
+        "dockerfile_source": dg.Out(PlannedSource, is_required=False, description="The repo has a Dockerfile."),
+        "railpack_source": dg.Out(PlannedSource, is_required=False, description="No Dockerfile: plan the build."),
+    }
+)
+def inspect_repo(
+    context: dg.OpExecutionContext, request: BuildRequest, source: SourceTree, build_store: BuildStoreResource
+):
+    """Pick the frontend: the app's Dockerfile (root or configured path) or the Railpack planner."""
+    advance(context, build_store, request.build_id, BuildState.PLANNING, "inspecting repository")
+    with failing_build(context, build_store, request.build_id):
+        from pathlib import Path
+
+        app_dir = Path(source.app_dir)
+        wanted = request.dockerfile_path or "Dockerfile"
+        dockerfile = resolve_inside(Path(source.path), str(Path(request.root_dir or ".") / wanted), what="Dockerfile path")
+        if request.dockerfile_path and not dockerfile.is_file():
+            raise UserBuildError(
+                f"the app's Dockerfile path {request.dockerfile_path!r} does not exist in {request.commit_sha[:12]}",
+                step="inspect",
+            )
+    if dockerfile.is_file():
+        relative = str(dockerfile.relative_to(app_dir)) if app_dir in dockerfile.parents else str(dockerfile)
+        context.log.info(f"Dockerfile found: {relative}")
+        yield dg.Output(PlannedSource(request=request, source=source, dockerfile=relative), "dockerfile_source")
+    else:
+        context.log.info("no Dockerfile: planning with the Railpack-compatible planner")
+        yield dg.Output(PlannedSource(request=request, source=source), "railpack_source")
+
+
+@dg.op
+def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> BuildSpec:
+    """Build with BuildKit's Dockerfile frontend, context = the app's root directory."""
+    r = planned.request
+    return BuildSpec(
+        build_id=r.build_id,
+        context_dir=planned.source.app_dir,
+        image=registry.image_for(r.workspace, r.app, r.commit_sha),
+        frontend="dockerfile",
+        dockerfile=planned.dockerfile or "Dockerfile",
+    )
+
+
+@dg.op
+def railpack_frontend(
+    context: dg.OpExecutionContext, planned: PlannedSource, registry: ImageRegistry, planner: Planner,
+    build_store: BuildStoreResource,
+) -> BuildSpec:
+    """Detect the framework, make a Railpack plan and its LLB; the plan shows in the UI."""
+    r = planned.request
+    with failing_build(context, build_store, r.build_id):
+        planned_build = planner.plan(planned.source.app_dir)
+    context.add_output_metadata(
+        {
+            "providers": ", ".join(planned_build.providers) or "none",
+            "start_command": planned_build.start_command or "",
+            "plan": dg.MetadataValue.json(planned_build.plan),
+            "warnings": "\n".join(planned_build.warnings),
+        }
+    )
+    return BuildSpec(
+        build_id=r.build_id,
+        context_dir=planned.source.app_dir,
+        image=registry.image_for(r.workspace, r.app, r.commit_sha),
+        frontend="llb",
+        llb_definition=planned_build.definition,
+        image_config=planned_build.image_config,
+        secrets=planned_build.secrets,
+    )
+
+
+@dg.op(retry_policy=TRANSIENT_RETRY)
+def submit_build(
+    context: dg.OpExecutionContext, specs: list[BuildSpec], build_service: BuildService, build_store: BuildStoreResource
+) -> BuildTicket:
+    """Hand the spec to the configured backend (Depot, BuildKit or the fake)."""
+    spec = specs[0]
+    advance(context, build_store, spec.build_id, BuildState.BUILDING, f"building {spec.image.ref} ({spec.frontend})")
+    with failing_build(context, build_store, spec.build_id):
+        ticket = build_service.submit(spec)
+    context.add_output_metadata({"backend": ticket.backend, "ref": ticket.ref, "image": spec.image.ref})
+    return ticket
+
+
+@dg.op(retry_policy=TRANSIENT_RETRY)
+def await_build(
+    context: dg.OpExecutionContext,
+    ticket: BuildTicket,
+    build_service: BuildService,
+    build_store: BuildStoreResource,
+    log_store: LogStore,
+) -> BuildResult:
+    """Run the build to the end, streaming every line to the log store and the step's stdout."""
+    build_id = ticket.spec.build_id
+    advance(context, build_store, build_id, BuildState.BUILDING, "waiting for the build")
+    db = build_store.store()
+    pushing = False
+
+    def on_progress(line: ProgressLine) -> None:
+        nonlocal pushing
+        writer.write(line)
+        sys.stdout.write(f"{line.text}\n")
+        if line.stream == "system":
+            context.log.debug(line.text)
+        if line.vertex == "push" and not pushing:
+            pushing = True
+            advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
+
+    with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
+        result = build_service.run(ticket, on_progress, should_cancel=lambda: db.cancel_state(build_id) is not None)
+    if not pushing:
+        advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
+    context.add_output_metadata(
+        {"digest": result.image.digest or "", "duration_s": round(result.duration_s, 3), "steps": result.steps_total,
+         "cached_steps": result.steps_cached}
+    )
+    return result
+
+
+@dg.op(retry_policy=TRANSIENT_RETRY)
+def publish_image(
+    context: dg.OpExecutionContext,
+    result: BuildResult,
+    source: SourceTree,
+    build_store: BuildStoreResource,
+    registry: ImageRegistry,
+):
+    """Verify the digest with the registry, materialize app_image, and move desired state forward only."""
+    db = build_store.store()
+    build_id = result.build_id
+    advance(context, build_store, build_id, BuildState.PUSHING, "verifying the pushed image")
+    image = result.image
+    with failing_build(context, build_store, build_id):
+        if registry.verify_pushes:
+            registry_digest = registry.manifest_digest(image)
+            if registry_digest != image.digest:
+                raise BuildError(
+                    f"registry has {registry_digest} for {image.ref}, the build reported {image.digest}", step="verify"
+                )
+    build = db.set_image(build_id, image.ref, image.digest or "")
+    moved, desired = db.update_desired_state(build_id)
+    db.transition(build_id, BuildState.SUCCEEDED, f"image {image.pinned}", _actor(context), run_id=context.run_id)
+    context.log.info(
+        f"desired state of {build.workspace}/{build.app} "
+        + (f"now {image.pinned}" if moved else f"kept at {desired.commit_sha[:12] if desired else '?'} (newer commit)")
+    )
+    yield dg.AssetMaterialization(
+        asset_key=app_image.key,
+        partition=app_partition_key(build.workspace, build.app),
+        description=f"{build.workspace}/{build.app} at {source.commit_sha[:12]}",
+        metadata={
+            "digest": image.digest or "",
+            "image": image.ref,
+            "pinned": image.pinned,
+            "commit": source.commit_sha,
+            "build_id": build_id,
+            "desired_state_updated": moved,
+            "desired_commit": desired.commit_sha if desired else "",
+        },
+    )
+    yield dg.Output(build_id)

@@ -1,0 +1,48 @@
+"""The Railpack-compatible planner as a resource: base images are configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import BaseModel, Field
+
+from ..core.errors import UserBuildError
+
+
+class PlannedBuild(BaseModel):
+    """A plan, the LLB that realises it, and what the UI shows about it."""
+
+    plan: dict[str, Any]
+    providers: list[str]
+    start_command: str | None
+    warnings: list[str]
+    definition: bytes
+    image_config: dict[str, Any]
+    secrets: list[str]
+
+
+class Planner(dg.ConfigurableResource):
+    """Plans apps without a Dockerfile; builder/runtime images stand in for Railpack's own."""
+
+    builder_image: str = Field(description="Image every build step runs in.")
+    runtime_image: str = Field(description="Base image of the deployed image.")
+
+    def plan(self, app_dir: str, env: dict[str, str] | None = None) -> PlannedBuild:
+        from ..railpack.generate import PlanError, generate_plan
+        from ..railpack.llb import plan_to_llb
+
+        try:
+            result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
+        except PlanError as exc:
+            raise UserBuildError(exc.message, step="plan") from None
+        llb = plan_to_llb(result.plan, builder_image=self.builder_image, runtime_image=self.runtime_image)
+        return PlannedBuild(
+            plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),
+            providers=list(result.info.get("detectedProviders", [])),
+            start_command=result.plan.deploy.start_command,
+            warnings=list(result.info.get("warnings", [])),
+            definition=llb.definition,
+            image_config=llb.image_config,
+            secrets=list(result.plan.secrets),
+        )

@@ -1,0 +1,1 @@
+"""Sensors: the build queue poller and the run-status sensors that keep builds true."""
