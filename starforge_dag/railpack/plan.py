@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer
 from pydantic.alias_generators import to_camel
@@ -12,11 +12,12 @@ class _Model(BaseModel):
     """Camel-case JSON names, and empty fields omitted like Railpack's `omitempty`."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    keep_empty: ClassVar[frozenset[str]] = frozenset()
 
     @model_serializer(mode="wrap")
     def _omit_empty(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        return {k: v for k, v in data.items() if v is not None and v != [] and v != {} and v is not False}
+        return {k: v for k, v in data.items() if k in self.keep_empty or (v is not None and v != [] and v != {} and v is not False)}
 
 
 class Layer(_Model):
@@ -121,6 +122,7 @@ Command = Annotated[
 class Step(_Model):
     """A group of commands run in order on the filesystem assembled from the step's inputs."""
 
+    keep_empty: ClassVar[frozenset[str]] = frozenset({"secrets"})  # [] means "no secrets", unlike the default ["*"]
     name: str
     inputs: list[LayerInput] = Field(default_factory=list)
     commands: list[Command] = Field(default_factory=list)

@@ -1,0 +1,169 @@
+"""railpack.json and RAILPACK_* variables change the plan the way Railpack's docs say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from starforge_dag.railpack import PlanError, generate_plan
+from starforge_dag.railpack.config import strip_jsonc
+from starforge_dag.railpack.plan import BuildPlan
+
+
+def _write_config(root, config: dict | str) -> None:
+    (root / "railpack.json").write_text(config if isinstance(config, str) else json.dumps(config))
+
+
+def test_build_and_start_commands_from_railpack_json(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {"steps": {"build": {"commands": ["...", "./post-build.sh"]}}, "deploy": {"startCommand": "node dist/main.js"}})
+    result = generate_plan(root)
+    assert result.plan.step("build").exec_commands() == ["npm run build", "./post-build.sh"]
+    assert result.plan.deploy.start_command == "node dist/main.js"
+    assert result.info["configFile"] == "railpack.json"
+
+
+def test_commands_without_spread_replace_generated_ones(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {"steps": {"install": {"commands": ["npm install --legacy-peer-deps"]}}})
+    install = generate_plan(root).plan.step("install")
+    assert install.exec_commands() == ["npm install --legacy-peer-deps"]
+    assert any(layer.local for layer in install.inputs), "a replaced install sees the whole source"
+
+
+def test_env_commands_win_over_railpack_json(fixture_app) -> None:
+    root = fixture_app("python-pip")
+    _write_config(root, {"deploy": {"startCommand": "python other.py"}, "steps": {"build": {"commands": ["echo file"]}}})
+    env = {"RAILPACK_START_CMD": "python env.py", "RAILPACK_BUILD_CMD": "echo env", "RAILPACK_INSTALL_CMD": "pip install ."}
+    plan = generate_plan(root, env=env).plan
+    assert plan.deploy.start_command == "python env.py"
+    assert plan.step("build").exec_commands() == ["echo env"]
+    assert plan.step("install").exec_commands() == ["pip install ."]
+
+
+def test_config_comments_and_trailing_commas(fixture_app) -> None:
+    root = fixture_app("python-pip")
+    _write_config(root, '{\n  // start it\n  "deploy": {"startCommand": "python -m app", /* inline */},\n}\n')
+    assert generate_plan(root).plan.deploy.start_command == "python -m app"
+
+
+def test_strip_jsonc_keeps_comment_markers_inside_strings() -> None:
+    assert json.loads(strip_jsonc('{"url": "http://x/*y*/", "a": [1, 2,],}')) == {"url": "http://x/*y*/", "a": [1, 2]}
+
+
+def test_packages_and_apt_packages(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {"packages": {"python": "3.12"}, "buildAptPackages": ["git"], "deploy": {"aptPackages": ["ffmpeg"]}})
+    result = generate_plan(root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "curl"})
+    plan = result.plan
+    mise = plan.step("packages:mise").assets["mise.toml"]
+    assert '"python" = "3.12"' in mise and '"jq" = "1.7"' in mise and '"ripgrep" = "latest"' in mise
+    assert result.info["resolvedPackages"]["python"]["source"] == "railpack.json"
+    assert "git" in plan.step("packages:apt:build").exec_commands()[0]
+    runtime_apt = plan.step("packages:apt:runtime").exec_commands()[0]
+    assert "ffmpeg" in runtime_apt and "curl" in runtime_apt
+    assert plan.step("packages:mise").inputs[0].step == "packages:apt:build"
+
+
+def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {
+        "caches": {"playwright": {"directory": "/root/.cache/ms-playwright", "type": "locked"}},
+        "secrets": ["SENTRY_AUTH_TOKEN"],
+        "steps": {
+            "docs": {"commands": ["npm run docs"], "caches": ["playwright"], "secrets": ["DOCS_TOKEN"], "deployOutputs": [{"include": ["docs-site"]}]},
+        },
+        "deploy": {"variables": {"LANG": "en_US.UTF-8"}, "paths": ["/app/bin"], "inputs": ["...", {"image": "example/tool", "include": ["/usr/bin/tool"]}]},
+    })
+    plan = generate_plan(root).plan
+    docs = plan.step("docs")
+    assert docs.inputs[0].step == "build"
+    assert plan.caches["playwright"].type == "locked"
+    assert plan.secrets == ["DOCS_TOKEN", "SENTRY_AUTH_TOKEN"]
+    assert {"step": "docs", "include": ["docs-site"]} in [i.model_dump(by_alias=True, exclude_defaults=True) for i in plan.deploy.inputs]
+    assert plan.deploy.inputs[-1].image == "example/tool"
+    assert plan.deploy.variables["LANG"] == "en_US.UTF-8"
+    assert "/app/bin" in plan.deploy.paths
+
+
+def test_build_env_names_become_secrets_but_values_never_enter_the_plan(fixture_app) -> None:
+    result = generate_plan(fixture_app("node-npm"), env={"STRIPE_KEY": "sk_live_supersecret", "RAILPACK_NODE_VERSION": "20"})
+    assert result.plan.secrets == ["STRIPE_KEY"]
+    assert "sk_live_supersecret" not in result.plan.to_json()
+
+
+def test_disable_caches(fixture_app) -> None:
+    plan = generate_plan(fixture_app("node-next"), env={"RAILPACK_DISABLE_CACHES": "next"}).plan
+    assert "next" not in plan.caches and "next" not in plan.step("build").caches
+    assert "npm-install" in plan.caches
+    everything = generate_plan(fixture_app("node-next"), env={"RAILPACK_DISABLE_CACHES": "*"}).plan
+    assert everything.caches == {} and all(not s.caches for s in everything.steps)
+
+
+def test_forced_provider(fixture_app) -> None:
+    root = fixture_app("php-laravel")
+    _write_config(root, {"provider": "Node"})
+    assert generate_plan(root).info["detectedProviders"] == ["node"]
+
+
+def test_unknown_provider_is_an_error(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {"provider": "cobol"})
+    with pytest.raises(PlanError, match="cobol.*golang"):
+        generate_plan(root)
+
+
+def test_config_file_env_names_another_file(fixture_app) -> None:
+    root = fixture_app("python-pip")
+    (root / "deploy").mkdir()
+    (root / "deploy/railpack.prod.json").write_text('{"deploy": {"startCommand": "python prod.py"}}')
+    plan = generate_plan(root, env={"RAILPACK_CONFIG_FILE": "deploy/railpack.prod.json"}).plan
+    assert plan.deploy.start_command == "python prod.py"
+    with pytest.raises(PlanError, match="missing.json was not found"):
+        generate_plan(root, config_file="missing.json")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("{not json", "railpack.json is not valid JSON"),
+        ('{"steps": {"build": {"caches": ["nope"]}}}', "cache 'nope'"),
+        ('{"steps": {"build": {"inputs": [{"step": "ghost"}]}}}', "step 'ghost'"),
+        ('{"steps": {"build": {"inputs": [{"step": "install", "include": ["x"]}]}}}', "first input"),
+        ('{"deploy": {"inputs": ["bogus"]}}', "railpack.json is invalid"),
+    ],
+)
+def test_broken_config_is_reported(fixture_app, config: str, message: str) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, config)
+    with pytest.raises(PlanError, match=message):
+        generate_plan(root)
+
+
+def test_config_alone_can_build_an_unrecognised_app(make_app) -> None:
+    root = make_app({"server.bin": "", "railpack.json": json.dumps({"steps": {"build": {"commands": ["chmod +x server.bin"]}}, "deploy": {"startCommand": "./server.bin"}})})
+    result = generate_plan(root)
+    assert result.info["detectedProviders"] == []
+    assert result.plan.step("build").exec_commands() == ["chmod +x server.bin"]
+    assert result.plan.deploy.start_command == "./server.bin"
+
+
+def test_start_command_env_alone_is_enough(make_app) -> None:
+    plan = generate_plan(make_app({"binary": ""}), env={"RAILPACK_START_CMD": "./binary"}).plan
+    assert plan.deploy.start_command == "./binary"
+    assert plan.deploy.inputs[-1].step == "build"
+
+
+def test_images_are_configurable(fixture_app) -> None:
+    plan = generate_plan(fixture_app("shell-bash"), env={"RAILPACK_BUILDER_IMAGE": "local/builder:1", "RAILPACK_RUNTIME_IMAGE": "local/runtime:1"}).plan
+    assert plan.step("build").inputs[0].image == "local/builder:1"
+    assert plan.deploy.base.image == "local/runtime:1"
+
+
+def test_plan_json_round_trips_with_railpack_field_names(fixture_app) -> None:
+    plan = generate_plan(fixture_app("python-django"), env={"TOKEN": "x"}).plan
+    data = json.loads(plan.to_json())
+    assert set(data) == {"steps", "caches", "secrets", "deploy"}
+    assert "startCommand" in data["deploy"] and "customName" in data["steps"][0]["commands"][0]
+    assert BuildPlan.model_validate(data) == plan
