@@ -2,15 +2,15 @@
 
 Public API:
     Session(address, tls=None, *, local_dirs=None, secrets=None, registry_auth=None,
-            name="starforge", shared_key=None, owner=None)
+            name="starforge", shared_key=None, owner=None, attach="auto")
         A context manager. `.id` goes into `SolveRequest.Session`. While open, the daemon
         (the gRPC client on this connection) may call Health/Check, FileSync/DiffCopy for
         the named `local_dirs` ("context", "dockerfile", ...), Secrets/GetSecret (unknown
         names answer NOT_FOUND) and Auth/Credentials (host -> (username, password); unknown
         hosts answer anonymous). `owner=(0, 0)` reports every file as root-owned, as
         `docker build` does; None reports the real uid/gid.
-        docker:///path/docker.sock attaches with `POST /session`; tcp:// and unix://
-        attach with the `Control.Session` byte stream.
+        attach="auto": docker:///path/docker.sock attaches with `POST /session`, tcp:// and
+        unix:// with the `Control.Session` byte stream; attach="control" always uses the latter.
     walk(root, includes=None, excludes=None, follow_paths=None, owner=None) -> Iterator[Stat]
         The file listing the daemon receives, in fsutil's order and with its filters.
     ExcludeMatcher(patterns).matches(path) -> bool
@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -527,8 +527,10 @@ class Session:
         name: str = "starforge",
         shared_key: str | None = None,
         owner: tuple[int, int] | None = None,
+        attach: Literal["auto", "control"] = "auto",
     ):
         self.address = address
+        self.attach = attach
         self.id = uuid.uuid4().hex
         self.name = name
         self._tls = tls
@@ -600,7 +602,7 @@ class Session:
     def _attach(self) -> None:
         scheme, _, rest = self.address.partition("://")
         local = self._local_conn()
-        if scheme == "docker":
+        if scheme == "docker" and self.attach == "auto":
             upstream = docker_upgrade(rest, "/session", self.headers())
             self._closers.append(upstream.close)
             self._closers.append(lambda: _shutdown(upstream))

@@ -1,0 +1,65 @@
+"""Dockerfile-frontend builds: what the session serves and which attrs `dockerfile.v0` gets.
+
+Public API:
+    FRONTEND = "dockerfile.v0"
+    DockerfileBuild(context_dir, dockerfile, local_dirs, frontend_attrs)
+    dockerfile_build(context_dir, dockerfile="Dockerfile", build_args=None, target=None,
+                     platform=None, network="none") -> DockerfileBuild
+        Raises UserBuildError when the Dockerfile is missing. Serve `local_dirs` in a Session
+        and solve with `frontend=FRONTEND, frontend_attrs=...`; the frontend reads
+        `.dockerignore` from the context itself and asks for the context with its patterns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..core.errors import UserBuildError
+
+FRONTEND = "dockerfile.v0"
+CONTEXT = "context"
+DOCKERFILE = "dockerfile"
+
+NetworkMode = Literal["none", "host"]
+
+
+@dataclass(frozen=True)
+class DockerfileBuild:
+    """A Dockerfile build ready to solve: the session's local dirs and the frontend's attrs."""
+
+    context_dir: str
+    dockerfile: str
+    local_dirs: dict[str, str] = field(default_factory=dict)
+    frontend_attrs: dict[str, str] = field(default_factory=dict)
+
+
+def dockerfile_build(
+    context_dir: str | os.PathLike[str],
+    dockerfile: str = "Dockerfile",
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    platform: str | None = None,
+    network: NetworkMode = "none",
+) -> DockerfileBuild:
+    """Describe a `docker build`-equivalent solve; the Dockerfile may live anywhere under or beside the context."""
+    context = os.path.realpath(context_dir)
+    if not os.path.isdir(context):
+        raise UserBuildError(f"build context {context_dir} is not a directory", step="submit")
+    path = os.path.realpath(os.path.join(context, dockerfile))
+    if not os.path.isfile(path):
+        raise UserBuildError(f"no Dockerfile at {dockerfile}", step="submit")
+    attrs = {"filename": os.path.basename(path), "force-network-mode": network}
+    attrs.update({f"build-arg:{key}": value for key, value in (build_args or {}).items()})
+    if target:
+        attrs["target"] = target
+    if platform:
+        attrs["platform"] = platform
+    return DockerfileBuild(
+        context_dir=context,
+        dockerfile=path,
+        local_dirs={CONTEXT: context, DOCKERFILE: os.path.dirname(path)},
+        frontend_attrs=attrs,
+    )
