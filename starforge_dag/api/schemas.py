@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from starforge_dag.core.models import App, Build, Transition
 from starforge_dag.core.states import BuildState
 
+from .refs import redact_url
+
 
 class Problem(BaseModel):
     """Every error answer: `{"detail": "..."}`."""
@@ -92,7 +94,7 @@ class AppView(BaseModel):
     id: int
     name: str = Field(description="workspace/app")
     workspace: str
-    repo_url: str
+    repo_url: str = Field(description="Credentials embedded in the URL are masked.")
     repo_full_name: str | None
     branch: str
     root_dir: str
@@ -104,7 +106,7 @@ class AppView(BaseModel):
             id=app.id,
             name=f"{app.workspace}/{app.name}",
             workspace=app.workspace,
-            repo_url=app.repo_url,
+            repo_url=redact_url(app.repo_url),
             repo_full_name=app.repo_full_name,
             branch=app.branch,
             root_dir=app.root_dir,

@@ -21,6 +21,7 @@ from .schemas import IgnoredApp, Problem, WebhookResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
+MAX_DELIVERY_ID = 100  # GitHub sends a GUID; the deliveries table keys on at most this many characters
 
 _ERRORS = {
     400: {"model": Problem, "description": "Missing header, malformed JSON or not a push payload"},
@@ -66,8 +67,10 @@ async def github_webhook(
             status="ignored", event=x_github_event, delivery=x_github_delivery,
             reason=f"event {x_github_event!r} is not handled; only push builds",
         )
-    if not x_github_delivery:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "missing X-GitHub-Delivery header")
+    if not x_github_delivery or len(x_github_delivery) > MAX_DELIVERY_ID:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"missing X-GitHub-Delivery header or longer than {MAX_DELIVERY_ID} characters"
+        )
     event = _parse_push(body)
     result = await run_in_threadpool(_handle_push, store, x_github_delivery, event)
     if result.status != "queued":

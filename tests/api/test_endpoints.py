@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -208,12 +212,13 @@ def test_unknown_build_is_404(client: TestClient) -> None:
 
 
 def test_listing_apps_and_builds(client: TestClient, store: BuildStore, shop: App) -> None:
-    other = store.add_app("acme", "api", "https://github.com/acme/api.git", "main")
+    other = store.add_app("acme", "api", "https://x-access-token:ghs_s3cr3t@github.com/acme/api.git", "main")
     mine = [store.enqueue(shop, "main", c * 40).build.id for c in "ab"]
     store.enqueue(other, "main", "c" * 40)
     apps = client.get("/apps").json()
     assert [a["name"] for a in apps] == ["acme/shop", "acme/api"]
     assert apps[0]["repo_url"] == shop.repo_url
+    assert apps[1]["repo_url"] == "https://***@github.com/acme/api.git"
     listed = client.get("/builds", params={"app": "acme/shop"}).json()
     assert [b["id"] for b in listed] == mine[::-1]
     assert len(client.get("/builds").json()) == 3
@@ -285,3 +290,33 @@ def test_follow_of_an_ended_build_returns_what_is_stored(
     write_logs(settings, build.id, range(2))
     response = client.get(f"/builds/{build.id}/logs", params={"follow": "true"})
     assert [json.loads(line)["text"] for line in response.text.splitlines()] == ["line 0", "line 1"]
+
+
+def test_serve_runs_the_api_under_uvicorn(tmp_path: Path) -> None:
+    """The embedded default: only STARFORGE_HOME set, the store is SQLite under it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("STARFORGE_")},
+        "STARFORGE_HOME": str(tmp_path / "served"),
+        "STARFORGE_API_TOKEN": "served-token",
+    }
+    code = f"from starforge_dag.api import serve; serve('127.0.0.1', {port})"
+    server = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr
+                time.sleep(0.1)
+        apps = httpx.get(f"http://127.0.0.1:{port}/apps", headers={"Authorization": "Bearer served-token"})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert health.json() == {"status": "ok", "database": "ok"}
+    assert apps.status_code == 200 and apps.json() == []
+    assert (tmp_path / "served" / "starforge.db").exists()

@@ -209,3 +209,15 @@ def test_unknown_event_is_accepted_and_ignored(github: GitHub, store: BuildStore
     assert response.status_code == 202
     assert response.json()["status"] == "ignored" and "pull_request" in response.json()["reason"]
     assert store.list_builds() == []
+
+
+@pytest.mark.parametrize("delivery", ["", "x" * 101])
+def test_push_without_a_usable_delivery_id_is_a_bad_request(
+    client: TestClient, github: GitHub, settings: Settings, store: BuildStore, shop, delivery: str
+) -> None:
+    raw = json.dumps(github.push()).encode()
+    signature = sign(settings.github_webhook_secret.get_secret_value().encode(), raw)
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature}
+    response = client.post("/webhooks/github", content=raw, headers=headers)
+    assert response.status_code == 400 and "X-GitHub-Delivery" in response.json()["detail"]
+    assert store.list_builds() == []
