@@ -12,6 +12,7 @@ from ..store import open_store
 from ..store.schema import build_logs
 from .base import LogStoreBackend, as_utc
 
+_COLUMNS = ("build_id", "seq", "ts", "stream", "vertex", "text")
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -43,14 +44,17 @@ class SqlLogStore(LogStoreBackend):
 
     def read(self, build_id: int, after_seq: int = -1, limit: int = 1000) -> list[LogLine]:
         query = (
-            sa.select(build_logs)
+            sa.select(*(build_logs.c[name] for name in _COLUMNS))
             .where(build_logs.c.build_id == build_id, build_logs.c.seq > after_seq)
             .order_by(build_logs.c.seq)
             .limit(limit)
         )
         with self._engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [LogLine(**{**row, "ts": as_utc(row["ts"])}) for row in rows]
+            rows = conn.execute(query).tuples().all()
+        return [
+            LogLine(build_id=b, seq=s, ts=as_utc(ts), stream=stream, vertex=vertex, text=text)
+            for b, s, ts, stream, vertex, text in rows
+        ]
 
     def last_seq(self, build_id: int) -> int:
         query = sa.select(sa.func.coalesce(sa.func.max(build_logs.c.seq), -1)).where(build_logs.c.build_id == build_id)
