@@ -34,12 +34,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
 
 import grpc
 
-from ..core.errors import BuildCanceled, BuildError, PermanentBuildError, TransientBuildError, UserBuildError
+from ..core.errors import (
+    BuildCanceled,
+    BuildError,
+    PermanentBuildError,
+    TransientBuildError,
+    UserBuildError,
+)
 from . import llb
 from .pb import control_pb2, control_pb2_grpc, ops_pb2
 from .registry import RegistryAuth, push_image, remove_image
@@ -72,11 +78,11 @@ DefinitionLike = bytes | ops_pb2.Definition
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ts(stamp: Any) -> datetime:
-    return stamp.ToDatetime(tzinfo=timezone.utc) if stamp.seconds or stamp.nanos else _now()
+    return stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else _now()
 
 
 @dataclass(frozen=True)
@@ -281,7 +287,7 @@ class BuildKitClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "BuildKitClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -300,9 +306,7 @@ class BuildKitClient:
             WorkerInfo(
                 id=r.ID,
                 labels=dict(r.Labels),
-                platforms=[
-                    "/".join(p for p in (pl.OS, pl.Architecture, pl.Variant) if p) for pl in r.platforms
-                ],
+                platforms=["/".join(p for p in (pl.OS, pl.Architecture, pl.Variant) if p) for pl in r.platforms],
             )
             for r in resp.record
         ]
@@ -381,7 +385,7 @@ class BuildKitClient:
     def _follow(
         self,
         call: grpc.Future,
-        updates: "queue.Queue[control_pb2.StatusResponse | None]",
+        updates: queue.Queue[control_pb2.StatusResponse | None],
         tracker: _StatusTracker,
         should_cancel: Callable[[], bool] | None,
     ) -> bool:
@@ -432,9 +436,12 @@ class BuildKitClient:
         """
         if image_config is not None and definition is None:
             raise ValueError("image_config applies to raw LLB builds; a Dockerfile sets its own config")
-        common: dict[str, Any] = dict(
-            session=session, entitlements=entitlements, on_event=on_event, should_cancel=should_cancel
-        )
+        common: dict[str, Any] = {
+            "session": session,
+            "entitlements": entitlements,
+            "on_event": on_event,
+            "should_cancel": should_cancel,
+        }
         if self.exporter == "image":
             attrs = {"name": image, "push": "true"}
             if insecure_registry:
@@ -445,8 +452,14 @@ class BuildKitClient:
                     {"architecture": plat.Architecture, "os": plat.OS, "config": _config_section(image_config)}
                 )
             result = self.solve(
-                definition, frontend=frontend, frontend_attrs=frontend_attrs, frontend_inputs=frontend_inputs,
-                exporter="image", exporter_attrs=attrs, ref=ref, **common,
+                definition,
+                frontend=frontend,
+                frontend_attrs=frontend_attrs,
+                frontend_inputs=frontend_inputs,
+                exporter="image",
+                exporter_attrs=attrs,
+                ref=ref,
+                **common,
             )
             digest = result.exporter_response.get("containerimage.digest")
             if not digest:
@@ -460,14 +473,24 @@ class BuildKitClient:
             result = self._solve_with_config(image, definition, image_config, ref, common)  # type: ignore[arg-type]
         else:
             result = self.solve(
-                definition, frontend=frontend, frontend_attrs=frontend_attrs, frontend_inputs=frontend_inputs,
-                exporter="moby", exporter_attrs={"name": image}, ref=ref, **common,
+                definition,
+                frontend=frontend,
+                frontend_attrs=frontend_attrs,
+                frontend_inputs=frontend_inputs,
+                exporter="moby",
+                exporter_attrs={"name": image},
+                ref=ref,
+                **common,
             )
         digest = push_image(sock, image, registry_auth, on_line=on_push_line)
         return ImageBuild(image, digest, result.exporter_response.get("containerimage.digest"), result)
 
     def _solve_with_config(
-        self, image: str, definition: DefinitionLike, image_config: Mapping[str, Any], ref: str | None,
+        self,
+        image: str,
+        definition: DefinitionLike,
+        image_config: Mapping[str, Any],
+        ref: str | None,
         common: dict[str, Any],
     ) -> SolveResult:
         """Export the raw result under a temporary name, then set its config with a metadata-only Dockerfile."""
@@ -497,7 +520,7 @@ class BuildKitClient:
         )
 
 
-def _read_status(status: Any, updates: "queue.Queue[control_pb2.StatusResponse | None]") -> None:
+def _read_status(status: Any, updates: queue.Queue[control_pb2.StatusResponse | None]) -> None:
     """Move Status messages to the solving thread; None marks the end of the stream."""
     try:
         for resp in status:

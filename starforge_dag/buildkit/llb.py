@@ -59,7 +59,7 @@ def parse_platform(text: str | None) -> pb.Platform:
 class Vertex:
     """One LLB op; marshalled once, so its digest is stable for the life of the graph."""
 
-    def __init__(self, inputs: Sequence["Output"], platform: pb.Platform, name: str | None, ignore_cache: bool):
+    def __init__(self, inputs: Sequence[Output], platform: pb.Platform, name: str | None, ignore_cache: bool):
         self.inputs = list(inputs)
         self.platform = platform
         self.name = name
@@ -111,7 +111,7 @@ class Mount:
 
     dest: str | None
     type: int
-    source: "State | None" = None
+    source: State | None = None
     selector: str = ""
     readonly: bool = False
     cache_id: str = ""
@@ -136,7 +136,7 @@ def secret_mount(
     return Mount(dest=dest, type=pb.SECRET, secret_id=id, secret_env=env, optional=optional, mode=mode)
 
 
-def bind_mount(state: "State", dest: str, *, selector: str | None = None, readonly: bool = True) -> Mount:
+def bind_mount(state: State, dest: str, *, selector: str | None = None, readonly: bool = True) -> Mount:
     """Another state's filesystem at dest; writable mounts become outputs (ExecState.get_mount)."""
     return Mount(dest=dest, type=pb.BIND, source=state, selector=selector or "", readonly=readonly)
 
@@ -149,7 +149,7 @@ def tmpfs_mount(dest: str) -> Mount:
 class ExecVertex(Vertex):
     def __init__(
         self,
-        root: "State",
+        root: State,
         args: Sequence[str],
         env: Sequence[str],
         cwd: str,
@@ -162,7 +162,7 @@ class ExecVertex(Vertex):
     ):
         inputs: list[Output] = []
 
-        def input_index(state: "State") -> int:
+        def input_index(state: State) -> int:
             if state.output is None:
                 return NO_INPUT
             if state.output not in inputs:
@@ -213,7 +213,7 @@ class FileAction:
 
     kind: Literal["copy", "mkdir", "mkfile", "rm"]
     message: pb.FileActionCopy | pb.FileActionMkDir | pb.FileActionMkFile | pb.FileActionRm
-    source: "State | None" = None
+    source: State | None = None
 
 
 def _abs(path: str) -> str:
@@ -221,7 +221,7 @@ def _abs(path: str) -> str:
 
 
 def copy(
-    src: "State",
+    src: State,
     src_path: str,
     dest: str,
     *,
@@ -262,16 +262,16 @@ def mkfile(path: str, data: bytes | str, mode: int = 0o644) -> FileAction:
 
 def rm(path: str, *, allow_not_found: bool = False, allow_wildcard: bool = False) -> FileAction:
     """Remove a path."""
-    return FileAction("rm", pb.FileActionRm(path=_abs(path), allowNotFound=allow_not_found, allowWildcard=allow_wildcard))
+    return FileAction(
+        "rm", pb.FileActionRm(path=_abs(path), allowNotFound=allow_not_found, allowWildcard=allow_wildcard)
+    )
 
 
 class FileVertex(Vertex):
-    def __init__(
-        self, base: "State", actions: Sequence[FileAction], platform: pb.Platform, name: str | None
-    ):
+    def __init__(self, base: State, actions: Sequence[FileAction], platform: pb.Platform, name: str | None):
         inputs: list[Output] = []
 
-        def input_index(state: "State | None") -> int:
+        def input_index(state: State | None) -> int:
             if state is None or state.output is None:
                 return NO_INPUT
             if state.output not in inputs:
@@ -302,7 +302,7 @@ class State:
     platform: pb.Platform = field(compare=False)
     env: tuple[tuple[str, str], ...] = ()
 
-    def with_env(self, key: str, value: str) -> "State":
+    def with_env(self, key: str, value: str) -> State:
         """The same filesystem with an env var set for later run() calls."""
         return State(self.output, self.platform, tuple((k, v) for k, v in self.env if k != key) + ((key, value),))
 
@@ -317,7 +317,7 @@ class State:
         user: str = "",
         name: str | None = None,
         ignore_cache: bool = False,
-    ) -> "ExecState":
+    ) -> ExecState:
         """Run a command on this filesystem; the local dockerd needs network "none" or "host"."""
         if not args:
             raise ValueError("run() needs a command")
@@ -337,7 +337,7 @@ class State:
         )
         return ExecState(vertex, self)
 
-    def file(self, *actions: FileAction, name: str | None = None) -> "State":
+    def file(self, *actions: FileAction, name: str | None = None) -> State:
         """Apply file actions (copy, mkdir, mkfile, rm) in order as one FileOp."""
         if not actions:
             raise ValueError("file() needs at least one action")

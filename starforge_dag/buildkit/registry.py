@@ -28,13 +28,11 @@ from ..core.errors import PermanentBuildError, TransientBuildError
 from ..core.models import ImageRef
 
 ENGINE_API = "v1.41"
-MANIFEST_ACCEPT = ", ".join(
-    [
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    ]
+MANIFEST_ACCEPT = (
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 _TRANSIENT_PUSH = re.compile(
     r"connection refused|connection reset|i/o timeout|timeout|EOF|temporar|503|502|504|too many requests|429",
@@ -57,9 +55,7 @@ class RegistryAuth:
 
 
 def _engine(docker_sock: str, timeout: float | None) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=docker_sock), base_url="http://docker", timeout=timeout
-    )
+    return httpx.Client(transport=httpx.HTTPTransport(uds=docker_sock), base_url="http://docker", timeout=timeout)
 
 
 def _is_local(host: str) -> bool:
@@ -80,13 +76,16 @@ def push_image(
     url = f"/{ENGINE_API}/images/{quote(ref.name, safe='/:')}/push"
     digest: str | None = None
     try:
-        with _engine(docker_sock, timeout) as engine, engine.stream(
-            "POST", url, params={"tag": ref.tag}, headers=headers
-        ) as response:
+        with (
+            _engine(docker_sock, timeout) as engine,
+            engine.stream("POST", url, params={"tag": ref.tag}, headers=headers) as response,
+        ):
             if response.status_code != 200:
                 body = response.read().decode(errors="replace").strip()
                 kind = TransientBuildError if response.status_code >= 500 else PermanentBuildError
-                raise kind(f"push of {ref.ref} refused by the Docker daemon ({response.status_code}): {body}", step="push")
+                raise kind(
+                    f"push of {ref.ref} refused by the Docker daemon ({response.status_code}): {body}", step="push"
+                )
             for raw in response.iter_lines():
                 if not raw.strip():
                     continue

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import grpc
 
@@ -51,9 +51,12 @@ class TLSConfig:
         cert: str | Path | None = None,
         key: str | Path | None = None,
         server_name: str | None = None,
-    ) -> "TLSConfig":
-        read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
-        return cls(ca_pem=read(ca), cert_pem=read(cert), key_pem=read(key), server_name=server_name)
+    ) -> TLSConfig:
+        return cls(ca_pem=_read(ca), cert_pem=_read(cert), key_pem=_read(key), server_name=server_name)
+
+
+def _read(path: str | Path | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
 
 
 def docker_upgrade(sock_path: str, path: str, headers: Headers = (), timeout: float = 10.0) -> socket.socket:
@@ -108,7 +111,7 @@ class DockerBridge:
         self._threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.target = "127.0.0.1:%d" % self._listener.getsockname()[1]
+        self.target = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._spawn(self._accept_loop, "accept")
 
     def _spawn(self, fn: Any, name: str, *args: Any) -> None:
@@ -174,7 +177,7 @@ class DockerBridge:
         self._wake_r.close()
         self._wake_w.close()
 
-    def __enter__(self) -> "DockerBridge":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -212,7 +215,7 @@ class _BridgedChannel(grpc.Channel):
         finally:
             self._bridge.close()
 
-    def __enter__(self) -> "_BridgedChannel":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -68,7 +68,9 @@ def test_mounts_carry_ids_never_secret_values() -> None:
     )
     _, ops = decode(llb.marshal(run.get_mount("/work")))
 
-    local_op = next(op for _, op in ops if op.WhichOneof("op") == "source" and op.source.identifier == "local://context")
+    local_op = next(
+        op for _, op in ops if op.WhichOneof("op") == "source" and op.source.identifier == "local://context"
+    )
     assert json.loads(local_op.source.attrs["local.excludepatterns"]) == ["*.log"]
     assert local_op.source.attrs["local.sharedkeyhint"] == "app-1"
     exec_op = next(op for _, op in ops if op.WhichOneof("op") == "exec").exec
@@ -86,7 +88,9 @@ def test_mounts_carry_ids_never_secret_values() -> None:
 
 def test_file_actions_chain_on_each_other() -> None:
     other = llb.image(BASE)
-    st = llb.scratch().file(llb.mkdir("/a"), llb.copy(other, "/bin/busybox", "/a/bb"), llb.rm("/a/x", allow_not_found=True))
+    st = llb.scratch().file(
+        llb.mkdir("/a"), llb.copy(other, "/bin/busybox", "/a/bb"), llb.rm("/a/x", allow_not_found=True)
+    )
     _, ops = decode(llb.marshal(st))
 
     file_op = ops[-2][1]
@@ -118,9 +122,11 @@ def test_scratch_alone_cannot_be_marshalled() -> None:
 @pytest.mark.integration
 def test_buildkit_runs_the_marshalled_graph(client: BuildKitClient, base_image: str) -> None:
     """File actions, bind and cache mounts mean in BuildKit what the builder says they mean."""
-    files = llb.scratch().file(
-        llb.mkdir("/cfg"), llb.mkfile("/cfg/greeting", "hello from mkfile\n"), llb.mkfile("/cfg/gone", "x")
-    ).file(llb.rm("/cfg/gone"))
+    files = (
+        llb.scratch()
+        .file(llb.mkdir("/cfg"), llb.mkfile("/cfg/greeting", "hello from mkfile\n"), llb.mkfile("/cfg/gone", "x"))
+        .file(llb.rm("/cfg/gone"))
+    )
     base = llb.image(base_image)
     app = base.file(llb.copy(files, "/cfg", "/app", create_dest_path=True))
     run = app.run(

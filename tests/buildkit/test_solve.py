@@ -10,9 +10,20 @@ from pathlib import Path
 import pytest
 
 from starforge_dag.buildkit import llb
-from starforge_dag.buildkit.client import BuildEvent, BuildKitClient, LogEvent, VertexEvent
+from starforge_dag.buildkit.client import (
+    BuildEvent,
+    BuildKitClient,
+    LogEvent,
+    VertexEvent,
+)
 from starforge_dag.buildkit.registry import manifest_digest
-from starforge_dag.core.errors import BuildCanceled, ErrorKind, PermanentBuildError, TransientBuildError, UserBuildError
+from starforge_dag.core.errors import (
+    BuildCanceled,
+    ErrorKind,
+    PermanentBuildError,
+    TransientBuildError,
+    UserBuildError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +51,9 @@ def test_raw_llb_build_is_pushed_and_reports_the_registry_manifest_digest(
     events: list[BuildEvent] = []
     pushed: list[str] = []
 
-    build = client.build_image(image_name, definition=llb.marshal(st), on_event=events.append, on_push_line=pushed.append)
+    build = client.build_image(
+        image_name, definition=llb.marshal(st), on_event=events.append, on_push_line=pushed.append
+    )
 
     assert build.digest == manifest_digest(image_name)
     assert build.config_digest and build.config_digest != build.digest

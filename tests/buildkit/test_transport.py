@@ -21,8 +21,12 @@ from starforge_dag.core.errors import TransientBuildError
 class FakeControl(control_pb2_grpc.ControlServicer):
     """Answers ListWorkers with one recognisable worker."""
 
-    def ListWorkers(self, request: control_pb2.ListWorkersRequest, context: grpc.ServicerContext) -> control_pb2.ListWorkersResponse:
-        worker = worker_pb2.WorkerRecord(ID="fake-worker", platforms=[ops_pb2.Platform(OS="linux", Architecture="arm64")])
+    def ListWorkers(
+        self, request: control_pb2.ListWorkersRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ListWorkersResponse:
+        worker = worker_pb2.WorkerRecord(
+            ID="fake-worker", platforms=[ops_pb2.Platform(OS="linux", Architecture="arm64")]
+        )
         return control_pb2.ListWorkersResponse(record=[worker])
 
 
@@ -38,11 +42,51 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    )
     (d / "san.ext").write_text("subjectAltName=DNS:buildkit.test\n")
     for name, extra in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *extra)
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name}",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            *extra,
+        )
     return d
 
 
