@@ -178,8 +178,16 @@ stop() {
   rm -f "$pidfile"
 }
 
+# One `up`/`down` at a time: concurrent test sessions must not start two daemons.
+lock() {
+  mkdir -p "$RUN"
+  exec 9>"$RUN/services.lock"
+  flock -w 900 9 || die "another services.sh holds $RUN/services.lock"
+}
+
 cmd_up() {
   [[ $EUID -eq 0 ]] || die "must run as root (starts dockerd)"
+  lock
   install_packages
   mkdir -p "$STATE/registry" "$STATE/docker" "$RUN"
   start_dockerd
@@ -189,6 +197,7 @@ cmd_up() {
 }
 
 cmd_down() {
+  lock
   stop registry "$REGISTRY_PID"
   stop dockerd "$DOCKER_PID"
 }
