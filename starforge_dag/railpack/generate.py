@@ -138,6 +138,7 @@ def generate_plan(
         "configFile": config_source,
         "startCommand": plan.deploy.start_command,
         "filesRead": app.files_read,
+        "dirsListed": app.dirs_listed,
     }
     return PlanResult(plan=plan, info=info)
 

@@ -41,3 +41,20 @@ def test_malformed_manifests_read_as_none(make_app) -> None:
     assert app.read_toml("Cargo.toml") is None
     assert app.read_yaml("Staticfile") is None
     assert app.read_text("bin.dat") is None
+
+
+def test_planning_never_walks_the_tree(make_app, monkeypatch) -> None:
+    from starforge_dag.railpack import generate_plan
+
+    files = {"package.json": '{"workspaces": ["packages/*"], "scripts": {"start": "node a.js"}}', "package-lock.json": "{}"}
+    files |= {f"packages/p{i}/package.json": "{}" for i in range(5)}
+    files |= {f"node_modules/dep{i}/index.js": "" for i in range(200)} | {f"docs/d{i}/page.md": "" for i in range(200)}
+    root = make_app(files)
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("the planner must not walk the tree")
+
+    monkeypatch.setattr("os.walk", no_walk)
+    info = generate_plan(root).info
+    assert info["filesRead"] <= 3
+    assert info["dirsListed"] <= 3
