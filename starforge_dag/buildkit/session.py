@@ -31,7 +31,7 @@ import stat as st
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Literal
@@ -544,7 +544,8 @@ class Session:
         self._server: grpc.Server | None = None
         self._stop_r, self._stop_w = socket.socketpair()
         self._threads: list[threading.Thread] = []
-        self._closers: list[Any] = []
+        self._stoppers: list[Callable[[], object]] = []
+        self._closers: list[Callable[[], object]] = []
 
     @property
     def methods(self) -> list[str]:
@@ -596,23 +597,27 @@ class Session:
     def _local_conn(self) -> socket.socket:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.server_address.removeprefix("unix:"))
-        self._closers.append(conn.close)
+        self._hold(conn)
         return conn
+
+    def _hold(self, sock: socket.socket) -> None:
+        """Shut the socket down first (wakes threads blocked on it), close it after they ended."""
+        self._stoppers.append(lambda: sock.shutdown(socket.SHUT_RDWR))
+        self._closers.append(sock.close)
 
     def _attach(self) -> None:
         scheme, _, rest = self.address.partition("://")
         local = self._local_conn()
         if scheme == "docker" and self.attach == "auto":
             upstream = docker_upgrade(rest, "/session", self.headers())
-            self._closers.append(upstream.close)
-            self._closers.append(lambda: _shutdown(upstream))
+            self._hold(upstream)
             self._spawn(_pipe, upstream, local, self._stop_r)
             return
         channel = open_channel(self.address, self._tls)
         self._closers.append(channel.close)
         metadata = [(k.lower(), v) for k, v in self.headers()]
         call = control_pb2_grpc.ControlStub(channel).Session(_outbound(local), metadata=metadata)
-        self._closers.append(call.cancel)
+        self._stoppers.append(call.cancel)
         self._spawn(_inbound, call, local)
 
     def _spawn(self, target: Any, *args: Any) -> None:
@@ -625,14 +630,17 @@ class Session:
         if self._stop_w.fileno() < 0:
             return
         self._stop_w.send(b"x")
-        for closer in reversed(self._closers):
+        for stop in self._stoppers:
             try:
-                closer()
+                stop()
             except OSError:
                 pass
-        self._closers.clear()
         for thread in self._threads:
             thread.join(timeout=5)
+        for closer in reversed(self._closers):
+            closer()
+        self._stoppers.clear()
+        self._closers.clear()
         self._threads.clear()
         if self._server is not None:
             self._server.stop(grace=None).wait(5)
@@ -642,10 +650,6 @@ class Session:
             self._workdir = None
         self._stop_r.close()
         self._stop_w.close()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _outbound(local: socket.socket) -> Iterator[control_pb2.BytesMessage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -22,6 +23,7 @@ from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildErro
 from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
 from .build_service import BuildService, CancelCheck, LogSink, _never
 
+_MISSING_SECRET = re.compile(r"secret \S+ not found")
 _VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
 
 
@@ -169,6 +171,10 @@ class BuildKitBuildService(BuildService):
                     )
         except ValueError as exc:
             raise PermanentBuildError(f"invalid build input: {exc}", step="submit") from exc
+        except PermanentBuildError as exc:
+            if _MISSING_SECRET.search(exc.message):
+                raise UserBuildError(exc.message, step=exc.step) from exc
+            raise
         except BuildCanceled as exc:
             if timed_out:
                 raise PermanentBuildError(f"build exceeded {self.build_timeout_s:g}s", step=exc.step) from exc
