@@ -50,7 +50,11 @@ def resolve_backend(settings: Settings) -> str:
 
 def build_service_for(settings: Settings) -> BuildService:
     if resolve_backend(settings) == "fake":
-        return FakeBuildService()
+        return FakeBuildService(
+            outcome=settings.fake_outcome,
+            fail_until_file=settings.fake_fail_until_file,
+            step_delay_s=settings.fake_step_delay_s,
+        )
     from .resources.buildkit_service import BuildKitBuildService
 
     return BuildKitBuildService(

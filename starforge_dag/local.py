@@ -35,6 +35,6 @@ def drain_queue(instance: dg.DagsterInstance, resources: Mapping[str, Any], roun
                 )
             )
     # Builds whose runs failed outside a classified error end now, not at the next tick.
-    store = resources["build_store"]
+    store = resources["build_store"].process_config_and_initialize()
     reconcile(store.store(), instance, store.build_timeout_s, actor="local")
     return results

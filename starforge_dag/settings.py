@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     builder_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds.")
     runtime_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds.")
     build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
+    fake_outcome: str = Field(default="succeed", description="fake backend: succeed | user_error | transient_error | permanent_error")
+    fake_fail_until_file: str | None = Field(default=None, description="fake backend: fail builds until this file exists.")
+    fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
 
     @property

@@ -1,0 +1,179 @@
+"""The build job end to end in process: webhook → sensor → job → app_image → desired state."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from starforge_dag.assets import app_image
+from starforge_dag.core.states import BuildState
+from starforge_dag.local import drain_queue
+from starforge_dag.logs import open_log_store
+
+from dagster_helpers import DOCKERFILE, push
+
+
+def _step_events(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {
+        e.step_key: e.event_type_value
+        for e in result.all_events
+        if e.event_type_value in ("STEP_SUCCESS", "STEP_SKIPPED", "STEP_FAILURE")
+    }
+
+
+def _log_lines(settings, build_id):
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        return logs.read(build_id)
+
+
+def test_push_becomes_image_asset_and_desired_state(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    app = store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+
+    queued = push(settings, repo.url, "acme/web", sha)
+    (result,) = drain_queue(instance, make_resources())
+
+    assert result.success
+    build = store.get_build(queued["builds"][0])
+    assert build.status == BuildState.SUCCEEDED and build.run_id == result.run_id
+    assert [t.to_state.value for t in store.transitions(build.id)] == [
+        "queued", "cloning", "planning", "building", "pushing", "succeeded"
+    ]
+    steps = _step_events(result)
+    assert steps["dockerfile_frontend"] == "STEP_SUCCESS"
+    assert steps["railpack_frontend"] == "STEP_SKIPPED"
+
+    desired = store.desired_state(app.id)
+    assert desired.commit_sha == sha and desired.build_id == build.id
+    assert desired.image_digest == build.image_digest and desired.image_digest.startswith("sha256:")
+    assert desired.image_ref == f"127.0.0.1:5000/apps/acme/web:{sha}"
+
+    event = instance.get_latest_materialization_event(app_image.key)
+    materialization = event.asset_materialization
+    assert materialization.partition == "acme.web"
+    assert materialization.metadata["digest"].value == build.image_digest
+    assert materialization.metadata["commit"].value == sha
+    assert materialization.metadata["build_id"].value == build.id
+    assert "acme.web" in instance.get_dynamic_partitions("apps")
+
+    lines = _log_lines(settings, build.id)
+    assert [line.seq for line in lines] == list(range(len(lines)))
+    assert any("[1/4] FROM 127.0.0.1:5000/base/busybox:latest" in line.text for line in lines)
+    assert lines[-1].text.startswith("pushed ")
+
+
+def test_repo_without_dockerfile_takes_the_railpack_branch(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("site")
+    sha = repo.commit({"index.html": "<h1>hello</h1>\n"})
+    app = store.add_app("acme", "site", repo.url, "main", repo_full_name="acme/site")
+
+    push(settings, repo.url, "acme/site", sha)
+    (result,) = drain_queue(instance, make_resources())
+
+    assert result.success
+    steps = _step_events(result)
+    assert steps["railpack_frontend"] == "STEP_SUCCESS" and steps["dockerfile_frontend"] == "STEP_SKIPPED"
+    spec = result.output_for_node("railpack_frontend")
+    assert spec.frontend == "llb" and spec.llb_definition and spec.image_config
+    planned = [
+        e for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "railpack_frontend"
+    ][0]
+    metadata = planned.event_specific_data.metadata
+    assert metadata["providers"].value == "staticfile"
+    assert "deploy" in metadata["plan"].value
+    assert store.desired_state(app.id).commit_sha == sha
+
+
+def test_repo_nothing_recognizes_fails_with_what_to_do(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("mystery")
+    sha = repo.commit({"notes.txt": "no code here\n"})
+    app = store.add_app("acme", "mystery", repo.url, "main", repo_full_name="acme/mystery")
+
+    queued = push(settings, repo.url, "acme/mystery", sha)
+    (result,) = drain_queue(instance, make_resources())
+
+    assert not result.success
+    build = store.get_build(queued["builds"][0])
+    assert build.status == BuildState.FAILED
+    assert build.error_step == "plan"
+    assert "Dockerfile" in build.error and "railpack.json" in build.error
+    assert store.desired_state(app.id) is None
+
+
+def test_failing_build_step_fails_the_build_with_its_message(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("broken")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    app = store.add_app("acme", "broken", repo.url, "main", repo_full_name="acme/broken")
+
+    queued = push(settings, repo.url, "acme/broken", sha)
+    (result,) = drain_queue(instance, make_resources(outcome="user_error"))
+
+    assert not result.success
+    build = store.get_build(queued["builds"][0])
+    assert build.status == BuildState.FAILED
+    assert build.error_step == "[4/4] RUN echo hello"
+    assert "exit code: 1" in build.error
+    assert store.desired_state(app.id) is None
+    stderr = [line.text for line in _log_lines(settings, build.id) if line.stream == "stderr"]
+    assert stderr and "exit code: 1" in stderr[-1]
+
+
+def test_desired_state_never_moves_to_an_older_commit(settings, store, instance, make_resources, git_repo):
+    """Invariant 2: the newer commit's build finishes first; the older one's must not win afterwards."""
+    repo = git_repo("api")
+    older = repo.commit({"Dockerfile": DOCKERFILE, "v": "1"})
+    newer = repo.commit({"v": "2"})
+    app = store.add_app("acme", "api", repo.url, "main", repo_full_name="acme/api")
+    old_build = store.enqueue(app, "refs/tags/v1", older).build  # another ref, so it is not superseded
+    new_build = store.enqueue(app, "main", newer).build
+    resources = make_resources()
+
+    with dg.build_sensor_context(instance=instance, resources=resources, sensor_name="build_queue_sensor") as ctx:
+        from starforge_dag.sensors.builds import build_queue_sensor
+
+        tick = build_queue_sensor(ctx)
+    requests = {int(r.run_key): r for r in tick.run_requests}
+    instance.add_dynamic_partitions("apps", ["acme.api"])
+    from starforge_dag.jobs import build_job
+
+    for build_id in (new_build.id, old_build.id):  # newest first
+        r = requests[build_id]
+        assert build_job.execute_in_process(
+            run_config=r.run_config, tags=r.tags, instance=instance, resources=resources
+        ).success
+
+    assert store.get_build(old_build.id).status == BuildState.SUCCEEDED
+    desired = store.desired_state(app.id)
+    assert desired.commit_sha == newer and desired.build_id == new_build.id
+    latest = instance.get_latest_materialization_event(app_image.key).asset_materialization
+    assert latest.metadata["commit"].value == older
+    assert latest.metadata["desired_state_updated"].value is False
+
+
+def test_secrets_stay_out_of_run_config_tags_and_logs(settings, store, instance, make_resources, git_repo, monkeypatch):
+    """Invariant 4: run config and tags carry ids; secrets only reach resources through EnvVars."""
+    registry_password = "registry-password-7f3a9c"
+    monkeypatch.setenv("STARFORGE_REGISTRY_PASSWORD", registry_password)
+    monkeypatch.setenv("STARFORGE_DATABASE_URL", settings.resolved_database_url)
+    repo = git_repo("secretive")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "secretive", repo.url, "main", repo_full_name="acme/secretive")
+    push(settings, repo.url, "acme/secretive", sha)
+
+    resources = make_resources()
+    assert isinstance(resources["registry"].password, dg.EnvVar)
+    (result,) = drain_queue(instance, resources)
+    assert result.success
+
+    run = instance.get_run_by_id(result.run_id)
+    stored = json.dumps(run.run_config) + json.dumps(run.tags)
+    assert run.run_config["ops"] == {"load_build": {"config": {"build_id": store.list_builds(limit=1)[0].id}}}
+    assert not run.run_config.get("resources")
+    logs = "\n".join(e.message for e in instance.all_logs(result.run_id))
+    build_log = "\n".join(line.text for line in _log_lines(settings, store.list_builds(limit=1)[0].id))
+    for secret in (registry_password, settings.github_webhook_secret.get_secret_value(),
+                   settings.api_token.get_secret_value()):
+        assert secret not in stored and secret not in logs and secret not in build_log
