@@ -27,8 +27,10 @@ result is exported under a temporary name and a metadata-only Dockerfile (FROM i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import re
 import threading
 import time
 import uuid
@@ -294,7 +296,7 @@ class BuildKitClient:
         self.close()
 
     def cancel(self) -> None:
-        """Ask the running solve to stop; it raises BuildCanceled."""
+        """Stop the running solve (or the next one, if none runs yet); it raises BuildCanceled."""
         self._cancel.set()
 
     def list_workers(self, timeout: float = 30.0) -> list[WorkerInfo]:
@@ -495,7 +497,7 @@ class BuildKitClient:
     ) -> SolveResult:
         """Export the raw result under a temporary name, then set its config with a metadata-only Dockerfile."""
         ref = ref or uuid.uuid4().hex
-        staging = f"starforge-staging/{ref}:raw"
+        staging = f"starforge-staging/{re.sub(r'[^a-z0-9._-]', '-', ref.lower())}:raw"
         dockerfile = llb.scratch().file(llb.mkfile("/Dockerfile", config_dockerfile(staging, image_config)))
         sock = self.docker_socket
         assert sock is not None
@@ -509,8 +511,11 @@ class BuildKitClient:
                 ref=f"{ref}-config",
                 **common,
             )
-        finally:
-            remove_image(sock, staging)
+        except BaseException:
+            with contextlib.suppress(BuildError):
+                remove_image(sock, staging)
+            raise
+        remove_image(sock, staging)
         return SolveResult(
             ref=ref,
             exporter_response=final.exporter_response,

@@ -6,13 +6,17 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, config_dockerfile
+from starforge_dag.buildkit.pb import control_pb2, control_pb2_grpc
 from starforge_dag.buildkit.registry import (
     MANIFEST_ACCEPT,
     RegistryAuth,
@@ -122,3 +126,60 @@ def test_config_rejects_what_it_cannot_apply() -> None:
 def test_image_config_is_refused_for_dockerfile_builds(tmp_path: Path) -> None:
     with BuildKitClient(f"docker://{tmp_path}/unused.sock") as client, pytest.raises(ValueError):
         client.build_image("127.0.0.1:5000/apps/x:1", frontend="dockerfile.v0", image_config={"Cmd": ["true"]})
+
+
+MANIFEST = "sha256:" + "a" * 64
+CONFIG = "sha256:" + "b" * 64
+
+
+class StandaloneControl(control_pb2_grpc.ControlServicer):
+    """Answers like a standalone buildkitd whose `image` exporter pushed: manifest and config digests."""
+
+    def __init__(self) -> None:
+        self.requests: list[control_pb2.SolveRequest] = []
+
+    def Solve(self, request: control_pb2.SolveRequest, context: grpc.ServicerContext) -> control_pb2.SolveResponse:
+        self.requests.append(request)
+        response = {"containerimage.digest": MANIFEST, "containerimage.config.digest": CONFIG}
+        return control_pb2.SolveResponse(ExporterResponse=response)
+
+    def Status(
+        self, request: control_pb2.StatusRequest, context: grpc.ServicerContext
+    ) -> Iterator[control_pb2.StatusResponse]:
+        yield control_pb2.StatusResponse(vertexes=[control_pb2.Vertex(digest="sha256:1", name="exporting to image")])
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Iterator[tuple[str, StandaloneControl]]:
+    control = StandaloneControl()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    control_pb2_grpc.add_ControlServicer_to_server(control, server)
+    server.add_insecure_port(f"unix://{tmp_path}/buildkitd.sock")
+    server.start()
+    yield f"unix://{tmp_path}/buildkitd.sock", control
+    server.stop(grace=None)
+
+
+def test_standalone_buildkit_pushes_with_the_image_exporter(standalone: tuple[str, StandaloneControl]) -> None:
+    addr, control = standalone
+    definition = llb.marshal(llb.image("127.0.0.1:5000/base/busybox:latest", platform="linux/arm64"))
+
+    with BuildKitClient(addr) as client:
+        build = client.build_image(
+            "registry.example/apps/web:abc", definition=definition, image_config=IMAGE_CONFIG, insecure_registry=True
+        )
+
+    assert (build.digest, build.config_digest) == (MANIFEST, CONFIG)
+    [request] = control.requests
+    assert request.Exporter == "image"
+    attrs = dict(request.ExporterAttrs)
+    assert (attrs["name"], attrs["push"], attrs["registry.insecure"]) == (
+        "registry.example/apps/web:abc",
+        "true",
+        "true",
+    )
+    assert json.loads(attrs["containerimage.config"]) == {
+        "architecture": "arm64",
+        "os": "linux",
+        "config": IMAGE_CONFIG,
+    }
