@@ -14,6 +14,7 @@ import posixpath
 import re
 import shlex
 
+from starforge_dag.railpack.llb import secret_exports
 from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand, FileCommand, Layer, PathCommand, Step
 
 APP_DIR = "/app"
@@ -108,8 +109,7 @@ class _Renderer:
         ]
         secrets = list(self.plan.secrets) if "*" in step.secrets else [s for s in step.secrets if s in self.plan.secrets]
         mounts += [f"--mount=type=secret,id={s}" for s in secrets]
-        exports = "".join(f'export {s}="$(cat /run/secrets/{s} 2>/dev/null)"; ' for s in secrets)
-        return f"RUN {''.join(m + ' ' for m in mounts)}sh -c {shlex.quote(exports + cmd)}"
+        return f"RUN {''.join(m + ' ' for m in mounts)}sh -c {shlex.quote(secret_exports(secrets) + cmd)}"
 
     def render(self) -> str:
         deploy = self.plan.deploy

@@ -122,6 +122,7 @@ def generate_plan(
         _apply_config(plan, config)
     _disable_caches(plan, variables.railpack_list("DISABLE_CACHES"))
     plan.secrets = _secret_names(plan, variables, file_config)
+    plan.exclude = _dockerignore(app)
     _normalize(plan)
     _validate(plan)
 
@@ -198,6 +199,12 @@ def _nothing_detected_message(app: App) -> str:
         "  - describe the build steps in railpack.json.",
     ]
     return "\n".join(lines)
+
+
+def _dockerignore(app: App) -> list[str]:
+    """Patterns of .dockerignore: files never sent as build context."""
+    text = app.read_text(".dockerignore") or ""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _mise_toml(packages: dict[str, str]) -> str:

@@ -2,8 +2,10 @@
 
 The target is BuildKit v0.8 (no MergeOp, no copy include/exclude patterns): layers are
 FileOp copies, and excludes are applied by copying into an empty state and removing the
-excluded paths there before the copy onto the image. Secrets become secret mounts exposed
-as environment variables; only their names are in the definition.
+excluded paths there before the copy onto the image. Secrets are secret mounts under
+/run/secrets that each command exports into its environment; only their names are in the
+definition. The build context is the local source `context`, minus the plan's excludes
+(.dockerignore) and .git.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand, Fil
 
 APP_DIR = "/app"
 CONTEXT_NAME = "context"
+SECRETS_DIR = "/run/secrets"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -36,6 +39,11 @@ class _StepState:
     paths: list[str] = field(default_factory=list)
 
 
+def secret_exports(names: list[str]) -> str:
+    """Shell prefix that loads mounted secret files into the command's environment (BuildKit v0.8 has no secret env)."""
+    return "".join(f'export {name}="$(cat {SECRETS_DIR}/{name} 2>/dev/null)"; ' for name in names)
+
+
 def _in_app(path: str) -> str:
     """Plan paths are relative to /app unless absolute."""
     if path in (".", "./", ""):
@@ -50,7 +58,7 @@ class _Converter:
         self.runtime_image = runtime_image
         self.network = network
         self.platform = platform
-        self.context = llb.local(context_name, exclude=[".git"], platform=platform)
+        self.context = llb.local(context_name, exclude=[".git", *plan.exclude], platform=platform)
         self.steps: dict[str, _StepState] = {}
         self.images: dict[str, llb.State] = {}
 
@@ -121,10 +129,11 @@ class _Converter:
                 paths.insert(0, _in_app(command.path))
             elif isinstance(command, ExecCommand):
                 mounts = [llb.cache_mount(cache.directory, id=cid, sharing=cache.type) for cid, cache in zip(cache_ids, caches)]
-                mounts += [llb.secret_mount(id=name, env=name) for name in self.secret_names(step)]
+                secrets = self.secret_names(step)
+                mounts += [llb.secret_mount(f"{SECRETS_DIR}/{name}", id=name, optional=True) for name in secrets]
                 run_env = {**env, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
                 state = state.run(
-                    ["sh", "-c", command.cmd], cwd=APP_DIR, env=run_env, mounts=mounts, network=self.network,
+                    ["sh", "-c", secret_exports(secrets) + command.cmd], cwd=APP_DIR, env=run_env, mounts=mounts, network=self.network,
                     name=command.custom_name or command.cmd,
                 ).root()
             elif isinstance(command, CopyCommand):

@@ -154,12 +154,13 @@ class Deploy(_Model):
 
 
 class BuildPlan(_Model):
-    """The whole plan: steps, caches, secret names and the deploy image."""
+    """The whole plan: steps, caches, secret names, the deploy image, and context excludes (.dockerignore)."""
 
     steps: list[Step] = Field(default_factory=list)
     caches: dict[str, Cache] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
     deploy: Deploy = Field(default_factory=Deploy)
+    exclude: list[str] = Field(default_factory=list)
 
     def step(self, name: str) -> Step | None:
         """The step called `name`, if the plan has one."""
@@ -168,7 +169,3 @@ class BuildPlan(_Model):
     def to_json(self, indent: int | None = 2) -> str:
         """Railpack-style JSON (camelCase, empty fields omitted)."""
         return self.model_dump_json(by_alias=True, indent=indent)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data."""
-        return self.model_dump(by_alias=True, mode="json")

@@ -71,15 +71,17 @@ def test_cache_mounts_and_secret_mounts(fixture_app) -> None:
     result = plan_to_llb(plan, builder_image=BUSYBOX, runtime_image=BUSYBOX)
     assert b"npm_s3cr3t_value" not in result.definition
     ops = _ops(result.definition)
-    npm_ci = next(op for op in _kind(ops, "exec") if op.exec.meta.args[-1] == "npm ci")
+    npm_ci = next(op for op in _kind(ops, "exec") if op.exec.meta.args[-1].endswith("npm ci"))
     caches = {m.cacheOpt.ID: m.dest for m in npm_ci.exec.mounts if m.mountType == pb.CACHE}
     assert caches == {"npm-install": "/root/.npm"}
-    assert [(s.ID, s.name) for s in npm_ci.exec.secretenv] == [("NPM_TOKEN", "NPM_TOKEN")]
+    secrets = [(m.secretOpt.ID, m.dest) for m in npm_ci.exec.mounts if m.mountType == pb.SECRET]
+    assert secrets == [("NPM_TOKEN", "/run/secrets/NPM_TOKEN")]
+    assert npm_ci.exec.meta.args[-1] == 'export NPM_TOKEN="$(cat /run/secrets/NPM_TOKEN 2>/dev/null)"; npm ci'
     env = dict(e.split("=", 1) for e in npm_ci.exec.meta.env)
     assert env["NODE_ENV"] == "production"
     assert env["PATH"].startswith("/app/node_modules/.bin:/mise/shims:")
     mise = next(op for op in _kind(ops, "exec") if "mise install" in op.exec.meta.args[-1])
-    assert not mise.exec.secretenv, "package steps get no secrets"
+    assert not [m for m in mise.exec.mounts if m.mountType == pb.SECRET], "package steps get no secrets"
 
 
 def test_assets_are_written_and_manifests_copied_from_the_context(fixture_app) -> None:
@@ -114,3 +116,12 @@ def test_network_mode_is_applied_to_every_exec(fixture_app) -> None:
     plan = generate_plan(fixture_app("node-npm")).plan
     ops = _ops(plan_to_llb(plan, network="host").definition)
     assert {op.exec.network for op in _kind(ops, "exec")} == {pb.HOST}
+
+
+def test_dockerignore_patterns_are_excluded_from_the_context(fixture_app) -> None:
+    root = fixture_app("shell-busybox")
+    (root / ".dockerignore").write_text("# local junk\nnode_modules\n*.log\n")
+    plan = generate_plan(root).plan
+    assert plan.exclude == ["node_modules", "*.log"]
+    source = next(op for op in _ops(plan_to_llb(plan).definition) if op.source.identifier == "local://context")
+    assert json.loads(source.source.attrs["local.excludepatterns"]) == [".git", "node_modules", "*.log"]

@@ -47,7 +47,6 @@ class PythonProvider:
 
     def plan(self, ctx: Context) -> ProviderPlan:
         """Create a venv, install with the detected manager, start with the framework's server."""
-        app = ctx.app
         version = ctx.resolve(
             "python", DEFAULT_PYTHON_VERSION,
             ctx.env_version("python"),
