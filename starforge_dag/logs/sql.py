@@ -50,7 +50,7 @@ class SqlLogStore(LogStoreBackend):
             .limit(limit)
         )
         with self._engine.connect() as conn:
-            rows = conn.execute(query).tuples().all()
+            rows = conn.execute(query).all()
         return [
             LogLine(build_id=b, seq=s, ts=as_utc(ts), stream=stream, vertex=vertex, text=text)
             for b, s, ts, stream, vertex, text in rows
