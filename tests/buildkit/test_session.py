@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import uuid
 from pathlib import Path
 
 import grpc
@@ -164,7 +165,8 @@ def test_daemon_pulls_the_context_through_the_session(
 def test_a_changed_file_is_sent_again_on_the_next_build(
     client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nCOPY v.txt /v.txt\nRUN cat /v.txt\n", "v.txt": "one\n"})
+    run = f"RUN : {uuid.uuid4()} && cat /v.txt"  # a fresh step: earlier runs of this test left cache behind
+    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nCOPY v.txt /v.txt\n{run}\n", "v.txt": "one\n"})
     assert _build(client, buildkit_addr, tmp_path) == ["one"]
     write(tmp_path, {"v.txt": "two, longer\n"})
     assert _build(client, buildkit_addr, tmp_path) == ["two, longer"]
