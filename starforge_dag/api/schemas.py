@@ -28,10 +28,10 @@ class WebhookResult(BaseModel):
     status: Literal["pong", "queued", "ignored", "redelivery"]
     event: str
     delivery: str | None = None
-    builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or already active).")
+    builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or joined).")
     created: list[int] = Field(default_factory=list, description="Builds this delivery newly queued.")
     reason: str | None = None
-    ignored: list[IgnoredApp] = Field(default_factory=list, description="Apps tracking the repository that do not build.")
+    ignored: list[IgnoredApp] = Field(default_factory=list, description="Apps of the repository that do not build.")
 
 
 class Phase(BaseModel):

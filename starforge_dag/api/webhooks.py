@@ -14,9 +14,9 @@ from starforge_dag.core.models import App
 from starforge_dag.github.push import PushEvent
 from starforge_dag.github.rules import decide
 from starforge_dag.github.signature import verify_signature
-from starforge_dag.store import BuildStore
+from starforge_dag.store import open_store
 
-from .deps import SettingsDep, StoreDep
+from .deps import SettingsDep
 from .schemas import IgnoredApp, Problem, WebhookResult
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ async def github_webhook(
     request: Request,
     response: Response,
     settings: SettingsDep,
-    store: StoreDep,
     x_github_event: Annotated[str | None, Header()] = None,
     x_github_delivery: Annotated[str | None, Header()] = None,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
@@ -64,7 +63,9 @@ async def github_webhook(
         return WebhookResult(status="pong", event="ping", delivery=x_github_delivery)
     if x_github_event != "push":
         return WebhookResult(
-            status="ignored", event=x_github_event, delivery=x_github_delivery,
+            status="ignored",
+            event=x_github_event,
+            delivery=x_github_delivery,
             reason=f"event {x_github_event!r} is not handled; only push builds",
         )
     if not x_github_delivery or len(x_github_delivery) > MAX_DELIVERY_ID:
@@ -72,7 +73,7 @@ async def github_webhook(
             status.HTTP_400_BAD_REQUEST, f"missing X-GitHub-Delivery header or longer than {MAX_DELIVERY_ID} characters"
         )
     event = _parse_push(body)
-    result = await run_in_threadpool(_handle_push, store, x_github_delivery, event)
+    result = await run_in_threadpool(_handle_push, settings.resolved_database_url, x_github_delivery, event)
     if result.status != "queued":
         response.status_code = status.HTTP_200_OK
     return result
@@ -106,8 +107,12 @@ def _parse_push(body: bytes) -> PushEvent:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a push payload: bad or missing {fields}") from None
 
 
-def _handle_push(store: BuildStore, delivery: str, event: PushEvent) -> WebhookResult:
-    """Every verified push delivery is recorded, so a redelivery is answered from the record and never re-queued."""
+def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookResult:
+    """Every verified push delivery is recorded, so a redelivery is answered from the record and never re-queued.
+
+    The store is opened here, after the signature check, so unsigned requests never reach the database.
+    """
+    store = open_store(database_url)
     apps = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
     wanted: list[tuple[App, str, str]] = []
     ignored: list[IgnoredApp] = []

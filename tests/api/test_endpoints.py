@@ -41,7 +41,8 @@ def shop(store: BuildStore, source_repo: Path) -> App:
 
 
 def head(repo: Path, branch: str) -> str:
-    return subprocess.run(["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    done = subprocess.run(["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def advance(store: BuildStore, build_id: int, *states: BuildState, **final) -> None:
@@ -82,7 +83,8 @@ def test_settings_are_read_from_the_environment_when_not_given(
     monkeypatch.setenv("STARFORGE_DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("STARFORGE_API_TOKEN", "token-from-env")
     with TestClient(app) as env_client:
-        assert env_client.get("/apps", headers={"Authorization": "Bearer token-from-env"}).json()[0]["name"] == "acme/shop"
+        apps = env_client.get("/apps", headers={"Authorization": "Bearer token-from-env"})
+    assert apps.json()[0]["name"] == "acme/shop"
 
 
 def test_healthz_and_openapi_are_open(settings: Settings) -> None:
@@ -93,7 +95,8 @@ def test_healthz_and_openapi_are_open(settings: Settings) -> None:
     assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok"}
     assert schema.status_code == 200 and docs.status_code == 200
     spec = schema.json()
-    assert {"/webhooks/github", "/builds/{build_id}", "/builds/{build_id}/logs", "/apps/{app}/builds"} <= set(spec["paths"])
+    paths = {"/webhooks/github", "/builds/{build_id}", "/builds/{build_id}/logs", "/apps/{app}/builds", "/healthz"}
+    assert paths <= set(spec["paths"])
     assert {t["name"] for t in spec["tags"]} == {"webhooks", "builds", "apps", "health"}
     assert spec["paths"]["/builds/{build_id}"]["get"]["tags"] == ["builds"]
     ok = spec["paths"]["/builds/{build_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -259,7 +262,9 @@ def test_logs_as_a_json_list_paged_by_seq(client: TestClient, settings: Settings
     assert client.get("/builds/999/logs").status_code == 404
 
 
-def test_follow_streams_until_the_build_ends(client: TestClient, settings: Settings, store: BuildStore, shop: App) -> None:
+def test_follow_streams_until_the_build_ends(
+    client: TestClient, settings: Settings, store: BuildStore, shop: App
+) -> None:
     build = store.enqueue(shop, "main", SHA).build
     write_logs(settings, build.id, range(3))
 

@@ -5,6 +5,7 @@ from starforge_dag.github.push import Commit, PushEvent, Repository
 from starforge_dag.github.rules import decide, watched
 
 SHA = "a" * 40
+REPO = Repository(full_name="acme/shop")
 
 
 def app(**overrides) -> App:
@@ -34,7 +35,7 @@ def test_push_to_tracked_branch_builds() -> None:
         (push(ref="refs/heads/feature/x"), "branch feature/x is not tracked"),
         (push(ref="refs/tags/v1"), "tag push"),
         (push(ref="refs/pull/1/head"), "not a branch"),
-        (PushEvent(ref="refs/heads/main", after="0" * 40, deleted=True, repository=Repository(full_name="acme/shop")), "deleted"),
+        (PushEvent(ref="refs/heads/main", after="0" * 40, deleted=True, repository=REPO), "deleted"),
     ],
 )
 def test_refs_that_do_not_build(event: PushEvent, reason: str) -> None:
