@@ -43,7 +43,7 @@ def list_builds(
 @builds_router.get("/builds/{build_id}", response_model=BuildDetail, responses=_NOT_FOUND)
 def get_build(build_id: int, store: StoreDep) -> BuildDetail:
     """Status, phases with timestamps, error and failing step, image."""
-    return BuildDetail.of(store.get_build(build_id), store.transitions(build_id))
+    return BuildDetail.of(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
 
 
 @builds_router.get(

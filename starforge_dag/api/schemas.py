@@ -68,15 +68,19 @@ class BuildDetail(BuildSummary):
     delivery_id: str | None = None
     run_id: str | None = Field(default=None, description="The Dagster run building it.")
     commit_time: datetime | None = None
+    stop_requested: BuildState | None = Field(
+        default=None, description="Set while a running build is being stopped: the state it will end in."
+    )
     phases: list[Phase]
 
     @classmethod
-    def of(cls, build: Build, transitions: list[Transition]) -> "BuildDetail":
+    def of(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> "BuildDetail":
         return cls(
             **_summary_fields(build),
             delivery_id=build.delivery_id,
             run_id=build.run_id,
             commit_time=build.commit_time,
+            stop_requested=None if build.status.terminal else stop,
             phases=phases(transitions),
         )
 

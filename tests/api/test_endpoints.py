@@ -238,7 +238,8 @@ def test_cancel_queued_running_and_ended_builds(client: TestClient, store: Build
     advance(store, running.id, BuildState.CLONING, BuildState.PLANNING)
     response = client.post(f"/builds/{running.id}/cancel")
     assert response.status_code == 202 and response.json()["status"] == "planning"
-    assert store.cancel_state(running.id) == BuildState.CANCELED
+    assert client.get(f"/builds/{running.id}").json()["stop_requested"] == "canceled"
+    assert client.get(f"/builds/{queued.id}").json()["stop_requested"] is None
 
     again = client.post(f"/builds/{queued.id}/cancel")
     assert again.status_code == 409 and "already ended" in again.json()["detail"]
