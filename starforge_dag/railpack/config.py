@@ -13,9 +13,9 @@ images in the plan.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from starforge_dag.railpack.plan import Cache, Command, LayerInput, _Model
 
@@ -28,6 +28,17 @@ class ConfigError(ValueError):
     """The user's configuration cannot be read; the message says where and why."""
 
 
+class OutputFilter(_Model):
+    """Which part of a step's /app goes into the image; a plain string is one include path."""
+
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+
+def _parse_output(value: Any) -> Any:
+    return {"include": [value]} if isinstance(value, str) else value
+
+
 class StepConfig(_Model):
     """A step as written in railpack.json; `...` in lists keeps the generated items there."""
 
@@ -37,7 +48,7 @@ class StepConfig(_Model):
     assets: dict[str, str] = Field(default_factory=dict)
     variables: dict[str, str] = Field(default_factory=dict)
     caches: list[str] | None = None
-    deploy_outputs: list[LayerInput] | None = None
+    deploy_outputs: list[Annotated[OutputFilter, BeforeValidator(_parse_output)]] | None = None
 
 
 class DeployConfig(_Model):

@@ -21,6 +21,7 @@ from starforge_dag.railpack.config import (
     Config,
     ConfigError,
     Env,
+    OutputFilter,
     StepConfig,
     config_from_env,
     parse_config,
@@ -292,13 +293,17 @@ def _is_spread_command(command: Any) -> bool:
 
 
 def _default_inputs(plan: BuildPlan, name: str) -> list[Layer]:
-    """Where a step that only config defines gets its filesystem."""
+    """Where a step that only config defines gets its filesystem.
+
+    Install and build need the source; any other new step starts from `packages:mise`
+    (or the package or builder image beneath it), as Railpack's docs describe.
+    """
     packages = next((Layer(step=s) for s in (MISE_STEP, APT_BUILD_STEP) if plan.step(s)), None)
     base = packages or Layer(image=_builder_image(plan))
+    if name not in {"install", "build"}:
+        return [base]
     if name == "build" and plan.step("install"):
         base = Layer(step="install")
-    elif name not in {"install", "build"} and plan.step("build"):
-        return [Layer(step="build")]
     return [base, Layer(local=True, include=["."])]
 
 
@@ -309,6 +314,7 @@ def _builder_image(plan: BuildPlan) -> str:
 
 def _apply_step(plan: BuildPlan, name: str, sc: StepConfig) -> None:
     step = plan.step(name)
+    created = step is None
     if step is None:
         step = Step(name=name, inputs=_default_inputs(plan, name))
         plan.steps.append(step)
@@ -325,8 +331,11 @@ def _apply_step(plan: BuildPlan, name: str, sc: StepConfig) -> None:
         step.caches = _splice(step.caches, sc.caches, lambda c: c == SPREAD)
     step.assets.update(sc.assets)
     step.variables.update(sc.variables)
-    for output in sc.deploy_outputs or []:
-        plan.deploy.inputs.append(output if output.step or output.image or output.local else output.model_copy(update={"step": name}))
+    outputs = sc.deploy_outputs
+    if outputs is None and created and name not in {"install", "build"}:
+        outputs = [OutputFilter(include=["."])]
+    for output in outputs or []:
+        plan.deploy.inputs.append(Layer(step=name, include=output.include or ["."], exclude=output.exclude))
 
 
 def _apply_config(plan: BuildPlan, config: Config) -> None:

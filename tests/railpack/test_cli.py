@@ -68,3 +68,11 @@ def test_python_m_exits_1_on_unplannable_dir(make_app) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Dockerfile" in result.stderr
+
+
+def test_python_m_env_option_sets_build_variables(fixture_app) -> None:
+    result = _run_module(str(fixture_app("python-pip")), "--env", "RAILPACK_START_CMD=python -m app", "--env", "API_KEY=abc")
+    plan = json.loads(result.stdout)
+    assert plan["deploy"]["startCommand"] == "python -m app"
+    assert plan["secrets"] == ["API_KEY"]
+    assert "abc" not in result.stdout

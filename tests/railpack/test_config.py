@@ -72,7 +72,7 @@ def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
         "caches": {"playwright": {"directory": "/root/.cache/ms-playwright", "type": "locked"}},
         "secrets": ["SENTRY_AUTH_TOKEN"],
         "steps": {
-            "docs": {"commands": ["npm run docs"], "caches": ["playwright"], "secrets": ["DOCS_TOKEN"], "deployOutputs": [{"include": ["docs-site"]}]},
+            "docs": {"inputs": [{"step": "build"}], "commands": ["npm run docs"], "caches": ["playwright"], "secrets": ["DOCS_TOKEN"], "deployOutputs": ["docs-site"]},
         },
         "deploy": {"variables": {"LANG": "en_US.UTF-8"}, "paths": ["/app/bin"], "inputs": ["...", {"image": "example/tool", "include": ["/usr/bin/tool"]}]},
     })
@@ -85,6 +85,15 @@ def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
     assert plan.deploy.inputs[-1].image == "example/tool"
     assert plan.deploy.variables["LANG"] == "en_US.UTF-8"
     assert "/app/bin" in plan.deploy.paths
+
+
+def test_new_step_defaults_to_mise_packages_and_ships_its_app_dir(fixture_app) -> None:
+    root = fixture_app("node-npm")
+    _write_config(root, {"steps": {"hello": {"commands": ["echo hi > greeting"]}, "scratch": {"commands": ["echo tmp"], "deployOutputs": []}}})
+    plan = generate_plan(root).plan
+    assert [i.step for i in plan.step("hello").inputs] == ["packages:mise"]
+    assert plan.deploy.inputs[-1].step == "hello" and plan.deploy.inputs[-1].include == ["."]
+    assert plan.step("scratch") is None, "a step nothing ships is dropped"
 
 
 def test_build_env_names_become_secrets_but_values_never_enter_the_plan(fixture_app) -> None:
