@@ -114,14 +114,15 @@ def generate_plan(
         provider_plan,
         builder=builder_image or variables.railpack("BUILDER_IMAGE") or DEFAULT_BUILDER_IMAGE,
         runtime=runtime_image or variables.railpack("RUNTIME_IMAGE") or DEFAULT_RUNTIME_IMAGE,
-        build_apt=provider_plan.build_apt + file_config.build_apt_packages + env_config.build_apt_packages,
-        deploy_apt=provider_plan.deploy_apt + file_config.deploy.apt_packages + env_config.deploy.apt_packages,
+        build_apt=_apt_list(provider_plan.build_apt, file_config.build_apt_packages, env_config.build_apt_packages),
+        deploy_apt=_apt_list(provider_plan.deploy_apt, file_config.deploy.apt_packages, env_config.deploy.apt_packages),
     )
     if procfile_start:
         plan.deploy.start_command = procfile_start
     for config in (file_config, env_config):
         _apply_config(plan, config)
     _disable_caches(plan, variables.railpack_list("DISABLE_CACHES"))
+    _release_node_modules_cache(plan)
     plan.secrets = _secret_names(plan, variables, file_config)
     plan.exclude = _dockerignore(app)
     _normalize(plan)
@@ -352,6 +353,25 @@ def _apply_config(plan: BuildPlan, config: Config) -> None:
         plan.deploy.start_command = deploy.start_command
     plan.deploy.variables.update(deploy.variables)
     plan.deploy.paths += [p for p in deploy.paths if p not in plan.deploy.paths]
+
+
+def _apt_list(generated: list[str], *configured: list[str]) -> list[str]:
+    """Each configured list replaces the packages so far, or extends them where it says `...`."""
+    packages = list(generated)
+    for given in configured:
+        if given:
+            packages = _splice(packages, given, lambda p: p == SPREAD)
+    return list(dict.fromkeys(packages))
+
+
+_REMOVES_NODE_MODULES = re.compile(r"\bnpm ci\b|\brm -rf? (\./)?node_modules\b|\brimraf (\./)?node_modules\b")
+
+
+def _release_node_modules_cache(plan: BuildPlan) -> None:
+    """Steps after install that delete node_modules cannot have a cache mounted inside it (EBUSY)."""
+    for step in plan.steps:
+        if step.name != "install" and any(_REMOVES_NODE_MODULES.search(c) for c in step.exec_commands()):
+            step.caches = [c for c in step.caches if c != "node-modules"]
 
 
 def _disable_caches(plan: BuildPlan, names: list[str]) -> None:

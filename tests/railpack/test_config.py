@@ -55,7 +55,7 @@ def test_strip_jsonc_keeps_comment_markers_inside_strings() -> None:
 def test_packages_and_apt_packages(fixture_app) -> None:
     root = fixture_app("node-npm")
     _write_config(root, {"packages": {"python": "3.12"}, "buildAptPackages": ["git"], "deploy": {"aptPackages": ["ffmpeg"]}})
-    result = generate_plan(root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "curl"})
+    result = generate_plan(root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "... curl"})
     plan = result.plan
     mise = plan.step("packages:mise").assets["mise.toml"]
     assert '"python" = "3.12"' in mise and '"jq" = "1.7"' in mise and '"ripgrep" = "latest"' in mise
@@ -64,6 +64,20 @@ def test_packages_and_apt_packages(fixture_app) -> None:
     runtime_apt = plan.step("packages:apt:runtime").exec_commands()[0]
     assert "ffmpeg" in runtime_apt and "curl" in runtime_apt
     assert plan.step("packages:mise").inputs[0].step == "packages:apt:build"
+
+
+def test_apt_lists_replace_generated_packages_unless_extended(fixture_app) -> None:
+    root = fixture_app("python-django")
+    replaced = generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "ffmpeg"}).plan.step("packages:apt:runtime").exec_commands()[0]
+    assert "ffmpeg" in replaced and "libpq5" not in replaced
+    extended = generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "... ffmpeg"}).plan.step("packages:apt:runtime").exec_commands()[0]
+    assert "ffmpeg" in extended and "libpq5" in extended
+
+
+def test_build_that_removes_node_modules_drops_the_node_modules_cache(fixture_app) -> None:
+    plan = generate_plan(fixture_app("node-npm"), env={"RAILPACK_BUILD_CMD": "rm -rf node_modules && npm ci && npm run build"}).plan
+    assert "node-modules" not in plan.step("build").caches
+    assert plan.step("install").caches == ["npm-install"]
 
 
 def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
