@@ -31,12 +31,12 @@ die() { log "ERROR: $*"; exit 1; }
 
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-docker_ok() { curl -fsS --max-time 2 --unix-socket "$DOCKER_SOCK" http://docker/_ping >/dev/null 2>&1; }
+docker_ok() { curl --noproxy "*" -fsS --max-time 2 --unix-socket "$DOCKER_SOCK" http://docker/_ping >/dev/null 2>&1; }
 
-registry_ok() { curl -fsS --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
+registry_ok() { curl --noproxy "*" -fsS --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
 
 base_present() {
-  curl -fsS --max-time 5 -o /dev/null -H "Accept: $MANIFEST_ACCEPT" \
+  curl --noproxy "*" -fsS --max-time 5 -o /dev/null -H "Accept: $MANIFEST_ACCEPT" \
     "http://$REGISTRY_ADDR/v2/$BASE_REPO/manifests/$BASE_TAG" 2>/dev/null
 }
 

@@ -55,7 +55,9 @@ class RegistryAuth:
 
 
 def _engine(docker_sock: str, timeout: float | None) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(uds=docker_sock), base_url="http://docker", timeout=timeout)
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=docker_sock), base_url="http://docker", timeout=timeout, trust_env=False
+    )
 
 
 def _is_local(host: str) -> bool:
@@ -149,7 +151,7 @@ def manifest_digest(
     url = f"{'http' if plain_http else 'https'}://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
     headers = {"Accept": MANIFEST_ACCEPT}
     try:
-        with httpx.Client(timeout=timeout, verify=not plain_http) as client:
+        with httpx.Client(timeout=timeout, verify=not plain_http, trust_env=not _is_local(ref.registry)) as client:
             response = client.head(url, headers=headers)
             if response.status_code == 401:
                 challenge = response.headers.get("WWW-Authenticate", "")

@@ -31,6 +31,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 _HEADER_LIMIT = 64 * 1024
+# Loopback endpoints (the docker bridge, local buildkitd) never go through an HTTP proxy from the environment.
+_NO_PROXY = ("grpc.enable_http_proxy", 0)
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -222,18 +224,25 @@ class _BridgedChannel(grpc.Channel):
         self.close()
 
 
+def _loopback(hostport: str) -> bool:
+    host = hostport.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel:
     """Open a gRPC channel to a BuildKit address; the scheme picks how bytes get there."""
     scheme, sep, rest = addr.partition("://")
     if not sep:
         raise ValueError(f"BuildKit address {addr!r} needs a scheme (tcp://, unix://, docker://)")
     if scheme == "tcp":
+        options = list(CHANNEL_OPTIONS)
+        if _loopback(rest):
+            options.append(_NO_PROXY)
         if tls is None:
-            return grpc.insecure_channel(rest, options=CHANNEL_OPTIONS)
+            return grpc.insecure_channel(rest, options=options)
         creds = grpc.ssl_channel_credentials(
             root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
         )
-        options = list(CHANNEL_OPTIONS)
         if tls.server_name:
             options.append(("grpc.ssl_target_name_override", tls.server_name))
         return grpc.secure_channel(rest, creds, options=options)
@@ -245,5 +254,5 @@ def open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel:
         if tls is not None:
             raise ValueError("TLS over docker:// is not supported; the Docker socket is local")
         bridge = DockerBridge(rest)
-        return _BridgedChannel(grpc.insecure_channel(bridge.target, options=CHANNEL_OPTIONS), bridge)
+        return _BridgedChannel(grpc.insecure_channel(bridge.target, options=[*CHANNEL_OPTIONS, _NO_PROXY]), bridge)
     raise ValueError(f"unsupported BuildKit address scheme {scheme!r} in {addr!r}")

@@ -38,8 +38,9 @@ def registry_config(image: str) -> dict:
     """The image config blob as the registry serves it."""
     ref = ImageRef.parse(image)
     base = f"http://{ref.registry}/v2/{ref.repository}"
-    manifest = httpx.get(f"{base}/manifests/{ref.tag}", headers={"Accept": MANIFEST_ACCEPT}).raise_for_status().json()
-    return httpx.get(f"{base}/blobs/{manifest['config']['digest']}").raise_for_status().json()
+    with httpx.Client(trust_env=False) as registry:
+        manifest = registry.get(f"{base}/manifests/{ref.tag}", headers={"Accept": MANIFEST_ACCEPT}).raise_for_status()
+        return registry.get(f"{base}/blobs/{manifest.json()['config']['digest']}").raise_for_status().json()
 
 
 def engine_images(docker_sock: str) -> list[str]:
