@@ -93,11 +93,7 @@ def generate_plan(
     variables = Env(env)
     file_config, config_source = _load_config(app, variables, config_file)
     env_config = config_from_env(variables)
-    merged = Config(
-        provider=file_config.provider,
-        deploy=file_config.deploy.model_copy(update={"start_command": env_config.deploy.start_command or file_config.deploy.start_command}),
-    )
-    ctx = Context(app=app, env=variables, config=merged)
+    ctx = Context(app=app, env=variables, config=file_config)
 
     provider = _pick_provider(ctx)
     provider_plan = provider.plan(ctx) if provider else ProviderPlan()
@@ -131,7 +127,12 @@ def generate_plan(
     if not plan.deploy.start_command:
         help_text = provider.start_command_help() if provider else "set a start command"
         ctx.warn(f"No start command was found: {help_text}, or set RAILPACK_START_CMD / deploy.startCommand in railpack.json.")
-    info = {
+    return PlanResult(plan=plan, info=_info(ctx, provider, plan, config_source))
+
+
+def _info(ctx: Context, provider: Provider | None, plan: BuildPlan, config_source: str | None) -> dict[str, Any]:
+    """What `--info` shows: detected provider, versions and where they came from, warnings, cost."""
+    return {
         "detectedProviders": [provider.name] if provider else [],
         "resolvedPackages": {
             name: {"name": p.name, "requestedVersion": p.requested_version, "source": p.source} for name, p in sorted(ctx.packages.items())
@@ -140,10 +141,9 @@ def generate_plan(
         "warnings": ctx.warnings,
         "configFile": config_source,
         "startCommand": plan.deploy.start_command,
-        "filesRead": app.files_read,
-        "dirsListed": app.dirs_listed,
+        "filesRead": ctx.app.files_read,
+        "dirsListed": ctx.app.dirs_listed,
     }
-    return PlanResult(plan=plan, info=info)
 
 
 def _load_config(app: App, env: Env, config_file: str | None) -> tuple[Config, str | None]:
