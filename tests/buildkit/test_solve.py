@@ -7,6 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import pytest
 
 from starforge_dag.buildkit import llb
@@ -15,6 +16,7 @@ from starforge_dag.buildkit.client import (
     BuildKitClient,
     LogEvent,
     VertexEvent,
+    classify_error,
 )
 from starforge_dag.buildkit.registry import manifest_digest
 from starforge_dag.core.errors import (
@@ -24,8 +26,6 @@ from starforge_dag.core.errors import (
     TransientBuildError,
     UserBuildError,
 )
-
-pytestmark = pytest.mark.integration
 
 
 def run_state(base_image: str, script: str, name: str | None = None, network: str = "none") -> llb.State:
@@ -44,6 +44,7 @@ def processes_with(marker: str) -> list[str]:
     return found
 
 
+@pytest.mark.integration
 def test_raw_llb_build_is_pushed_and_reports_the_registry_manifest_digest(
     client: BuildKitClient, base_image: str, image_name: str
 ) -> None:
@@ -63,6 +64,7 @@ def test_raw_llb_build_is_pushed_and_reports_the_registry_manifest_digest(
     assert ("build app", "completed") in {(e.name, e.status) for e in events if isinstance(e, VertexEvent)}
 
 
+@pytest.mark.integration
 def test_log_lines_arrive_in_order_while_the_build_runs(client: BuildKitClient, base_image: str) -> None:
     script = "echo first; sleep 1.5; echo second; echo err >&2; sleep 1.5; printf 'third\\nfourth'"
     arrivals: list[tuple[float, LogEvent]] = []
@@ -82,6 +84,7 @@ def test_log_lines_arrive_in_order_while_the_build_runs(client: BuildKitClient, 
     assert ended - first_at > 2.0, "the first line must be delivered while the step still runs"
 
 
+@pytest.mark.integration
 def test_failing_run_is_a_user_error_naming_the_step(client: BuildKitClient, base_image: str) -> None:
     events: list[BuildEvent] = []
     st = run_state(base_image, "echo about to fail; exit 3", name="RUN npm test")
@@ -97,6 +100,7 @@ def test_failing_run_is_a_user_error_naming_the_step(client: BuildKitClient, bas
     assert any(isinstance(e, VertexEvent) and e.status == "error" for e in events)
 
 
+@pytest.mark.integration
 def test_dockerfile_parse_error_is_a_user_error(client: BuildKitClient) -> None:
     dockerfile = llb.scratch().file(llb.mkfile("/Dockerfile", "FROMM busybox\n"))
     inputs = {"dockerfile": llb.marshal(dockerfile), "context": llb.marshal(dockerfile)}
@@ -107,6 +111,7 @@ def test_dockerfile_parse_error_is_a_user_error(client: BuildKitClient) -> None:
     assert "unknown instruction" in caught.value.message.lower()
 
 
+@pytest.mark.integration
 def test_should_cancel_ends_the_build_quickly_and_stops_the_step(client: BuildKitClient, base_image: str) -> None:
     marker = f"starforge-cancel-{uuid.uuid4().hex[:8]}"
     st = run_state(base_image, f"echo running; sleep 300 # {marker}", name="long step")
@@ -133,6 +138,7 @@ def test_should_cancel_ends_the_build_quickly_and_stops_the_step(client: BuildKi
     assert not processes_with(marker), "BuildKit kept running the canceled step"
 
 
+@pytest.mark.integration
 def test_cancel_from_another_thread(client: BuildKitClient, base_image: str) -> None:
     st = run_state(base_image, "echo running; sleep 300", name="long step")
 
@@ -146,6 +152,7 @@ def test_cancel_from_another_thread(client: BuildKitClient, base_image: str) -> 
     assert time.monotonic() - t0 < 30
 
 
+@pytest.mark.integration
 def test_host_network_needs_the_entitlement(client: BuildKitClient, base_image: str) -> None:
     st = llb.marshal(run_state(base_image, "echo on host", network="host"))
 
@@ -157,6 +164,7 @@ def test_host_network_needs_the_entitlement(client: BuildKitClient, base_image: 
     assert result.steps_total >= 2
 
 
+@pytest.mark.integration
 def test_unreachable_daemon_is_transient(tmp_path: Path, base_image: str) -> None:
     definition = llb.marshal(run_state(base_image, "true"))
     for addr in (f"docker://{tmp_path}/missing.sock", "tcp://127.0.0.1:9"):
@@ -165,3 +173,40 @@ def test_unreachable_daemon_is_transient(tmp_path: Path, base_image: str) -> Non
                 dead.solve(definition, timeout=10)
             with pytest.raises(TransientBuildError):
                 dead.list_workers(timeout=10)
+
+
+class WireError(grpc.RpcError):
+    """A Solve failure as grpcio raises it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses", ErrorKind.TRANSIENT),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", ErrorKind.TRANSIENT),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "no space left", ErrorKind.TRANSIENT),
+        (
+            grpc.StatusCode.UNKNOWN,
+            "failed to copy: read tcp 10.0.0.2:443: connection reset by peer",
+            ErrorKind.TRANSIENT,
+        ),
+        (grpc.StatusCode.UNKNOWN, "executor failed running [/bin/sh -c npm test]: exit code: 1", ErrorKind.USER),
+        (grpc.StatusCode.UNKNOWN, "failed to create LLB definition: dockerfile parse error line 3", ErrorKind.USER),
+        (grpc.StatusCode.UNKNOWN, "failed to load LLB: network.host is not allowed", ErrorKind.PERMANENT),
+        (grpc.StatusCode.INVALID_ARGUMENT, 'exporter "image" could not be found', ErrorKind.PERMANENT),
+    ],
+)
+def test_errors_are_classified_for_retries(code: grpc.StatusCode, details: str, kind: ErrorKind) -> None:
+    error = classify_error(WireError(code, details), ("RUN npm test", details))
+    assert error.kind is kind
+    assert error.step == "RUN npm test"
+    assert details in error.message
