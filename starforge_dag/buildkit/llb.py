@@ -130,7 +130,10 @@ def cache_mount(dest: str, id: str, sharing: Literal["shared", "private", "locke
 def secret_mount(
     dest: str | None = None, *, id: str, env: str | None = None, optional: bool = False, mode: int = 0o400
 ) -> Mount:
-    """A secret by id as a file at dest and/or an env var; the value comes from the session."""
+    """A secret by id as a file at dest and/or an env var; the value comes from the session.
+
+    `env` travels as ExecOp.secretenv, which BuildKit v0.8 (dockerd 20.10) silently ignores: use a file there.
+    """
     if dest is None and env is None:
         raise ValueError("a secret mount needs a destination path, an env name, or both")
     return Mount(dest=dest, type=pb.SECRET, secret_id=id, secret_env=env, optional=optional, mode=mode)

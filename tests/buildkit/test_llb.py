@@ -10,6 +10,7 @@ import pytest
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.pb import ops_pb2 as pb
+from starforge_dag.buildkit.session import Session
 
 BASE = "127.0.0.1:5000/base/busybox:latest"
 
@@ -139,3 +140,26 @@ def test_buildkit_runs_the_marshalled_graph(client: BuildKitClient, base_image: 
     lines: list[str] = []
     client.solve(llb.marshal(run.root()), on_event=lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None)
     assert lines == ["hello from mkfile", "greeting", "hello from mkfile", "x"]
+
+
+@pytest.mark.integration
+def test_secret_reaches_the_step_but_not_the_definition(
+    client: BuildKitClient, buildkit_addr: str, base_image: str
+) -> None:
+    value = "s3cret-value-for-llb"
+    run = llb.image(base_image).run(
+        ["sh", "-c", "cat /run/secrets/TOKEN; echo; ls -l /run/secrets/TOKEN | cut -c1-10"],
+        mounts=[llb.secret_mount("/run/secrets/TOKEN", id="TOKEN")],
+        network="none",
+        ignore_cache=True,
+    )
+    definition = llb.marshal(run.root())
+    lines: list[str] = []
+
+    with Session(buildkit_addr, None, local_dirs={}, secrets={"TOKEN": value}, name="llb-secret") as session:
+        client.solve(
+            definition, session=session.id, on_event=lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None
+        )
+
+    assert value.encode() not in definition
+    assert lines == [value, "-r--------"]
