@@ -227,3 +227,14 @@ def test_missing_start_command_is_a_warning(make_app) -> None:
     result = generate_plan(make_app({"package.json": "{}"}))
     assert result.plan.deploy.start_command is None
     assert "start" in result.info["warnings"][0]
+
+
+def test_python_image_gets_the_venv_then_the_app_without_a_local_venv(fixture_app) -> None:
+    inputs = generate_plan(fixture_app("python-pip")).plan.deploy.inputs
+    assert [(i.step, i.include, i.exclude) for i in inputs[-2:]] == [("build", ["/app/.venv"], None), ("build", ["."], [".venv"])]
+
+
+def test_go_runtime_image_gets_timezone_data(fixture_app) -> None:
+    plan = generate_plan(fixture_app("go-mod")).plan
+    assert plan.deploy.base.step == "packages:apt:runtime"
+    assert "tzdata" in plan.step("packages:apt:runtime").exec_commands()[0]

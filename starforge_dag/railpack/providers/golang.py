@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, path, sh
 
 DEFAULT_GO_VERSION = "1.23"
 
@@ -34,18 +34,20 @@ class GoProvider:
             runtime_packages=False,
             variables={"CGO_ENABLED": "1" if cgo else "0", "GOPATH": "/go", "GOBIN": "/go/bin"},
             caches={"go-build": Cache(directory="/root/.cache/go-build")},
+            install_caches=["go-build"],
             build_caches=["go-build"],
+            deploy_apt=["tzdata"],
         )
         if cgo:
             plan.build_apt += ["gcc", "g++", "libc6-dev"]
-            plan.deploy_apt += ["libc6"]
+            plan.deploy_apt.append("libc6")
         workspace_modules = _workspace_modules(ctx)
         if workspace_modules:
             ctx.metadata["workspace"] = "true"
             plan.install_needs_source = True
-            plan.install = [sh("go mod download")]
+            plan.install = [path("/go/bin"), sh("go mod download")]
         elif ctx.app.has_file("go.mod"):
-            plan.install = [*copy(*[f for f in ("go.mod", "go.sum") if ctx.app.has_file(f)]), sh("go mod download")]
+            plan.install = [path("/go/bin"), *copy(*[f for f in ("go.mod", "go.sum") if ctx.app.has_file(f)]), sh("go mod download")]
         target = _target(ctx, workspace_modules)
         if target is None:
             ctx.warn("no main package found for the Go build")

@@ -76,7 +76,7 @@ class PythonProvider:
 
         plan.start_command = _start_command(ctx, deps)
         plan.deploy_variables = dict(RUNTIME_VARIABLES)
-        plan.deploy_inputs = [build_layer(".")]
+        plan.deploy_inputs = [build_layer(VENV), build_layer(".", exclude=[".venv"])]
         return plan
 
 
