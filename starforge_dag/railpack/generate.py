@@ -261,7 +261,7 @@ def _assemble(pp: ProviderPlan, builder: str, runtime: str, build_apt: list[str]
         variables={} if pp.install else dict(pp.variables),
     ))
 
-    runtime_base = Layer(image=pp.deploy_image or runtime)
+    runtime_base = pp.deploy_base or Layer(image=runtime)
     if deploy_apt:
         plan.steps.append(_apt_step(APT_RUNTIME_STEP, runtime_base, deploy_apt))
         runtime_base = Layer(step=APT_RUNTIME_STEP)
@@ -272,7 +272,10 @@ def _assemble(pp: ProviderPlan, builder: str, runtime: str, build_apt: list[str]
     if pp.packages and pp.runtime_packages:
         deploy_inputs.append(Layer(step=MISE_STEP, include=list(MISE_RUNTIME_PATHS)))
         paths.insert(0, "/mise/shims")
-    deploy_inputs += pp.deploy_inputs if pp.deploy_inputs is not None else [Layer(step="build", include=["."])]
+    if pp.deploy_inputs is not None:
+        deploy_inputs += pp.deploy_inputs
+    elif pp.deploy_base is None:
+        deploy_inputs.append(Layer(step="build", include=["."]))
     plan.deploy = Deploy(base=runtime_base, inputs=deploy_inputs, start_command=pp.start_command, variables=dict(pp.deploy_variables), paths=paths)
     return plan
 

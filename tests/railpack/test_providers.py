@@ -171,6 +171,8 @@ def test_laravel_builds_assets_and_caches_config(fixture_app) -> None:
     assert result.info["resolvedPackages"]["php"]["requestedVersion"] == "8.3"
     assert result.plan.step("build").variables == {} and result.plan.step("install").variables["RAILPACK_PHP_ROOT_DIR"] == "/app/public"
     assert "php artisan migrate --force" in result.plan.step("build").assets["start-container.sh"]
+    assert result.plan.deploy.base.step == "build" and result.plan.deploy.inputs == []
+    assert result.plan.steps[0].inputs[0].image == "dunglas/frankenphp:php8.3-bookworm"
 
 
 def test_laravel_migrations_can_be_skipped(fixture_app) -> None:

@@ -103,7 +103,7 @@ class ProviderPlan:
     deploy_inputs: list[Layer] | None = None
     deploy_variables: dict[str, str] = field(default_factory=dict)
     step_image: str | None = None
-    deploy_image: str | None = None
+    deploy_base: Layer | None = None
 
 
 class Provider(Protocol):

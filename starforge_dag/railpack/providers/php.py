@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.plan import Cache, FileCommand
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, loose_version, sh
+from starforge_dag.railpack.plan import Cache, FileCommand, Layer
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, copy, loose_version, sh
 
 DEFAULT_PHP_VERSION = "8.4"
 START_SCRIPT = "/start-container.sh"
@@ -36,15 +36,23 @@ class PhpProvider:
         laravel = ctx.app.has_file("artisan")
         root = ctx.env.railpack("PHP_ROOT_DIR") or ("/app/public" if laravel else "/app")
         image = ctx.env.railpack("PHP_IMAGE") or php_image(version)
+        runtime_variables = {
+            "SERVER_NAME": ":80",
+            "RAILPACK_PHP_ROOT_DIR": root,
+            "APP_ENV": "production",
+            "APP_DEBUG": "false",
+            "LOG_CHANNEL": "stderr",
+            "IS_LARAVEL": "true" if laravel else "false",
+        }
         plan = ProviderPlan(
             step_image=image,
-            deploy_image=image,
+            deploy_base=Layer(step="build"),
             runtime_packages=False,
-            variables={"COMPOSER_CACHE_DIR": "/opt/cache/composer", "SERVER_NAME": ":80", "RAILPACK_PHP_ROOT_DIR": root},
+            variables={**runtime_variables, "COMPOSER_CACHE_DIR": "/opt/cache/composer", "COMPOSER_FUND": "0"},
+            deploy_variables=runtime_variables,
             caches={"composer": Cache(directory="/opt/cache/composer")},
             install_caches=["composer"],
         )
-        plan.deploy_variables = {"SERVER_NAME": ":80", "RAILPACK_PHP_ROOT_DIR": root}
         extensions = sorted({k[len("ext-"):] for k in require if k.startswith("ext-")} | {e for e in (ctx.env.railpack("PHP_EXTENSIONS") or "").replace(",", " ").split() if e})
         if extensions:
             plan.install.append(sh(f"install-php-extensions {' '.join(extensions)}"))
@@ -74,12 +82,11 @@ class PhpProvider:
             plan.build_assets["Caddyfile"] = caddyfile
             plan.build.append(FileCommand(path="/etc/caddy/Caddyfile", name="Caddyfile"))
         plan.start_command = START_SCRIPT
-        plan.deploy_inputs = [build_layer("."), build_layer(START_SCRIPT)]
         return plan
 
 
 def _start_script(laravel: bool, skip_migrations: bool) -> str:
-    """Container entry: Laravel housekeeping, then FrankenPHP serving the document root."""
+    """Container entry: Laravel housekeeping, then FrankenPHP serving the document root (the image's default PATH has it)."""
     lines = ["#!/bin/sh", "set -e"]
     if laravel:
         if not skip_migrations:
