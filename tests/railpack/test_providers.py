@@ -135,6 +135,7 @@ def test_next_caches_build_cache(fixture_app) -> None:
 
 def test_node_runtime_variables_are_set_in_the_image(fixture_app) -> None:
     deploy = generate_plan(fixture_app("node-npm")).plan.deploy
+    assert [(i.include, i.exclude) for i in deploy.inputs[-2:]] == [(["/app/node_modules"], None), (["."], ["node_modules", ".yarn"])]
     assert deploy.variables["NODE_ENV"] == "production"
     assert deploy.variables["CI"] == "true"
     assert "/app/node_modules/.bin" in deploy.paths

@@ -148,7 +148,7 @@ class NodeProvider:
             return plan
 
         plan.start_command = _start_command(ctx, pm, pkg, scripts, framework)
-        plan.deploy_inputs = [build_layer(".", exclude=[".yarn"] if pm is YARN_BERRY else None)]
+        plan.deploy_inputs = [build_layer("/app/node_modules"), build_layer(".", exclude=["node_modules", ".yarn"])]
         plan.deploy_variables = dict(RUNTIME_VARIABLES)
         return plan
 
