@@ -110,28 +110,37 @@ class Service:
             return "(no log yet)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> None:
-        """SIGTERM to the process, its group and every descendant, then SIGKILL to whatever is left."""
-        if self.process is not None and self.process.poll() is None:
-            pids = _descendants(self.process.pid) | {self.process.pid}
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            _signal(pids, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE_S
-            while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-                self.process.poll()
-                time.sleep(0.1)
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _signal([pid for pid in pids if _alive(pid)], signal.SIGKILL)
-            self.process.wait()
+    def close_log(self) -> None:
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None
+
+
+def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM to every process, its group and its descendants at once; SIGKILL whatever is left after the grace."""
+    running = [s.process for s in services if s.process is not None and s.process.poll() is None]
+    pids = {p.pid for p in running}.union(*(_descendants(p.pid) for p in running))
+    for process in running:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    _signal(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        for process in running:
+            process.poll()
+        time.sleep(0.1)
+    for process in running:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _signal([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+    for process in running:
+        process.wait()
+    for service in services:
+        service.close_log()
 
 
 class Stack:
@@ -213,8 +222,7 @@ class Stack:
         self._wait_until("daemon", self._daemons_healthy, deadline)
 
     def stop(self) -> None:
-        for service in reversed(list(self.services.values())):
-            service.stop()
+        stop_all(list(self.services.values()))
 
     def log_tails(self, lines: int = LOG_TAIL_LINES) -> str:
         return "\n".join(f"--- {s.name} ({s.log_path}) ---\n{s.log_tail(lines)}" for s in self.services.values())
