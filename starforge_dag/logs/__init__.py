@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from .base import LogStoreBackend
 from .sql import SqlLogStore
@@ -18,8 +23,11 @@ __all__ = [
     "LogStoreBackend",
     "LogsNotSaved",
     "SqlLogStore",
+    "open_build_log",
     "open_log_store",
 ]
+
+logger = logging.getLogger(__name__)
 
 _CLICKHOUSE_SCHEMES = ("chdb:", "http:", "https:", "clickhouse:")
 
@@ -31,8 +39,41 @@ def open_log_store(dsn: str, database_url: str) -> LogStoreBackend:
     if dsn.startswith(_CLICKHOUSE_SCHEMES):
         from .clickhouse import ClickHouseLogStore
 
-        return ClickHouseLogStore(dsn)
+        # A server DSN may name the database (http://host:8123/logs); a chdb DSN's path is its data directory.
+        database = "" if dsn.startswith("chdb:") else urlparse(dsn).path.strip("/")
+        return ClickHouseLogStore(dsn, database=database) if database else ClickHouseLogStore(dsn)
     raise ValueError(f"unknown log store DSN {dsn!r}: use sql, chdb:///path, http(s)://host or clickhouse://host")
+
+
+@contextmanager
+def open_build_log(
+    dsn: str, database_url: str, build_id: int, retry: Backoff = Backoff()
+) -> Iterator[BufferedLogWriter]:
+    """A writer that continues the build's stored log, waiting out a store that is down when the build starts."""
+    store, start_seq = _resume(dsn, database_url, build_id, retry)
+    with store, BufferedLogWriter(store, build_id, start_seq=start_seq, retry=retry) as writer:
+        yield writer
+
+
+def _resume(dsn: str, database_url: str, build_id: int, retry: Backoff) -> tuple[LogStoreBackend, int]:
+    deadline = time.monotonic() + retry.deadline_s
+    delay = retry.first_s
+    while True:
+        try:
+            store = open_log_store(dsn, database_url)
+            try:
+                return store, store.last_seq(build_id) + 1
+            except BaseException:
+                store.close()
+                raise
+        except ValueError:  # a bad DSN or URL: waiting will not fix configuration
+            raise
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("log store unavailable for build %s, retrying in %.1fs: %r", build_id, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * retry.factor, retry.max_s)
 
 
 def __getattr__(name: str) -> object:

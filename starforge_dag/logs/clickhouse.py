@@ -1,4 +1,8 @@
-"""Build logs in ClickHouse: chdb in-process for tests and single hosts, a server in production."""
+"""Build logs in ClickHouse: chdb in-process for tests and single hosts, a server in production.
+
+chdb holds its data directory exclusively while any client in a process is open, so several
+processes (run workers, the API) sharing one log store need a ClickHouse server.
+"""
 
 from __future__ import annotations
 

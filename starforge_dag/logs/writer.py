@@ -6,10 +6,12 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
 
+from ..core.errors import ErrorKind, TransientBuildError
 from ..core.models import LogLine, ProgressLine
 from .base import LogStoreBackend
 
@@ -22,25 +24,22 @@ _MAX_SEND = 10_000
 
 @dataclass(frozen=True)
 class Backoff:
-    """How a writer waits for a log store that is down: doubling delays, capped, and a last deadline on close."""
+    """How long to wait out a log store that is down: doubling delays, capped, giving up after `deadline_s`."""
 
     first_s: float = 0.2
     max_s: float = 5.0
     factor: float = 2.0
-    close_deadline_s: float = 30.0
+    deadline_s: float = 30.0
 
 
-class LogsNotSaved(RuntimeError):
+class LogsNotSaved(TransientBuildError):
     """The log store stayed down past the close deadline; `lines` still holds every unsaved line."""
 
-    def __init__(self, build_id: int, lines: list[LogLine], waited_s: float, cause: BaseException | None) -> None:
-        self.build_id = build_id
-        self.lines = lines
-        span = f"seq {lines[0].seq}..{lines[-1].seq}" if lines else "none"
-        super().__init__(
-            f"log store unavailable: {len(lines)} log lines of build {build_id} are unsaved ({span}) "
-            f"after retrying for {waited_s:.1f}s; last error: {cause!r}"
-        )
+    def __init__(
+        self, message: str, *, step: str | None = "build log", kind: ErrorKind | None = None, lines: Sequence[LogLine] = ()
+    ) -> None:
+        super().__init__(message, step=step, kind=kind)
+        self.lines = list(lines)
 
 
 class BufferedLogWriter:
@@ -139,13 +138,18 @@ class BufferedLogWriter:
         self._stop.set()
         self._timer.join()
         started = time.monotonic()
-        deadline = started + self._retry.close_deadline_s
+        deadline = started + self._retry.deadline_s
         while not self.flush(force=True):
             now = time.monotonic()
             if now >= deadline:
                 with self._lock:
                     unsaved, cause = list(self._pending), self._last_error
-                raise LogsNotSaved(self.build_id, unsaved, now - started, cause)
+                raise LogsNotSaved(
+                    f"log store unavailable: {len(unsaved)} log lines of build {self.build_id} are unsaved "
+                    f"(seq {unsaved[0].seq}..{unsaved[-1].seq}) after retrying for {now - started:.1f}s; "
+                    f"last error: {cause!r}",
+                    lines=unsaved,
+                )
             with self._lock:
                 wait = self._retry_at - now
             time.sleep(max(0.0, min(wait, deadline - now)))

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..core.models import LogLine
-from ..logs import BufferedLogWriter, LogStoreBackend, open_log_store
+from ..logs import BufferedLogWriter, LogStoreBackend, open_build_log, open_log_store
 
 
 class LogStore(dg.ConfigurableResource):
@@ -34,6 +34,5 @@ class LogStore(dg.ConfigurableResource):
     @contextmanager
     def writer(self, build_id: int) -> Iterator[BufferedLogWriter]:
         """Numbering continues after the stored lines, so a re-executed build appends to its log."""
-        with self.open() as backend:
-            with BufferedLogWriter(backend, build_id, start_seq=backend.last_seq(build_id) + 1) as writer:
-                yield writer
+        with open_build_log(self.dsn, self.database_url, build_id) as writer:
+            yield writer

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import pytest
+from clickhouse_connect.driver.exceptions import OperationalError
 
+from starforge_dag.core.errors import ErrorKind
 from starforge_dag.core.models import LogLine, ProgressLine
-from starforge_dag.logs import Backoff, BufferedLogWriter, LogsNotSaved, LogStoreBackend, SqlLogStore
+from starforge_dag.logs import (
+    Backoff,
+    BufferedLogWriter,
+    ClickHouseLogStore,
+    LogsNotSaved,
+    LogStoreBackend,
+    SqlLogStore,
+    open_build_log,
+)
 
-QUICK = Backoff(first_s=0.01, max_s=0.05, close_deadline_s=5.0)
+QUICK = Backoff(first_s=0.01, max_s=0.05, deadline_s=5.0)
 
 
 class OutageStore(LogStoreBackend):
@@ -96,6 +108,7 @@ def test_a_store_that_never_comes_back_fails_close_and_keeps_the_lines(sqlite_ur
     assert 0.3 <= time.monotonic() - started < 2.0
     assert [ln.seq for ln in err.value.lines] == list(range(40, 340))
     assert "log store is down" in str(err.value)
+    assert err.value.kind == ErrorKind.TRANSIENT
     assert down.attempts > 2
     assert down.inner.count(build_id) == 0
 
@@ -148,3 +161,39 @@ def test_concurrent_writers_never_share_or_skip_a_seq(sqlite_url: str, build_id:
             t.join()
 
     assert [ln.seq for ln in store.read(build_id, limit=5000)] == list(range(2000))
+
+
+@pytest.mark.integration
+def test_a_build_waits_for_a_log_store_that_is_down_when_it_starts(chdb_dsn: str, sqlite_url: str, build_id: int) -> None:
+    # chdb lets one process at a time hold its data directory: another process holding it is an outage.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CHDB, chdb_dsn, "1.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    started = time.monotonic()
+    try:
+        with open_build_log(chdb_dsn, sqlite_url, build_id, Backoff(first_s=0.1, max_s=0.5, deadline_s=60)) as writer:
+            waited = time.monotonic() - started
+            writer.write(progress(0))
+    finally:
+        holder.wait(timeout=60)
+
+    assert waited >= 0.5
+    with ClickHouseLogStore(chdb_dsn) as store:
+        assert [ln.text for ln in store.read(build_id)] == ["step 0"]
+
+
+HOLD_CHDB = """
+import sys, time, clickhouse_connect
+client = clickhouse_connect.get_client(dsn=sys.argv[1])
+client.query("SELECT 1")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+client.close()
+"""
+
+
+def test_a_log_store_that_stays_down_at_start_fails_the_writer(sqlite_url: str, build_id: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="Connection refused"):
+        with open_build_log("http://127.0.0.1:1", sqlite_url, build_id, Backoff(0.05, 0.1, 2.0, 0.3)):
+            pytest.fail("a writer opened on an unreachable store")
+    assert time.monotonic() - started < 10
