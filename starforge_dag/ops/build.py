@@ -74,6 +74,13 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
             metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or context.op.name},
             allow_retries=retry,
         ) from None
+    except Exception as exc:
+        # Unclassified means a bug, not a flaky dependency: fail now, never retry.
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        store.store().finish(build_id, BuildState.FAILED, message, _actor(context), run_id=context.run_id,
+                             error_step=context.op.name)
+        raise dg.Failure(description=message, metadata={"build_id": build_id, "step": context.op.name},
+                         allow_retries=False) from exc
 
 
 @dg.op(tags={"kind": "queue"})

@@ -1,0 +1,217 @@
+"""The queue sensor and the reconciliation that keeps builds true to their runs (invariants 1 and 3)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from starforge_dag.core.errors import IllegalTransition
+from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
+from starforge_dag.core.states import BuildState
+from starforge_dag.jobs import BUILD_ID_TAG, build_job
+from starforge_dag.local import drain_queue
+from starforge_dag.resources.build_service import BuildService
+from starforge_dag.resources.build_store import BuildStoreResource
+from starforge_dag.sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+
+from dagster_helpers import DOCKERFILE, push
+
+
+def tick(instance, resources):
+    with dg.build_sensor_context(instance=instance, resources=resources, sensor_name="build_queue_sensor") as ctx:
+        return build_queue_sensor(ctx)
+
+
+class CrashingBuildService(BuildService):
+    """A backend with a bug: an unclassified exception, which no op turns into a build state."""
+
+    def submit(self, spec: BuildSpec) -> BuildTicket:
+        return BuildTicket(spec=spec, backend="crashing", ref="r")
+
+    def run(self, ticket, on_progress, should_cancel=lambda: False) -> BuildResult:
+        raise RuntimeError("segfault in the backend")
+
+    def cancel(self, ticket) -> None:
+        return None
+
+
+def test_one_run_request_per_build_keyed_by_build_id(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    other = git_repo("worker")
+    other_sha = other.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "worker", other.url, "main", repo_full_name="acme/worker")
+    first = push(settings, repo.url, "acme/web", sha)["builds"][0]
+    second = push(settings, other.url, "acme/worker", other_sha)["builds"][0]
+
+    result = tick(instance, make_resources())
+
+    assert [r.run_key for r in result.run_requests] == [str(first), str(second)]
+    request = result.run_requests[0]
+    assert request.tags[BUILD_ID_TAG] == str(first)
+    assert request.tags["starforge/workspace"] == "acme" and request.tags["starforge/app"] == "web"
+    assert request.tags["starforge/commit"] == sha
+    assert request.run_config["ops"]["load_build"]["config"] == {"build_id": first}
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["acme.web", "acme.worker"]
+    again = tick(instance, make_resources())
+    assert isinstance(again, dg.SkipReason) and "no queued builds" in again.skip_message
+
+
+def test_newer_push_supersedes_older_queued_build(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    app = store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+
+    assert store.get_build(old).status == BuildState.SUPERSEDED
+    assert store.get_build(old).error == f"superseded by build {new}"
+    result = tick(instance, make_resources())
+    assert [r.run_key for r in result.run_requests] == [str(new)]
+    assert store.list_builds(app_id=app.id, statuses=["queued"])[0].id == new
+
+
+def test_unclassified_crash_fails_the_build_at_once(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", sha)["builds"][0]
+    resources = make_resources()
+    resources["build_service"] = CrashingBuildService()
+
+    (result,) = drain_queue(instance, resources)
+
+    assert not result.success
+    build = store.get_build(build_id)
+    assert build.status == BuildState.FAILED and build.error_step == "await_build"
+    assert build.error == "unexpected RuntimeError: segfault in the backend"
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []
+
+
+def test_failure_sensor_records_failing_step_and_ignores_superseded_runs(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", sha)["builds"][0]
+    resources = make_resources()
+    resources["build_service"] = CrashingBuildService()
+    request = tick(instance, resources).run_requests[0]
+    result = build_job.execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance, resources=resources, raise_on_error=False
+    )
+    run = instance.get_run_by_id(result.run_id)
+    failure = [e for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)][0]
+
+    # A newer run (a re-execution) resumed the build: the old run's failure must not touch it.
+    store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id="someone-else", resume=True)
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="build_run_failure_sensor", dagster_event=failure.dagster_event, dagster_instance=instance,
+        dagster_run=run, resources={"build_store": resources["build_store"]},
+    ).for_run_failure()
+    build_run_failure_sensor(ctx)
+    assert store.get_build(build_id).status == BuildState.BUILDING
+
+    store.attach_run(build_id, run.run_id)
+    build_run_failure_sensor(ctx)
+    build = store.get_build(build_id)
+    assert build.status == BuildState.FAILED
+    assert build.error_step == "await_build" and "segfault in the backend" in build.error
+
+
+def test_canceled_run_cancels_its_build(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = make_resources()
+    tick(instance, resources)
+    run = instance.create_run_for_job(
+        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
+    )
+    store.attach_run(build_id, run.run_id)
+    store.transition(build_id, BuildState.CLONING, "test", "test", run_id=run.run_id)
+    instance.report_run_canceled(run)
+    event = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)[0]
+
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="build_run_canceled_sensor", dagster_event=event.dagster_event, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id), resources={"build_store": resources["build_store"]},
+    )
+    build_run_canceled_sensor(ctx)
+
+    build = store.get_build(build_id)
+    assert build.status == BuildState.CANCELED and run.run_id[:8] in build.error
+
+
+def test_reconcile_ends_builds_whose_runs_vanished_or_overran(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    lost = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    tick(instance, make_resources())
+    store.attach_run(lost, "0" * 36)  # a run id the instance never saw (its worker and record are gone)
+    store.transition(lost, BuildState.CLONING, "test", "test")
+
+    tick(instance, make_resources())
+    assert store.get_build(lost).status == BuildState.FAILED
+    assert "no longer exists" in store.get_build(lost).error
+
+    slow = push(settings, repo.url, "acme/web", repo.commit({"y": "1"}))["builds"][0]
+    resources = make_resources()
+    tick(instance, resources)
+    run = instance.create_run_for_job(
+        build_job, run_config={"ops": {"load_build": {"config": {"build_id": slow}}}}, tags={BUILD_ID_TAG: str(slow)}
+    )
+    store.attach_run(slow, run.run_id)
+    store.transition(slow, BuildState.CLONING, "test", "test", run_id=run.run_id)
+    resources["build_store"] = BuildStoreResource(database_url=settings.resolved_database_url, build_timeout_s=0)
+    time.sleep(0.01)
+    tick(instance, resources)
+    build = store.get_build(slow)
+    assert build.status == BuildState.TIMED_OUT and "no result after 0s" in build.error
+    assert instance.get_run_by_id(run.run_id).status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+
+
+def test_stale_claim_goes_back_to_the_queue(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    assert [b.id for b in store.claim_queued(10, "a crashed tick")] == [build_id]
+    assert store.claim_queued(10, "another") == []
+    assert store.stale_claims(store.get_build(build_id).created_at + timedelta(hours=1))[0].id == build_id
+    store.release_claim(build_id)
+    result = tick(instance, make_resources())
+    assert [r.run_key for r in result.run_requests] == [str(build_id)]
+
+
+def test_cancel_stops_a_running_build(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = make_resources(step_delay_s=0.5)
+    request = tick(instance, resources).run_requests[0]
+    outcome = {}
+    worker = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "result",
+            build_job.execute_in_process(
+                run_config=request.run_config, tags=request.tags, instance=instance, resources=resources,
+                raise_on_error=False,
+            ),
+        )
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while store.get_build(build_id).status != BuildState.BUILDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store.request_cancel(build_id, actor="test", reason="stop it")
+    worker.join(30)
+
+    assert not outcome["result"].success
+    build = store.get_build(build_id)
+    assert build.status == BuildState.CANCELED and build.error == "stop it"
+    with pytest.raises(IllegalTransition):
+        store.request_cancel(build_id, actor="test")
