@@ -164,4 +164,12 @@ class BufferedLogWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except LogsNotSaved as unsaved:
+            # The build's own error says why it failed; the unsaved lines are reported alongside, not instead.
+            logger.error("%s", unsaved)
+            exc.add_note(str(unsaved))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from starforge_dag.core.errors import ErrorKind
+from starforge_dag.core.errors import ErrorKind, UserBuildError
 from starforge_dag.core.models import LogLine, ProgressLine
 from starforge_dag.logs import (
     Backoff,
@@ -111,6 +111,16 @@ def test_a_store_that_never_comes_back_fails_close_and_keeps_the_lines(sqlite_ur
     assert err.value.kind == ErrorKind.TRANSIENT
     assert down.attempts > 2
     assert down.inner.count(build_id) == 0
+
+
+def test_a_failing_build_keeps_its_own_error_when_its_lines_cannot_be_saved(sqlite_url: str, build_id: int) -> None:
+    down = OutageStore(SqlLogStore(sqlite_url), failures=None)
+    with pytest.raises(UserBuildError, match="npm ci exited with 1") as err:
+        with BufferedLogWriter(down, build_id, start_seq=0, retry=Backoff(0.01, 0.05, 2.0, 0.1)) as writer:
+            writer.write(progress(0))
+            raise UserBuildError("npm ci exited with 1", step="install")
+
+    assert any("1 log lines of build" in note for note in err.value.__notes__)
 
 
 def test_close_can_be_retried_after_the_store_returns(sqlite_url: str, build_id: int) -> None:
