@@ -59,3 +59,33 @@ def git_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
     root = tmp_path / "repos"
     root.mkdir()
     return lambda name="app": GitRepo(root, name)
+
+
+POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """Make throwaway Postgres databases on the real server; all are dropped at the end of the session."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make(prefix: str = "starforge") -> str:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return admin.url.set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    from starforge_dag.store.db import dispose_all
+
+    dispose_all()
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
