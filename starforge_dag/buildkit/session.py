@@ -529,6 +529,8 @@ class Session:
         owner: tuple[int, int] | None = None,
         attach: Literal["auto", "control"] = "auto",
     ):
+        if any(c in name for c in "\r\n\0"):
+            raise ValueError("session name must be a single line")
         self.address = address
         self.attach = attach
         self.id = uuid.uuid4().hex
@@ -542,7 +544,7 @@ class Session:
         self.shared_key = shared_key or hashlib.sha256(f"starforge:{anchor}".encode()).hexdigest()
         self._workdir: str | None = None
         self._server: grpc.Server | None = None
-        self._stop_r, self._stop_w = socket.socketpair()
+        self._stop: tuple[socket.socket, socket.socket] | None = None
         self._threads: list[threading.Thread] = []
         self._stoppers: list[Callable[[], object]] = []
         self._closers: list[Callable[[], object]] = []
@@ -565,9 +567,12 @@ class Session:
         return headers + [("X-Docker-Expose-Session-Grpc-Method", m) for m in self.methods]
 
     def __enter__(self) -> "Session":
+        if self._stop is not None:
+            raise RuntimeError("session is already open")
+        self._stop = socket.socketpair()
         try:
             self._serve()
-            self._attach()
+            self._attach(self._stop[0])
         except BaseException:
             self.close()
             raise
@@ -605,13 +610,13 @@ class Session:
         self._stoppers.append(lambda: sock.shutdown(socket.SHUT_RDWR))
         self._closers.append(sock.close)
 
-    def _attach(self) -> None:
+    def _attach(self, stop: socket.socket) -> None:
         scheme, _, rest = self.address.partition("://")
         local = self._local_conn()
         if scheme == "docker" and self.attach == "auto":
             upstream = docker_upgrade(rest, "/session", self.headers())
             self._hold(upstream)
-            self._spawn(_pipe, upstream, local, self._stop_r)
+            self._spawn(_pipe, upstream, local, stop)
             return
         channel = open_channel(self.address, self._tls)
         self._closers.append(channel.close)
@@ -627,9 +632,10 @@ class Session:
 
     def close(self) -> None:
         """Drop the connection (the daemon forgets the session) and stop serving."""
-        if self._stop_w.fileno() < 0:
+        if self._stop is None:
             return
-        self._stop_w.send(b"x")
+        stop_r, stop_w = self._stop
+        stop_w.send(b"x")
         for stop in self._stoppers:
             try:
                 stop()
@@ -648,8 +654,9 @@ class Session:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-        self._stop_r.close()
-        self._stop_w.close()
+        stop_r.close()
+        stop_w.close()
+        self._stop = None
 
 
 def _outbound(local: socket.socket) -> Iterator[control_pb2.BytesMessage]:
