@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's loader when present: the pure-Python one dominates planning time for pnpm workspaces.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Directories never searched by globs: they hold dependencies or VCS data, not app code.
 IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", "target", "vendor", ".next", "dist", "build"})
 
@@ -88,7 +91,7 @@ class App:
         if text is None:
             return None
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_YAML_LOADER)
         except yaml.YAMLError:
             return None
 
