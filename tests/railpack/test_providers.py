@@ -111,6 +111,14 @@ def test_corepack_package_manager_field_pins_pnpm(fixture_app) -> None:
     result = generate_plan(fixture_app("node-corepack"))
     assert result.info["resolvedPackages"]["pnpm"]["requestedVersion"] == "9.12.3"
     assert any("corepack enable" in c for c in _exec(result.plan, "install"))
+    assert "pnpm" not in result.plan.step("packages:mise").assets["mise.toml"], "corepack, not mise, installs it"
+
+
+def test_install_scripts_need_the_whole_source(make_app) -> None:
+    root = make_app({"package.json": '{"scripts": {"postinstall": "node scripts/patch.js", "start": "node index.js"}}'})
+    install = generate_plan(root).plan.step("install")
+    assert not any(isinstance(c, CopyCommand) for c in install.commands)
+    assert install.inputs[-1].local and install.inputs[-1].include == ["."]
 
 
 def test_bun_installs_node_only_when_scripts_need_it(fixture_app) -> None:

@@ -103,7 +103,9 @@ class NodeProvider:
             )
         elif pm.name != "npm" and pm_version:
             tool = "pnpm" if pm is PNPM else "yarn"
-            plan.packages[tool] = ctx.resolve(tool, pm_version, (pm_version, "package.json"))
+            version = ctx.resolve(tool, pm_version, (pm_version, "package.json"))
+            if not pkg.get("packageManager"):
+                plan.packages[tool] = version
         if pkg.get("packageManager"):
             ctx.metadata["corepack"] = "true"
 
@@ -118,7 +120,7 @@ class NodeProvider:
         plan.install = [path("/app/node_modules/.bin"), sh("mkdir -p /app/node_modules/.cache")]
         if pkg.get("packageManager"):
             plan.install.append(sh("npm install -g corepack@latest && corepack enable && corepack prepare --activate"))
-        if "preinstall" in scripts or "postinstall" in scripts or "prepare" in scripts:
+        if "preinstall" in scripts or "postinstall" in scripts:
             plan.install_needs_source = True
         else:
             plan.install += _install_copies(ctx, pm, workspaces)
