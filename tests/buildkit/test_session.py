@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import stat
+import subprocess
+import time
 import uuid
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
 from starforge_dag.buildkit.pb import auth_pb2, auth_pb2_grpc, secrets_pb2, secrets_pb2_grpc
+from starforge_dag.buildkit.registry import RegistryAuth, remove_image
 from starforge_dag.buildkit.session import ExcludeMatcher, Session, go_file_mode, walk
 from starforge_dag.core.errors import BuildError
 
@@ -192,3 +199,62 @@ def test_closing_the_session_ends_it_for_the_daemon(
         pass
     with pytest.raises(BuildError):
         client.solve(frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, timeout=60)
+
+
+@pytest.fixture
+def private_image(
+    client: BuildKitClient, buildkit_addr: str, docker_sock: str, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, RegistryAuth]]:
+    """An image in a second local registry that wants a password; the daemon keeps no copy of it."""
+    root = tmp_path_factory.mktemp("private-registry")
+    auth = RegistryAuth("robot", uuid.uuid4().hex)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt, which docker-registry's htpasswd wants, without another dependency
+
+    (root / "htpasswd").write_text(f"{auth.username}:{crypt.crypt(auth.password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host = "127.0.0.1:%d" % probe.getsockname()[1]
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n"
+        f"auth:\n  htpasswd:\n    realm: starforge-test\n    path: {root}/htpasswd\n"
+    )
+    log = (root / "registry.log").open("w")
+    registry = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://{host}/v2/", timeout=1).status_code == 401:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and registry.poll() is None, (root / "registry.log").read_text()
+            time.sleep(0.2)
+        image = f"{host}/private/base:{uuid.uuid4().hex[:8]}"
+        context = write(tmp_path_factory.mktemp("private-image"), {"Dockerfile": f"FROM {base_image}\nRUN echo private > /marker\n"})
+        build = dockerfile_build(context)
+        with Session(buildkit_addr, local_dirs=build.local_dirs) as session:
+            client.build_image(
+                image, frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, registry_auth=auth
+            )
+        remove_image(docker_sock, image)
+        yield image, auth
+    finally:
+        registry.terminate()
+        registry.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.integration
+def test_private_base_image_is_pulled_with_the_sessions_credentials(
+    client: BuildKitClient, buildkit_addr: str, private_image: tuple[str, RegistryAuth], tmp_path: Path
+) -> None:
+    image, auth = private_image
+    host = image.split("/", 1)[0]
+    write(tmp_path, {"Dockerfile": f"FROM {image}\nRUN : {uuid.uuid4().hex}; cat /marker\n"})
+    with pytest.raises(BuildError, match="(?i)unauthorized|authorization|401"):
+        _build(client, buildkit_addr, tmp_path, registry_auth={"elsewhere:5000": (auth.username, auth.password)})
+    lines = _build(client, buildkit_addr, tmp_path, registry_auth={host: (auth.username, auth.password)})
+    assert lines == ["private"]
