@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.plan import Cache
 from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
 
 DEFAULT_DENO_VERSION = "2"
 MAIN_FILES = ("main.ts", "main.js", "main.mjs", "main.mts")
+DENO_DIR = "/root/.cache/deno"  # where `deno cache` puts dependencies; shipped so the app starts offline
 
 
 class DenoProvider:
@@ -27,9 +27,8 @@ class DenoProvider:
         version = ctx.resolve("deno", DEFAULT_DENO_VERSION, ctx.env_version("deno"), ctx.version_file(".deno-version"), ctx.mise_version("deno"))
         plan = ProviderPlan(
             packages={"deno": version},
-            variables={"DENO_DIR": "/root/.cache/deno"},
-            caches={"deno": Cache(directory="/root/.cache/deno")},
-            build_caches=["deno"],
+            variables={"DENO_DIR": DENO_DIR},
+            deploy_variables={"DENO_DIR": DENO_DIR},
         )
         main = ctx.app.first_file(*MAIN_FILES) or next(
             (f for pattern in ("*.ts", "*.js", "*.mjs", "*.mts") for f in ctx.app.glob(pattern)), None
@@ -37,5 +36,5 @@ class DenoProvider:
         if main:
             plan.build = [sh(f"deno cache {main}")]
             plan.start_command = f"deno run --allow-all {main}"
-        plan.deploy_inputs = [build_layer(".")]
+        plan.deploy_inputs = [build_layer(DENO_DIR), build_layer(".")]
         return plan

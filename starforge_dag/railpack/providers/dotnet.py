@@ -39,16 +39,13 @@ class DotnetProvider:
             packages={"dotnet": version},
             build_apt=["libicu-dev"],
             deploy_apt=["libicu-dev"],
-            variables={
-                "ASPNETCORE_ENVIRONMENT": "Production",
-                "DOTNET_CLI_TELEMETRY_OPTOUT": "1",
-                "DOTNET_ROOT": "/mise/installs/dotnet/" + version,
-            },
+            variables={"ASPNETCORE_ENVIRONMENT": "Production", "DOTNET_CLI_TELEMETRY_OPTOUT": "1"},
             caches={"nuget": Cache(directory="/root/.nuget/packages")},
             install_needs_source=True,
             install_caches=["nuget"],
+            build_caches=["nuget"],
         )
-        plan.deploy_variables = {"ASPNETCORE_ENVIRONMENT": "Production", "DOTNET_ROOT": plan.variables["DOTNET_ROOT"]}
+        plan.deploy_variables = {"ASPNETCORE_ENVIRONMENT": "Production"}
         ctx.metadata["project"] = name
         plan.install = [sh("dotnet restore")]
         plan.build = [sh("dotnet publish --no-restore -c Release -o out")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from starforge_dag.railpack.plan import Cache
 from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, loose_version, sh
 
 DEFAULT_ELIXIR_VERSION = "1.18"
@@ -42,7 +41,6 @@ class ElixirProvider:
             runtime_packages=False,
             variables={"MIX_ENV": "prod", "ELIXIR_ERL_OPTIONS": "+fnu", "LANG": "C.UTF-8"},
             deploy_variables={"MIX_ENV": "prod", "LANG": "C.UTF-8"},
-            caches={"mix-deps": Cache(directory="/app/deps"), "mix-build": Cache(directory="/app/_build")},
         )
         if ":phoenix" in mix:
             ctx.metadata["framework"] = "phoenix"

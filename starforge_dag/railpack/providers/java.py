@@ -27,7 +27,7 @@ class JavaProvider:
     def plan(self, ctx: Context) -> ProviderPlan:
         """Build the jar with the wrapper or the tool, run it with java -jar."""
         gradle = ctx.app.has_file("gradlew")
-        plan = ProviderPlan(variables={"JAVA_TOOL_OPTIONS": "-XX:+UseContainerSupport"})
+        plan = ProviderPlan()
         if gradle:
             ctx.metadata["buildTool"] = "gradle"
             wrapper = ctx.app.read_text("gradle/wrapper/gradle-wrapper.properties") or ""

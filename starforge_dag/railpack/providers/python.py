@@ -127,6 +127,7 @@ def _install(ctx: Context, manager: str, plan: ProviderPlan) -> list[Command]:
         plan.packages["uv"] = ctx.resolve("uv", "latest", ctx.env_version("uv"), ctx.mise_version("uv"))
         plan.caches["uv"] = Cache(directory="/opt/uv-cache")
         plan.install_caches = ["uv"]
+        plan.build_caches = ["uv"]
         plan.variables.update({
             "UV_COMPILE_BYTECODE": "1",
             "UV_LINK_MODE": "copy",
