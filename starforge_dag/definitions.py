@@ -65,6 +65,7 @@ def build_service_for(settings: Settings) -> BuildService:
         tls_server_name=settings.buildkit_tls_server_name,
         registry_username=settings.registry_username,
         registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+        network_mode=settings.build_network,
     )
 
 
@@ -83,7 +84,9 @@ def resources_for(settings: Settings) -> dict[str, object]:
             username=settings.registry_username,
             password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         ),
-        "planner": Planner(builder_image=settings.builder_image, runtime_image=settings.runtime_image),
+        "planner": Planner(
+            builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
+        ),
     }
 
 

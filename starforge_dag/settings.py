@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     log_store_dsn: str = Field(default="sql", description="sql (the build store's database) | chdb:///path | http(s)://clickhouse")
     builder_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds.")
     runtime_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds.")
+    build_network: str = Field(default="none", description="Network of build steps: none | host (needs the network.host entitlement).")
     build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
     fake_outcome: str = Field(default="succeed", description="fake backend: succeed | user_error | transient_error | permanent_error")
     fake_fail_until_file: str | None = Field(default=None, description="fake backend: fail builds until this file exists.")

@@ -27,6 +27,10 @@ class Planner(dg.ConfigurableResource):
 
     builder_image: str = Field(description="Image every build step runs in.")
     runtime_image: str = Field(description="Base image of the deployed image.")
+    network: str = Field(
+        default="none",
+        description="Network of build steps: none, host (needs the network.host entitlement) or sandbox.",
+    )
 
     def plan(self, app_dir: str, env: dict[str, str] | None = None) -> PlannedBuild:
         from ..railpack.generate import PlanError, generate_plan
@@ -36,7 +40,12 @@ class Planner(dg.ConfigurableResource):
             result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
         except PlanError as exc:
             raise UserBuildError(exc.message, step="plan") from None
-        llb = plan_to_llb(result.plan, builder_image=self.builder_image, runtime_image=self.runtime_image)
+        llb = plan_to_llb(
+            result.plan,
+            builder_image=self.builder_image,
+            runtime_image=self.runtime_image,
+            network=None if self.network == "sandbox" else self.network,
+        )
         return PlannedBuild(
             plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),
             providers=list(result.info.get("detectedProviders", [])),

@@ -1,0 +1,126 @@
+"""The build job on the real BuildKit (dockerd) and registry: webhook → pushed image → desired state."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from starforge_dag.core.models import ImageRef
+from starforge_dag.core.states import BuildState
+from starforge_dag.definitions import resources_for
+from starforge_dag.local import drain_queue
+from starforge_dag.logs import open_log_store
+from starforge_dag.resources.buildkit_service import BuildKitBuildService
+from starforge_dag.resources.registry import MANIFEST_TYPES
+from starforge_dag.settings import Settings
+from starforge_dag.store import open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
+from dagster_helpers import SECRET, push  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(tmp_path, services) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        build_backend="buildkit",
+        buildkit_addr=services["STARFORGE_BUILDKIT_ADDR"],
+        registry=services["STARFORGE_REGISTRY"],
+        builder_image=services["STARFORGE_BASE_IMAGE"],
+        runtime_image=services["STARFORGE_BASE_IMAGE"],
+        github_webhook_secret=SECRET,
+        api_token="token",
+    )
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def image_config(image_ref: str, digest: str) -> dict:
+    """The pushed image's config, read from the registry itself."""
+    image = ImageRef.parse(image_ref)
+    base = f"http://{image.registry}/v2/{image.repository}"
+    manifest = httpx.get(f"{base}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}).json()
+    return httpx.get(f"{base}/blobs/{manifest['config']['digest']}").json()["config"]
+
+
+def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_repo, base_image):
+    store = open_store(settings.resolved_database_url)
+    repo = git_repo("shop")
+    sha = repo.commit(
+        {
+            "Dockerfile": f"FROM {base_image}\nWORKDIR /srv\nCOPY . .\nRUN echo compiled > /srv/out && cat /srv/out\n"
+                          'CMD ["cat", "/srv/out"]\n',
+            ".dockerignore": "secret.txt\n",
+            "secret.txt": "do not ship",
+        }
+    )
+    app = store.add_app("acme", "shop", repo.url, "main", repo_full_name="acme/shop")
+    resources = resources_for(settings)
+    assert isinstance(resources["build_service"], BuildKitBuildService)
+
+    build_id = push(settings, repo.url, "acme/shop", sha)["builds"][0]
+    (result,) = drain_queue(instance, resources)
+
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    build = store.get_build(build_id)
+    assert build.status == BuildState.SUCCEEDED
+    registry_digest = resources["registry"].manifest_digest(ImageRef.parse(build.image_ref))
+    assert build.image_digest == registry_digest
+    desired = store.desired_state(app.id)
+    assert desired.image_digest == registry_digest and desired.commit_sha == sha
+    assert image_config(build.image_ref, registry_digest)["Cmd"] == ["cat", "/srv/out"]
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        lines = logs.read(build.id)
+    texts = [line.text for line in lines]
+    assert "compiled" in texts
+    assert [line.seq for line in lines] == list(range(len(lines)))
+    assert texts.index("compiled") < max(i for i, t in enumerate(texts) if t.startswith("pushed"))
+
+
+def test_app_without_dockerfile_is_planned_and_solved_as_llb(settings, instance, git_repo):
+    store = open_store(settings.resolved_database_url)
+    repo = git_repo("tool")
+    sha = repo.commit(
+        {
+            "start.sh": "#!/bin/sh\necho serving\n",
+            "railpack.json": '{"deploy": {"variables": {"GREETING": "hi"}}}\n',
+        }
+    )
+    app = store.add_app("acme", "tool", repo.url, "main", repo_full_name="acme/tool")
+
+    push(settings, repo.url, "acme/tool", sha)
+    (result,) = drain_queue(instance, resources_for(settings))
+
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    spec = result.output_for_node("railpack_frontend")
+    assert spec.frontend == "llb"
+    desired = store.desired_state(app.id)
+    config = image_config(desired.image_ref, desired.image_digest)
+    assert "GREETING=hi" in config["Env"]
+    assert "start.sh" in " ".join(config.get("Cmd") or config.get("Entrypoint") or [])
+
+
+def test_failing_run_step_fails_the_build_with_the_step(settings, instance, git_repo, base_image):
+    store = open_store(settings.resolved_database_url)
+    repo = git_repo("bad")
+    sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo about to fail && exit 3\n"})
+    app = store.add_app("acme", "bad", repo.url, "main", repo_full_name="acme/bad")
+
+    build_id = push(settings, repo.url, "acme/bad", sha)["builds"][0]
+    (result,) = drain_queue(instance, resources_for(settings))
+
+    assert not result.success
+    build = store.get_build(build_id)
+    assert build.status == BuildState.FAILED
+    assert "exit code: 3" in build.error and "RUN echo about to fail" in build.error_step
+    assert store.desired_state(app.id) is None
