@@ -105,7 +105,7 @@ def test_a_store_that_never_comes_back_fails_close_and_keeps_the_lines(sqlite_ur
     with pytest.raises(LogsNotSaved, match=rf"300 log lines of build {build_id} are unsaved \(seq 40\.\.339\)") as err:
         writer.close()
 
-    assert 0.3 <= time.monotonic() - started < 2.0
+    assert 0.3 <= time.monotonic() - started < 5.0
     assert [ln.seq for ln in err.value.lines] == list(range(40, 340))
     assert "log store is down" in str(err.value)
     assert err.value.kind == ErrorKind.TRANSIENT
