@@ -155,7 +155,7 @@ def plan(directory: str, info: bool) -> None:
     """Print the Railpack build plan of DIRECTORY as JSON."""
     from .railpack.cli import plan_command
 
-    sys.exit(plan_command(directory, info, dict(os.environ)))
+    sys.exit(plan_command(directory, info))
 
 
 @main.command()
@@ -177,3 +177,7 @@ def dagster_home(postgres: bool) -> None:
     from .instance import prepare_dagster_home
 
     click.echo(prepare_dagster_home(get_settings(), postgres=postgres))
+
+
+if __name__ == "__main__":
+    main()

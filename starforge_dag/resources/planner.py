@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -36,6 +37,8 @@ class Planner(dg.ConfigurableResource):
         from ..railpack.generate import PlanError, generate_plan
         from ..railpack.llb import plan_to_llb
 
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")}
         try:
             result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
         except PlanError as exc:

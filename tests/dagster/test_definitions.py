@@ -1,0 +1,40 @@
+"""The whole Definitions object loads, with the same resource keys whatever the backend."""
+
+import dagster as dg
+import pytest
+
+from starforge_dag.definitions import defs, resolve_backend
+from starforge_dag.resources.build_service import BuildService
+from starforge_dag.resources.buildkit_service import BuildKitBuildService
+from starforge_dag.resources.fake_build_service import FakeBuildService
+from starforge_dag.settings import Settings
+
+KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner"}
+
+
+@pytest.mark.parametrize("backend,adapter", [("fake", FakeBuildService), ("buildkit", BuildKitBuildService)])
+def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_path):
+    monkeypatch.setenv("STARFORGE_HOME", str(tmp_path))
+    monkeypatch.setenv("STARFORGE_BUILD_BACKEND", backend)
+    loaded = defs()
+    dg.Definitions.validate_loadable(loaded)
+
+    assert set(loaded.resources) >= KEYS
+    assert isinstance(loaded.resources["build_service"], adapter)
+    assert isinstance(loaded.resources["build_service"], BuildService)
+    job = loaded.resolve_job_def("build_job")
+    assert {n.name for n in job.graph.node_defs} >= {
+        "load_build", "clone_source", "inspect_repo", "dockerfile_frontend", "railpack_frontend",
+        "submit_build", "await_build", "publish_image",
+    }
+    assert {s.name for s in loaded.sensors} == {
+        "build_queue_sensor", "build_run_failure_sensor", "build_run_canceled_sensor"
+    }
+    (spec,) = [s for s in loaded.resolve_all_asset_specs() if s.key == dg.AssetKey("app_image")]
+    assert spec.partitions_def.name == "apps" and "dagster/kind/docker" in spec.tags
+
+
+def test_auto_backend_picks_buildkit_only_when_the_daemon_answers(tmp_path):
+    assert resolve_backend(Settings(build_backend="auto", buildkit_addr=f"docker://{tmp_path}/none.sock")) == "fake"
+    with pytest.raises(ValueError, match="use buildkit, depot, fake or auto"):
+        resolve_backend(Settings(build_backend="kaniko"))

@@ -1,0 +1,75 @@
+"""The `starforge` command as scripts and operators use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from starforge_dag.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("STARFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STARFORGE_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def test_apps_build_status_and_logs(env, git_repo):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": "FROM scratch\n"})
+
+    added = invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url, "--branch", "main", "--watch", "src/**")
+    assert added.exit_code == 0 and json.loads(added.output)["watch_paths"] == ["src/**"]
+    assert invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url).exit_code == 1
+    assert "acme/web" in invoke("apps", "list").output
+
+    queued = json.loads(invoke("build", "acme/web").output)
+    assert queued["commit"] == sha and queued["created"] and queued["status"] == "queued"
+    again = json.loads(invoke("build", "web", "--ref", sha).output)
+    assert again["build_id"] == queued["build_id"] and not again["created"]
+
+    status = json.loads(invoke("status", str(queued["build_id"])).output)
+    assert status["status"] == "queued" and status["phases"][0]["state"] == "queued"
+    assert f"{queued['build_id']}\tqueued\tacme/web" in invoke("status").output
+    missing = invoke("build", "acme/web", "--ref", "no-such-branch")
+    assert missing.exit_code == 1 and "not found" in missing.output
+    assert invoke("logs", "999").exit_code == 1
+
+
+def test_plan_prints_the_plan_or_says_what_to_do(env, tmp_path):
+    app = tmp_path / "site"
+    app.mkdir()
+    (app / "index.html").write_text("<h1>hi</h1>")
+    planned = subprocess.run([sys.executable, "-m", "starforge_dag.cli", "plan", str(app)], capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr
+    assert "deploy" in json.loads(planned.stdout)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = subprocess.run([sys.executable, "-m", "starforge_dag.cli", "plan", str(empty)], capture_output=True, text=True)
+    assert failed.returncode == 1 and failed.stdout == "" and "Dockerfile" in failed.stderr
+
+
+def test_demo_carries_the_sample_app_to_desired_state(env):
+    """The README's main-job command, on the fake backend (the BuildKit variant runs in the integration tests)."""
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "starforge"), "demo", "--backend", "fake"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "STARFORGE_HOME": str(env / "home")}, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "build 1: succeeded" in result.stdout
+    assert "desired state of demo/hello: 127.0.0.1:5000/apps/demo/hello:" in result.stdout
+    assert "starforge logs 1" in result.stdout
