@@ -95,3 +95,15 @@ def test_reuses_an_existing_checkout_of_the_same_commit(git_repo, tmp_path):
     (tmp_path / "co" / "marker").write_text("kept")
     checkout(repo.url, sha, tmp_path / "co")
     assert (tmp_path / "co" / "marker").read_text() == "kept"
+
+
+def test_checks_out_over_smart_http(git_repo, git_http, tmp_path):
+    repo = git_repo("served")
+    first = repo.commit({"a.txt": "one"})
+    repo.commit({"a.txt": "two"})
+    url = f"{git_http}/served.git"
+
+    tree = checkout(url, first, tmp_path / "co", allowed_schemes=("http",))
+
+    assert (tmp_path / "co" / "a.txt").read_text() == "one" and tree.commit_sha == first
+    assert git(tmp_path / "co", "rev-list", "--count", "HEAD") == "1"
