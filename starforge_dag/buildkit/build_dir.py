@@ -116,10 +116,12 @@ def build_dir_command(
             env={k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")},
             on_progress=_print_progress(err),
         )
-    except (BuildError, ValueError) as exc:
+    except Exception as exc:  # the CLI's contract is one JSON object, whatever went wrong
         failure: dict[str, Any] = {"status": "failed", "image": image, "digest": None, "error": str(exc)}
         if isinstance(exc, BuildError):
             failure.update(error_kind=exc.kind.value, step=exc.step)
+        else:
+            failure.update(error_kind=type(exc).__name__)
         print(json.dumps(failure), file=out, flush=True)
         return 1
     print(json.dumps(report), file=out, flush=True)
