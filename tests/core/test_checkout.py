@@ -7,7 +7,7 @@ import pytest
 from starforge_dag.core.checkout import check_repo_url, checkout
 from starforge_dag.core.errors import ErrorKind, UserBuildError
 
-from conftest import git
+from gitrepos import git
 
 
 def test_checks_out_exactly_the_pushed_commit_shallow(git_repo, tmp_path):
