@@ -1,0 +1,222 @@
+"""Webhook accepted → run created → run started → build succeeded, p50/p95 over a burst of builds (fake backend).
+
+Measured path: the Stack (API, dagster-daemon, dagster-webserver as processes; Dagster storage and build store on
+Postgres); one signed push per app, all sent at once. Baseline in the same run: the same burst enqueued through
+the same webhook code and drained in this process by `starforge_dag.local.drain_queue` (one sensor tick, then
+`execute_in_process` per build, one after another) on the same Postgres — what the daemon, the run queue and a
+process per run add or save. Times come from the build store's transitions and Dagster's run records.
+
+Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--postgres-admin-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+import yaml
+from fastapi.testclient import TestClient
+
+from starforge_dag.api import create_app
+from starforge_dag.definitions import resources_for
+from starforge_dag.github.signature import sign
+from starforge_dag.jobs import BUILD_ID_TAG
+from starforge_dag.local import drain_queue
+from starforge_dag.settings import Settings
+from starforge_dag.stack import Stack, post_push, push_payload, wait_for_build
+from starforge_dag.store import BuildStore, open_store
+from starforge_dag.store.db import dispose_all, normalize_url
+
+TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
+SECRET, TOKEN = secrets.token_hex(16), secrets.token_hex(16)
+WIDTHS = [34, 6, 9, 8, 10, 8, 9, 8, 9, 8, 9, 12]
+
+
+@dataclass
+class Timing:
+    """Seconds after the webhook was accepted (the build's queued transition)."""
+
+    created: float
+    launched: float
+    started: float
+    succeeded: float | None
+
+
+@contextmanager
+def scratch_databases(admin_url: str, *roles: str) -> Iterator[dict[str, str]]:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    prefix = f"starforge_bench_pipeline_{secrets.token_hex(4)}"
+    names = {role: f"{prefix}_{role}" for role in roles}
+    with admin.connect() as conn:
+        for name in names.values():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {role: admin.url.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
+    finally:
+        dispose_all()
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def postgres_instance(url: str, root: Path) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance on `url`, to read run records (and, for the baseline, to run on)."""
+    home = root / f"dagster-{secrets.token_hex(3)}"
+    home.mkdir()
+    config = {"storage": {"postgres": {"postgres_url": normalize_url(url)}}, "telemetry": {"enabled": False}}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@starforge.invalid",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@starforge.invalid"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repos(root: Path, count: int) -> tuple[list[str], str]:
+    """`count` bare repos holding the same commit (one app each, so no build supersedes another)."""
+    work = root / "source"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "Dockerfile").write_text("FROM busybox\nCOPY . /app\nRUN make\n")
+    (work / "app.py").write_text("print('hello')\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "Benchmark app")
+    urls = []
+    for i in range(count):
+        bare = root / f"app-{i}.git"
+        git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+        git(work, "push", "-q", str(bare), "HEAD:main")
+        urls.append(f"file://{bare}")
+    return urls, git(work, "rev-parse", "HEAD")
+
+
+def register_apps(store: BuildStore, urls: list[str]) -> None:
+    for i, url in enumerate(urls):
+        store.add_app("bench", f"app-{i}", url, "main", repo_full_name=f"bench/app-{i}")
+
+
+def timings(store: BuildStore, instance: dg.DagsterInstance, build_ids: list[int]) -> list[Timing]:
+    records = {r.dagster_run.tags.get(BUILD_ID_TAG): r for r in instance.get_run_records()}
+    out = []
+    for build_id in build_ids:
+        phases = {t.to_state.value: t.at.timestamp() for t in reversed(store.transitions(build_id))}
+        record = records[str(build_id)]
+        accepted = phases["queued"]
+        started = record.start_time or float("nan")
+        starting = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING)
+        out.append(
+            Timing(
+                created=record.create_timestamp.timestamp() - accepted,
+                launched=(starting[0].timestamp if starting else started) - accepted,
+                started=started - accepted,
+                succeeded=phases["succeeded"] - accepted if "succeeded" in phases else None,
+            )
+        )
+    return out
+
+
+def run_baseline(urls: list[str], sha: str, databases: dict[str, str], root: Path) -> tuple[list[Timing], float]:
+    settings = Settings(
+        home=root / "baseline", database_url=databases["baseline_builds"], build_backend="fake",
+        github_webhook_secret=SECRET, api_token=TOKEN,
+    )
+    store = open_store(settings.resolved_database_url)
+    register_apps(store, urls)
+    build_ids = []
+    began = time.monotonic()
+    with TestClient(create_app(settings)) as client:
+        for i, url in enumerate(urls):
+            body = json.dumps(push_payload(url, f"bench/app-{i}", sha)).encode()
+            headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": secrets.token_hex(16),
+                       "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json"}
+            build_ids += client.post("/webhooks/github", content=body, headers=headers).json()["created"]
+    with postgres_instance(databases["baseline_dagster"], root) as instance:
+        with (root / "baseline.log").open("w") as log, redirect_stdout(log), redirect_stderr(log):
+            drain_queue(instance, resources_for(settings))
+        wall = time.monotonic() - began
+        return timings(store, instance, build_ids), wall
+
+
+def run_stack(urls: list[str], sha: str, databases: dict[str, str], root: Path) -> tuple[list[Timing], float, float]:
+    env = {
+        "STARFORGE_HOME": str(root / "stack"),
+        "STARFORGE_DATABASE_URL": databases["stack_builds"],
+        "STARFORGE_DAGSTER_PG_URL": databases["stack_dagster"],
+        "STARFORGE_BUILD_BACKEND": "fake",
+        "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
+        "STARFORGE_API_TOKEN": TOKEN,
+    }
+    store = open_store(databases["stack_builds"])
+    register_apps(store, urls)
+    began = time.monotonic()
+    with Stack(env) as stack:
+        startup = time.monotonic() - began
+        began = time.monotonic()
+        build_ids = [i for n, url in enumerate(urls) for i in post_push(stack, url, f"bench/app-{n}", sha).json()["created"]]
+        for build_id in build_ids:
+            wait_for_build(stack, build_id, TERMINAL, timeout=900)
+        wall = time.monotonic() - began
+    with postgres_instance(databases["stack_dagster"], root) as instance:
+        return timings(store, instance, build_ids), wall, startup
+
+
+def p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def row(name: str, result: list[Timing], wall: float) -> str:
+    done = [t.succeeded for t in result if t.succeeded is not None]
+    cells = [name, f"{len(done)}/{len(result)}"]
+    for values in ([t.created for t in result], [t.launched for t in result], [t.started for t in result], done):
+        cells += [f"{p(values, 50):.2f}", f"{p(values, 95):.2f}"] if values else ["-", "-"]
+    cells += [f"{wall:.1f}", f"{len(done) / wall * 60:.1f}"]
+    widths = WIDTHS
+    return "".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--builds", type=int, default=20, help="builds in the burst (one app each)")
+    parser.add_argument(
+        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+        help="a database to connect to for CREATE/DROP DATABASE of scratch databases",
+    )
+    args = parser.parse_args()
+    roles = ("baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster")
+    with tempfile.TemporaryDirectory() as tmp, scratch_databases(args.postgres_admin_url, *roles) as databases:
+        root = Path(tmp)
+        urls, sha = make_repos(root, args.builds)
+        baseline, baseline_wall = run_baseline(urls, sha, databases, root)
+        measured, stack_wall, startup = run_stack(urls, sha, databases, root)
+
+    print(f"\n{args.builds} builds pushed at once, fake backend; seconds after the webhook was accepted (p50, p95):")
+    print("  created: run record made by the sensor tick; launched: run handed to a run process (RUN_STARTING;")
+    print("  in process the same as started); started: run began executing (RUN_START); done: build succeeded")
+    print(f"stack start-up (API, daemon, webserver until all answer): {startup:.1f}s")
+    print("".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(
+        ["path", "ok", "created", "p95", "launched", "p95", "started", "p95", "done", "p95", "wall s", "builds/min"],
+        WIDTHS,
+    ))))
+    print(row("daemon + run processes (Stack)", measured, stack_wall))
+    print(row("in-process drain_queue (baseline)", baseline, baseline_wall))
+
+
+if __name__ == "__main__":
+    main()
