@@ -30,9 +30,10 @@ def _identifier(name: str) -> str:
 
 
 class ClickHouseLogStore(LogStoreBackend):
-    """Log lines in a ReplacingMergeTree keyed by (build_id, seq): a resent line collapses into the first.
+    """Log lines in a ReplacingMergeTree keyed by (build_id, seq): a resent line collapses with the stored one.
 
-    Merges deduplicate eventually, so every read goes through FINAL and never shows a resend.
+    A resend is an identical copy, so which copy survives does not matter. Merges deduplicate only
+    eventually, so reads and counts go through FINAL and never show a resend.
     """
 
     def __init__(self, dsn: str, database: str = "starforge", table: str = "build_logs") -> None:
