@@ -346,11 +346,11 @@ def wait_for_build(stack: Stack, build_id: int, states: Collection[str], timeout
     )
 
 
-def run_stack_forever(env: Mapping[str, str] | None = None) -> None:
+def run_stack_forever(env: Mapping[str, str] | None = None, api_port: int = 8000, webserver_port: int = 3000) -> None:
     """`starforge up`: the stack on this environment's STARFORGE_* settings until Ctrl-C or SIGTERM."""
     chosen = env if env is not None else {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with Stack(chosen) as stack:
+    with Stack(chosen, api_port=api_port, webserver_port=webserver_port) as stack:
         print(f"API        {stack.api_url}", flush=True)
         print(f"Dagster UI {stack.webserver_url}", flush=True)
         print(f"logs       {stack.logs_dir}", flush=True)
