@@ -37,7 +37,6 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
 
 from .pb import (
     auth_pb2,
@@ -46,6 +45,8 @@ from .pb import (
     control_pb2_grpc,
     filesync_pb2_grpc,
     fsutil_types_pb2,
+    health_pb2,
+    health_pb2_grpc,
     secrets_pb2,
     secrets_pb2_grpc,
 )
@@ -463,6 +464,13 @@ def _file_data(path: str, file_id: int) -> Iterator[Packet]:
     yield Packet(type=Packet.PACKET_DATA, ID=file_id)
 
 
+class _Health(health_pb2_grpc.HealthServicer):
+    """Always serving while the session is open: the daemon drops the session on a failed check."""
+
+    def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
 class _Secrets(secrets_pb2_grpc.SecretsServicer):
     def __init__(self, secrets: Mapping[str, bytes]):
         self._secrets = secrets
@@ -591,7 +599,7 @@ class Session:
     def _serve(self) -> None:
         self._workdir = tempfile.mkdtemp(prefix="starforge-session-")
         server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"session-{self.id[:8]}"))
-        health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+        health_pb2_grpc.add_HealthServicer_to_server(_Health(), server)
         filesync_pb2_grpc.add_FileSyncServicer_to_server(_FileSync(self._dirs, self._owner), server)
         secrets_pb2_grpc.add_SecretsServicer_to_server(_Secrets(self._secrets), server)
         auth_pb2_grpc.add_AuthServicer_to_server(_Auth(self._auth), server)
