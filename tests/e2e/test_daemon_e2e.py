@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BUILD_TIMEOUT_S = 240.0
 DOCKERFILE = "FROM busybox\nCOPY . /app\nRUN make\nCMD [\"sh\", \"/app/start.sh\"]\n"
 
@@ -198,8 +199,9 @@ def test_push_builds_through_the_daemon_and_moves_desired_state(stack: Stack, ho
     assert desired["image_ref"].endswith(f"/acme/shop:{sha}")
     assert desired["image_digest"] == build["image_digest"]
 
-    [run] = runs_of_build(stack, build_id)
-    assert (run["runId"], run["status"]) == (build["run_id"], "SUCCESS")
+    # The build ends inside its run's last step; the run and its materialization are recorded just after.
+    run = wait_for_run(stack, build["run_id"], FINISHED)
+    assert [(r["runId"], r["status"]) for r in runs_of_build(stack, build_id)] == [(run["runId"], "SUCCESS")]
     asset = graphql(stack, MATERIALIZATIONS_QUERY, {"partition": "acme.shop"})["assetOrError"]
     [materialization] = asset["assetMaterializations"]
     assert materialization["runId"] == run["runId"]
@@ -217,7 +219,7 @@ def test_failed_build_resumes_when_its_run_is_reexecuted_from_failure(stack: Sta
     failed = wait_for_build(stack, build_id, TERMINAL, BUILD_TIMEOUT_S)
     assert failed["status"] == "failed", failed
     assert failed["error_step"].endswith("RUN make"), failed
-    parent = wait_for_run(stack, failed["run_id"], {"FAILURE", "SUCCESS", "CANCELED"})
+    parent = wait_for_run(stack, failed["run_id"], FINISHED)
     assert parent["status"] == "FAILURE"
     with stack.api() as api:
         assert api.get("/apps/acme/broken/desired-state").status_code == 404
@@ -232,7 +234,7 @@ def test_failed_build_resumes_when_its_run_is_reexecuted_from_failure(stack: Sta
     states = phase_states(resumed)
     failed_at = states.index("failed")
     assert "building" in states[failed_at + 1 : -1] and states[-1] == "succeeded", states
-    child = wait_for_run(stack, child_id, {"SUCCESS", "FAILURE", "CANCELED"})
+    child = wait_for_run(stack, child_id, FINISHED)
     assert (child["status"], child["parentRunId"]) == ("SUCCESS", parent["runId"])
     with stack.api() as api:
         desired = api.get("/apps/acme/broken/desired-state").json()
@@ -250,7 +252,9 @@ def test_redelivered_push_is_answered_without_a_second_build_or_run(stack: Stack
     assert first.status_code == 202 and again.status_code == 200
     [build_id] = first.json()["created"]
     assert (again.json()["status"], again.json()["builds"], again.json()["created"]) == ("redelivery", [build_id], [])
-    assert wait_for_build(stack, build_id, TERMINAL, BUILD_TIMEOUT_S)["status"] == "succeeded"
+    build = wait_for_build(stack, build_id, TERMINAL, BUILD_TIMEOUT_S)
+    assert build["status"] == "succeeded", build
+    wait_for_run(stack, build["run_id"], FINISHED)
 
     # Once the build has ended, a re-queued delivery would make a new build: give the sensor a tick to launch it.
     redelivered_at = time.time()
