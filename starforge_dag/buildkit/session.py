@@ -22,34 +22,24 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import queue
 import re
 import selectors
-import shutil
 import socket
 import stat as st
-import tempfile
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import quote
 
 import grpc
+import h2.config
+import h2.connection
+import h2.events
 
-from .pb import (
-    auth_pb2,
-    auth_pb2_grpc,
-    control_pb2,
-    control_pb2_grpc,
-    filesync_pb2_grpc,
-    fsutil_types_pb2,
-    health_pb2,
-    health_pb2_grpc,
-    secrets_pb2,
-    secrets_pb2_grpc,
-)
+from .pb import auth_pb2, control_pb2, control_pb2_grpc, fsutil_types_pb2, health_pb2, secrets_pb2
 from .transport import TLSConfig, docker_upgrade, open_channel
 
 Stat = fsutil_types_pb2.Stat
@@ -387,71 +377,26 @@ def walk(
     yield from visit(base, "")
 
 
-def _metadata(context: grpc.ServicerContext) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for key, value in context.invocation_metadata():
-        if isinstance(value, str):
-            found.setdefault(key, []).append(value)
-    return found
+class RpcError(Exception):
+    """A gRPC status a session service answers with."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
-class _FileSync(filesync_pb2_grpc.FileSyncServicer):
-    """fsutil's sender: STAT listing, then DATA for each REQ, then FIN."""
-
-    def __init__(self, dirs: Mapping[str, str], owner: tuple[int, int] | None):
-        self._dirs = dirs
-        self._owner = owner
-
-    def DiffCopy(self, request_iterator: Iterator[Packet], context: grpc.ServicerContext) -> Iterator[Packet]:
-        md = _metadata(context)
-        name = (md.get("dir-name") or [""])[0]
-        root = self._dirs.get(name)
-        if root is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no access allowed to dir {name!r}")
-        inbox: queue.Queue[Packet | None] = queue.Queue()
-        threading.Thread(target=_drain, args=(request_iterator, inbox), daemon=True).start()
-        files: dict[int, str] = {}
-        try:
-            listing = walk(
-                root,
-                includes=md.get("include-patterns"),
-                excludes=md.get("exclude-patterns"),
-                follow_paths=md.get("followpaths"),
-                owner=self._owner,
-            )
-            for index, stat in enumerate(listing):
-                if not stat.mode & _GO_TYPE:
-                    files[index] = stat.path
-                yield Packet(type=Packet.PACKET_STAT, stat=stat)
-        except (OSError, ValueError, re.error) as exc:
-            yield Packet(type=Packet.PACKET_ERR, data=str(exc).encode())
-            return
-        yield Packet(type=Packet.PACKET_STAT)
-        while (packet := inbox.get()) is not None:
-            if packet.type == Packet.PACKET_REQ:
-                path = files.pop(packet.ID, None)
-                if path is None:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid file id {packet.ID}")
-                yield from _file_data(os.path.join(root, path), packet.ID)
-            elif packet.type == Packet.PACKET_FIN:
-                yield Packet(type=Packet.PACKET_FIN)
-                return
-            elif packet.type == Packet.PACKET_ERR:
-                context.abort(grpc.StatusCode.UNKNOWN, f"error from receiver: {packet.data.decode(errors='replace')}")
+NOT_FOUND, INVALID_ARGUMENT, UNKNOWN, UNIMPLEMENTED = 5, 3, 2, 12
+_WAIT = None  # a stream handler yields this when it needs the peer's next message
 
 
-def _drain(requests: Iterator[Packet], inbox: queue.Queue[Packet | None]) -> None:
-    """Read the receiver's packets on their own thread so REQs queue up while the listing streams."""
-    try:
-        for packet in requests:
-            inbox.put(packet)
-    except grpc.RpcError:
-        pass
-    finally:
-        inbox.put(None)
+def _frame(message: Any) -> bytes:
+    """gRPC length-prefixed message framing (uncompressed)."""
+    data = message.SerializeToString()
+    return b"\0" + len(data).to_bytes(4, "big") + data
 
 
-def _file_data(path: str, file_id: int) -> Iterator[Packet]:
+def _file_data(path: str, file_id: int) -> Iterator[bytes]:
     """A file's bytes as DATA packets; an empty DATA ends it (also for a file that vanished)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -460,65 +405,256 @@ def _file_data(path: str, file_id: int) -> Iterator[Packet]:
     if fd >= 0:
         with os.fdopen(fd, "rb", buffering=0) as f:
             while chunk := f.read(CHUNK_BYTES):
-                yield Packet(type=Packet.PACKET_DATA, ID=file_id, data=chunk)
-    yield Packet(type=Packet.PACKET_DATA, ID=file_id)
+                yield _frame(Packet(type=Packet.PACKET_DATA, ID=file_id, data=chunk))
+    yield _frame(Packet(type=Packet.PACKET_DATA, ID=file_id))
 
 
-class _Health(health_pb2_grpc.HealthServicer):
-    """Always serving while the session is open: the daemon drops the session on a failed check."""
+class _Call:
+    """One gRPC call on the connection: request messages in, framed response bytes out."""
 
-    def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+    def __init__(self, metadata: dict[str, list[str]]):
+        self.metadata = metadata
+        self.inbox: deque[bytes] = deque()
+        self.remote_closed = False
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 5:
+            size = int.from_bytes(self._buffer[1:5], "big")
+            if len(self._buffer) < 5 + size:
+                return
+            self.inbox.append(bytes(self._buffer[5 : 5 + size]))
+            del self._buffer[: 5 + size]
+
+    def next_request(self) -> Iterator[bytes | None]:
+        """Yield _WAIT until a request message (or the end of requests) is there; None at the end."""
+        while not self.inbox and not self.remote_closed:
+            yield _WAIT
+        return self.inbox.popleft() if self.inbox else None
+
+
+Handler = Callable[[_Call], Iterator[bytes | None]]
+
+
+class _Services:
+    """The services a session offers, as cooperative handlers: each yields framed responses or _WAIT."""
+
+    def __init__(
+        self,
+        dirs: Mapping[str, str],
+        secrets: Mapping[str, bytes],
+        credentials: Mapping[str, tuple[str, str]],
+        owner: tuple[int, int] | None,
+    ):
+        self._dirs = dirs
+        self._secrets = secrets
+        self._credentials = credentials
+        self._owner = owner
+        self.handlers: dict[str, Handler] = {
+            HEALTH_CHECK: self._unary(self._health),
+            SECRETS_GET: self._unary(self._secret),
+            AUTH_CREDENTIALS: self._unary(self._registry_credentials),
+            FILESYNC_DIFFCOPY: self._diffcopy,
+        }
+
+    @staticmethod
+    def _unary(fn: Callable[[bytes], Any]) -> Handler:
+        def handle(call: _Call) -> Iterator[bytes | None]:
+            request = yield from call.next_request()
+            yield _frame(fn(request or b""))
+
+        return handle
+
+    def _health(self, request: bytes) -> health_pb2.HealthCheckResponse:
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
-
-class _Secrets(secrets_pb2_grpc.SecretsServicer):
-    def __init__(self, secrets: Mapping[str, bytes]):
-        self._secrets = secrets
-
-    def GetSecret(self, request: secrets_pb2.GetSecretRequest, context: grpc.ServicerContext) -> secrets_pb2.GetSecretResponse:
-        value = self._secrets.get(request.ID)
+    def _secret(self, request: bytes) -> secrets_pb2.GetSecretResponse:
+        name = secrets_pb2.GetSecretRequest.FromString(request).ID
+        value = self._secrets.get(name)
         if value is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"secret {request.ID} not found")
+            raise RpcError(NOT_FOUND, f"secret {name} not found")
         return secrets_pb2.GetSecretResponse(data=value)
 
-
-class _Auth(auth_pb2_grpc.AuthServicer):
-    """Registry credentials by host; an unknown host gets an empty (anonymous) answer."""
-
-    def __init__(self, credentials: Mapping[str, tuple[str, str]]):
-        self._credentials = credentials
-
-    def Credentials(self, request: auth_pb2.CredentialsRequest, context: grpc.ServicerContext) -> auth_pb2.CredentialsResponse:
-        found = self._credentials.get(request.Host)
+    def _registry_credentials(self, request: bytes) -> auth_pb2.CredentialsResponse:
+        """Credentials by registry host; an unknown host gets an empty (anonymous) answer."""
+        found = self._credentials.get(auth_pb2.CredentialsRequest.FromString(request).Host)
         if found is None:
             return auth_pb2.CredentialsResponse()
-        username, secret = found
-        return auth_pb2.CredentialsResponse(Username=username, Secret=secret)
+        return auth_pb2.CredentialsResponse(Username=found[0], Secret=found[1])
+
+    def _diffcopy(self, call: _Call) -> Iterator[bytes | None]:
+        """fsutil's sender: STAT listing and an empty STAT, DATA for each REQ, FIN to answer FIN."""
+        name = (call.metadata.get("dir-name") or [""])[0]
+        root = self._dirs.get(name)
+        if root is None:
+            raise RpcError(NOT_FOUND, f"no access allowed to dir {name!r}")
+        files: dict[int, str] = {}
+        try:
+            listing = walk(
+                root,
+                includes=call.metadata.get("include-patterns"),
+                excludes=call.metadata.get("exclude-patterns"),
+                follow_paths=call.metadata.get("followpaths"),
+                owner=self._owner,
+            )
+            for index, stat in enumerate(listing):
+                if not stat.mode & _GO_TYPE:
+                    files[index] = stat.path
+                yield _frame(Packet(type=Packet.PACKET_STAT, stat=stat))
+        except (OSError, ValueError, re.error) as exc:
+            yield _frame(Packet(type=Packet.PACKET_ERR, data=str(exc).encode()))
+            raise RpcError(UNKNOWN, str(exc)) from exc
+        yield _frame(Packet(type=Packet.PACKET_STAT))
+        while (request := (yield from call.next_request())) is not None:
+            packet = Packet.FromString(request)
+            if packet.type == Packet.PACKET_REQ:
+                path = files.pop(packet.ID, None)
+                if path is None:
+                    raise RpcError(INVALID_ARGUMENT, f"invalid file id {packet.ID}")
+                yield from _file_data(os.path.join(root, path), packet.ID)
+            elif packet.type == Packet.PACKET_FIN:
+                yield _frame(Packet(type=Packet.PACKET_FIN))
+                return
+            elif packet.type == Packet.PACKET_ERR:
+                raise RpcError(UNKNOWN, f"error from receiver: {packet.data.decode(errors='replace')}")
 
 
-def _pipe(a: socket.socket, b: socket.socket, stop: socket.socket) -> None:
-    """Copy bytes both ways until both sides finished writing or `stop` becomes readable."""
-    with selectors.DefaultSelector() as sel:
-        peers = {a: b, b: a}
-        sel.register(a, selectors.EVENT_READ)
-        sel.register(b, selectors.EVENT_READ)
-        sel.register(stop, selectors.EVENT_READ)
-        open_reads = 2
-        while open_reads:
-            for key, _ in sel.select():
-                src = key.fileobj
-                if src is stop:
+class _Stream:
+    def __init__(self, call: _Call, handler: Iterator[bytes | None]):
+        self.call = call
+        self.handler = handler
+        self.out = bytearray()
+        self.waiting = False
+        self.trailers: list[tuple[str, str]] | None = None
+
+
+_BATCH_BYTES = 256 * 1024
+_RESPONSE_HEADERS = [(":status", "200"), ("content-type", "application/grpc")]
+
+
+def _status(code: int, message: str = "") -> list[tuple[str, str]]:
+    trailers = [("grpc-status", str(code))]
+    if message:
+        trailers.append(("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")))
+    return trailers
+
+
+class _Connection:
+    """gRPC server on one already-connected socket whose peer is the HTTP/2 client: no listener, no copies."""
+
+    def __init__(self, sock: socket.socket, services: _Services, stop: socket.socket):
+        self._sock = sock
+        self._services = services
+        self._stop = stop
+        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        self._streams: dict[int, _Stream] = {}
+        self._closed = False
+
+    def serve(self) -> None:
+        self._h2.initiate_connection()
+        self._flush()
+        ready = False
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._sock, selectors.EVENT_READ)
+            sel.register(self._stop, selectors.EVENT_READ)
+            while not self._closed:
+                for key, _ in sel.select(timeout=0 if ready else None):
+                    if key.fileobj is self._stop:
+                        return
+                    try:
+                        data = self._sock.recv(CHUNK_BYTES)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    self._receive(data)
+                ready = self._pump()
+                self._flush()
+
+    def _flush(self) -> None:
+        data = self._h2.data_to_send()
+        if data:
+            try:
+                self._sock.sendall(data)
+            except OSError:
+                self._closed = True
+
+    def _receive(self, data: bytes) -> None:
+        for event in self._h2.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self._open(event.stream_id, event.headers or [])
+            elif isinstance(event, h2.events.DataReceived):
+                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.call.feed(event.data or b"")
+                    stream.waiting = False
+            elif isinstance(event, h2.events.StreamEnded):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.call.remote_closed = True
+                    stream.waiting = False
+            elif isinstance(event, h2.events.StreamReset):
+                self._streams.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self._closed = True
+
+    def _open(self, stream_id: int, headers: Iterable[tuple[str, str]]) -> None:
+        path, metadata = "", {}
+        for name, value in headers:
+            if name == ":path":
+                path = value
+            elif not name.startswith(":"):
+                metadata.setdefault(name, []).append(value)
+        handler = self._services.handlers.get(path)
+        if handler is None:
+            self._h2.send_headers(stream_id, _RESPONSE_HEADERS + _status(UNIMPLEMENTED, f"unknown method {path}"), end_stream=True)
+            return
+        call = _Call(metadata)
+        self._streams[stream_id] = _Stream(call, handler(call))
+        self._h2.send_headers(stream_id, _RESPONSE_HEADERS)
+
+    def _pump(self) -> bool:
+        """Move handler output into HTTP/2 frames as far as the peer's windows allow; True if more could go now."""
+        ready = False
+        for stream_id, stream in list(self._streams.items()):
+            budget = _BATCH_BYTES
+            while budget > 0:
+                if stream.out:
+                    window = min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size)
+                    if window <= 0:
+                        break
+                    chunk = bytes(stream.out[:window])
+                    del stream.out[:window]
+                    self._h2.send_data(stream_id, chunk)
+                    budget -= len(chunk)
+                elif stream.trailers is not None:
+                    self._h2.send_headers(stream_id, stream.trailers, end_stream=True)
+                    del self._streams[stream_id]
+                    break
+                elif stream.waiting:
+                    break
+                else:
+                    self._produce(stream)
+            else:
+                ready = True
+            self._flush()
+        return ready
+
+    def _produce(self, stream: _Stream) -> None:
+        """Run the handler until it has a batch of output, must wait, or ends."""
+        try:
+            while len(stream.out) < _BATCH_BYTES:
+                item = next(stream.handler)
+                if item is _WAIT:
+                    stream.waiting = True
                     return
-                try:
-                    data = src.recv(CHUNK_BYTES)  # type: ignore[union-attr]
-                    if data:
-                        peers[src].sendall(data)  # type: ignore[index]
-                        continue
-                    peers[src].shutdown(socket.SHUT_WR)  # type: ignore[index]
-                except OSError:
-                    return
-                sel.unregister(src)
-                open_reads -= 1
+                stream.out += item
+        except StopIteration:
+            stream.trailers = _status(0)
+        except RpcError as exc:
+            stream.trailers = _status(exc.code, exc.message)
 
 
 class Session:
@@ -544,14 +680,16 @@ class Session:
         self.id = uuid.uuid4().hex
         self.name = name
         self._tls = tls
-        self._dirs = {k: os.path.realpath(v) for k, v in (local_dirs or {}).items()}
-        self._secrets = {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()}
-        self._auth = dict(registry_auth or {})
-        self._owner = owner
-        anchor = self._dirs.get("context") or next(iter(self._dirs.values()), self.id)
+        dirs = {k: os.path.realpath(v) for k, v in (local_dirs or {}).items()}
+        self._services = _Services(
+            dirs,
+            {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()},
+            dict(registry_auth or {}),
+            owner,
+        )
+        self._has_dirs = bool(dirs)
+        anchor = dirs.get("context") or next(iter(dirs.values()), self.id)
         self.shared_key = shared_key or hashlib.sha256(f"starforge:{anchor}".encode()).hexdigest()
-        self._workdir: str | None = None
-        self._server: grpc.Server | None = None
         self._stop: tuple[socket.socket, socket.socket] | None = None
         self._threads: list[threading.Thread] = []
         self._stoppers: list[Callable[[], object]] = []
@@ -561,7 +699,7 @@ class Session:
     def methods(self) -> list[str]:
         """The gRPC methods announced to the daemon; it only uses what is listed."""
         methods = [HEALTH_CHECK, SECRETS_GET, AUTH_CREDENTIALS]
-        if self._dirs:
+        if self._has_dirs:
             methods.append(FILESYNC_DIFFCOPY)
         return methods
 
@@ -579,8 +717,7 @@ class Session:
             raise RuntimeError("session is already open")
         self._stop = socket.socketpair()
         try:
-            self._serve()
-            self._attach(self._stop[0])
+            self._attach()
         except BaseException:
             self.close()
             raise
@@ -589,51 +726,36 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def server_address(self) -> str:
-        """The local gRPC endpoint the daemon's calls are piped to (unix socket, private directory)."""
-        if self._workdir is None:
+    def serve_connection(self, sock: socket.socket) -> None:
+        """Answer the session's gRPC calls on a connected socket until the peer or close() ends it."""
+        if self._stop is None:
             raise RuntimeError("session is not open")
-        return "unix:" + os.path.join(self._workdir, "session.sock")
-
-    def _serve(self) -> None:
-        self._workdir = tempfile.mkdtemp(prefix="starforge-session-")
-        server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"session-{self.id[:8]}"))
-        health_pb2_grpc.add_HealthServicer_to_server(_Health(), server)
-        filesync_pb2_grpc.add_FileSyncServicer_to_server(_FileSync(self._dirs, self._owner), server)
-        secrets_pb2_grpc.add_SecretsServicer_to_server(_Secrets(self._secrets), server)
-        auth_pb2_grpc.add_AuthServicer_to_server(_Auth(self._auth), server)
-        server.add_insecure_port(self.server_address)
-        server.start()
-        self._server = server
-
-    def _local_conn(self) -> socket.socket:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.server_address.removeprefix("unix:"))
-        self._hold(conn)
-        return conn
+        _Connection(sock, self._services, self._stop[0]).serve()
 
     def _hold(self, sock: socket.socket) -> None:
         """Shut the socket down first (wakes threads blocked on it), close it after they ended."""
         self._stoppers.append(lambda: sock.shutdown(socket.SHUT_RDWR))
         self._closers.append(sock.close)
 
-    def _attach(self, stop: socket.socket) -> None:
+    def _attach(self) -> None:
         scheme, _, rest = self.address.partition("://")
-        local = self._local_conn()
         if scheme == "docker" and self.attach == "auto":
             upstream = docker_upgrade(rest, "/session", self.headers())
             self._hold(upstream)
-            self._spawn(_pipe, upstream, local, stop)
+            self._spawn(self.serve_connection, upstream)
             return
+        ours, theirs = socket.socketpair()
+        self._hold(ours)
+        self._hold(theirs)
         channel = open_channel(self.address, self._tls)
         self._closers.append(channel.close)
         metadata = [(k.lower(), v) for k, v in self.headers()]
-        call = control_pb2_grpc.ControlStub(channel).Session(_outbound(local), metadata=metadata)
+        call = control_pb2_grpc.ControlStub(channel).Session(_outbound(theirs), metadata=metadata)
         self._stoppers.append(call.cancel)
-        self._spawn(_inbound, call, local)
+        self._spawn(self.serve_connection, ours)
+        self._spawn(_inbound, call, theirs)
 
-    def _spawn(self, target: Any, *args: Any) -> None:
+    def _spawn(self, target: Callable[..., object], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=f"session-{self.id[:8]}", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -656,22 +778,16 @@ class Session:
         self._stoppers.clear()
         self._closers.clear()
         self._threads.clear()
-        if self._server is not None:
-            self._server.stop(grace=None).wait(5)
-            self._server = None
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
         stop_r.close()
         stop_w.close()
         self._stop = None
 
 
-def _outbound(local: socket.socket) -> Iterator[control_pb2.BytesMessage]:
-    """Bytes our gRPC server writes, as the request side of Control.Session."""
+def _outbound(conn: socket.socket) -> Iterator[control_pb2.BytesMessage]:
+    """Bytes our server writes, as the request side of Control.Session."""
     while True:
         try:
-            data = local.recv(CHUNK_BYTES)
+            data = conn.recv(CHUNK_BYTES)
         except OSError:
             return
         if not data:
@@ -679,11 +795,11 @@ def _outbound(local: socket.socket) -> Iterator[control_pb2.BytesMessage]:
         yield control_pb2.BytesMessage(data=data)
 
 
-def _inbound(call: Iterator[control_pb2.BytesMessage], local: socket.socket) -> None:
-    """Bytes the daemon sends on Control.Session, written to our gRPC server."""
+def _inbound(call: Iterator[control_pb2.BytesMessage], conn: socket.socket) -> None:
+    """Bytes the daemon sends on Control.Session, written to our server."""
     try:
         for message in call:
-            local.sendall(message.data)
-        local.shutdown(socket.SHUT_WR)
+            conn.sendall(message.data)
+        conn.shutdown(socket.SHUT_WR)
     except (grpc.RpcError, OSError):
         pass

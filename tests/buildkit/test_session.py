@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import time
 import uuid
 import warnings
@@ -102,12 +103,19 @@ def test_follow_paths_bring_the_symlink_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_session_services_answer_what_the_daemon_asks(buildkit_addr: str) -> None:
+def test_session_services_answer_what_the_daemon_asks(buildkit_addr: str, tmp_path: Path) -> None:
+    """Another HTTP/2 client on a second connection sees what the daemon sees on the session's."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "s.sock"))
+    listener.listen(1)
     with Session(
         buildkit_addr,
         secrets={"token": "s3cr3t"},
         registry_auth={"registry.example:5000": ("robot", "hunter2")},
-    ) as session, grpc.insecure_channel(session.server_address) as channel:
+    ) as session, grpc.insecure_channel(f"unix:{tmp_path}/s.sock") as channel:
+        grpc.channel_ready_future(channel)
+        serving = threading.Thread(target=lambda: session.serve_connection(listener.accept()[0]), daemon=True)
+        serving.start()
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         secrets = secrets_pb2_grpc.SecretsStub(channel)
@@ -115,10 +123,17 @@ def test_session_services_answer_what_the_daemon_asks(buildkit_addr: str) -> Non
         with pytest.raises(grpc.RpcError) as missing:
             secrets.GetSecret(secrets_pb2.GetSecretRequest(ID="other"), timeout=5)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert missing.value.details() == "secret other not found"
         auth = auth_pb2_grpc.AuthStub(channel)
         known = auth.Credentials(auth_pb2.CredentialsRequest(Host="registry.example:5000"), timeout=5)
         assert (known.Username, known.Secret) == ("robot", "hunter2")
         assert auth.Credentials(auth_pb2.CredentialsRequest(Host="elsewhere"), timeout=5).Username == ""
+        with pytest.raises(grpc.RpcError) as unknown:
+            channel.unary_unary("/moby.filesync.v1.Auth/FetchToken")(b"", timeout=5)
+        assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    serving.join(timeout=10)
+    assert not serving.is_alive()
+    listener.close()
 
 
 def _build(client: BuildKitClient, addr: str, context: Path, attach: str = "auto", **kwargs: object) -> list[str]:
