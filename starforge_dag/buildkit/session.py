@@ -11,10 +11,16 @@ Public API:
         `docker build` does; None reports the real uid/gid.
         attach="auto": docker:///path/docker.sock attaches with `POST /session`, tcp:// and
         unix:// with the `Control.Session` byte stream; attach="control" always uses the latter.
+      .serve_connection(sock)   answer the same calls on another connected socket (peer = client)
     walk(root, includes=None, excludes=None, follow_paths=None, owner=None) -> Iterator[Stat]
         The file listing the daemon receives, in fsutil's order and with its filters.
     ExcludeMatcher(patterns).matches(path) -> bool
         `.dockerignore` semantics (last matching pattern wins, `!` re-includes).
+
+On the session connection the daemon is the HTTP/2 (gRPC) client. A small HTTP/2 server (h2)
+answers on that connection itself, one thread per session: handlers are generators, and many
+small messages (a STAT per file) share one DATA frame, which a gRPC server library would send
+one by one.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import stat as st
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
@@ -38,6 +44,7 @@ import grpc
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 
 from .pb import auth_pb2, control_pb2, control_pb2_grpc, fsutil_types_pb2, health_pb2, secrets_pb2
 from .transport import TLSConfig, docker_upgrade, open_channel
@@ -377,8 +384,8 @@ def walk(
     yield from visit(base, "")
 
 
-class RpcError(Exception):
-    """A gRPC status a session service answers with."""
+class _Status(Exception):
+    """A non-OK gRPC status a session service answers with."""
 
     def __init__(self, code: int, message: str):
         super().__init__(message)
@@ -427,7 +434,7 @@ class _Call:
             self.inbox.append(bytes(self._buffer[5 : 5 + size]))
             del self._buffer[: 5 + size]
 
-    def next_request(self) -> Iterator[bytes | None]:
+    def next_request(self) -> Generator[None, None, bytes | None]:
         """Yield _WAIT until a request message (or the end of requests) is there; None at the end."""
         while not self.inbox and not self.remote_closed:
             yield _WAIT
@@ -467,13 +474,14 @@ class _Services:
         return handle
 
     def _health(self, request: bytes) -> health_pb2.HealthCheckResponse:
+        """Serving while the connection is up: the daemon drops the session when a check fails."""
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     def _secret(self, request: bytes) -> secrets_pb2.GetSecretResponse:
         name = secrets_pb2.GetSecretRequest.FromString(request).ID
         value = self._secrets.get(name)
         if value is None:
-            raise RpcError(NOT_FOUND, f"secret {name} not found")
+            raise _Status(NOT_FOUND, f"secret {name} not found")
         return secrets_pb2.GetSecretResponse(data=value)
 
     def _registry_credentials(self, request: bytes) -> auth_pb2.CredentialsResponse:
@@ -488,7 +496,7 @@ class _Services:
         name = (call.metadata.get("dir-name") or [""])[0]
         root = self._dirs.get(name)
         if root is None:
-            raise RpcError(NOT_FOUND, f"no access allowed to dir {name!r}")
+            raise _Status(NOT_FOUND, f"no access allowed to dir {name!r}")
         files: dict[int, str] = {}
         try:
             listing = walk(
@@ -504,20 +512,20 @@ class _Services:
                 yield _frame(Packet(type=Packet.PACKET_STAT, stat=stat))
         except (OSError, ValueError, re.error) as exc:
             yield _frame(Packet(type=Packet.PACKET_ERR, data=str(exc).encode()))
-            raise RpcError(UNKNOWN, str(exc)) from exc
+            raise _Status(UNKNOWN, str(exc)) from exc
         yield _frame(Packet(type=Packet.PACKET_STAT))
         while (request := (yield from call.next_request())) is not None:
             packet = Packet.FromString(request)
             if packet.type == Packet.PACKET_REQ:
                 path = files.pop(packet.ID, None)
                 if path is None:
-                    raise RpcError(INVALID_ARGUMENT, f"invalid file id {packet.ID}")
+                    raise _Status(INVALID_ARGUMENT, f"invalid file id {packet.ID}")
                 yield from _file_data(os.path.join(root, path), packet.ID)
             elif packet.type == Packet.PACKET_FIN:
                 yield _frame(Packet(type=Packet.PACKET_FIN))
                 return
             elif packet.type == Packet.PACKET_ERR:
-                raise RpcError(UNKNOWN, f"error from receiver: {packet.data.decode(errors='replace')}")
+                raise _Status(UNKNOWN, f"error from receiver: {packet.data.decode(errors='replace')}")
 
 
 class _Stream:
@@ -568,7 +576,10 @@ class _Connection:
                         return
                     if not data:
                         return
-                    self._receive(data)
+                    try:
+                        self._receive(data)
+                    except h2.exceptions.ProtocolError:
+                        return
                 ready = self._pump()
                 self._flush()
 
@@ -653,8 +664,10 @@ class _Connection:
                 stream.out += item
         except StopIteration:
             stream.trailers = _status(0)
-        except RpcError as exc:
+        except _Status as exc:
             stream.trailers = _status(exc.code, exc.message)
+        except Exception as exc:  # a broken call must not take the session's other calls down
+            stream.trailers = _status(UNKNOWN, f"{type(exc).__name__}: {exc}")
 
 
 class Session:
