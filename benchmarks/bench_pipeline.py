@@ -1,12 +1,13 @@
 """Webhook accepted → run created → run started → build succeeded, p50/p95 over a burst of builds (fake backend).
 
 Measured path: the Stack (API, dagster-daemon, dagster-webserver as processes; Dagster storage and build store on
-Postgres); one signed push per app, all sent at once. Baseline in the same run: the same burst enqueued through
-the same webhook code and drained in this process by `starforge_dag.local.drain_queue` (one sensor tick, then
-`execute_in_process` per build, one after another) on the same Postgres — what the daemon, the run queue and a
-process per run add or save. Times come from the build store's transitions and Dagster's run records.
+Postgres); one signed push per app, all sent at once, then a few pushed one at a time (the latency of an idle
+pipeline). Baseline in the same run: the same pushes through the same webhook code, drained in this process by
+`starforge_dag.local.drain_queue` (one sensor tick, then `execute_in_process` per build, one after another) on the
+same Postgres — what the daemon, the run queue (4 runs per workspace) and a process per run add or save. Times come
+from the build store's transitions and Dagster's run records.
 
-Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--postgres-admin-url URL]
+Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [--postgres-admin-url URL]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from starforge_dag.store.db import dispose_all, normalize_url
 
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 SECRET, TOKEN = secrets.token_hex(16), secrets.token_hex(16)
-WIDTHS = [34, 6, 9, 8, 10, 8, 9, 8, 9, 8, 9, 12]
+WIDTHS = [30, 6, 9, 8, 10, 8, 9, 8, 9, 8, 9, 12]
 
 
 @dataclass
@@ -132,29 +133,55 @@ def timings(store: BuildStore, instance: dg.DagsterInstance, build_ids: list[int
     return out
 
 
-def run_baseline(urls: list[str], sha: str, databases: dict[str, str], root: Path) -> tuple[list[Timing], float]:
+@dataclass
+class Result:
+    label: str
+    timings: list[Timing]
+    wall: float
+
+
+def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path) -> list[Result]:
+    """The burst through the webhook code, then one drain_queue; then the rest one build at a time."""
     settings = Settings(
         home=root / "baseline", database_url=databases["baseline_builds"], build_backend="fake",
         github_webhook_secret=SECRET, api_token=TOKEN,
     )
     store = open_store(settings.resolved_database_url)
     register_apps(store, urls)
-    build_ids = []
-    began = time.monotonic()
-    with TestClient(create_app(settings)) as client:
-        for i, url in enumerate(urls):
-            body = json.dumps(push_payload(url, f"bench/app-{i}", sha)).encode()
+    resources = resources_for(settings)
+    with (
+        TestClient(create_app(settings)) as client,
+        postgres_instance(databases["baseline_dagster"], root) as instance,
+        (root / "baseline.log").open("w") as log,
+    ):
+
+        def deliver(i: int) -> list[int]:
+            body = json.dumps(push_payload(urls[i], f"bench/app-{i}", sha)).encode()
             headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": secrets.token_hex(16),
                        "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json"}
-            build_ids += client.post("/webhooks/github", content=body, headers=headers).json()["created"]
-    with postgres_instance(databases["baseline_dagster"], root) as instance:
-        with (root / "baseline.log").open("w") as log, redirect_stdout(log), redirect_stderr(log):
-            drain_queue(instance, resources_for(settings))
-        wall = time.monotonic() - began
-        return timings(store, instance, build_ids), wall
+            return client.post("/webhooks/github", content=body, headers=headers).json()["created"]
+
+        def drain() -> None:
+            with redirect_stdout(log), redirect_stderr(log):
+                drain_queue(instance, resources)
+
+        began = time.monotonic()
+        burst_ids = [b for i in range(burst) for b in deliver(i)]
+        drain()
+        burst_wall = time.monotonic() - began
+        began, serial_ids = time.monotonic(), []
+        for i in range(burst, len(urls)):
+            serial_ids += deliver(i)
+            drain()
+        serial_wall = time.monotonic() - began
+        return [
+            Result(f"in process, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
+            Result(f"in process, one at a time", timings(store, instance, serial_ids), serial_wall),
+        ]
 
 
-def run_stack(urls: list[str], sha: str, databases: dict[str, str], root: Path) -> tuple[list[Timing], float, float]:
+def run_stack(urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path) -> tuple[list[Result], float]:
+    """The burst through the Stack's API, waiting for every build; then the rest one build at a time."""
     env = {
         "STARFORGE_HOME": str(root / "stack"),
         "STARFORGE_DATABASE_URL": databases["stack_builds"],
@@ -168,32 +195,45 @@ def run_stack(urls: list[str], sha: str, databases: dict[str, str], root: Path) 
     began = time.monotonic()
     with Stack(env) as stack:
         startup = time.monotonic() - began
+
+        def deliver(i: int) -> list[int]:
+            return post_push(stack, urls[i], f"bench/app-{i}", sha).json()["created"]
+
         began = time.monotonic()
-        build_ids = [i for n, url in enumerate(urls) for i in post_push(stack, url, f"bench/app-{n}", sha).json()["created"]]
-        for build_id in build_ids:
+        burst_ids = [b for i in range(burst) for b in deliver(i)]
+        for build_id in burst_ids:
             wait_for_build(stack, build_id, TERMINAL, timeout=900)
-        wall = time.monotonic() - began
+        burst_wall = time.monotonic() - began
+        began, serial_ids = time.monotonic(), []
+        for i in range(burst, len(urls)):
+            serial_ids += deliver(i)
+            wait_for_build(stack, serial_ids[-1], TERMINAL, timeout=300)
+        serial_wall = time.monotonic() - began
     with postgres_instance(databases["stack_dagster"], root) as instance:
-        return timings(store, instance, build_ids), wall, startup
+        return [
+            Result(f"Stack, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
+            Result(f"Stack, one at a time", timings(store, instance, serial_ids), serial_wall),
+        ], startup
 
 
 def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def row(name: str, result: list[Timing], wall: float) -> str:
-    done = [t.succeeded for t in result if t.succeeded is not None]
-    cells = [name, f"{len(done)}/{len(result)}"]
-    for values in ([t.created for t in result], [t.launched for t in result], [t.started for t in result], done):
+def row(result: Result) -> str:
+    done = [t.succeeded for t in result.timings if t.succeeded is not None]
+    cells = [result.label, f"{len(done)}/{len(result.timings)}"]
+    columns = ([t.created for t in result.timings], [t.launched for t in result.timings], [t.started for t in result.timings], done)
+    for values in columns:
         cells += [f"{p(values, 50):.2f}", f"{p(values, 95):.2f}"] if values else ["-", "-"]
-    cells += [f"{wall:.1f}", f"{len(done) / wall * 60:.1f}"]
-    widths = WIDTHS
-    return "".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    cells += [f"{result.wall:.1f}", f"{len(done) / result.wall * 60:.1f}"]
+    return "".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, WIDTHS)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--builds", type=int, default=20, help="builds in the burst (one app each)")
+    parser.add_argument("--serial", type=int, default=5, help="builds pushed one at a time after the burst")
     parser.add_argument(
         "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         help="a database to connect to for CREATE/DROP DATABASE of scratch databases",
@@ -202,11 +242,12 @@ def main() -> None:
     roles = ("baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster")
     with tempfile.TemporaryDirectory() as tmp, scratch_databases(args.postgres_admin_url, *roles) as databases:
         root = Path(tmp)
-        urls, sha = make_repos(root, args.builds)
-        baseline, baseline_wall = run_baseline(urls, sha, databases, root)
-        measured, stack_wall, startup = run_stack(urls, sha, databases, root)
+        urls, sha = make_repos(root, args.builds + args.serial)
+        baseline = run_baseline(urls, sha, args.builds, databases, root)
+        measured, startup = run_stack(urls, sha, args.builds, databases, root)
 
-    print(f"\n{args.builds} builds pushed at once, fake backend; seconds after the webhook was accepted (p50, p95):")
+    print(f"\n{args.builds} builds pushed at once, then {args.serial} one at a time; fake backend, one app per build;")
+    print("seconds after the webhook was accepted (p50, p95):")
     print("  created: run record made by the sensor tick; launched: run handed to a run process (RUN_STARTING;")
     print("  in process the same as started); started: run began executing (RUN_START); done: build succeeded")
     print(f"stack start-up (API, daemon, webserver until all answer): {startup:.1f}s")
@@ -214,8 +255,9 @@ def main() -> None:
         ["path", "ok", "created", "p95", "launched", "p95", "started", "p95", "done", "p95", "wall s", "builds/min"],
         WIDTHS,
     ))))
-    print(row("daemon + run processes (Stack)", measured, stack_wall))
-    print(row("in-process drain_queue (baseline)", baseline, baseline_wall))
+    for stack_result, baseline_result in zip(measured, baseline):
+        print(row(stack_result))
+        print(row(baseline_result))
 
 
 if __name__ == "__main__":
