@@ -92,6 +92,8 @@ class Phases:
             return
         if event.status == "started":
             self._context_started = event.ts
+        elif event.status == "cached":
+            self.context_s = float("nan")  # reported without a start time: nothing to measure
         elif self._context_started is not None:
             self.context_s = (event.ts - self._context_started).total_seconds()
 
@@ -143,7 +145,9 @@ def docker_build(sock: str, context: Path, image: str) -> tuple[float, float]:
 
 
 def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    """Median of the measured values; NaN (not measured) when there are none."""
+    measured = [v for v in values if v == v]
+    return statistics.median(measured) if measured else float("nan")
 
 
 def bench(addr: str, base: str, registry: str, reps: int, size: str, say: Callable[[str], None]) -> int:

@@ -272,3 +272,13 @@ def test_private_base_image_is_pulled_with_the_sessions_credentials(
         _build(client, buildkit_addr, tmp_path, registry_auth={"elsewhere:5000": (auth.username, auth.password)})
     lines = _build(client, buildkit_addr, tmp_path, registry_auth={host: (auth.username, auth.password)})
     assert lines == ["private"]
+
+
+@pytest.mark.integration
+def test_thousands_of_files_arrive_intact(client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    files = {f"src/p{i % 37}/f{i:04d}.txt": f"{i}:{uuid.uuid4().hex}\n" * (i % 50 + 1) for i in range(3000)}
+    write(context, {**files, "Dockerfile": f"FROM {base_image}\nCOPY src /src\nRUN cd /src && find . -type f | wc -l && find . -type f | sort | xargs cat | sha256sum\n"})
+    expected = hashlib.sha256("".join(files[name] for name in sorted(files, key=lambda n: "./" + n[4:])).encode()).hexdigest()
+    lines = _build(client, buildkit_addr, context)
+    assert lines == ["3000", f"{expected}  -"]
