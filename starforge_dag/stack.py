@@ -257,7 +257,8 @@ class Stack:
             return f"code location {LOCATION} not loaded yet"
         loaded = entry["locationOrLoadError"]
         if loaded["__typename"] == "PythonError":
-            raise StackError(f"code location {LOCATION} failed to load: {loaded['message']}")
+            causes = "".join(f"\ncaused by: {cause['message']}" for cause in loaded["causes"])
+            raise StackError(f"code location {LOCATION} failed to load: {loaded['message']}{causes}")
         return None
 
     def _daemons_healthy(self) -> str | None:
@@ -275,7 +276,9 @@ query Workspace {
   workspaceOrError {
     __typename
     ... on Workspace {
-      locationEntries { name loadStatus locationOrLoadError { __typename ... on PythonError { message } } }
+      locationEntries {
+        name loadStatus locationOrLoadError { __typename ... on PythonError { message causes { message } } }
+      }
     }
     ... on PythonError { message }
   }
