@@ -60,7 +60,15 @@ _TRANSIENT_CODES = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
-_TRANSIENT_TEXT = ("connection reset", "connection refused", "broken pipe", "i/o timeout", "transport is closing")
+_TRANSIENT_TEXT = (
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "i/o timeout",
+    "transport is closing",
+    "code = unavailable",  # a session call failed mid-build, e.g. "failed to read dockerfile: ... Unavailable"
+    "no active session",
+)
 _USER_TEXT = (
     "executor failed running",
     "did not complete successfully",

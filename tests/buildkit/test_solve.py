@@ -199,6 +199,11 @@ class WireError(grpc.RpcError):
             "failed to copy: read tcp 10.0.0.2:443: connection reset by peer",
             ErrorKind.TRANSIENT,
         ),
+        (
+            grpc.StatusCode.UNKNOWN,
+            "failed to read dockerfile: rpc error: code = Unavailable desc = session closed",
+            ErrorKind.TRANSIENT,
+        ),
         (grpc.StatusCode.UNKNOWN, "executor failed running [/bin/sh -c npm test]: exit code: 1", ErrorKind.USER),
         (grpc.StatusCode.UNKNOWN, "failed to create LLB definition: dockerfile parse error line 3", ErrorKind.USER),
         (grpc.StatusCode.UNKNOWN, "failed to load LLB: network.host is not allowed", ErrorKind.PERMANENT),
