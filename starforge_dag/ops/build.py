@@ -4,6 +4,7 @@
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 from pydantic import BaseModel, Field
@@ -132,8 +133,6 @@ def inspect_repo(
     """Pick the frontend: the app's Dockerfile (root or configured path) or the Railpack planner."""
     advance(context, build_store, request.build_id, BuildState.PLANNING, "inspecting repository")
     with failing_build(context, build_store, request.build_id):
-        from pathlib import Path
-
         app_dir = Path(source.app_dir)
         wanted = request.dockerfile_path or "Dockerfile"
         dockerfile = resolve_inside(Path(source.path), str(Path(request.root_dir or ".") / wanted), what="Dockerfile path")
@@ -240,7 +239,7 @@ def await_build(
     return result
 
 
-@dg.op(retry_policy=TRANSIENT_RETRY)
+@dg.op(retry_policy=TRANSIENT_RETRY, out=dg.Out(int, description="The id of the build that succeeded."))
 def publish_image(
     context: dg.OpExecutionContext,
     result: BuildResult,

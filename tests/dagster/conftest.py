@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from fastapi.testclient import TestClient
 
-from starforge_dag.api import create_app
 from starforge_dag.definitions import resources_for
-from starforge_dag.github.signature import sign
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
