@@ -176,7 +176,7 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
         serial_wall = time.monotonic() - began
         return [
             Result(f"in process, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
-            Result(f"in process, one at a time", timings(store, instance, serial_ids), serial_wall),
+            Result("in process, one at a time", timings(store, instance, serial_ids), serial_wall),
         ]
 
 
@@ -212,7 +212,7 @@ def run_stack(urls: list[str], sha: str, burst: int, databases: dict[str, str], 
     with postgres_instance(databases["stack_dagster"], root) as instance:
         return [
             Result(f"Stack, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
-            Result(f"Stack, one at a time", timings(store, instance, serial_ids), serial_wall),
+            Result("Stack, one at a time", timings(store, instance, serial_ids), serial_wall),
         ], startup
 
 

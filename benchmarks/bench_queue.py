@@ -41,8 +41,8 @@ def fill_queue(store: BuildStore, builds: int) -> None:
     app = store.add_app("bench", "queue", "file:///dev/null/queue.git", "main", repo_full_name="bench/queue")
     now = utcnow()
     rows = [
-        dict(app_id=app.id, ref=f"branch-{i}", commit_sha=f"{i:040x}", status=BuildState.QUEUED.value,
-             trigger="push", created_at=now, updated_at=now)
+        {"app_id": app.id, "ref": f"branch-{i}", "commit_sha": f"{i:040x}", "status": BuildState.QUEUED.value,
+         "trigger": "push", "created_at": now, "updated_at": now}
         for i in range(builds)
     ]
     with store.engine.begin() as conn:

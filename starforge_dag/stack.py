@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -195,7 +195,7 @@ class Stack:
     def webhook_secret(self) -> str:
         return self.settings.github_webhook_secret.get_secret_value()
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
