@@ -171,6 +171,19 @@ def demo(backend: str | None) -> None:
 
 
 @main.command()
+@click.option("--api-port", default=8000, show_default=True, type=int)
+@click.option("--ui-port", default=3000, show_default=True, type=int)
+def up(api_port: int, ui_port: int) -> None:
+    """Run the API, dagster-daemon and dagster-webserver together until Ctrl-C (Dagster storage in Postgres)."""
+    from .stack import StackError, run_stack_forever
+
+    try:
+        run_stack_forever(api_port=api_port, webserver_port=ui_port)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 @click.option("--postgres", is_flag=True, help="Use deploy/dagster-postgres.yaml (STARFORGE_DAGSTER_PG_URL).")
 def dagster_home(postgres: bool) -> None:
     """Prepare DAGSTER_HOME under STARFORGE_HOME and print it (export it before dagster commands)."""

@@ -107,8 +107,14 @@ class Build(_Model):
     image_ref: str | None = None
     image_digest: str | None = None
     commit_time: datetime | None = None
+    started_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def attempt_started_at(self) -> datetime:
+        """When the current attempt began: its first phase, or its resumption by a re-execution."""
+        return self.started_at or self.created_at
 
 
 class Transition(_Model):

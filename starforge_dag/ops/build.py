@@ -88,10 +88,11 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
 def load_build(context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource) -> BuildRequest:
     """Bind this run to its build record, so status and failures land on the right row."""
     db = build_store.store()
-    build = db.attach_run(config.build_id, context.run_id)
-    app = db.get_app_by_id(build.app_id)
+    build = db.get_build(config.build_id)
     if build.status.terminal and context.run.parent_run_id is None:
         raise dg.Failure(f"build {build.id} is already {build.status.value}: {build.error or ''}", allow_retries=False)
+    build = db.attach_run(config.build_id, context.run_id)
+    app = db.get_app_by_id(build.app_id)
     context.log.info(f"build {build.id}: {app.workspace}/{app.name} {build.ref} at {build.commit_sha[:12]}")
     return BuildRequest(
         build_id=build.id,

@@ -76,6 +76,7 @@ def _build(row) -> Build:
         image_ref=m["image_ref"],
         image_digest=m["image_digest"],
         commit_time=_aware(m["commit_time"]),
+        started_at=_aware(m["started_at"]),
         created_at=_aware(m["created_at"]),
         updated_at=_aware(m["updated_at"]),
     )
@@ -421,6 +422,8 @@ class BuildStore:
         error_step: str | None = None,
     ) -> None:
         values: dict = {"status": to.value, "updated_at": utcnow()}
+        if to in WORKING and (current == BuildState.QUEUED or current.terminal):
+            values["started_at"] = values["updated_at"]
         if run_id is not None:
             values["run_id"] = run_id
         if to in (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED):

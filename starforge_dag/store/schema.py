@@ -62,6 +62,7 @@ builds = sa.Table(
     sa.Column("image_ref", sa.Text, nullable=True),
     sa.Column("image_digest", sa.String(100), nullable=True),
     sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # this attempt began (resets on resume)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_builds_status_id", "status", "id"),

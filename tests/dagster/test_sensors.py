@@ -215,3 +215,33 @@ def test_cancel_stops_a_running_build(settings, store, instance, make_resources,
     assert build.status == BuildState.CANCELED and build.error == "stop it"
     with pytest.raises(IllegalTransition):
         store.request_cancel(build_id, actor="test")
+
+
+def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(settings, store, instance, make_resources, git_repo):
+    """A failed build re-executed hours later is a fresh attempt: the old clock must not time it out."""
+    import sqlalchemy as sa
+
+    from starforge_dag.store.schema import builds
+
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = make_resources()
+    tick(instance, resources)
+    parent = instance.create_run_for_job(
+        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
+    )
+    store.transition(build_id, BuildState.CLONING, "go", "test", run_id=parent.run_id)
+    store.transition(build_id, BuildState.FAILED, "broken", "test", run_id=parent.run_id)
+    hours_ago = store.get_build(build_id).created_at - timedelta(hours=5)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(builds).where(builds.c.id == build_id).values(created_at=hours_ago, started_at=hours_ago))
+    child = instance.create_run_for_job(
+        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
+    )
+    store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
+
+    tick(instance, resources)  # default timeout: one hour
+
+    assert store.get_build(build_id).status == BuildState.BUILDING
+    assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.NOT_STARTED

@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('image_ref', sa.Text(), nullable=True),
     sa.Column('image_digest', sa.String(length=100), nullable=True),
     sa.Column('commit_time', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['app_id'], ['apps.id'], ),
