@@ -7,8 +7,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from ..core.errors import IllegalTransition
@@ -16,6 +18,9 @@ from ..core.models import App, Build, DesiredState, Transition, utcnow
 from ..core.states import ACTIVE, WORKING, BuildState, check_transition
 from . import schema as t
 from .db import get_engine
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class NotFound(LookupError):
@@ -58,44 +63,19 @@ _BUILD_FROM = t.builds.join(t.apps, t.apps.c.id == t.builds.c.app_id).join(
 _APP_FROM = t.apps.join(t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id)
 
 
-def _build(row) -> Build:
+def _row(model: type[M], row) -> M:
+    """A model from a result row: its fields by name, timestamps made timezone-aware (SQLite drops the zone)."""
     m = row._mapping
-    return Build(
-        id=m["id"],
-        app_id=m["app_id"],
-        workspace=m["workspace"],
-        app=m["app"],
-        ref=m["ref"],
-        commit_sha=m["commit_sha"],
-        status=BuildState(m["status"]),
-        trigger=m["trigger"],
-        delivery_id=m["delivery_id"],
-        run_id=m["run_id"],
-        error=m["error"],
-        error_step=m["error_step"],
-        image_ref=m["image_ref"],
-        image_digest=m["image_digest"],
-        commit_time=_aware(m["commit_time"]),
-        started_at=_aware(m["started_at"]),
-        created_at=_aware(m["created_at"]),
-        updated_at=_aware(m["updated_at"]),
-    )
+    values = {name: m[name] for name in model.model_fields if name in m}
+    return model(**{k: _aware(v) if isinstance(v, datetime) else v for k, v in values.items()})
+
+
+def _build(row) -> Build:
+    return _row(Build, row)
 
 
 def _app(row) -> App:
-    m = row._mapping
-    return App(
-        id=m["id"],
-        workspace=m["workspace"],
-        name=m["name"],
-        repo_url=m["repo_url"],
-        repo_full_name=m["repo_full_name"],
-        branch=m["branch"],
-        root_dir=m["root_dir"] or "",
-        dockerfile_path=m["dockerfile_path"],
-        watch_paths=list(m["watch_paths"] or []),
-        cancel_running=bool(m["cancel_running"]),
-    )
+    return _row(App, row)
 
 
 class BuildStore:
@@ -542,18 +522,7 @@ class BuildStore:
         ).first()
         if row is None:
             return None
-        m = row._mapping
-        return DesiredState(
-            app_id=m["app_id"],
-            workspace=m["workspace"],
-            app=m["app"],
-            image_ref=m["image_ref"],
-            image_digest=m["image_digest"],
-            commit_sha=m["commit_sha"],
-            commit_time=_aware(m["commit_time"]),
-            build_id=m["build_id"],
-            updated_at=_aware(m["updated_at"]),
-        )
+        return _row(DesiredState, row)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -588,17 +557,7 @@ class BuildStore:
                 .where(t.build_transitions.c.build_id == build_id)
                 .order_by(t.build_transitions.c.id)
             ).all()
-        return [
-            Transition(
-                build_id=r.build_id,
-                from_state=BuildState(r.from_state) if r.from_state else None,
-                to_state=BuildState(r.to_state),
-                reason=r.reason,
-                actor=r.actor,
-                at=_aware(r.at),
-            )
-            for r in rows
-        ]
+        return [_row(Transition, r) for r in rows]
 
 
 def _order_key(commit_time: datetime | None, build_id: int) -> tuple[datetime, int]:
