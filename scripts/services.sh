@@ -86,7 +86,7 @@ start_dockerd() {
   log "starting dockerd (log: $DOCKER_LOG)"
   setsid /usr/sbin/dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs \
     --data-root "$STATE/docker" --exec-root "$RUN/docker-exec" \
-    -H "unix://$DOCKER_SOCK" --pidfile "$DOCKER_PID" >>"$DOCKER_LOG" 2>&1 </dev/null &
+    -H "unix://$DOCKER_SOCK" --pidfile "$DOCKER_PID" >>"$DOCKER_LOG" 2>&1 </dev/null 9>&- &
   local waited=0
   until [[ -s "$DOCKER_PID" ]]; do
     ((waited++ < 20)) || { tail -n 20 "$DOCKER_LOG" >&2; die "dockerd wrote no pidfile"; }
@@ -118,7 +118,7 @@ start_registry() {
   alive "$REGISTRY_PID" && die "registry (pid $(cat "$REGISTRY_PID")) runs but does not answer; run '$0 down' first"
   write_registry_config
   log "starting docker-registry on $REGISTRY_ADDR (log: $REGISTRY_LOG)"
-  setsid /usr/bin/docker-registry serve "$REGISTRY_CONF" >>"$REGISTRY_LOG" 2>&1 </dev/null &
+  setsid /usr/bin/docker-registry serve "$REGISTRY_CONF" >>"$REGISTRY_LOG" 2>&1 </dev/null 9>&- &
   echo $! >"$REGISTRY_PID"
   wait_for registry registry_ok "$REGISTRY_PID" "$REGISTRY_LOG"
 }
@@ -182,7 +182,7 @@ stop() {
 lock() {
   mkdir -p "$RUN"
   exec 9>"$RUN/services.lock"
-  flock -w 900 9 || die "another services.sh holds $RUN/services.lock"
+  flock -w 300 9 || die "another services.sh holds $RUN/services.lock"
 }
 
 cmd_up() {
