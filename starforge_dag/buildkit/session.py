@@ -45,8 +45,9 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+from grpc_health.v1 import health_pb2  # the standard copy: a second one would clash in protobuf's pool
 
-from .pb import auth_pb2, control_pb2, control_pb2_grpc, fsutil_types_pb2, health_pb2, secrets_pb2
+from .pb import auth_pb2, control_pb2, control_pb2_grpc, fsutil_types_pb2, secrets_pb2
 from .transport import TLSConfig, docker_upgrade, open_channel
 
 Stat = fsutil_types_pb2.Stat

@@ -20,7 +20,9 @@ import pytest
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
-from starforge_dag.buildkit.pb import auth_pb2, auth_pb2_grpc, health_pb2, health_pb2_grpc, secrets_pb2, secrets_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from starforge_dag.buildkit.pb import auth_pb2, auth_pb2_grpc, secrets_pb2, secrets_pb2_grpc
 from starforge_dag.buildkit.registry import RegistryAuth, remove_image
 from starforge_dag.buildkit.session import ExcludeMatcher, Session, go_file_mode, walk
 from starforge_dag.core.errors import BuildError
