@@ -2,7 +2,8 @@
 
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,6 +55,21 @@ def advance(context: dg.OpExecutionContext, store: BuildStoreResource, build_id:
         )
     except IllegalTransition as exc:
         raise dg.Failure(f"build {build_id}: {exc}", allow_retries=False) from None
+
+
+def cancel_check(store: BuildStoreResource, build_id: int, every_s: float = 1.0) -> Callable[[], bool]:
+    """Backends poll this on every status update: ask the database at most once a second."""
+    db = store.store()
+    last_asked, canceled = -every_s, False
+
+    def check() -> bool:
+        nonlocal last_asked, canceled
+        now = time.monotonic()
+        if not canceled and now - last_asked >= every_s:
+            last_asked, canceled = now, db.cancel_state(build_id) is not None
+        return canceled
+
+    return check
 
 
 @contextmanager
@@ -216,7 +232,6 @@ def await_build(
     """Run the build to the end, streaming every line to the log store and the step's stdout."""
     build_id = ticket.spec.build_id
     advance(context, build_store, build_id, BuildState.BUILDING, "waiting for the build")
-    db = build_store.store()
     pushing = False
 
     def on_progress(line: ProgressLine) -> None:
@@ -230,7 +245,7 @@ def await_build(
             advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
 
     with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
-        result = build_service.run(ticket, on_progress, should_cancel=lambda: db.cancel_state(build_id) is not None)
+        result = build_service.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
     if not pushing:
         advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
     context.add_output_metadata(
