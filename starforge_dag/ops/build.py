@@ -80,10 +80,10 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
     except BuildError as exc:
         retry = exc.kind == ErrorKind.TRANSIENT and context.retry_number < TRANSIENT_RETRY.max_retries
         if not retry:
+            db = store.store()
             state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
-            cancel = store.store().cancel_state(build_id)
-            store.store().finish(
-                build_id, cancel or state, str(exc.message), _actor(context), run_id=context.run_id,
+            db.finish(
+                build_id, db.cancel_state(build_id) or state, str(exc.message), _actor(context), run_id=context.run_id,
                 error_step=exc.step or context.op.name,
             )
         raise dg.Failure(
@@ -91,6 +91,8 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
             metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or context.op.name},
             allow_retries=retry,
         ) from None
+    except dg.Failure:
+        raise  # already explained (e.g. the build was canceled between phases)
     except Exception as exc:
         # Unclassified means a bug, not a flaky dependency: fail now, never retry.
         message = f"unexpected {type(exc).__name__}: {exc}"
