@@ -73,3 +73,43 @@ def test_demo_carries_the_sample_app_to_desired_state(env):
     assert "build 1: succeeded" in result.stdout
     assert "desired state of demo/hello: 127.0.0.1:5000/apps/demo/hello:" in result.stdout
     assert "starforge logs 1" in result.stdout
+
+
+def test_logs_prints_the_build_log_and_follow_stops_when_the_build_ends(env, git_repo):
+    from starforge_dag.core.models import LogLine
+    from starforge_dag.core.states import BuildState
+    from starforge_dag.logs import open_log_store
+    from starforge_dag.settings import get_settings
+    from starforge_dag.store import open_store
+
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": "FROM scratch\n"})
+    settings = get_settings()
+    store = open_store(settings.resolved_database_url)
+    app = store.add_app("acme", "web", repo.url)
+    build = store.enqueue(app, "main", sha).build
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        logs.append([LogLine(build_id=build.id, seq=n, text=f"line {n}") for n in range(3)])
+    store.transition(build.id, BuildState.CANCELED, "stop", "test")
+
+    plain = invoke("logs", str(build.id))
+    followed = invoke("logs", str(build.id), "-f")
+
+    assert plain.output.splitlines() == ["line 0", "line 1", "line 2"]
+    assert followed.exit_code == 0 and followed.output == plain.output
+
+
+def test_build_dir_prints_one_json_object(env, tmp_path):
+    app = tmp_path / "svc"
+    app.mkdir()
+    (app / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:latest\nRUN echo hi\n")
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "starforge"), "build-dir", str(app), "--image", "127.0.0.1:5000/cli/svc:dev"],
+        capture_output=True, text=True, env={**os.environ, "STARFORGE_BUILD_BACKEND": "fake"}, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    out = json.loads(line)
+    assert out["status"] == "succeeded" and out["image"] == "127.0.0.1:5000/cli/svc:dev"
+    assert out["digest"].startswith("sha256:")
+    assert "RUN echo hi" in result.stderr
