@@ -6,8 +6,6 @@ import threading
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _lock = threading.Lock()
@@ -34,7 +32,10 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str):
+    """Alembic's config for our migrations; imported here, as only the first use of a database needs it."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -72,6 +73,8 @@ def _create_engine(url: str) -> sa.Engine:
 
 def upgrade(engine: sa.Engine) -> None:
     """Bring the schema to head; concurrent first runs on Postgres serialize on an advisory lock."""
+    from alembic import command
+
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
