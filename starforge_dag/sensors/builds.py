@@ -101,9 +101,23 @@ def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildSt
     )
 
 
-def _build_id(run: dg.DagsterRun) -> int | None:
-    value = run.tags.get(BUILD_ID_TAG)
-    return int(value) if value else None
+def end_build_of_run(
+    context: dg.RunStatusSensorContext,
+    build_store: BuildStoreResource,
+    state: BuildState,
+    reason: str,
+    step: str | None = None,
+) -> None:
+    """End the run's build, in the state a cancel request asked for if any; a newer run's build is left alone."""
+    value = context.dagster_run.tags.get(BUILD_ID_TAG)
+    if not value:
+        return
+    store = build_store.store()
+    run_id = context.dagster_run.run_id
+    store.finish(
+        int(value), store.cancel_state(int(value)) or state, reason, f"sensor:{context.sensor_name}",
+        run_id=run_id, error_step=step, only_run_id=run_id,
+    )
 
 
 @dg.run_failure_sensor(
@@ -112,9 +126,6 @@ def _build_id(run: dg.DagsterRun) -> int | None:
     description="A failed build run fails its build with the failing step and error.",
 )
 def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: BuildStoreResource):
-    build_id = _build_id(context.dagster_run)
-    if build_id is None:
-        return
     failures = context.get_step_failure_events()
     if failures:
         step = failures[0].step_key
@@ -122,12 +133,7 @@ def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: B
         message = error.message.strip() if error else "step failed"
     else:
         step, message = None, context.failure_event.message or "run failed"
-    store = build_store.store()
-    state = store.cancel_state(build_id) or BuildState.FAILED
-    store.finish(
-        build_id, state, message, f"sensor:{context.sensor_name}", run_id=context.dagster_run.run_id,
-        error_step=step, only_run_id=context.dagster_run.run_id,
-    )
+    end_build_of_run(context, build_store, BuildState.FAILED, message, step)
 
 
 @dg.run_status_sensor(
@@ -137,12 +143,4 @@ def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: B
     description="A canceled build run cancels (or supersedes) its build.",
 )
 def build_run_canceled_sensor(context: dg.RunStatusSensorContext, build_store: BuildStoreResource):
-    build_id = _build_id(context.dagster_run)
-    if build_id is None:
-        return
-    store = build_store.store()
-    state = store.cancel_state(build_id) or BuildState.CANCELED
-    store.finish(
-        build_id, state, f"run {context.dagster_run.run_id[:8]} was canceled", f"sensor:{context.sensor_name}",
-        run_id=context.dagster_run.run_id, only_run_id=context.dagster_run.run_id,
-    )
+    end_build_of_run(context, build_store, BuildState.CANCELED, f"run {context.dagster_run.run_id[:8]} was canceled")

@@ -21,6 +21,13 @@ from starforge_dag.sensors.builds import build_queue_sensor, build_run_canceled_
 from dagster_helpers import DOCKERFILE, push
 
 
+def make_run(instance, build_id: int) -> dg.DagsterRun:
+    """A run record for a build, as the sensor's RunRequest would create it."""
+    return instance.create_run_for_job(
+        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
+    )
+
+
 def tick(instance, resources):
     with dg.build_sensor_context(instance=instance, resources=resources, sensor_name="build_queue_sensor") as ctx:
         return build_queue_sensor(ctx)
@@ -129,9 +136,7 @@ def test_canceled_run_cancels_its_build(settings, store, instance, make_resource
     build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
     resources = make_resources()
     tick(instance, resources)
-    run = instance.create_run_for_job(
-        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
-    )
+    run = make_run(instance, build_id)
     store.attach_run(build_id, run.run_id)
     store.transition(build_id, BuildState.CLONING, "test", "test", run_id=run.run_id)
     instance.report_run_canceled(run)
@@ -162,9 +167,7 @@ def test_reconcile_ends_builds_whose_runs_vanished_or_overran(settings, store, i
     slow = push(settings, repo.url, "acme/web", repo.commit({"y": "1"}))["builds"][0]
     resources = make_resources()
     tick(instance, resources)
-    run = instance.create_run_for_job(
-        build_job, run_config={"ops": {"load_build": {"config": {"build_id": slow}}}}, tags={BUILD_ID_TAG: str(slow)}
-    )
+    run = make_run(instance, slow)
     store.attach_run(slow, run.run_id)
     store.transition(slow, BuildState.CLONING, "test", "test", run_id=run.run_id)
     resources["build_store"] = BuildStoreResource(database_url=settings.resolved_database_url, build_timeout_s=0)
@@ -228,17 +231,13 @@ def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(settings, st
     build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
     resources = make_resources()
     tick(instance, resources)
-    parent = instance.create_run_for_job(
-        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
-    )
+    parent = make_run(instance, build_id)
     store.transition(build_id, BuildState.CLONING, "go", "test", run_id=parent.run_id)
     store.transition(build_id, BuildState.FAILED, "broken", "test", run_id=parent.run_id)
     hours_ago = store.get_build(build_id).created_at - timedelta(hours=5)
     with store.engine.begin() as conn:
         conn.execute(sa.update(builds).where(builds.c.id == build_id).values(created_at=hours_ago, started_at=hours_ago))
-    child = instance.create_run_for_job(
-        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
-    )
+    child = make_run(instance, build_id)
     store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
 
     tick(instance, resources)  # default timeout: one hour
