@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from starforge_dag.buildkit.client import BuildEvent, BuildKitClient, VertexEvent  # noqa: E402
-from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build  # noqa: E402
-from starforge_dag.buildkit.registry import push_image  # noqa: E402
-from starforge_dag.buildkit.session import Session  # noqa: E402
+from starforge_dag.buildkit.client import BuildEvent, BuildKitClient, VertexEvent
+from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
+from starforge_dag.buildkit.registry import push_image
+from starforge_dag.buildkit.session import Session
 
 DOCKER = "/usr/bin/docker"
 GOAL = 1.05
@@ -177,7 +177,9 @@ def bench(addr: str, base: str, registry: str, reps: int, size: str, say: Callab
                         elapsed, transfer = docker_build(sock, context, docker_image)
                         results[mode].setdefault("docker", []).append(elapsed)
                         docker_context[mode].append(transfer)
-                say(f"{mode} rep {rep + 1}/{reps}: ours {results[mode]['ours'][-1]:.3f}s, docker {results[mode]['docker'][-1]:.3f}s")
+                say(
+                    f"{mode} rep {rep + 1}/{reps}: ours {results[mode]['ours'][-1]:.3f}s, docker {results[mode]['docker'][-1]:.3f}s"
+                )
 
     print(f"\ncontext: {size} ({SIZES[size][0]} source files, {SIZES[size][1] * 2} MB of assets), {reps} reps")
     print(f"{'cache':6} {'ours median':>12} {'docker median':>14} {'ratio':>7}   ours reps / docker reps (s)")
@@ -185,9 +187,15 @@ def bench(addr: str, base: str, registry: str, reps: int, size: str, say: Callab
     for mode in ("cold", "warm"):
         o, d = median(results[mode]["ours"]), median(results[mode]["docker"])
         worst = max(worst, o / d)
-        reps_text = " ".join(f"{v:.2f}" for v in results[mode]["ours"]) + " / " + " ".join(f"{v:.2f}" for v in results[mode]["docker"])
+        reps_text = (
+            " ".join(f"{v:.2f}" for v in results[mode]["ours"])
+            + " / "
+            + " ".join(f"{v:.2f}" for v in results[mode]["docker"])
+        )
         print(f"{mode:6} {o:>11.3f}s {d:>13.3f}s {o / d:>6.2f}x   {reps_text}")
-    print(f"\nphases, medians (s)  {'session':>8} {'context':>8} {'solve':>8} {'close':>8} {'push':>8}   docker context")
+    print(
+        f"\nphases, medians (s)  {'session':>8} {'context':>8} {'solve':>8} {'close':>8} {'push':>8}   docker context"
+    )
     for mode in ("cold", "warm"):
         ps = phases[mode]
         print(
@@ -203,14 +211,18 @@ def bench(addr: str, base: str, registry: str, reps: int, size: str, say: Callab
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--addr", default=os.environ.get("STARFORGE_BUILDKIT_ADDR", "docker:///run/starforge/docker.sock"))
+    parser.add_argument(
+        "--addr", default=os.environ.get("STARFORGE_BUILDKIT_ADDR", "docker:///run/starforge/docker.sock")
+    )
     parser.add_argument("--base", default=os.environ.get("STARFORGE_BASE_IMAGE", "127.0.0.1:5000/base/busybox:latest"))
     parser.add_argument("--registry", default="127.0.0.1:5000/bench")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     args = parser.parse_args()
     if not args.addr.startswith("docker://"):
         parser.error("the comparison with `docker build` needs a docker:// address")
-    return bench(args.addr, args.base, args.registry, args.reps, args.size, lambda text: print(text, file=sys.stderr, flush=True))
+    return bench(
+        args.addr, args.base, args.registry, args.reps, args.size, lambda text: print(text, file=sys.stderr, flush=True)
+    )
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ import itertools
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from starforge_dag.core.models import LogLine
 from starforge_dag.logs import ClickHouseLogStore, LogStoreBackend, SqlLogStore
 
 BATCHES = (1, 100, 1000)
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_lines(build_id: int, n: int) -> list[LogLine]:

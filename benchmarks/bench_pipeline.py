@@ -85,8 +85,13 @@ def postgres_instance(url: str, root: Path) -> Iterator[dg.DagsterInstance]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@starforge.invalid",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@starforge.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@starforge.invalid",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@starforge.invalid",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -143,8 +148,11 @@ class Result:
 def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path) -> list[Result]:
     """The burst through the webhook code, then one drain_queue; then the rest one build at a time."""
     settings = Settings(
-        home=root / "baseline", database_url=databases["baseline_builds"], build_backend="fake",
-        github_webhook_secret=SECRET, api_token=TOKEN,
+        home=root / "baseline",
+        database_url=databases["baseline_builds"],
+        build_backend="fake",
+        github_webhook_secret=SECRET,
+        api_token=TOKEN,
     )
     store = open_store(settings.resolved_database_url)
     register_apps(store, urls)
@@ -157,8 +165,12 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
 
         def deliver(i: int) -> list[int]:
             body = json.dumps(push_payload(urls[i], f"bench/app-{i}", sha)).encode()
-            headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": secrets.token_hex(16),
-                       "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json"}
+            headers = {
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": secrets.token_hex(16),
+                "X-Hub-Signature-256": sign(SECRET.encode(), body),
+                "Content-Type": "application/json",
+            }
             return client.post("/webhooks/github", content=body, headers=headers).json()["created"]
 
         def drain() -> None:
@@ -180,7 +192,9 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
         ]
 
 
-def run_stack(urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path) -> tuple[list[Result], float]:
+def run_stack(
+    urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path
+) -> tuple[list[Result], float]:
     """The burst through the Stack's API, waiting for every build; then the rest one build at a time."""
     env = {
         "STARFORGE_HOME": str(root / "stack"),
@@ -223,7 +237,12 @@ def p(values: list[float], q: int) -> float:
 def row(result: Result) -> str:
     done = [t.succeeded for t in result.timings if t.succeeded is not None]
     cells = [result.label, f"{len(done)}/{len(result.timings)}"]
-    columns = ([t.created for t in result.timings], [t.launched for t in result.timings], [t.started for t in result.timings], done)
+    columns = (
+        [t.created for t in result.timings],
+        [t.launched for t in result.timings],
+        [t.started for t in result.timings],
+        done,
+    )
     for values in columns:
         cells += [f"{p(values, 50):.2f}", f"{p(values, 95):.2f}"] if values else ["-", "-"]
     cells += [f"{result.wall:.1f}", f"{len(done) / result.wall * 60:.1f}"]
@@ -235,7 +254,8 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=20, help="builds in the burst (one app each)")
     parser.add_argument("--serial", type=int, default=5, help="builds pushed one at a time after the burst")
     parser.add_argument(
-        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+        "--postgres-admin-url",
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         help="a database to connect to for CREATE/DROP DATABASE of scratch databases",
     )
     args = parser.parse_args()
@@ -251,10 +271,30 @@ def main() -> None:
     print("  created: run record made by the sensor tick; launched: run handed to a run process (RUN_STARTING;")
     print("  in process the same as started); started: run began executing (RUN_START); done: build succeeded")
     print(f"stack start-up (API, daemon, webserver until all answer): {startup:.1f}s")
-    print("".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(
-        ["path", "ok", "created", "p95", "launched", "p95", "started", "p95", "done", "p95", "wall s", "builds/min"],
-        WIDTHS,
-    ))))
+    print(
+        "".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(
+                zip(
+                    [
+                        "path",
+                        "ok",
+                        "created",
+                        "p95",
+                        "launched",
+                        "p95",
+                        "started",
+                        "p95",
+                        "done",
+                        "p95",
+                        "wall s",
+                        "builds/min",
+                    ],
+                    WIDTHS,
+                )
+            )
+        )
+    )
     for stack_result, baseline_result in zip(measured, baseline):
         print(row(stack_result))
         print(row(baseline_result))

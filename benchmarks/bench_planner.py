@@ -29,7 +29,9 @@ SCALING_GOAL = 2.0  # planning the 10x tree may take at most this many times the
 
 
 def _load_fixture_apps():
-    spec = importlib.util.spec_from_file_location("railpack_fixture_apps", REPO / "tests" / "fixtures" / "railpack" / "apps.py")
+    spec = importlib.util.spec_from_file_location(
+        "railpack_fixture_apps", REPO / "tests" / "fixtures" / "railpack" / "apps.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -52,12 +54,23 @@ def _time_ms(fn: Callable[[], object], iterations: int) -> list[float]:
 
 def _write_monorepo(root: Path, packages: int, unrelated_files: int) -> int:
     """A pnpm + Next.js monorepo; `unrelated_files` source/asset/dependency files the planner never needs."""
+
     def write(rel: str, text: str) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
-    write("package.json", json.dumps({"name": "mono", "private": True, "packageManager": "pnpm@9.12.0", "scripts": {"build": "turbo build", "start": "pnpm --filter web start"}}))
+    write(
+        "package.json",
+        json.dumps(
+            {
+                "name": "mono",
+                "private": True,
+                "packageManager": "pnpm@9.12.0",
+                "scripts": {"build": "turbo build", "start": "pnpm --filter web start"},
+            }
+        ),
+    )
     write("pnpm-lock.yaml", "lockfileVersion: '9.0'\n")
     write("pnpm-workspace.yaml", "packages:\n  - 'apps/*'\n  - 'packages/*'\n")
     write("turbo.json", "{}")
@@ -65,7 +78,12 @@ def _write_monorepo(root: Path, packages: int, unrelated_files: int) -> int:
     write("apps/web/next.config.js", "module.exports = {}\n")
     for i in range(packages):
         write(f"packages/pkg-{i:03}/package.json", json.dumps({"name": f"pkg-{i}"}))
-    homes = ["node_modules/.pnpm/dep-{n}/lib", "packages/pkg-{p:03}/src/feature-{n}", "apps/web/public/img-{n}", "docs/section-{n}/pages"]
+    homes = [
+        "node_modules/.pnpm/dep-{n}/lib",
+        "packages/pkg-{p:03}/src/feature-{n}",
+        "apps/web/public/img-{n}",
+        "docs/section-{n}/pages",
+    ]
     for n in range(unrelated_files):
         base = homes[n % len(homes)].format(n=n // 40, p=n % packages)
         write(f"{base}/file-{n}.ts", "export const x = 1\n")
@@ -79,7 +97,9 @@ def _walk(root: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="plans per fixture repo")
-    parser.add_argument("--files", type=int, default=2000, help="unrelated files in the small monorepo (the large one has 10x)")
+    parser.add_argument(
+        "--files", type=int, default=2000, help="unrelated files in the small monorepo (the large one has 10x)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args()
     apps = _load_fixture_apps()
@@ -119,7 +139,9 @@ def main() -> int:
         for label, root, total in roots:
             info = generate_plan(root).info
             read = f"{info['filesRead']} files, {info['dirsListed']} dirs"
-            rows.append((label, total, read, statistics.median(plan_samples[label]), statistics.median(walk_samples[label])))
+            rows.append(
+                (label, total, read, statistics.median(plan_samples[label]), statistics.median(walk_samples[label]))
+            )
         print("monorepo (pnpm workspaces, Next.js app, 40 packages):")
         print(f"  {'tree':<12} {'files':>8} {'read by planner':>20} {'plan ms':>9} {'os.walk ms (baseline)':>22}")
         for label, total, read, plan_ms, walk_ms in rows:
@@ -128,7 +150,9 @@ def main() -> int:
         walk_ratio = rows[1][4] / rows[0][4]
         verdict = "ok" if plan_ratio <= SCALING_GOAL else "MISSED"
         ok &= plan_ratio <= SCALING_GOAL
-        print(f"  10x files: planning x{plan_ratio:.2f} (goal <= x{SCALING_GOAL:.0f}: {verdict}), os.walk x{walk_ratio:.2f}")
+        print(
+            f"  10x files: planning x{plan_ratio:.2f} (goal <= x{SCALING_GOAL:.0f}: {verdict}), os.walk x{walk_ratio:.2f}"
+        )
         print(f"  planner vs full walk on the large tree: {rows[1][4] / rows[1][3]:.0f}x faster")
 
     return 0 if ok or not args.check else 1

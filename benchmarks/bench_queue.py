@@ -41,8 +41,15 @@ def fill_queue(store: BuildStore, builds: int) -> None:
     app = store.add_app("bench", "queue", "file:///dev/null/queue.git", "main", repo_full_name="bench/queue")
     now = utcnow()
     rows = [
-        {"app_id": app.id, "ref": f"branch-{i}", "commit_sha": f"{i:040x}", "status": BuildState.QUEUED.value,
-         "trigger": "push", "created_at": now, "updated_at": now}
+        {
+            "app_id": app.id,
+            "ref": f"branch-{i}",
+            "commit_sha": f"{i:040x}",
+            "status": BuildState.QUEUED.value,
+            "trigger": "push",
+            "created_at": now,
+            "updated_at": now,
+        }
         for i in range(builds)
     ]
     with store.engine.begin() as conn:
@@ -77,7 +84,9 @@ def drain(store: BuildStore, claimers: int, batch: int) -> Outcome:
     began = time.perf_counter()
     for thread in threads:
         thread.join()
-    return Outcome(time.perf_counter() - began, [i for ids in claimed for i in ids], [x for xs in latencies for x in xs])
+    return Outcome(
+        time.perf_counter() - began, [i for ids in claimed for i in ids], [x for xs in latencies for x in xs]
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,14 +119,17 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=2000, help="queued builds drained per configuration")
     parser.add_argument("--claimers", type=int, default=8, help="concurrent claimers (the baseline is 1)")
     parser.add_argument(
-        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+        "--postgres-admin-url",
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         help="a database to connect to for CREATE/DROP DATABASE of a scratch database",
     )
     args = parser.parse_args()
     claimer_counts = [1, args.claimers]
 
-    print(f"{'store':<10}{'claimers':>9}{'batch':>7}{'builds/s':>12}{'claims/s':>12}{'p50 ms':>10}{'p95 ms':>10}"
-          f"{'doubles':>9}{'missing':>9}")
+    print(
+        f"{'store':<10}{'claimers':>9}{'batch':>7}{'builds/s':>12}{'claims/s':>12}{'p50 ms':>10}{'p95 ms':>10}"
+        f"{'doubles':>9}{'missing':>9}"
+    )
     admin = sa.create_engine(args.postgres_admin_url, isolation_level="AUTOCOMMIT")
     name = f"starforge_bench_queue_{secrets.token_hex(4)}"
     with admin.connect() as conn:

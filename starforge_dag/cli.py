@@ -52,8 +52,15 @@ def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_na
     """Register an app so pushes to its repository build it."""
     try:
         app = _store().add_app(
-            workspace, name, repo, branch, repo_full_name=repo_name, root_dir=root_dir,
-            dockerfile_path=dockerfile, watch_paths=list(watch), cancel_running=cancel_running,
+            workspace,
+            name,
+            repo,
+            branch,
+            repo_full_name=repo_name,
+            root_dir=root_dir,
+            dockerfile_path=dockerfile,
+            watch_paths=list(watch),
+            cancel_running=cancel_running,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -82,8 +89,16 @@ def build(app: str, ref: str | None) -> None:
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outcome = store.enqueue(found, name, sha, trigger="manual", actor="cli")
-    click.echo(json.dumps({"build_id": outcome.build.id, "created": outcome.created, "commit": sha,
-                           "status": outcome.build.status.value}))
+    click.echo(
+        json.dumps(
+            {
+                "build_id": outcome.build.id,
+                "created": outcome.created,
+                "commit": sha,
+                "status": outcome.build.status.value,
+            }
+        )
+    )
 
 
 @main.command()
@@ -159,8 +174,12 @@ def plan(directory: str, info: bool) -> None:
 
 
 @main.command()
-@click.option("--backend", type=click.Choice(["auto", "buildkit", "fake"]), default=None,
-              help="Build backend (default: STARFORGE_BUILD_BACKEND, else buildkit when dockerd is reachable).")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "buildkit", "fake"]),
+    default=None,
+    help="Build backend (default: STARFORGE_BUILD_BACKEND, else buildkit when dockerd is reachable).",
+)
 def demo(backend: str | None) -> None:
     """Carry a sample app from a signed push webhook to desired state, on embedded defaults."""
     from .demo import run_demo

@@ -76,7 +76,9 @@ def resources_for(settings: Settings) -> dict[str, object]:
     return {
         "build_service": build_service_for(settings),
         "build_store": BuildStoreResource(database_url=database_url, build_timeout_s=settings.build_timeout_s),
-        "log_store": LogStore(dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url),
+        "log_store": LogStore(
+            dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url
+        ),
         "git": GitSource(workdir=str(settings.workdir)),
         "registry": ImageRegistry(
             prefix=settings.registry,

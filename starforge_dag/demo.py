@@ -16,8 +16,8 @@ SAMPLE_FILES = {
         "FROM {base}\n"
         "WORKDIR /app\n"
         "COPY . /app\n"
-        "RUN echo \"built at $(date -u)\" > /app/BUILD_INFO && cat /app/BUILD_INFO\n"
-        "CMD [\"sh\", \"/app/start.sh\"]\n"
+        'RUN echo "built at $(date -u)" > /app/BUILD_INFO && cat /app/BUILD_INFO\n'
+        'CMD ["sh", "/app/start.sh"]\n'
     ),
     "start.sh": "#!/bin/sh\nwhile true; do echo 'hello from starforge'; sleep 60; done\n",
     "README.md": "Sample app built by `starforge demo`.\n",
@@ -25,8 +25,13 @@ SAMPLE_FILES = {
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Starforge Demo", "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
-           "GIT_COMMITTER_NAME": "Starforge Demo", "GIT_COMMITTER_EMAIL": "demo@starforge.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Starforge Demo",
+        "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
+        "GIT_COMMITTER_NAME": "Starforge Demo",
+        "GIT_COMMITTER_EMAIL": "demo@starforge.invalid",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -108,11 +113,15 @@ def run_demo(settings: Settings | None = None) -> int:
     for transition in store.transitions(build.id):
         print(f"  {transition.at:%H:%M:%S.%f} {transition.to_state.value:<10} {transition.reason}")
     if desired:
-        print(f"desired state of demo/hello: {desired.image_ref} @ {desired.image_digest} (commit {desired.commit_sha[:12]})")
+        print(
+            f"desired state of demo/hello: {desired.image_ref} @ {desired.image_digest} (commit {desired.commit_sha[:12]})"
+        )
     print("where to look:")
     print(f"  build log:     starforge logs {build.id}")
     print(f"  build status:  starforge status {build.id}")
-    print(f"  Dagster UI:    DAGSTER_HOME={dagster_home} .venv/bin/dagster-webserver -w workspace.yaml  (run {runs[-1].run_id if runs else '?'})")
+    print(
+        f"  Dagster UI:    DAGSTER_HOME={dagster_home} .venv/bin/dagster-webserver -w workspace.yaml  (run {runs[-1].run_id if runs else '?'})"
+    )
     print(f"  build store:   {settings.resolved_database_url}")
     ok = build.status.value == "succeeded" and desired is not None and desired.commit_sha == sha
     return 0 if ok else 1

@@ -12,7 +12,9 @@ from .jobs import build_job
 from .sensors.builds import build_queue_sensor, reconcile
 
 
-def drain_queue(instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3) -> list[dg.ExecuteInProcessResult]:
+def drain_queue(
+    instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3
+) -> list[dg.ExecuteInProcessResult]:
     """Tick the queue sensor and execute each requested run in process, until the queue is empty."""
     results: list[dg.ExecuteInProcessResult] = []
     for _ in range(rounds):

@@ -11,8 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STARFORGE_", extra="ignore")
 
-    home: Path = Field(default=Path(".starforge"), description="Where embedded state lives (SQLite, clones, Dagster home).")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the build store; default SQLite under home.")
+    home: Path = Field(
+        default=Path(".starforge"), description="Where embedded state lives (SQLite, clones, Dagster home)."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the build store; default SQLite under home."
+    )
     github_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Shared secret of the GitHub webhook.")
     api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for the non-webhook API endpoints.")
     build_backend: str = Field(default="auto", description="buildkit | depot | fake | auto (buildkit if reachable).")
@@ -24,13 +28,25 @@ class Settings(BaseSettings):
     registry: str = Field(default="127.0.0.1:5000/apps", description="Registry and prefix for pushed images.")
     registry_username: str | None = None
     registry_password: SecretStr = Field(default=SecretStr(""))
-    log_store_dsn: str = Field(default="sql", description="sql (the build store's database) | chdb:///path | http(s)://clickhouse")
-    builder_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds.")
-    runtime_image: str = Field(default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds.")
-    build_network: str = Field(default="none", description="Network of build steps: none | host (needs the network.host entitlement).")
+    log_store_dsn: str = Field(
+        default="sql", description="sql (the build store's database) | chdb:///path | http(s)://clickhouse"
+    )
+    builder_image: str = Field(
+        default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds."
+    )
+    runtime_image: str = Field(
+        default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds."
+    )
+    build_network: str = Field(
+        default="none", description="Network of build steps: none | host (needs the network.host entitlement)."
+    )
     build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
-    fake_outcome: str = Field(default="succeed", description="fake backend: succeed | user_error | transient_error | permanent_error")
-    fake_fail_until_file: str | None = Field(default=None, description="fake backend: fail builds until this file exists.")
+    fake_outcome: str = Field(
+        default="succeed", description="fake backend: succeed | user_error | transient_error | permanent_error"
+    )
+    fake_fail_until_file: str | None = Field(
+        default=None, description="fake backend: fail builds until this file exists."
+    )
     fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
 

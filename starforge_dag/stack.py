@@ -44,7 +44,9 @@ class _MappingSettings(Settings):
 
 def settings_from(env: Mapping[str, str]) -> Settings:
     """The Settings the stack's processes will read from `env`."""
-    fields = {name: env[ENV_PREFIX + name.upper()] for name in Settings.model_fields if ENV_PREFIX + name.upper() in env}
+    fields = {
+        name: env[ENV_PREFIX + name.upper()] for name in Settings.model_fields if ENV_PREFIX + name.upper() in env
+    }
     return _MappingSettings(**fields)
 
 
@@ -178,8 +180,12 @@ class Stack:
         }
         workspace = str(root / "workspace.yaml")
         self.services = {
-            "api": Service("api", [str(BIN / "starforge"), "api", "--port", str(self.api_port)], self.logs_dir / "api.log"),
-            "daemon": Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], self.logs_dir / "daemon.log"),
+            "api": Service(
+                "api", [str(BIN / "starforge"), "api", "--port", str(self.api_port)], self.logs_dir / "api.log"
+            ),
+            "daemon": Service(
+                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], self.logs_dir / "daemon.log"
+            ),
             "webserver": Service(
                 "webserver",
                 [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.webserver_port)],
@@ -213,8 +219,13 @@ class Stack:
         for service in self.services.values():
             service.log_file = service.log_path.open("wb")
             service.process = subprocess.Popen(
-                service.argv, cwd=self.root, env=self.env, stdout=service.log_file, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                service.argv,
+                cwd=self.root,
+                env=self.env,
+                stdout=service.log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         deadline = time.monotonic() + self.startup_timeout_s
         self._wait_until("api", self._api_ready, deadline)
@@ -302,7 +313,9 @@ def graphql(stack: Stack, query: str, variables: Mapping[str, Any] | None = None
     return body["data"]
 
 
-def push_payload(repo_url: str, full_name: str, sha: str, branch: str = "main", message: str = "Update app") -> dict[str, Any]:
+def push_payload(
+    repo_url: str, full_name: str, sha: str, branch: str = "main", message: str = "Update app"
+) -> dict[str, Any]:
     """The fields of a GitHub push delivery that the webhook reads, for one commit on `branch`."""
     commit = {"id": sha, "message": message, "added": [], "modified": ["app.py"], "removed": []}
     return {

@@ -32,7 +32,9 @@ def test_apps_build_status_and_logs(env, git_repo):
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": "FROM scratch\n"})
 
-    added = invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url, "--branch", "main", "--watch", "src/**")
+    added = invoke(
+        "apps", "add", "web", "--workspace", "acme", "--repo", repo.url, "--branch", "main", "--watch", "src/**"
+    )
     assert added.exit_code == 0 and json.loads(added.output)["watch_paths"] == ["src/**"]
     assert invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url).exit_code == 1
     assert "acme/web" in invoke("apps", "list").output
@@ -54,12 +56,16 @@ def test_plan_prints_the_plan_or_says_what_to_do(env, tmp_path):
     app = tmp_path / "site"
     app.mkdir()
     (app / "index.html").write_text("<h1>hi</h1>")
-    planned = subprocess.run([sys.executable, "-m", "starforge_dag.cli", "plan", str(app)], capture_output=True, text=True)
+    planned = subprocess.run(
+        [sys.executable, "-m", "starforge_dag.cli", "plan", str(app)], capture_output=True, text=True
+    )
     assert planned.returncode == 0, planned.stderr
     assert "deploy" in json.loads(planned.stdout)
     empty = tmp_path / "empty"
     empty.mkdir()
-    failed = subprocess.run([sys.executable, "-m", "starforge_dag.cli", "plan", str(empty)], capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "starforge_dag.cli", "plan", str(empty)], capture_output=True, text=True
+    )
     assert failed.returncode == 1 and failed.stdout == "" and "Dockerfile" in failed.stderr
 
 
@@ -67,7 +73,11 @@ def test_demo_carries_the_sample_app_to_desired_state(env):
     """The README's main-job command, on the fake backend (the BuildKit variant runs in the integration tests)."""
     result = subprocess.run(
         [str(REPO / ".venv" / "bin" / "starforge"), "demo", "--backend", "fake"],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "STARFORGE_HOME": str(env / "home")}, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "STARFORGE_HOME": str(env / "home")},
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "build 1: succeeded" in result.stdout
@@ -105,7 +115,10 @@ def test_build_dir_prints_one_json_object(env, tmp_path):
     (app / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:latest\nRUN echo hi\n")
     result = subprocess.run(
         [str(REPO / ".venv" / "bin" / "starforge"), "build-dir", str(app), "--image", "127.0.0.1:5000/cli/svc:dev"],
-        capture_output=True, text=True, env={**os.environ, "STARFORGE_BUILD_BACKEND": "fake"}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STARFORGE_BUILD_BACKEND": "fake"},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()

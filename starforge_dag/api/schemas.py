@@ -60,7 +60,7 @@ class BuildSummary(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, build: Build) -> "BuildSummary":
+    def of(cls, build: Build) -> BuildSummary:
         return cls(**_summary_fields(build))
 
 
@@ -74,7 +74,7 @@ class BuildDetail(BuildSummary):
     phases: list[Phase]
 
     @classmethod
-    def of(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> "BuildDetail":
+    def of(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> BuildDetail:
         return cls(
             **_summary_fields(build),
             delivery_id=build.delivery_id,
@@ -105,7 +105,7 @@ class AppView(BaseModel):
     watch_paths: list[str]
 
     @classmethod
-    def of(cls, app: App) -> "AppView":
+    def of(cls, app: App) -> AppView:
         return cls(
             id=app.id,
             name=f"{app.workspace}/{app.name}",

@@ -51,7 +51,9 @@ def build_dir(
     image = ImageRef.parse(image_ref)
     common: dict[str, Any] = dict(build_id=0, context_dir=str(context), image=image, platform=platform)
     if (context / dockerfile).is_file():
-        spec = BuildSpec(frontend="dockerfile", dockerfile=dockerfile, build_args=dict(build_args or {}), target=target, **common)
+        spec = BuildSpec(
+            frontend="dockerfile", dockerfile=dockerfile, build_args=dict(build_args or {}), target=target, **common
+        )
     else:
         try:
             planned = generate_plan(context, dict(env or {}), builder_image=builder_image, runtime_image=runtime_image)

@@ -621,7 +621,9 @@ class _Connection:
                 metadata.setdefault(name, []).append(value)
         handler = self._services.handlers.get(path)
         if handler is None:
-            self._h2.send_headers(stream_id, _RESPONSE_HEADERS + _status(UNIMPLEMENTED, f"unknown method {path}"), end_stream=True)
+            self._h2.send_headers(
+                stream_id, _RESPONSE_HEADERS + _status(UNIMPLEMENTED, f"unknown method {path}"), end_stream=True
+            )
             return
         call = _Call(metadata)
         self._streams[stream_id] = _Stream(call, handler(call))
@@ -726,7 +728,7 @@ class Session:
         ]
         return headers + [("X-Docker-Expose-Session-Grpc-Method", m) for m in self.methods]
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         if self._stop is not None:
             raise RuntimeError("session is already open")
         self._stop = socket.socketpair()

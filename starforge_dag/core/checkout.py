@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -16,8 +16,16 @@ from .errors import PermanentBuildError, TransientBuildError, UserBuildError
 _SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")
 ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
-_TRANSIENT_GIT = ("could not resolve host", "connection timed out", "connection refused", "early eof",
-                  "the remote end hung up", "rpc failed", "temporary failure", "operation timed out")
+_TRANSIENT_GIT = (
+    "could not resolve host",
+    "connection timed out",
+    "connection refused",
+    "early eof",
+    "the remote end hung up",
+    "rpc failed",
+    "temporary failure",
+    "operation timed out",
+)
 
 
 class SourceTree(BaseModel):
@@ -52,8 +60,9 @@ def _git_env() -> dict[str, str]:
     return {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
-def checkout(url: str, sha: str, dest: Path, *, root_dir: str = "", allowed_schemes=ALLOWED_SCHEMES,
-             submodules: bool = True) -> SourceTree:
+def checkout(
+    url: str, sha: str, dest: Path, *, root_dir: str = "", allowed_schemes=ALLOWED_SCHEMES, submodules: bool = True
+) -> SourceTree:
     """Fetch only `sha` (shallow) into `dest`, with submodules; reuse `dest` if it already holds it."""
     check_repo_url(url, allowed_schemes)
     if not _SHA.match(sha):
@@ -110,7 +119,7 @@ def _finish(dest: Path, sha: str, root_dir: str) -> SourceTree:
         path=str(dest),
         app_dir=str(app_dir),
         commit_sha=sha,
-        commit_time=datetime.fromtimestamp(head.committed_date, tz=timezone.utc),
+        commit_time=datetime.fromtimestamp(head.committed_date, tz=UTC),
         submodules=subs,
     )
 

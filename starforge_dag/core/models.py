@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -12,7 +12,7 @@ from .states import BuildState
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _Model(BaseModel):
@@ -42,13 +42,13 @@ class ImageRef(_Model):
         return f"{self.name}@{self.digest}"
 
     @classmethod
-    def for_build(cls, registry: str, workspace: str, app: str, commit: str) -> "ImageRef":
+    def for_build(cls, registry: str, workspace: str, app: str, commit: str) -> ImageRef:
         host, _, prefix = registry.partition("/")
         repository = "/".join(p for p in (prefix, workspace, app) if p).lower()
         return cls(registry=host, repository=repository, tag=commit)
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         """Parse `host[:port]/repo[:tag][@digest]`; the first path element is the registry."""
         name, _, digest = text.partition("@")
         host, _, rest = name.partition("/")

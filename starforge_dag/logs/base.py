@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 
 from ..core.models import LogLine
@@ -44,4 +44,4 @@ class LogStoreBackend(ABC):
 
 def as_utc(ts: datetime) -> datetime:
     """Engines hand back naive or local-zone timestamps; callers always get aware UTC."""
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

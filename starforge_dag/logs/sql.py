@@ -36,7 +36,14 @@ class SqlLogStore(LogStoreBackend):
         if not lines:
             return
         rows = [
-            {"build_id": ln.build_id, "seq": ln.seq, "ts": ln.ts, "stream": ln.stream, "vertex": ln.vertex, "text": ln.text}
+            {
+                "build_id": ln.build_id,
+                "seq": ln.seq,
+                "ts": ln.ts,
+                "stream": ln.stream,
+                "vertex": ln.vertex,
+                "text": ln.text,
+            }
             for ln in lines
         ]
         with self._engine.begin() as conn:

@@ -36,7 +36,12 @@ class LogsNotSaved(TransientBuildError):
     """The log store stayed down past the close deadline; `lines` still holds every unsaved line."""
 
     def __init__(
-        self, message: str, *, step: str | None = "build log", kind: ErrorKind | None = None, lines: Sequence[LogLine] = ()
+        self,
+        message: str,
+        *,
+        step: str | None = "build log",
+        kind: ErrorKind | None = None,
+        lines: Sequence[LogLine] = (),
     ) -> None:
         super().__init__(message, step=step, kind=kind)
         self.lines = list(lines)
@@ -121,7 +126,10 @@ class BufferedLogWriter:
                         queued = len(self._pending)
                     logger.warning(
                         "log store append failed for build %s (%d lines queued), retrying in %.1fs: %r",
-                        self.build_id, queued, delay, exc,
+                        self.build_id,
+                        queued,
+                        delay,
+                        exc,
                     )
                     return False
                 with self._lock:

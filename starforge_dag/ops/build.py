@@ -1,6 +1,5 @@
 """The build job's ops: load → clone → inspect → (Dockerfile | Railpack) → submit → await → publish."""
 
-
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +20,7 @@ from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
 
-TRANSIENT_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 class LoadBuildConfig(dg.Config):
@@ -83,7 +80,11 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
             db = store.store()
             state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
             db.finish(
-                build_id, db.cancel_state(build_id) or state, str(exc.message), _actor(context), run_id=context.run_id,
+                build_id,
+                db.cancel_state(build_id) or state,
+                str(exc.message),
+                _actor(context),
+                run_id=context.run_id,
                 error_step=exc.step or context.op.name,
             )
         raise dg.Failure(
@@ -96,14 +97,18 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
     except Exception as exc:
         # Unclassified means a bug, not a flaky dependency: fail now, never retry.
         message = f"unexpected {type(exc).__name__}: {exc}"
-        store.store().finish(build_id, BuildState.FAILED, message, _actor(context), run_id=context.run_id,
-                             error_step=context.op.name)
-        raise dg.Failure(description=message, metadata={"build_id": build_id, "step": context.op.name},
-                         allow_retries=False) from exc
+        store.store().finish(
+            build_id, BuildState.FAILED, message, _actor(context), run_id=context.run_id, error_step=context.op.name
+        )
+        raise dg.Failure(
+            description=message, metadata={"build_id": build_id, "step": context.op.name}, allow_retries=False
+        ) from exc
 
 
 @dg.op(tags={"kind": "queue"})
-def load_build(context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource) -> BuildRequest:
+def load_build(
+    context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource
+) -> BuildRequest:
     """Bind this run to its build record, so status and failures land on the right row."""
     db = build_store.store()
     build = db.get_build(config.build_id)
@@ -136,7 +141,9 @@ def clone_source(
     with failing_build(context, build_store, request.build_id):
         source = git.checkout(request.build_id, request.repo_url, request.commit_sha, request.root_dir)
     build_store.store().set_commit_time(request.build_id, source.commit_time)
-    context.add_output_metadata({"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)})
+    context.add_output_metadata(
+        {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}
+    )
     return source
 
 
@@ -154,7 +161,9 @@ def inspect_repo(
     with failing_build(context, build_store, request.build_id):
         app_dir = Path(source.app_dir)
         wanted = request.dockerfile_path or "Dockerfile"
-        dockerfile = resolve_inside(Path(source.path), str(Path(request.root_dir or ".") / wanted), what="Dockerfile path")
+        dockerfile = resolve_inside(
+            Path(source.path), str(Path(request.root_dir or ".") / wanted), what="Dockerfile path"
+        )
         if request.dockerfile_path and not dockerfile.is_file():
             raise UserBuildError(
                 f"the app's Dockerfile path {request.dockerfile_path!r} does not exist in {request.commit_sha[:12]}",
@@ -184,7 +193,10 @@ def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> Buil
 
 @dg.op
 def railpack_frontend(
-    context: dg.OpExecutionContext, planned: PlannedSource, registry: ImageRegistry, planner: Planner,
+    context: dg.OpExecutionContext,
+    planned: PlannedSource,
+    registry: ImageRegistry,
+    planner: Planner,
     build_store: BuildStoreResource,
 ) -> BuildSpec:
     """Detect the framework, make a Railpack plan and its LLB; the plan shows in the UI."""
@@ -251,8 +263,12 @@ def await_build(
     if not pushing:
         advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
     context.add_output_metadata(
-        {"digest": result.image.digest or "", "duration_s": round(result.duration_s, 3), "steps": result.steps_total,
-         "cached_steps": result.steps_cached}
+        {
+            "digest": result.image.digest or "",
+            "duration_s": round(result.duration_s, 3),
+            "steps": result.steps_total,
+            "cached_steps": result.steps_cached,
+        }
     )
     return result
 

@@ -11,10 +11,20 @@ from starforge_dag.railpack.cli import plan_command
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run plan_command with the RAILPACK_* environment plus --env values."""
-    parser = argparse.ArgumentParser(prog="python -m starforge_dag.railpack", description="Print the Railpack build plan for an app directory.")
+    parser = argparse.ArgumentParser(
+        prog="python -m starforge_dag.railpack", description="Print the Railpack build plan for an app directory."
+    )
     parser.add_argument("dir", help="the app's source directory")
-    parser.add_argument("--info", action="store_true", help="print detected providers, versions and warnings instead of the plan")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a build variable (repeatable); RAILPACK_* options are also read from the environment")
+    parser.add_argument(
+        "--info", action="store_true", help="print detected providers, versions and warnings instead of the plan"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a build variable (repeatable); RAILPACK_* options are also read from the environment",
+    )
     args = parser.parse_args(argv)
     env = {k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")}
     for item in args.env:

@@ -21,7 +21,9 @@ import yaml
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Directories never searched by globs: they hold dependencies or VCS data, not app code.
-IGNORED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", "target", "vendor", ".next", "dist", "build"})
+IGNORED_DIRS = frozenset(
+    {".git", "node_modules", ".venv", "venv", "__pycache__", "target", "vendor", ".next", "dist", "build"}
+)
 
 
 class App:

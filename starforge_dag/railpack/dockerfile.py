@@ -96,7 +96,9 @@ class _Renderer:
                 data = base64.b64encode(step.assets.get(command.name, "").encode()).decode()
                 mode = oct(command.mode if command.mode is not None else 0o644)[2:]
                 quoted = shlex.quote(target)
-                lines.append(f"RUN mkdir -p {shlex.quote(posixpath.dirname(target))} && echo {data} | base64 -d > {quoted} && chmod {mode} {quoted}")
+                lines.append(
+                    f"RUN mkdir -p {shlex.quote(posixpath.dirname(target))} && echo {data} | base64 -d > {quoted} && chmod {mode} {quoted}"
+                )
         self.stages.append(lines)
         self.paths[name] = paths
         return paths
@@ -107,7 +109,9 @@ class _Renderer:
             for cache_id in step.caches
             if cache_id in self.plan.caches
         ]
-        secrets = list(self.plan.secrets) if "*" in step.secrets else [s for s in step.secrets if s in self.plan.secrets]
+        secrets = (
+            list(self.plan.secrets) if "*" in step.secrets else [s for s in step.secrets if s in self.plan.secrets]
+        )
         mounts += [f"--mount=type=secret,id={s}" for s in secrets]
         return f"RUN {''.join(m + ' ' for m in mounts)}sh -c {shlex.quote(secret_exports(secrets) + cmd)}"
 

@@ -42,7 +42,10 @@ MISE_VARIABLES = {
     "MISE_INSTALLS_DIR": "/mise/installs",
     "MISE_SHIMS_DIR": "/mise/shims",
 }
-APT_CACHES = {"apt": Cache(directory="/var/cache/apt", type="locked"), "apt-lists": Cache(directory="/var/lib/apt/lists", type="locked")}
+APT_CACHES = {
+    "apt": Cache(directory="/var/cache/apt", type="locked"),
+    "apt-lists": Cache(directory="/var/lib/apt/lists", type="locked"),
+}
 SPREAD = "..."
 
 LOOKED_FOR = [
@@ -126,7 +129,9 @@ def generate_plan(
 
     if not plan.deploy.start_command:
         help_text = provider.start_command_help() if provider else "set a start command"
-        ctx.warn(f"No start command was found: {help_text}, or set RAILPACK_START_CMD / deploy.startCommand in railpack.json.")
+        ctx.warn(
+            f"No start command was found: {help_text}, or set RAILPACK_START_CMD / deploy.startCommand in railpack.json."
+        )
     return PlanResult(plan=plan, info=_info(ctx, provider, plan, config_source))
 
 
@@ -135,7 +140,8 @@ def _info(ctx: Context, provider: Provider | None, plan: BuildPlan, config_sourc
     return {
         "detectedProviders": [provider.name] if provider else [],
         "resolvedPackages": {
-            name: {"name": p.name, "requestedVersion": p.requested_version, "source": p.source} for name, p in sorted(ctx.packages.items())
+            name: {"name": p.name, "requestedVersion": p.requested_version, "source": p.source}
+            for name, p in sorted(ctx.packages.items())
         },
         "metadata": dict(sorted(ctx.metadata.items())),
         "warnings": ctx.warnings,
@@ -166,7 +172,9 @@ def _pick_provider(ctx: Context) -> Provider | None:
         forced = provider_by_name(ctx.config.provider)
         if forced is None:
             names = ", ".join(p.name for p in language_providers())
-            raise PlanError(f"railpack.json names provider {ctx.config.provider!r}, which does not exist; use one of: {names}")
+            raise PlanError(
+                f"railpack.json names provider {ctx.config.provider!r}, which does not exist; use one of: {names}"
+            )
         return forced
     return next((p for p in language_providers() if p.detect(ctx)), None)
 
@@ -219,7 +227,11 @@ def _apt_step(name: str, base: Layer, packages: list[str]) -> Step:
     return Step(
         name=name,
         inputs=[base],
-        commands=[ExecCommand(cmd=f"sh -c 'apt-get update && apt-get install -y {pkgs}'", custom_name=f"install apt packages: {pkgs}")],
+        commands=[
+            ExecCommand(
+                cmd=f"sh -c 'apt-get update && apt-get install -y {pkgs}'", custom_name=f"install apt packages: {pkgs}"
+            )
+        ],
         caches=["apt", "apt-lists"],
         secrets=[],
     )
@@ -234,32 +246,44 @@ def _assemble(pp: ProviderPlan, builder: str, runtime: str, build_apt: list[str]
         base = Layer(step=APT_BUILD_STEP)
     if pp.packages:
         names = ", ".join(sorted(pp.packages))
-        plan.steps.append(Step(
-            name=MISE_STEP,
-            inputs=[base],
-            commands=[
-                PathCommand(path="/mise/shims"),
-                FileCommand(path=MISE_CONFIG, name="mise.toml", custom_name="create mise config"),
-                ExecCommand(cmd="mise trust -a && mise install", custom_name=f"install mise packages: {names}"),
-            ],
-            assets={"mise.toml": _mise_toml(pp.packages)},
-            variables=dict(MISE_VARIABLES),
-            secrets=[],
-        ))
+        plan.steps.append(
+            Step(
+                name=MISE_STEP,
+                inputs=[base],
+                commands=[
+                    PathCommand(path="/mise/shims"),
+                    FileCommand(path=MISE_CONFIG, name="mise.toml", custom_name="create mise config"),
+                    ExecCommand(cmd="mise trust -a && mise install", custom_name=f"install mise packages: {names}"),
+                ],
+                assets={"mise.toml": _mise_toml(pp.packages)},
+                variables=dict(MISE_VARIABLES),
+                secrets=[],
+            )
+        )
         base = Layer(step=MISE_STEP)
     build_base = base
     if pp.install:
         inputs = [base] + ([Layer(local=True, include=["."])] if pp.install_needs_source else [])
-        plan.steps.append(Step(name="install", inputs=inputs, commands=list(pp.install), caches=list(pp.install_caches), variables=dict(pp.variables)))
+        plan.steps.append(
+            Step(
+                name="install",
+                inputs=inputs,
+                commands=list(pp.install),
+                caches=list(pp.install_caches),
+                variables=dict(pp.variables),
+            )
+        )
         build_base = Layer(step="install")
-    plan.steps.append(Step(
-        name="build",
-        inputs=[build_base, Layer(local=True, include=["."])],
-        commands=list(pp.build),
-        caches=list(pp.build_caches),
-        assets=dict(pp.build_assets),
-        variables={} if pp.install else dict(pp.variables),
-    ))
+    plan.steps.append(
+        Step(
+            name="build",
+            inputs=[build_base, Layer(local=True, include=["."])],
+            commands=list(pp.build),
+            caches=list(pp.build_caches),
+            assets=dict(pp.build_assets),
+            variables={} if pp.install else dict(pp.variables),
+        )
+    )
 
     runtime_base = pp.deploy_base or Layer(image=runtime)
     if deploy_apt:
@@ -276,7 +300,13 @@ def _assemble(pp: ProviderPlan, builder: str, runtime: str, build_apt: list[str]
         deploy_inputs += pp.deploy_inputs
     elif pp.deploy_base is None:
         deploy_inputs.append(Layer(step="build", include=["."]))
-    plan.deploy = Deploy(base=runtime_base, inputs=deploy_inputs, start_command=pp.start_command, variables=dict(pp.deploy_variables), paths=paths)
+    plan.deploy = Deploy(
+        base=runtime_base,
+        inputs=deploy_inputs,
+        start_command=pp.start_command,
+        variables=dict(pp.deploy_variables),
+        paths=paths,
+    )
     return plan
 
 
@@ -421,7 +451,9 @@ def _validate(plan: BuildPlan) -> None:
         if not step.inputs:
             raise PlanError(f"step {step.name!r} has no inputs")
         if step.inputs[0].include or step.inputs[0].exclude:
-            raise PlanError(f"step {step.name!r}: the first input is the base filesystem and cannot have include/exclude")
+            raise PlanError(
+                f"step {step.name!r}: the first input is the base filesystem and cannot have include/exclude"
+            )
         for layer in step.inputs:
             if layer.step and layer.step not in names:
                 raise PlanError(f"step {step.name!r} uses step {layer.step!r}, which does not exist")

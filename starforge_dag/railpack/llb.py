@@ -52,7 +52,15 @@ def _in_app(path: str) -> str:
 
 
 class _Converter:
-    def __init__(self, plan: BuildPlan, builder_image: str | None, runtime_image: str | None, network: str | None, context_name: str, platform: str | None):
+    def __init__(
+        self,
+        plan: BuildPlan,
+        builder_image: str | None,
+        runtime_image: str | None,
+        network: str | None,
+        context_name: str,
+        platform: str | None,
+    ):
         self.plan = plan
         self.builder_image = builder_image
         self.runtime_image = runtime_image
@@ -93,7 +101,9 @@ class _Converter:
         for path in layer.include or ["."]:
             src = path if from_context else _in_app(path)
             dest = _in_app(path)
-            actions.append(llb.copy(source, src, dest, create_dest_path=True, allow_wildcard=True, allow_empty_wildcard=True))
+            actions.append(
+                llb.copy(source, src, dest, create_dest_path=True, allow_wildcard=True, allow_empty_wildcard=True)
+            )
         if not layer.exclude:
             return base.file(*actions, name=f"copy {_describe(layer)}")
         staged = llb.scratch(self.platform).file(*actions)
@@ -128,18 +138,27 @@ class _Converter:
             if isinstance(command, PathCommand):
                 paths.insert(0, _in_app(command.path))
             elif isinstance(command, ExecCommand):
-                mounts = [llb.cache_mount(cache.directory, id=cid, sharing=cache.type) for cid, cache in zip(cache_ids, caches)]
+                mounts = [
+                    llb.cache_mount(cache.directory, id=cid, sharing=cache.type)
+                    for cid, cache in zip(cache_ids, caches)
+                ]
                 secrets = self.secret_names(step)
                 mounts += [llb.secret_mount(f"{SECRETS_DIR}/{name}", id=name, optional=True) for name in secrets]
                 run_env = {**env, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
                 state = state.run(
-                    ["sh", "-c", secret_exports(secrets) + command.cmd], cwd=APP_DIR, env=run_env, mounts=mounts, network=self.network,
+                    ["sh", "-c", secret_exports(secrets) + command.cmd],
+                    cwd=APP_DIR,
+                    env=run_env,
+                    mounts=mounts,
+                    network=self.network,
                     name=command.custom_name or command.cmd,
                 ).root()
             elif isinstance(command, CopyCommand):
                 source = self.image(command.image, runtime) if command.image else self.context
                 src = _in_app(command.src) if command.image else command.src
-                state = state.file(llb.copy(source, src, _in_app(command.dest), create_dest_path=True), name=f"copy {command.src}")
+                state = state.file(
+                    llb.copy(source, src, _in_app(command.dest), create_dest_path=True), name=f"copy {command.src}"
+                )
             elif isinstance(command, FileCommand):
                 target = _in_app(command.path)
                 data = step.assets.get(command.name)
@@ -163,7 +182,9 @@ class _Converter:
         config: dict[str, Any] = {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": APP_DIR}
         if deploy.start_command:
             config["Cmd"] = ["/bin/sh", "-c", deploy.start_command]
-        arch = (self.platform or f"linux/{_ARCHES.get(_platform.machine().lower(), _platform.machine().lower())}").split("/")
+        arch = (
+            self.platform or f"linux/{_ARCHES.get(_platform.machine().lower(), _platform.machine().lower())}"
+        ).split("/")
         return state, {"architecture": arch[1], "os": arch[0], "config": config}
 
 

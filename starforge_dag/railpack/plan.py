@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_serializer
 from pydantic.alias_generators import to_camel
@@ -17,7 +17,11 @@ class _Model(BaseModel):
     @model_serializer(mode="wrap")
     def _omit_empty(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        return {k: v for k, v in data.items() if k in self.keep_empty or (v is not None and v != [] and v != {} and v is not False)}
+        return {
+            k: v
+            for k, v in data.items()
+            if k in self.keep_empty or (v is not None and v != [] and v != {} and v is not False)
+        }
 
 
 class Layer(_Model):
@@ -108,12 +112,7 @@ def _parse_command(value: Any) -> Any:
 
 
 Command = Annotated[
-    Union[
-        Annotated[ExecCommand, Tag("exec")],
-        Annotated[PathCommand, Tag("path")],
-        Annotated[CopyCommand, Tag("copy")],
-        Annotated[FileCommand, Tag("file")],
-    ],
+    Annotated[ExecCommand, Tag("exec")] | Annotated[PathCommand, Tag("path")] | Annotated[CopyCommand, Tag("copy")] | Annotated[FileCommand, Tag("file")],
     Discriminator(_command_kind),
     BeforeValidator(_parse_command),
 ]

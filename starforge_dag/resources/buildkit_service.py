@@ -34,7 +34,9 @@ def progress_line(event: BuildEvent) -> ProgressLine:
     assert isinstance(event, VertexEvent)
     if event.status == "error":
         return ProgressLine(stream="system", text=f"ERROR {event.name}: {event.error}", vertex=event.name, ts=event.ts)
-    return ProgressLine(stream="system", text=_VERTEX_TEXT[event.status].format(name=event.name), vertex=event.name, ts=event.ts)
+    return ProgressLine(
+        stream="system", text=_VERTEX_TEXT[event.status].format(name=event.name), vertex=event.name, ts=event.ts
+    )
 
 
 class BuildKitBuildService(BuildService):
@@ -98,7 +100,9 @@ class BuildKitBuildService(BuildService):
         try:
             session.__enter__()
         except OSError as exc:
-            raise TransientBuildError(f"could not open a BuildKit session at {self.address}: {exc}", step="session") from exc
+            raise TransientBuildError(
+                f"could not open a BuildKit session at {self.address}: {exc}", step="session"
+            ) from exc
         try:
             yield session
         finally:
@@ -156,7 +160,11 @@ class BuildKitBuildService(BuildService):
                 )
                 with self._client() as client, self._session(spec, build.local_dirs) as session:
                     image = client.build_image(
-                        spec.image.ref, frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, **common
+                        spec.image.ref,
+                        frontend=FRONTEND,
+                        frontend_attrs=build.frontend_attrs,
+                        session=session.id,
+                        **common,
                     )
             else:
                 if not spec.llb_definition:

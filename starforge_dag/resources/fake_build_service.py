@@ -6,14 +6,15 @@ import hashlib
 import os
 import time
 import uuid
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 
 from pydantic import Field
 
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
 from .build_service import BuildService, CancelCheck, LogSink, _never
+
 
 class Outcome(str, Enum):
     SUCCEED = "succeed"

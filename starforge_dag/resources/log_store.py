@@ -15,7 +15,9 @@ from ..logs import BufferedLogWriter, LogStoreBackend, open_build_log, open_log_
 class LogStore(dg.ConfigurableResource):
     """Where build logs go: the build store's database ("sql") or ClickHouse (chdb:// or a server)."""
 
-    dsn: str = Field(default="sql", description="sql | chdb:///path | http(s)://user:pass@host:port | clickhouse://host")
+    dsn: str = Field(
+        default="sql", description="sql | chdb:///path | http(s)://user:pass@host:port | clickhouse://host"
+    )
     database_url: str = Field(description="SQLAlchemy URL of the build store, used when dsn is sql.")
 
     @contextmanager

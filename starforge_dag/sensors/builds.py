@@ -1,6 +1,5 @@
 """Turn queued builds into runs, and keep every build's state true to its run (invariant 3)."""
 
-
 from datetime import timedelta
 
 import dagster as dg
@@ -115,8 +114,13 @@ def end_build_of_run(
     store = build_store.store()
     run_id = context.dagster_run.run_id
     store.finish(
-        int(value), store.cancel_state(int(value)) or state, reason, f"sensor:{context.sensor_name}",
-        run_id=run_id, error_step=step, only_run_id=run_id,
+        int(value),
+        store.cancel_state(int(value)) or state,
+        reason,
+        f"sensor:{context.sensor_name}",
+        run_id=run_id,
+        error_step=step,
+        only_run_id=run_id,
     )
 
 

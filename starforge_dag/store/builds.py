@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -18,7 +18,6 @@ from ..core.models import App, Build, DesiredState, Transition, utcnow
 from ..core.states import ACTIVE, WORKING, BuildState, check_transition
 from . import schema as t
 from .db import get_engine
-
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,7 +47,7 @@ def full_name_from_url(url: str) -> str | None:
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -298,7 +297,10 @@ class BuildStore:
                 t.builds.update().where(t.builds.c.id.in_(ids)).values(claimed_at=utcnow(), claimed_by=claimer)
             )
             rows = conn.execute(
-                sa.select(*_BUILD_COLUMNS).select_from(_BUILD_FROM).where(t.builds.c.id.in_(ids)).order_by(t.builds.c.id)
+                sa.select(*_BUILD_COLUMNS)
+                .select_from(_BUILD_FROM)
+                .where(t.builds.c.id.in_(ids))
+                .order_by(t.builds.c.id)
             ).all()
         return [_build(r) for r in rows]
 
@@ -307,7 +309,9 @@ class BuildStore:
         with self._tx() as conn:
             conn.execute(
                 t.builds.update()
-                .where(t.builds.c.id == build_id, t.builds.c.status == BuildState.QUEUED.value, t.builds.c.run_id.is_(None))
+                .where(
+                    t.builds.c.id == build_id, t.builds.c.status == BuildState.QUEUED.value, t.builds.c.run_id.is_(None)
+                )
                 .values(claimed_at=None, claimed_by=None)
             )
 
@@ -382,9 +386,7 @@ class BuildStore:
             return self._get(conn, build_id)
 
     def _locked_state(self, conn: sa.Connection, build_id: int) -> BuildState:
-        status = conn.execute(
-            self._for_update(sa.select(t.builds.c.status).where(t.builds.c.id == build_id))
-        ).scalar()
+        status = conn.execute(self._for_update(sa.select(t.builds.c.status).where(t.builds.c.id == build_id))).scalar()
         if status is None:
             raise NotFound(f"no build with id {build_id}")
         return BuildState(status)
@@ -415,7 +417,14 @@ class BuildStore:
         self._record(conn, build_id, current, to, reason, actor, run_id)
 
     def _record(
-        self, conn, build_id: int, current: BuildState | None, to: BuildState, reason: str, actor: str, run_id: str | None
+        self,
+        conn,
+        build_id: int,
+        current: BuildState | None,
+        to: BuildState,
+        reason: str,
+        actor: str,
+        run_id: str | None,
     ) -> None:
         conn.execute(
             t.build_transitions.insert().values(
@@ -561,9 +570,7 @@ class BuildStore:
 
 
 def _order_key(commit_time: datetime | None, build_id: int) -> tuple[datetime, int]:
-    return (commit_time or datetime.min.replace(tzinfo=timezone.utc), build_id)
-
-
+    return (commit_time or datetime.min.replace(tzinfo=UTC), build_id)
 
 
 _stores: dict[str, BuildStore] = {}

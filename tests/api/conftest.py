@@ -26,9 +26,7 @@ from starforge_dag.store.schema import metadata
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 API_TOKEN = "api-token-for-tests"
 ZERO = "0" * 40
-POSTGRES_ADMIN_URL = os.environ.get(
-    "STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 # -- databases ---------------------------------------------------------------------------------

@@ -162,7 +162,9 @@ def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
     value = f"tok-{uuid.uuid4().hex}"
     write(
         tmp_path,
-        {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=API_TOKEN : {uuid.uuid4().hex}; sha256sum /run/secrets/API_TOKEN\n"},
+        {
+            "Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=API_TOKEN : {uuid.uuid4().hex}; sha256sum /run/secrets/API_TOKEN\n"
+        },
     )
     spec = spec_for(tmp_path, image_name, secrets=["API_TOKEN"])
     with pytest.raises(UserBuildError, match="API_TOKEN is not set"):
@@ -180,7 +182,9 @@ def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
 def test_a_secret_the_dockerfile_requires_but_nobody_gave_is_a_user_error(
     service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=npmrc,required : {uuid.uuid4().hex}\n"})
+    write(
+        tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=npmrc,required : {uuid.uuid4().hex}\n"}
+    )
     with pytest.raises(UserBuildError, match="npmrc"):
         service.run(service.submit(spec_for(tmp_path, image_name)), lambda line: None)
 

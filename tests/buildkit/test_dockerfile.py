@@ -136,7 +136,12 @@ def test_copy_run_arg_multistage_and_dockerignore_shape_the_pushed_image(
     assert files["/app/src/hello.txt"] == b"hello from the context\n"
     assert files["/app/src/lib/util.py"] == b"print('util')\n"
     assert files["/app/src/keep.log"] == b"kept\n"
-    for absent in ("/app/src/drop.log", "/app/src/secret.env", "/app/src/node_modules/dep/index.js", "/out/greeting.txt"):
+    for absent in (
+        "/app/src/drop.log",
+        "/app/src/secret.env",
+        "/app/src/node_modules/dep/index.js",
+        "/out/greeting.txt",
+    ):
         assert absent not in files
     assert "/bin/busybox" in files
     assert result.digest == registry_manifest(image_name)[2]
@@ -175,7 +180,10 @@ def test_reported_digest_is_the_registry_manifest_digest(
 def test_failing_run_is_a_user_error_naming_the_step(
     client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo fine\nRUN echo {uuid.uuid4().hex}; echo broken >&2; exit 7\n"})
+    write(
+        tmp_path,
+        {"Dockerfile": f"FROM {base_image}\nRUN echo fine\nRUN echo {uuid.uuid4().hex}; echo broken >&2; exit 7\n"},
+    )
     events: list[BuildEvent] = []
     with pytest.raises(UserBuildError) as failed:
         build(client, buildkit_addr, tmp_path, image_name, on_event=events.append)

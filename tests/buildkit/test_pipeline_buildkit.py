@@ -20,7 +20,7 @@ from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import SECRET, push  # noqa: E402
+from dagster_helpers import SECRET, push
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_rep
     sha = repo.commit(
         {
             "Dockerfile": f"FROM {base_image}\nWORKDIR /srv\nCOPY . .\nRUN echo compiled > /srv/out && cat /srv/out\n"
-                          'CMD ["cat", "/srv/out"]\n',
+            'CMD ["cat", "/srv/out"]\n',
             ".dockerignore": "secret.txt\n",
             "secret.txt": "do not ship",
         }

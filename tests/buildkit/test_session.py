@@ -17,11 +17,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from starforge_dag.buildkit.pb import auth_pb2, auth_pb2_grpc, secrets_pb2, secrets_pb2_grpc
 from starforge_dag.buildkit.registry import RegistryAuth, remove_image
 from starforge_dag.buildkit.session import ExcludeMatcher, Session, go_file_mode, walk
@@ -88,7 +87,12 @@ def test_dockerignore_semantics(patterns: list[str], path: str, excluded: bool) 
 
 def test_excluded_directory_is_still_walked_for_a_reincluded_file(tmp_path: Path) -> None:
     write(tmp_path, {"docs/keep.md": "", "docs/drop.md": "", "src/main.py": "", "x.log": ""})
-    assert paths(tmp_path, excludes=["docs", "!docs/keep.md", "*.log"]) == ["docs", "docs/keep.md", "src", "src/main.py"]
+    assert paths(tmp_path, excludes=["docs", "!docs/keep.md", "*.log"]) == [
+        "docs",
+        "docs/keep.md",
+        "src",
+        "src/main.py",
+    ]
     assert paths(tmp_path, excludes=["docs"]) == ["src", "src/main.py", "x.log"]
 
 
@@ -110,11 +114,14 @@ def test_session_services_answer_what_the_daemon_asks(buildkit_addr: str, tmp_pa
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(tmp_path / "s.sock"))
     listener.listen(1)
-    with Session(
-        buildkit_addr,
-        secrets={"token": "s3cr3t"},
-        registry_auth={"registry.example:5000": ("robot", "hunter2")},
-    ) as session, grpc.insecure_channel(f"unix:{tmp_path}/s.sock") as channel:
+    with (
+        Session(
+            buildkit_addr,
+            secrets={"token": "s3cr3t"},
+            registry_auth={"registry.example:5000": ("robot", "hunter2")},
+        ) as session,
+        grpc.insecure_channel(f"unix:{tmp_path}/s.sock") as channel,
+    ):
         grpc.channel_ready_future(channel)
         serving = threading.Thread(target=lambda: session.serve_connection(listener.accept()[0]), daemon=True)
         serving.start()
@@ -176,8 +183,14 @@ def test_daemon_pulls_the_context_through_the_session(
 
     listing = [line for line in lines if line.startswith(".")]
     assert listing == [
-        ".", "./.dockerignore", "./Dockerfile", "./blob.bin", "./nested", "./nested/dir",
-        "./nested/dir/hello.txt", "./run.sh",
+        ".",
+        "./.dockerignore",
+        "./Dockerfile",
+        "./blob.bin",
+        "./nested",
+        "./nested/dir",
+        "./nested/dir/hello.txt",
+        "./run.sh",
     ]
     assert f"{hashlib.sha256(blob).hexdigest()}  blob.bin" in lines
     assert "750 0:0" in lines
@@ -199,7 +212,10 @@ def test_a_changed_file_is_sent_again_on_the_next_build(
 def test_a_secret_the_session_does_not_have_fails_the_step(
     client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent\n"})
+    write(
+        tmp_path,
+        {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent\n"},
+    )
     with pytest.raises(BuildError) as failed:
         _build(client, buildkit_addr, tmp_path, secrets={"present": "x"})
     assert "absent" in str(failed.value)
@@ -219,7 +235,11 @@ def test_closing_the_session_ends_it_for_the_daemon(
 
 @pytest.fixture
 def private_image(
-    client: BuildKitClient, buildkit_addr: str, docker_sock: str, base_image: str, tmp_path_factory: pytest.TempPathFactory
+    client: BuildKitClient,
+    buildkit_addr: str,
+    docker_sock: str,
+    base_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, RegistryAuth]]:
     """An image in a second local registry that wants a password; the daemon keeps no copy of it."""
     root = tmp_path_factory.mktemp("private-registry")
@@ -228,7 +248,9 @@ def private_image(
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt  # bcrypt, which docker-registry's htpasswd wants, without another dependency
 
-    (root / "htpasswd").write_text(f"{auth.username}:{crypt.crypt(auth.password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    (root / "htpasswd").write_text(
+        f"{auth.username}:{crypt.crypt(auth.password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         host = "127.0.0.1:%d" % probe.getsockname()[1]
@@ -249,7 +271,9 @@ def private_image(
             assert time.monotonic() < deadline and registry.poll() is None, (root / "registry.log").read_text()
             time.sleep(0.2)
         image = f"{host}/private/base:{uuid.uuid4().hex[:8]}"
-        context = write(tmp_path_factory.mktemp("private-image"), {"Dockerfile": f"FROM {base_image}\nRUN echo private > /marker\n"})
+        context = write(
+            tmp_path_factory.mktemp("private-image"), {"Dockerfile": f"FROM {base_image}\nRUN echo private > /marker\n"}
+        )
         build = dockerfile_build(context)
         with Session(buildkit_addr, local_dirs=build.local_dirs) as session:
             client.build_image(
@@ -277,10 +301,20 @@ def test_private_base_image_is_pulled_with_the_sessions_credentials(
 
 
 @pytest.mark.integration
-def test_thousands_of_files_arrive_intact(client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path) -> None:
+def test_thousands_of_files_arrive_intact(
+    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
+) -> None:
     context = tmp_path / "ctx"
     files = {f"src/p{i % 37}/f{i:04d}.txt": f"{i}:{uuid.uuid4().hex}\n" * (i % 50 + 1) for i in range(3000)}
-    write(context, {**files, "Dockerfile": f"FROM {base_image}\nCOPY src /src\nRUN cd /src && find . -type f | wc -l && find . -type f | sort | xargs cat | sha256sum\n"})
-    expected = hashlib.sha256("".join(files[name] for name in sorted(files, key=lambda n: "./" + n[4:])).encode()).hexdigest()
+    write(
+        context,
+        {
+            **files,
+            "Dockerfile": f"FROM {base_image}\nCOPY src /src\nRUN cd /src && find . -type f | wc -l && find . -type f | sort | xargs cat | sha256sum\n",
+        },
+    )
+    expected = hashlib.sha256(
+        "".join(files[name] for name in sorted(files, key=lambda n: "./" + n[4:])).encode()
+    ).hexdigest()
     lines = _build(client, buildkit_addr, context)
     assert lines == ["3000", f"{expected}  -"]

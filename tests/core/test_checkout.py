@@ -3,11 +3,10 @@
 import os
 
 import pytest
+from gitrepos import git
 
 from starforge_dag.core.checkout import check_repo_url, checkout
 from starforge_dag.core.errors import ErrorKind, UserBuildError
-
-from gitrepos import git
 
 
 def test_checks_out_exactly_the_pushed_commit_shallow(git_repo, tmp_path):
@@ -39,7 +38,9 @@ def test_submodules_are_checked_out(git_repo, tmp_path):
 def test_root_dir_must_exist_and_stay_inside(git_repo, tmp_path):
     repo = git_repo("mono")
     sha = repo.commit({"services/api/Dockerfile": "FROM x\n"})
-    assert checkout(repo.url, sha, tmp_path / "a", root_dir="services/api").app_dir == str(tmp_path / "a" / "services" / "api")
+    assert checkout(repo.url, sha, tmp_path / "a", root_dir="services/api").app_dir == str(
+        tmp_path / "a" / "services" / "api"
+    )
     with pytest.raises(UserBuildError, match="does not exist"):
         checkout(repo.url, sha, tmp_path / "b", root_dir="services/web")
     with pytest.raises(UserBuildError, match="outside the repository"):
@@ -65,8 +66,13 @@ def test_symlink_inside_the_repo_is_fine(git_repo, tmp_path):
 
 @pytest.mark.parametrize(
     "url,message",
-    [("ext::sh -c touch% /tmp/pwned", "not allowed"), ("/etc", "not a URL"), ("../other", "not a URL"),
-     ("-uhttp://x/y", "not allowed"), ("gopher://host/repo", "scheme 'gopher'")],
+    [
+        ("ext::sh -c touch% /tmp/pwned", "not allowed"),
+        ("/etc", "not a URL"),
+        ("../other", "not a URL"),
+        ("-uhttp://x/y", "not allowed"),
+        ("gopher://host/repo", "scheme 'gopher'"),
+    ],
 )
 def test_dangerous_urls_are_refused(url, message):
     with pytest.raises(UserBuildError, match=message):

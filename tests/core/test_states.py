@@ -21,8 +21,15 @@ def test_every_active_state_can_end(current, ending):
 
 @pytest.mark.parametrize(
     "current,target",
-    [("queued", "building"), ("cloning", "succeeded"), ("pushing", "queued"), ("succeeded", "failed"),
-     ("canceled", "cloning"), ("superseded", "queued"), ("queued", "succeeded")],
+    [
+        ("queued", "building"),
+        ("cloning", "succeeded"),
+        ("pushing", "queued"),
+        ("succeeded", "failed"),
+        ("canceled", "cloning"),
+        ("superseded", "queued"),
+        ("queued", "succeeded"),
+    ],
 )
 def test_illegal_moves_raise(current, target):
     with pytest.raises(IllegalTransition, match=f"from {current} to {target}"):

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_helpers import SECRET
 
 from starforge_dag.definitions import resources_for
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
-
-from dagster_helpers import SECRET
-
 
 
 @pytest.fixture

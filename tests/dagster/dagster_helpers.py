@@ -12,7 +12,7 @@ from starforge_dag.github.signature import sign
 from starforge_dag.settings import Settings
 
 SECRET = "webhook-secret-for-dagster-tests"
-DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nWORKDIR /app\nCOPY . /app\nRUN echo hello\nCMD [\"sh\"]\n"
+DOCKERFILE = 'FROM 127.0.0.1:5000/base/busybox:latest\nWORKDIR /app\nCOPY . /app\nRUN echo hello\nCMD ["sh"]\n'
 
 
 def push(settings: Settings, repo_url: str, full_name: str, sha: str, delivery: str | None = None) -> dict:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+from dagster_helpers import DOCKERFILE, push
 
 from starforge_dag.assets import app_image
 from starforge_dag.core.states import BuildState
 from starforge_dag.local import drain_queue
 from starforge_dag.logs import open_log_store
-
-from dagster_helpers import DOCKERFILE, push
 
 
 def _step_events(result: dg.ExecuteInProcessResult) -> dict[str, str]:
@@ -39,7 +38,12 @@ def test_push_becomes_image_asset_and_desired_state(settings, store, instance, m
     build = store.get_build(queued["builds"][0])
     assert build.status == BuildState.SUCCEEDED and build.run_id == result.run_id
     assert [t.to_state.value for t in store.transitions(build.id)] == [
-        "queued", "cloning", "planning", "building", "pushing", "succeeded"
+        "queued",
+        "cloning",
+        "planning",
+        "building",
+        "pushing",
+        "succeeded",
     ]
     steps = _step_events(result)
     assert steps["dockerfile_frontend"] == "STEP_SUCCESS"
@@ -78,8 +82,7 @@ def test_repo_without_dockerfile_takes_the_railpack_branch(settings, store, inst
     spec = result.output_for_node("railpack_frontend")
     assert spec.frontend == "llb" and spec.llb_definition and spec.image_config
     planned = [
-        e for e in result.all_events
-        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "railpack_frontend"
+        e for e in result.all_events if e.event_type_value == "STEP_OUTPUT" and e.step_key == "railpack_frontend"
     ][0]
     metadata = planned.event_specific_data.metadata
     assert metadata["providers"].value == "staticfile"
@@ -174,6 +177,9 @@ def test_secrets_stay_out_of_run_config_tags_and_logs(settings, store, instance,
     assert not run.run_config.get("resources")
     logs = "\n".join(e.message for e in instance.all_logs(result.run_id))
     build_log = "\n".join(line.text for line in _log_lines(settings, store.list_builds(limit=1)[0].id))
-    for secret in (registry_password, settings.github_webhook_secret.get_secret_value(),
-                   settings.api_token.get_secret_value()):
+    for secret in (
+        registry_password,
+        settings.github_webhook_secret.get_secret_value(),
+        settings.api_token.get_secret_value(),
+    ):
         assert secret not in stored and secret not in logs and secret not in build_log

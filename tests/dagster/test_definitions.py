@@ -24,11 +24,19 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
     assert isinstance(loaded.resources["build_service"], BuildService)
     job = loaded.resolve_job_def("build_job")
     assert {n.name for n in job.graph.node_defs} >= {
-        "load_build", "clone_source", "inspect_repo", "dockerfile_frontend", "railpack_frontend",
-        "submit_build", "await_build", "publish_image",
+        "load_build",
+        "clone_source",
+        "inspect_repo",
+        "dockerfile_frontend",
+        "railpack_frontend",
+        "submit_build",
+        "await_build",
+        "publish_image",
     }
     assert {s.name for s in loaded.sensors} == {
-        "build_queue_sensor", "build_run_failure_sensor", "build_run_canceled_sensor"
+        "build_queue_sensor",
+        "build_run_failure_sensor",
+        "build_run_canceled_sensor",
     }
     (spec,) = [s for s in loaded.resolve_all_asset_specs() if s.key == dg.AssetKey("app_image")]
     assert spec.partitions_def.name == "apps" and "dagster/kind/docker" in spec.tags

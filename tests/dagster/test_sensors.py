@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
+from dagster_helpers import DOCKERFILE, push
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
@@ -18,13 +19,13 @@ from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.build_store import BuildStoreResource
 from starforge_dag.sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
 
-from dagster_helpers import DOCKERFILE, push
-
 
 def make_run(instance, build_id: int) -> dg.DagsterRun:
     """A run record for a build, as the sensor's RunRequest would create it."""
     return instance.create_run_for_job(
-        build_job, run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}}, tags={BUILD_ID_TAG: str(build_id)}
+        build_job,
+        run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}},
+        tags={BUILD_ID_TAG: str(build_id)},
     )
 
 
@@ -100,7 +101,9 @@ def test_unclassified_crash_fails_the_build_at_once(settings, store, instance, m
     assert retries == []
 
 
-def test_failure_sensor_records_failing_step_and_ignores_superseded_runs(settings, store, instance, make_resources, git_repo):
+def test_failure_sensor_records_failing_step_and_ignores_superseded_runs(
+    settings, store, instance, make_resources, git_repo
+):
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
     store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
@@ -117,8 +120,11 @@ def test_failure_sensor_records_failing_step_and_ignores_superseded_runs(setting
     # A newer run (a re-execution) resumed the build: the old run's failure must not touch it.
     store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id="someone-else", resume=True)
     ctx = dg.build_run_status_sensor_context(
-        sensor_name="build_run_failure_sensor", dagster_event=failure.dagster_event, dagster_instance=instance,
-        dagster_run=run, resources={"build_store": resources["build_store"]},
+        sensor_name="build_run_failure_sensor",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"build_store": resources["build_store"]},
     ).for_run_failure()
     build_run_failure_sensor(ctx)
     assert store.get_build(build_id).status == BuildState.BUILDING
@@ -143,8 +149,11 @@ def test_canceled_run_cancels_its_build(settings, store, instance, make_resource
     event = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)[0]
 
     ctx = dg.build_run_status_sensor_context(
-        sensor_name="build_run_canceled_sensor", dagster_event=event.dagster_event, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id), resources={"build_store": resources["build_store"]},
+        sensor_name="build_run_canceled_sensor",
+        dagster_event=event.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id),
+        resources={"build_store": resources["build_store"]},
     )
     build_run_canceled_sensor(ctx)
 
@@ -201,7 +210,10 @@ def test_cancel_stops_a_running_build(settings, store, instance, make_resources,
         target=lambda: outcome.setdefault(
             "result",
             build_job.execute_in_process(
-                run_config=request.run_config, tags=request.tags, instance=instance, resources=resources,
+                run_config=request.run_config,
+                tags=request.tags,
+                instance=instance,
+                resources=resources,
                 raise_on_error=False,
             ),
         )
@@ -220,7 +232,9 @@ def test_cancel_stops_a_running_build(settings, store, instance, make_resources,
         store.request_cancel(build_id, actor="test")
 
 
-def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(settings, store, instance, make_resources, git_repo):
+def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(
+    settings, store, instance, make_resources, git_repo
+):
     """A failed build re-executed hours later is a fresh attempt: the old clock must not time it out."""
     import sqlalchemy as sa
 
@@ -236,7 +250,9 @@ def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(settings, st
     store.transition(build_id, BuildState.FAILED, "broken", "test", run_id=parent.run_id)
     hours_ago = store.get_build(build_id).created_at - timedelta(hours=5)
     with store.engine.begin() as conn:
-        conn.execute(sa.update(builds).where(builds.c.id == build_id).values(created_at=hours_ago, started_at=hours_ago))
+        conn.execute(
+            sa.update(builds).where(builds.c.id == build_id).values(created_at=hours_ago, started_at=hours_ago)
+        )
     child = make_run(instance, build_id)
     store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
 

@@ -23,7 +23,7 @@ POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+p
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BUILD_TIMEOUT_S = 240.0
-DOCKERFILE = "FROM busybox\nCOPY . /app\nRUN make\nCMD [\"sh\", \"/app/start.sh\"]\n"
+DOCKERFILE = 'FROM busybox\nCOPY . /app\nRUN make\nCMD ["sh", "/app/start.sh"]\n'
 
 RUN_QUERY = """
 query Run($runId: ID!) {
@@ -116,8 +116,13 @@ def stack(databases: dict[str, str], home: Path, fixed_marker: Path) -> Iterator
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
-           "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -137,7 +142,9 @@ def push_commit(root: Path, name: str) -> tuple[str, str]:
 
 
 def register_app(stack: Stack, name: str, repo_url: str) -> None:
-    open_store(stack.settings.resolved_database_url).add_app("acme", name, repo_url, "main", repo_full_name=f"acme/{name}")
+    open_store(stack.settings.resolved_database_url).add_app(
+        "acme", name, repo_url, "main", repo_full_name=f"acme/{name}"
+    )
 
 
 # -- Dagster, seen through the webserver --------------------------------------------------------
@@ -160,7 +167,11 @@ def wait_for_run(stack: Stack, run_id: str, statuses: set[str], timeout: float =
 
 def wait_for_sensor_tick(stack: Stack, after: float, timeout: float = 60.0) -> None:
     """Block until build_queue_sensor finished a tick that started after `after` (epoch seconds)."""
-    selector = {"repositoryLocationName": "starforge", "repositoryName": "__repository__", "sensorName": "build_queue_sensor"}
+    selector = {
+        "repositoryLocationName": "starforge",
+        "repositoryName": "__repository__",
+        "sensorName": "build_queue_sensor",
+    }
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ticks = graphql(stack, TICKS_QUERY, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
@@ -206,11 +217,15 @@ def test_push_builds_through_the_daemon_and_moves_desired_state(stack: Stack, ho
     [materialization] = asset["assetMaterializations"]
     assert materialization["runId"] == run["runId"]
     assert {k: v for k, v in metadata(materialization).items() if k in ("digest", "commit", "build_id")} == {
-        "digest": build["image_digest"], "commit": sha, "build_id": build_id,
+        "digest": build["image_digest"],
+        "commit": sha,
+        "build_id": build_id,
     }
 
 
-def test_failed_build_resumes_when_its_run_is_reexecuted_from_failure(stack: Stack, home: Path, fixed_marker: Path) -> None:
+def test_failed_build_resumes_when_its_run_is_reexecuted_from_failure(
+    stack: Stack, home: Path, fixed_marker: Path
+) -> None:
     fixed_marker.unlink(missing_ok=True)
     repo_url, sha = push_commit(home, "broken")
     register_app(stack, "broken", repo_url)
@@ -241,7 +256,9 @@ def test_failed_build_resumes_when_its_run_is_reexecuted_from_failure(stack: Sta
     assert (desired["commit_sha"], desired["build_id"]) == (sha, build_id)
 
 
-def test_redelivered_push_is_answered_without_a_second_build_or_run(stack: Stack, home: Path, fixed_marker: Path) -> None:
+def test_redelivered_push_is_answered_without_a_second_build_or_run(
+    stack: Stack, home: Path, fixed_marker: Path
+) -> None:
     fixed_marker.touch()
     repo_url, sha = push_commit(home, "api")
     register_app(stack, "api", repo_url)

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -54,7 +54,7 @@ def test_parses_the_fields_a_build_needs() -> None:
     assert event.repository.full_name == "acme/shop"
     assert "https://github.com/acme/shop.git" in event.repository.urls
     assert event.commits[0].paths == ["web/checkout.html", "web/app.py", "web/old.html"]
-    assert event.commit_time == datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone.utc)
+    assert event.commit_time == datetime(2026, 11, 27, 8, 15, 2, tzinfo=UTC)
     assert event.actor == "ada-l"
 
 

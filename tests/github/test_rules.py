@@ -45,8 +45,15 @@ def test_refs_that_do_not_build(event: PushEvent, reason: str) -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["Fix typo [skip ci]", "[CI SKIP] docs", "wip [no ci]", "[skip actions]", "[actions skip]", "Tweak [skip deploy]",
-     "Docs only\n\n\nskip-checks: true"],
+    [
+        "Fix typo [skip ci]",
+        "[CI SKIP] docs",
+        "wip [no ci]",
+        "[skip actions]",
+        "[actions skip]",
+        "Tweak [skip deploy]",
+        "Docs only\n\n\nskip-checks: true",
+    ],
 )
 def test_skip_markers_when_every_commit_has_one(message: str) -> None:
     decision = decide(app(), push(change("app.py", message=message), change("app.py", message="more [skip ci]")))

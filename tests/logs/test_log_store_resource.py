@@ -21,7 +21,12 @@ def test_a_resumed_build_continues_its_log(sqlite_url: str, build_id: int) -> No
     write_lines(log_store, build_id, ["clone", "plan"])
     write_lines(log_store, build_id, ["build", "push"])
 
-    assert [(ln.seq, ln.text) for ln in log_store.read(build_id)] == [(0, "clone"), (1, "plan"), (2, "build"), (3, "push")]
+    assert [(ln.seq, ln.text) for ln in log_store.read(build_id)] == [
+        (0, "clone"),
+        (1, "plan"),
+        (2, "build"),
+        (3, "push"),
+    ]
     assert log_store.last_seq(build_id) == 3
     assert [ln.seq for ln in log_store.read(build_id, after_seq=1, limit=1)] == [2]
     with log_store.open() as backend:

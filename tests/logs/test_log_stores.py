@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from starforge_dag.core.models import LogLine
 from starforge_dag.logs import ClickHouseLogStore, LogStoreBackend, SqlLogStore, open_log_store
 
-T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
 
 def lines(build_id: int, seqs: range | list[int]) -> list[LogLine]:

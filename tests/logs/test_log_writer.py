@@ -162,9 +162,7 @@ def test_a_full_batch_is_stored_without_waiting_for_the_timer(sqlite_url: str, b
 def test_concurrent_writers_never_share_or_skip_a_seq(sqlite_url: str, build_id: int) -> None:
     store = SqlLogStore(sqlite_url)
     with BufferedLogWriter(store, build_id, start_seq=0, batch_size=7, flush_interval_s=0.01) as writer:
-        threads = [
-            threading.Thread(target=lambda: [writer.write(progress(i)) for i in range(500)]) for _ in range(4)
-        ]
+        threads = [threading.Thread(target=lambda: [writer.write(progress(i)) for i in range(500)]) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
@@ -174,7 +172,9 @@ def test_concurrent_writers_never_share_or_skip_a_seq(sqlite_url: str, build_id:
 
 
 @pytest.mark.integration
-def test_a_build_waits_for_a_log_store_that_is_down_when_it_starts(chdb_dsn: str, sqlite_url: str, build_id: int) -> None:
+def test_a_build_waits_for_a_log_store_that_is_down_when_it_starts(
+    chdb_dsn: str, sqlite_url: str, build_id: int
+) -> None:
     # chdb lets one process at a time hold its data directory: another process holding it is an outage.
     holder = subprocess.Popen([sys.executable, "-c", HOLD_CHDB, chdb_dsn, "1.5"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"

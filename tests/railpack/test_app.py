@@ -14,7 +14,17 @@ def test_reads_are_cached_and_counted(make_app) -> None:
 
 
 def test_glob_patterns(make_app) -> None:
-    app = App(make_app({"apps/a/package.json": "", "apps/b/package.json": "", "apps/b/README": "", "libs/c/d/package.json": "", "x.csproj": ""}))
+    app = App(
+        make_app(
+            {
+                "apps/a/package.json": "",
+                "apps/b/package.json": "",
+                "apps/b/README": "",
+                "libs/c/d/package.json": "",
+                "x.csproj": "",
+            }
+        )
+    )
     assert app.glob("apps/*/package.json") == ["apps/a/package.json", "apps/b/package.json"]
     assert app.glob("**/package.json") == ["apps/a/package.json", "apps/b/package.json", "libs/c/d/package.json"]
     assert app.glob("*.csproj") == ["x.csproj"]
@@ -46,7 +56,10 @@ def test_malformed_manifests_read_as_none(make_app) -> None:
 def test_planning_never_walks_the_tree(make_app, monkeypatch) -> None:
     from starforge_dag.railpack import generate_plan
 
-    files = {"package.json": '{"workspaces": ["packages/*"], "scripts": {"start": "node a.js"}}', "package-lock.json": "{}"}
+    files = {
+        "package.json": '{"workspaces": ["packages/*"], "scripts": {"start": "node a.js"}}',
+        "package-lock.json": "{}",
+    }
     files |= {f"packages/p{i}/package.json": "{}" for i in range(5)}
     files |= {f"node_modules/dep{i}/index.js": "" for i in range(200)} | {f"docs/d{i}/page.md": "" for i in range(200)}
     root = make_app(files)

@@ -31,7 +31,16 @@ def test_plan_command_fails_with_a_helpful_message(make_app, capsys) -> None:
     assert plan_command(str(root), info=False, env={}) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    for expected in ("package.json", "requirements.txt", "go.mod", "Cargo.toml", "Dockerfile", "RAILPACK_START_CMD", "railpack.json", "README.md, docs/"):
+    for expected in (
+        "package.json",
+        "requirements.txt",
+        "go.mod",
+        "Cargo.toml",
+        "Dockerfile",
+        "RAILPACK_START_CMD",
+        "railpack.json",
+        "README.md, docs/",
+    ):
         assert expected in captured.err
 
 
@@ -51,7 +60,14 @@ def test_plan_command_reads_railpack_options_from_the_process_environment(fixtur
 
 def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAILPACK_")}
-    return subprocess.run([sys.executable, "-m", "starforge_dag.railpack", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "starforge_dag.railpack", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_python_m_prints_plan_and_info(fixture_app) -> None:
@@ -71,7 +87,9 @@ def test_python_m_exits_1_on_unplannable_dir(make_app) -> None:
 
 
 def test_python_m_env_option_sets_build_variables(fixture_app) -> None:
-    result = _run_module(str(fixture_app("python-pip")), "--env", "RAILPACK_START_CMD=python -m app", "--env", "API_KEY=abc")
+    result = _run_module(
+        str(fixture_app("python-pip")), "--env", "RAILPACK_START_CMD=python -m app", "--env", "API_KEY=abc"
+    )
     plan = json.loads(result.stdout)
     assert plan["deploy"]["startCommand"] == "python -m app"
     assert plan["secrets"] == ["API_KEY"]

@@ -17,7 +17,10 @@ def _write_config(root, config: dict | str) -> None:
 
 def test_build_and_start_commands_from_railpack_json(fixture_app) -> None:
     root = fixture_app("node-npm")
-    _write_config(root, {"steps": {"build": {"commands": ["...", "./post-build.sh"]}}, "deploy": {"startCommand": "node dist/main.js"}})
+    _write_config(
+        root,
+        {"steps": {"build": {"commands": ["...", "./post-build.sh"]}}, "deploy": {"startCommand": "node dist/main.js"}},
+    )
     result = generate_plan(root)
     assert result.plan.step("build").exec_commands() == ["npm run build", "./post-build.sh"]
     assert result.plan.deploy.start_command == "node dist/main.js"
@@ -34,8 +37,14 @@ def test_commands_without_spread_replace_generated_ones(fixture_app) -> None:
 
 def test_env_commands_win_over_railpack_json(fixture_app) -> None:
     root = fixture_app("python-pip")
-    _write_config(root, {"deploy": {"startCommand": "python other.py"}, "steps": {"build": {"commands": ["echo file"]}}})
-    env = {"RAILPACK_START_CMD": "python env.py", "RAILPACK_BUILD_CMD": "echo env", "RAILPACK_INSTALL_CMD": "pip install ."}
+    _write_config(
+        root, {"deploy": {"startCommand": "python other.py"}, "steps": {"build": {"commands": ["echo file"]}}}
+    )
+    env = {
+        "RAILPACK_START_CMD": "python env.py",
+        "RAILPACK_BUILD_CMD": "echo env",
+        "RAILPACK_INSTALL_CMD": "pip install .",
+    }
     plan = generate_plan(root, env=env).plan
     assert plan.deploy.start_command == "python env.py"
     assert plan.step("build").exec_commands() == ["echo env"]
@@ -54,8 +63,12 @@ def test_strip_jsonc_keeps_comment_markers_inside_strings() -> None:
 
 def test_packages_and_apt_packages(fixture_app) -> None:
     root = fixture_app("node-npm")
-    _write_config(root, {"packages": {"python": "3.12"}, "buildAptPackages": ["git"], "deploy": {"aptPackages": ["ffmpeg"]}})
-    result = generate_plan(root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "... curl"})
+    _write_config(
+        root, {"packages": {"python": "3.12"}, "buildAptPackages": ["git"], "deploy": {"aptPackages": ["ffmpeg"]}}
+    )
+    result = generate_plan(
+        root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "... curl"}
+    )
     plan = result.plan
     mise = plan.step("packages:mise").assets["mise.toml"]
     assert '"python" = "3.12"' in mise and '"jq" = "1.7"' in mise and '"ripgrep" = "latest"' in mise
@@ -68,34 +81,59 @@ def test_packages_and_apt_packages(fixture_app) -> None:
 
 def test_apt_lists_replace_generated_packages_unless_extended(fixture_app) -> None:
     root = fixture_app("python-django")
-    replaced = generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "ffmpeg"}).plan.step("packages:apt:runtime").exec_commands()[0]
+    replaced = (
+        generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "ffmpeg"})
+        .plan.step("packages:apt:runtime")
+        .exec_commands()[0]
+    )
     assert "ffmpeg" in replaced and "libpq5" not in replaced
-    extended = generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "... ffmpeg"}).plan.step("packages:apt:runtime").exec_commands()[0]
+    extended = (
+        generate_plan(root, env={"RAILPACK_DEPLOY_APT_PACKAGES": "... ffmpeg"})
+        .plan.step("packages:apt:runtime")
+        .exec_commands()[0]
+    )
     assert "ffmpeg" in extended and "libpq5" in extended
 
 
 def test_build_that_removes_node_modules_drops_the_node_modules_cache(fixture_app) -> None:
-    plan = generate_plan(fixture_app("node-npm"), env={"RAILPACK_BUILD_CMD": "rm -rf node_modules && npm ci && npm run build"}).plan
+    plan = generate_plan(
+        fixture_app("node-npm"), env={"RAILPACK_BUILD_CMD": "rm -rf node_modules && npm ci && npm run build"}
+    ).plan
     assert "node-modules" not in plan.step("build").caches
     assert plan.step("install").caches == ["npm-install"]
 
 
 def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
     root = fixture_app("node-npm")
-    _write_config(root, {
-        "caches": {"playwright": {"directory": "/root/.cache/ms-playwright", "type": "locked"}},
-        "secrets": ["SENTRY_AUTH_TOKEN"],
-        "steps": {
-            "docs": {"inputs": [{"step": "build"}], "commands": ["npm run docs"], "caches": ["playwright"], "secrets": ["DOCS_TOKEN"], "deployOutputs": ["docs-site"]},
+    _write_config(
+        root,
+        {
+            "caches": {"playwright": {"directory": "/root/.cache/ms-playwright", "type": "locked"}},
+            "secrets": ["SENTRY_AUTH_TOKEN"],
+            "steps": {
+                "docs": {
+                    "inputs": [{"step": "build"}],
+                    "commands": ["npm run docs"],
+                    "caches": ["playwright"],
+                    "secrets": ["DOCS_TOKEN"],
+                    "deployOutputs": ["docs-site"],
+                },
+            },
+            "deploy": {
+                "variables": {"LANG": "en_US.UTF-8"},
+                "paths": ["/app/bin"],
+                "inputs": ["...", {"image": "example/tool", "include": ["/usr/bin/tool"]}],
+            },
         },
-        "deploy": {"variables": {"LANG": "en_US.UTF-8"}, "paths": ["/app/bin"], "inputs": ["...", {"image": "example/tool", "include": ["/usr/bin/tool"]}]},
-    })
+    )
     plan = generate_plan(root).plan
     docs = plan.step("docs")
     assert docs.inputs[0].step == "build"
     assert plan.caches["playwright"].type == "locked"
     assert plan.secrets == ["DOCS_TOKEN", "SENTRY_AUTH_TOKEN"]
-    assert {"step": "docs", "include": ["docs-site"]} in [i.model_dump(by_alias=True, exclude_defaults=True) for i in plan.deploy.inputs]
+    assert {"step": "docs", "include": ["docs-site"]} in [
+        i.model_dump(by_alias=True, exclude_defaults=True) for i in plan.deploy.inputs
+    ]
     assert plan.deploy.inputs[-1].image == "example/tool"
     assert plan.deploy.variables["LANG"] == "en_US.UTF-8"
     assert "/app/bin" in plan.deploy.paths
@@ -103,7 +141,15 @@ def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
 
 def test_new_step_defaults_to_mise_packages_and_ships_its_app_dir(fixture_app) -> None:
     root = fixture_app("node-npm")
-    _write_config(root, {"steps": {"hello": {"commands": ["echo hi > greeting"]}, "scratch": {"commands": ["echo tmp"], "deployOutputs": []}}})
+    _write_config(
+        root,
+        {
+            "steps": {
+                "hello": {"commands": ["echo hi > greeting"]},
+                "scratch": {"commands": ["echo tmp"], "deployOutputs": []},
+            }
+        },
+    )
     plan = generate_plan(root).plan
     assert [i.step for i in plan.step("hello").inputs] == ["packages:mise"]
     assert plan.deploy.inputs[-1].step == "hello" and plan.deploy.inputs[-1].include == ["."]
@@ -111,7 +157,9 @@ def test_new_step_defaults_to_mise_packages_and_ships_its_app_dir(fixture_app) -
 
 
 def test_build_env_names_become_secrets_but_values_never_enter_the_plan(fixture_app) -> None:
-    result = generate_plan(fixture_app("node-npm"), env={"STRIPE_KEY": "sk_live_supersecret", "RAILPACK_NODE_VERSION": "20"})
+    result = generate_plan(
+        fixture_app("node-npm"), env={"STRIPE_KEY": "sk_live_supersecret", "RAILPACK_NODE_VERSION": "20"}
+    )
     assert result.plan.secrets == ["STRIPE_KEY"]
     assert "sk_live_supersecret" not in result.plan.to_json()
 
@@ -165,7 +213,14 @@ def test_broken_config_is_reported(fixture_app, config: str, message: str) -> No
 
 
 def test_config_alone_can_build_an_unrecognised_app(make_app) -> None:
-    root = make_app({"server.bin": "", "railpack.json": json.dumps({"steps": {"build": {"commands": ["chmod +x server.bin"]}}, "deploy": {"startCommand": "./server.bin"}})})
+    root = make_app(
+        {
+            "server.bin": "",
+            "railpack.json": json.dumps(
+                {"steps": {"build": {"commands": ["chmod +x server.bin"]}}, "deploy": {"startCommand": "./server.bin"}}
+            ),
+        }
+    )
     result = generate_plan(root)
     assert result.info["detectedProviders"] == []
     assert result.plan.step("build").exec_commands() == ["chmod +x server.bin"]
@@ -179,7 +234,10 @@ def test_start_command_env_alone_is_enough(make_app) -> None:
 
 
 def test_images_are_configurable(fixture_app) -> None:
-    plan = generate_plan(fixture_app("shell-bash"), env={"RAILPACK_BUILDER_IMAGE": "local/builder:1", "RAILPACK_RUNTIME_IMAGE": "local/runtime:1"}).plan
+    plan = generate_plan(
+        fixture_app("shell-bash"),
+        env={"RAILPACK_BUILDER_IMAGE": "local/builder:1", "RAILPACK_RUNTIME_IMAGE": "local/runtime:1"},
+    ).plan
     assert plan.step("build").inputs[0].image == "local/builder:1"
     assert plan.deploy.base.image == "local/runtime:1"
 

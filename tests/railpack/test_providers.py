@@ -14,51 +14,313 @@ CADDY = "caddy run --config /Caddyfile --adapter caddyfile 2>&1"
 
 # fixture, provider, install commands (exec only), build commands, start command, resolved versions
 CASES = [
-    ("node-npm", "node", ["mkdir -p /app/node_modules/.cache", "npm ci"], ["npm run build"], "npm run start", {"node": "20"}),
-    ("node-npm-no-lock", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], [], "node server.js", {"node": "22"}),
-    ("node-index-only", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], [], "node index.js", {"node": "18.19.0"}),
-    ("node-pnpm", "node", ["mkdir -p /app/node_modules/.cache", "pnpm install --frozen-lockfile --prefer-offline"], ["pnpm run build"], "pnpm run start", {"node": "20.11.1"}),
-    ("node-yarn1", "node", ["mkdir -p /app/node_modules/.cache", "yarn install --frozen-lockfile"], [], "yarn run start", {}),
-    ("node-yarn-berry", "node", ["mkdir -p /app/node_modules/.cache", "yarn install --check-cache"], [], "yarn run start", {}),
-    ("node-bun", "node", ["mkdir -p /app/node_modules/.cache", "bun install --frozen-lockfile"], [], "bun run start", {"bun": "1.1.30"}),
+    (
+        "node-npm",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm ci"],
+        ["npm run build"],
+        "npm run start",
+        {"node": "20"},
+    ),
+    (
+        "node-npm-no-lock",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        [],
+        "node server.js",
+        {"node": "22"},
+    ),
+    (
+        "node-index-only",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        [],
+        "node index.js",
+        {"node": "18.19.0"},
+    ),
+    (
+        "node-pnpm",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "pnpm install --frozen-lockfile --prefer-offline"],
+        ["pnpm run build"],
+        "pnpm run start",
+        {"node": "20.11.1"},
+    ),
+    (
+        "node-yarn1",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "yarn install --frozen-lockfile"],
+        [],
+        "yarn run start",
+        {},
+    ),
+    (
+        "node-yarn-berry",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "yarn install --check-cache"],
+        [],
+        "yarn run start",
+        {},
+    ),
+    (
+        "node-bun",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "bun install --frozen-lockfile"],
+        [],
+        "bun run start",
+        {"bun": "1.1.30"},
+    ),
     ("node-next", "node", ["mkdir -p /app/node_modules/.cache", "npm ci"], ["npm run build"], "npm run start", {}),
-    ("node-vite-react", "node", ["mkdir -p /app/node_modules/.cache", "npm ci"], ["npm run build"], CADDY, {"caddy": "latest"}),
-    ("node-sveltekit", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], "npm run start", {}),
+    (
+        "node-vite-react",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm ci"],
+        ["npm run build"],
+        CADDY,
+        {"caddy": "latest"},
+    ),
+    (
+        "node-sveltekit",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        "npm run start",
+        {},
+    ),
     ("node-astro-static", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], CADDY, {}),
-    ("node-astro-server", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], "npm run start", {}),
-    ("node-remix", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], "npm run start", {}),
-    ("node-nuxt", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], "node .output/server/index.mjs", {}),
+    (
+        "node-astro-server",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        "npm run start",
+        {},
+    ),
+    (
+        "node-remix",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        "npm run start",
+        {},
+    ),
+    (
+        "node-nuxt",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        "node .output/server/index.mjs",
+        {},
+    ),
     ("node-angular", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], CADDY, {}),
     ("node-cra", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], CADDY, {}),
-    ("node-tanstack-start", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], "node .output/server/index.mjs", {}),
-    ("node-react-router-spa", "node", ["mkdir -p /app/node_modules/.cache", "npm install"], ["npm run build"], CADDY, {}),
-    ("python-pip", "python", ["python -m venv /app/.venv", "pip install -r requirements.txt"], [], "python main.py", {"python": "3.12"}),
-    ("python-uv", "python", ["uv sync --locked --no-dev --no-install-project"], ["uv sync --locked --no-dev --no-editable"], "python app.py", {"python": "3.11", "uv": "latest"}),
-    ("python-poetry", "python", ["python -m venv /app/.venv", "poetry install --no-interaction --no-ansi --only main --no-root"], [], "gunicorn --bind 0.0.0.0:${PORT:-8000} app:app", {"python": "3.11.9"}),
-    ("python-pdm", "python", ["python -m venv /app/.venv", "pdm install --check --prod --no-editable"], [], "uvicorn main:app --host 0.0.0.0 --port ${PORT:-8000}", {}),
-    ("python-pipenv", "python", ["python -m venv /app/.venv", "pipenv install --deploy --ignore-pipfile"], [], "python server.py", {"python": "3.10"}),
-    ("python-django", "python", ["python -m venv /app/.venv", "pip install -r requirements.txt"], [], "python manage.py migrate && gunicorn mysite.wsgi:application", {"python": "3.13.2"}),
-    ("python-fastapi", "python", ["python -m venv /app/.venv", "pip install -r requirements.txt"], [], "uvicorn main:app --host 0.0.0.0 --port ${PORT:-8000}", {}),
-    ("python-flask", "python", ["python -m venv /app/.venv", "pip install -r requirements.txt"], [], "gunicorn --bind 0.0.0.0:${PORT:-8000} app:app", {}),
+    (
+        "node-tanstack-start",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        "node .output/server/index.mjs",
+        {},
+    ),
+    (
+        "node-react-router-spa",
+        "node",
+        ["mkdir -p /app/node_modules/.cache", "npm install"],
+        ["npm run build"],
+        CADDY,
+        {},
+    ),
+    (
+        "python-pip",
+        "python",
+        ["python -m venv /app/.venv", "pip install -r requirements.txt"],
+        [],
+        "python main.py",
+        {"python": "3.12"},
+    ),
+    (
+        "python-uv",
+        "python",
+        ["uv sync --locked --no-dev --no-install-project"],
+        ["uv sync --locked --no-dev --no-editable"],
+        "python app.py",
+        {"python": "3.11", "uv": "latest"},
+    ),
+    (
+        "python-poetry",
+        "python",
+        ["python -m venv /app/.venv", "poetry install --no-interaction --no-ansi --only main --no-root"],
+        [],
+        "gunicorn --bind 0.0.0.0:${PORT:-8000} app:app",
+        {"python": "3.11.9"},
+    ),
+    (
+        "python-pdm",
+        "python",
+        ["python -m venv /app/.venv", "pdm install --check --prod --no-editable"],
+        [],
+        "uvicorn main:app --host 0.0.0.0 --port ${PORT:-8000}",
+        {},
+    ),
+    (
+        "python-pipenv",
+        "python",
+        ["python -m venv /app/.venv", "pipenv install --deploy --ignore-pipfile"],
+        [],
+        "python server.py",
+        {"python": "3.10"},
+    ),
+    (
+        "python-django",
+        "python",
+        ["python -m venv /app/.venv", "pip install -r requirements.txt"],
+        [],
+        "python manage.py migrate && gunicorn mysite.wsgi:application",
+        {"python": "3.13.2"},
+    ),
+    (
+        "python-fastapi",
+        "python",
+        ["python -m venv /app/.venv", "pip install -r requirements.txt"],
+        [],
+        "uvicorn main:app --host 0.0.0.0 --port ${PORT:-8000}",
+        {},
+    ),
+    (
+        "python-flask",
+        "python",
+        ["python -m venv /app/.venv", "pip install -r requirements.txt"],
+        [],
+        "gunicorn --bind 0.0.0.0:${PORT:-8000} app:app",
+        {},
+    ),
     ("go-mod", "golang", ["go mod download"], ['go build -ldflags="-w -s" -o out'], "./out", {"go": "1.22.3"}),
-    ("go-cmd", "golang", ["go mod download"], ['go build -ldflags="-w -s" -o out ./cmd/server'], "./out", {"go": "1.21"}),
-    ("go-workspace", "golang", ["go mod download"], ['go build -ldflags="-w -s" -o out ./api'], "./out", {"go": "1.22"}),
-    ("ruby-rails", "ruby", ["bundle install"], ["bundle exec rake assets:precompile"], "bundle exec rails db:prepare && bundle exec rails server -b 0.0.0.0 -p ${PORT:-3000}", {"ruby": "3.3.4"}),
-    ("ruby-rack", "ruby", ["bundle install"], [], "bundle exec rackup config.ru -o 0.0.0.0 -p ${PORT:-3000}", {"ruby": "3.2.2"}),
+    (
+        "go-cmd",
+        "golang",
+        ["go mod download"],
+        ['go build -ldflags="-w -s" -o out ./cmd/server'],
+        "./out",
+        {"go": "1.21"},
+    ),
+    (
+        "go-workspace",
+        "golang",
+        ["go mod download"],
+        ['go build -ldflags="-w -s" -o out ./api'],
+        "./out",
+        {"go": "1.22"},
+    ),
+    (
+        "ruby-rails",
+        "ruby",
+        ["bundle install"],
+        ["bundle exec rake assets:precompile"],
+        "bundle exec rails db:prepare && bundle exec rails server -b 0.0.0.0 -p ${PORT:-3000}",
+        {"ruby": "3.3.4"},
+    ),
+    (
+        "ruby-rack",
+        "ruby",
+        ["bundle install"],
+        [],
+        "bundle exec rackup config.ru -o 0.0.0.0 -p ${PORT:-3000}",
+        {"ruby": "3.2.2"},
+    ),
     ("php-vanilla", "php", [], [], "/start-container.sh", {"php": "8.4"}),
-    ("rust-cargo", "rust", [], ["mkdir -p bin", "cargo build --release --bin hello-api", "cp target/release/hello-api bin/hello-api"], "./bin/hello-api", {"rust": "1.80"}),
-    ("rust-bins", "rust", [], ["mkdir -p bin", "cargo build --release --bin server", "cp target/release/server bin/server"], "./bin/server", {"rust": "1.89"}),
-    ("rust-workspace", "rust", [], ["mkdir -p bin", "cargo build --release --package web --bin web", "cp target/release/web bin/web"], "./bin/web", {}),
-    ("java-maven", "java", [], ["chmod +x mvnw", "./mvnw -DoutputFile=target/mvn-dependency-list.log -B -DskipTests clean dependency:list install"], "java $JAVA_OPTS -Dserver.port=$PORT -jar target/*jar", {"java": "21"}),
-    ("java-gradle", "java", [], ["chmod +x gradlew", "./gradlew clean build -x check -x test -Pproduction"], "java $JAVA_OPTS -jar $(ls -1 build/libs/*jar | grep -v plain)", {"java": "21"}),
-    ("java-gradle-old", "java", [], ["chmod +x gradlew", "./gradlew clean build -x check -x test -Pproduction"], "java $JAVA_OPTS -jar $(ls -1 build/libs/*jar | grep -v plain)", {"java": "8"}),
-    ("elixir-phoenix", "elixir", ["mix local.hex --force", "mix local.rebar --force", "mix deps.get --only prod"], ["mix deps.compile", "mix assets.setup", "mix compile", "mix assets.deploy", "mix release"], "/app/_build/prod/rel/shop/bin/shop start", {"elixir": "1.15", "erlang": "27.3"}),
+    (
+        "rust-cargo",
+        "rust",
+        [],
+        ["mkdir -p bin", "cargo build --release --bin hello-api", "cp target/release/hello-api bin/hello-api"],
+        "./bin/hello-api",
+        {"rust": "1.80"},
+    ),
+    (
+        "rust-bins",
+        "rust",
+        [],
+        ["mkdir -p bin", "cargo build --release --bin server", "cp target/release/server bin/server"],
+        "./bin/server",
+        {"rust": "1.89"},
+    ),
+    (
+        "rust-workspace",
+        "rust",
+        [],
+        ["mkdir -p bin", "cargo build --release --package web --bin web", "cp target/release/web bin/web"],
+        "./bin/web",
+        {},
+    ),
+    (
+        "java-maven",
+        "java",
+        [],
+        [
+            "chmod +x mvnw",
+            "./mvnw -DoutputFile=target/mvn-dependency-list.log -B -DskipTests clean dependency:list install",
+        ],
+        "java $JAVA_OPTS -Dserver.port=$PORT -jar target/*jar",
+        {"java": "21"},
+    ),
+    (
+        "java-gradle",
+        "java",
+        [],
+        ["chmod +x gradlew", "./gradlew clean build -x check -x test -Pproduction"],
+        "java $JAVA_OPTS -jar $(ls -1 build/libs/*jar | grep -v plain)",
+        {"java": "21"},
+    ),
+    (
+        "java-gradle-old",
+        "java",
+        [],
+        ["chmod +x gradlew", "./gradlew clean build -x check -x test -Pproduction"],
+        "java $JAVA_OPTS -jar $(ls -1 build/libs/*jar | grep -v plain)",
+        {"java": "8"},
+    ),
+    (
+        "elixir-phoenix",
+        "elixir",
+        ["mix local.hex --force", "mix local.rebar --force", "mix deps.get --only prod"],
+        ["mix deps.compile", "mix assets.setup", "mix compile", "mix assets.deploy", "mix release"],
+        "/app/_build/prod/rel/shop/bin/shop start",
+        {"elixir": "1.15", "erlang": "27.3"},
+    ),
     ("deno", "deno", [], ["deno cache main.ts"], "deno run --allow-all main.ts", {"deno": "2"}),
     ("deno-other-entry", "deno", [], ["deno cache server.ts"], "deno run --allow-all server.ts", {}),
-    ("dotnet", "dotnet", ["dotnet restore"], ["dotnet publish --no-restore -c Release -o out"], "ASPNETCORE_URLS=http://0.0.0.0:${PORT:-3000} ./out/Api", {"dotnet": "8.0"}),
-    ("gleam", "gleam", [], ["gleam export erlang-shipment"], "./build/erlang-shipment/entrypoint.sh run", {"gleam": "latest", "erlang": "latest"}),
-    ("cpp-cmake", "cpp", [], ["cmake -B /build -G Ninja /app", "cmake --build /build"], "/build/cpp-cmake", {"cmake": "latest", "ninja": "latest"}),
-    ("cpp-meson", "cpp", [], ["meson setup /build", "meson compile -C /build"], "/build/cpp-meson", {"meson": "latest"}),
+    (
+        "dotnet",
+        "dotnet",
+        ["dotnet restore"],
+        ["dotnet publish --no-restore -c Release -o out"],
+        "ASPNETCORE_URLS=http://0.0.0.0:${PORT:-3000} ./out/Api",
+        {"dotnet": "8.0"},
+    ),
+    (
+        "gleam",
+        "gleam",
+        [],
+        ["gleam export erlang-shipment"],
+        "./build/erlang-shipment/entrypoint.sh run",
+        {"gleam": "latest", "erlang": "latest"},
+    ),
+    (
+        "cpp-cmake",
+        "cpp",
+        [],
+        ["cmake -B /build -G Ninja /app", "cmake --build /build"],
+        "/build/cpp-cmake",
+        {"cmake": "latest", "ninja": "latest"},
+    ),
+    (
+        "cpp-meson",
+        "cpp",
+        [],
+        ["meson setup /build", "meson compile -C /build"],
+        "/build/cpp-meson",
+        {"meson": "latest"},
+    ),
     ("staticfile", "staticfile", [], [], CADDY, {"caddy": "latest"}),
     ("static-index", "staticfile", [], [], CADDY, {}),
     ("shell-bash", "shell", [], ["chmod +x start.sh"], "bash start.sh", {}),
@@ -71,7 +333,9 @@ def _exec(plan, step: str) -> list[str]:
     return found.exec_commands() if found else []
 
 
-@pytest.mark.parametrize(("name", "provider", "install", "build", "start", "versions"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "provider", "install", "build", "start", "versions"), CASES, ids=[c[0] for c in CASES]
+)
 def test_fixture_app_plan(fixture_app: Callable[[str], Path], name, provider, install, build, start, versions) -> None:
     result = generate_plan(fixture_app(name))
     assert result.info["detectedProviders"] == [provider]
@@ -126,7 +390,16 @@ def test_bun_installs_node_only_when_scripts_need_it(fixture_app) -> None:
     assert "node" in generate_plan(fixture_app("node-bun-needs-node")).info["resolvedPackages"]
 
 
-@pytest.mark.parametrize(("name", "root"), [("node-vite-react", "dist"), ("node-vite-svelte-outdir", "public/build"), ("node-angular", "dist/shop/browser"), ("node-cra", "build"), ("node-react-router-spa", "build/client")])
+@pytest.mark.parametrize(
+    ("name", "root"),
+    [
+        ("node-vite-react", "dist"),
+        ("node-vite-svelte-outdir", "public/build"),
+        ("node-angular", "dist/shop/browser"),
+        ("node-cra", "build"),
+        ("node-react-router-spa", "build/client"),
+    ],
+)
 def test_spa_serves_the_build_output_with_caddy(fixture_app, name: str, root: str) -> None:
     plan = generate_plan(fixture_app(name)).plan
     build = plan.step("build")
@@ -143,7 +416,10 @@ def test_next_caches_build_cache(fixture_app) -> None:
 
 def test_node_runtime_variables_are_set_in_the_image(fixture_app) -> None:
     deploy = generate_plan(fixture_app("node-npm")).plan.deploy
-    assert [(i.include, i.exclude) for i in deploy.inputs[-2:]] == [(["/app/node_modules"], None), (["."], ["node_modules", ".yarn"])]
+    assert [(i.include, i.exclude) for i in deploy.inputs[-2:]] == [
+        (["/app/node_modules"], None),
+        (["."], ["node_modules", ".yarn"]),
+    ]
     assert deploy.variables["NODE_ENV"] == "production"
     assert deploy.variables["CI"] == "true"
     assert "/app/node_modules/.bin" in deploy.paths
@@ -178,7 +454,10 @@ def test_laravel_builds_assets_and_caches_config(fixture_app) -> None:
     assert "php artisan config:cache" in build
     assert "install-php-extensions redis" in _exec(result.plan, "install")
     assert result.info["resolvedPackages"]["php"]["requestedVersion"] == "8.3"
-    assert result.plan.step("build").variables == {} and result.plan.step("install").variables["RAILPACK_PHP_ROOT_DIR"] == "/app/public"
+    assert (
+        result.plan.step("build").variables == {}
+        and result.plan.step("install").variables["RAILPACK_PHP_ROOT_DIR"] == "/app/public"
+    )
     assert "php artisan migrate --force" in result.plan.step("build").assets["start-container.sh"]
     assert result.plan.deploy.base.step == "build" and result.plan.deploy.inputs == []
     assert result.plan.steps[0].inputs[0].image == "dunglas/frankenphp:php8.3-bookworm"
@@ -196,7 +475,9 @@ def test_go_builds_a_static_binary_and_keeps_go_out_of_the_image(fixture_app) ->
 
 
 def test_go_bin_and_workspace_module_select_the_target(fixture_app) -> None:
-    assert _exec(generate_plan(fixture_app("go-cmd"), env={"RAILPACK_GO_BIN": "worker"}).plan, "build") == ['go build -ldflags="-w -s" -o out ./cmd/worker']
+    assert _exec(generate_plan(fixture_app("go-cmd"), env={"RAILPACK_GO_BIN": "worker"}).plan, "build") == [
+        'go build -ldflags="-w -s" -o out ./cmd/worker'
+    ]
     ws = generate_plan(fixture_app("go-workspace"), env={"RAILPACK_GO_WORKSPACE_MODULE": "shared"}).plan
     assert _exec(ws, "build") == ['go build -ldflags="-w -s" -o out ./shared']
 
@@ -230,7 +511,11 @@ def test_php_wins_over_node_when_both_manifests_exist(fixture_app) -> None:
 
 def test_version_env_overrides_files(fixture_app) -> None:
     result = generate_plan(fixture_app("node-index-only"), env={"RAILPACK_NODE_VERSION": "23"})
-    assert result.info["resolvedPackages"]["node"] == {"name": "node", "requestedVersion": "23", "source": "RAILPACK_NODE_VERSION"}
+    assert result.info["resolvedPackages"]["node"] == {
+        "name": "node",
+        "requestedVersion": "23",
+        "source": "RAILPACK_NODE_VERSION",
+    }
     assert '"node" = "23"' in result.plan.step("packages:mise").assets["mise.toml"]
 
 
@@ -242,7 +527,10 @@ def test_missing_start_command_is_a_warning(make_app) -> None:
 
 def test_python_image_gets_the_venv_then_the_app_without_a_local_venv(fixture_app) -> None:
     inputs = generate_plan(fixture_app("python-pip")).plan.deploy.inputs
-    assert [(i.step, i.include, i.exclude) for i in inputs[-2:]] == [("build", ["/app/.venv"], None), ("build", ["."], [".venv"])]
+    assert [(i.step, i.include, i.exclude) for i in inputs[-2:]] == [
+        ("build", ["/app/.venv"], None),
+        ("build", ["."], [".venv"]),
+    ]
 
 
 def test_go_runtime_image_gets_timezone_data(fixture_app) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -97,7 +97,7 @@ def _finish_with_image(store: BuildStore, build_id: int, commit_time: datetime) 
 def test_desired_state_only_moves_forward_under_concurrency(store):
     """Invariant 2, with builds finishing in every order and at once."""
     app = store.add_app("acme", "web", "https://example.invalid/acme/web.git")
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     builds = [store.enqueue(app, f"r{n}", sha(n)).build for n in range(12)]
     for n, build in enumerate(builds):
         _finish_with_image(store, build.id, base + timedelta(minutes=n))

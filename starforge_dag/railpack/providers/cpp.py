@@ -24,7 +24,10 @@ class CppProvider:
         tool = "cmake" if cmake else "meson"
         ctx.metadata["buildSystem"] = tool
         plan = ProviderPlan(
-            packages={tool: ctx.resolve(tool, "latest", ctx.mise_version(tool)), "ninja": ctx.resolve("ninja", "latest", ctx.mise_version("ninja"))},
+            packages={
+                tool: ctx.resolve(tool, "latest", ctx.mise_version(tool)),
+                "ninja": ctx.resolve("ninja", "latest", ctx.mise_version("ninja")),
+            },
             runtime_packages=False,
             build_apt=["build-essential"],
         )

@@ -24,7 +24,13 @@ class DenoProvider:
 
     def plan(self, ctx: Context) -> ProviderPlan:
         """Cache the entry's deps, then run it."""
-        version = ctx.resolve("deno", DEFAULT_DENO_VERSION, ctx.env_version("deno"), ctx.version_file(".deno-version"), ctx.mise_version("deno"))
+        version = ctx.resolve(
+            "deno",
+            DEFAULT_DENO_VERSION,
+            ctx.env_version("deno"),
+            ctx.version_file(".deno-version"),
+            ctx.mise_version("deno"),
+        )
         plan = ProviderPlan(
             packages={"deno": version},
             variables={"DENO_DIR": DENO_DIR},

@@ -32,8 +32,11 @@ class DotnetProvider:
         global_json = ctx.app.read_json("global.json") or {}
         sdk = (global_json.get("sdk") or {}).get("version") if isinstance(global_json, dict) else None
         version = ctx.resolve(
-            "dotnet", DEFAULT_DOTNET_VERSION,
-            (framework.group(1) if framework else None, project), (sdk, "global.json"), ctx.env_version("dotnet"),
+            "dotnet",
+            DEFAULT_DOTNET_VERSION,
+            (framework.group(1) if framework else None, project),
+            (sdk, "global.json"),
+            ctx.env_version("dotnet"),
         )
         plan = ProviderPlan(
             packages={"dotnet": version},

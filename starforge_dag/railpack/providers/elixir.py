@@ -28,13 +28,19 @@ class ElixirProvider:
         mix = ctx.app.read_text("mix.exs") or ""
         elixir_req = re.search(r"""elixir:\s*["']([^"']+)["']""", mix)
         elixir = ctx.resolve(
-            "elixir", DEFAULT_ELIXIR_VERSION,
-            ctx.mise_version("elixir"), ctx.version_file(".elixir-version"),
-            (loose_version(elixir_req.group(1)) if elixir_req else None, "mix.exs"), ctx.env_version("elixir"),
+            "elixir",
+            DEFAULT_ELIXIR_VERSION,
+            ctx.mise_version("elixir"),
+            ctx.version_file(".elixir-version"),
+            (loose_version(elixir_req.group(1)) if elixir_req else None, "mix.exs"),
+            ctx.env_version("elixir"),
         )
         erlang = ctx.resolve(
-            "erlang", DEFAULT_ERLANG_VERSION,
-            ctx.mise_version("erlang"), ctx.version_file(".erlang-version"), ctx.env_version("erlang"),
+            "erlang",
+            DEFAULT_ERLANG_VERSION,
+            ctx.mise_version("erlang"),
+            ctx.version_file(".erlang-version"),
+            ctx.env_version("erlang"),
         )
         plan = ProviderPlan(
             packages={"erlang": erlang, "elixir": elixir},
@@ -45,7 +51,12 @@ class ElixirProvider:
         if ":phoenix" in mix:
             ctx.metadata["framework"] = "phoenix"
         files = [f for f in ("mix.exs", "mix.lock") if ctx.app.has_file(f)]
-        plan.install = [*copy(*files), sh("mix local.hex --force"), sh("mix local.rebar --force"), sh("mix deps.get --only prod")]
+        plan.install = [
+            *copy(*files),
+            sh("mix local.hex --force"),
+            sh("mix local.rebar --force"),
+            sh("mix deps.get --only prod"),
+        ]
         plan.build = [sh("mix deps.compile")]
         if '"assets.setup"' in mix:
             plan.build.append(sh("mix assets.setup"))

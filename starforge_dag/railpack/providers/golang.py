@@ -47,7 +47,11 @@ class GoProvider:
             plan.install_needs_source = True
             plan.install = [path("/go/bin"), sh("go mod download")]
         elif ctx.app.has_file("go.mod"):
-            plan.install = [path("/go/bin"), *copy(*[f for f in ("go.mod", "go.sum") if ctx.app.has_file(f)]), sh("go mod download")]
+            plan.install = [
+                path("/go/bin"),
+                *copy(*[f for f in ("go.mod", "go.sum") if ctx.app.has_file(f)]),
+                sh("go mod download"),
+            ]
         target = _target(ctx, workspace_modules)
         if target is None:
             ctx.warn("no main package found for the Go build")

@@ -52,7 +52,9 @@ class JavaProvider:
                 plan.packages["maven"] = ctx.resolve("maven", "latest")
             plan.caches["maven"] = Cache(directory="/root/.m2/repository")
             plan.build_caches = ["maven"]
-            plan.build.append(sh(f"{mvn} -DoutputFile=target/mvn-dependency-list.log -B -DskipTests clean dependency:list install"))
+            plan.build.append(
+                sh(f"{mvn} -DoutputFile=target/mvn-dependency-list.log -B -DskipTests clean dependency:list install")
+            )
             jar = "target/*jar"
         spring = _uses_spring_boot(ctx, gradle)
         if spring:

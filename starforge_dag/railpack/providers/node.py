@@ -25,7 +25,17 @@ CADDYFILE_PATH = "/Caddyfile"
 CADDY_START = f"caddy run --config {CADDYFILE_PATH} --adapter caddyfile 2>&1"
 
 # Framework files the install step needs besides manifests and lockfiles.
-INSTALL_EXTRA_FILES = (".npmrc", ".yarnrc", ".yarnrc.yml", ".yarnrc.yaml", "pnpm-workspace.yaml", ".pnpmfile.cjs", "bunfig.toml", ".node-version", ".nvmrc")
+INSTALL_EXTRA_FILES = (
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    ".yarnrc.yaml",
+    "pnpm-workspace.yaml",
+    ".pnpmfile.cjs",
+    "bunfig.toml",
+    ".node-version",
+    ".nvmrc",
+)
 INSTALL_EXTRA_DIRS = (".yarn", "patches", "prisma")
 
 
@@ -98,8 +108,12 @@ class NodeProvider:
             plan.packages["node"] = _node_version(ctx, pkg)
         if pm.name == "bun":
             plan.packages["bun"] = ctx.resolve(
-                "bun", DEFAULT_BUN_VERSION, ctx.env_version("bun"), ctx.version_file(".bun-version"),
-                (_engine(pkg, "bun"), "package.json > engines > bun"), ctx.mise_version("bun"),
+                "bun",
+                DEFAULT_BUN_VERSION,
+                ctx.env_version("bun"),
+                ctx.version_file(".bun-version"),
+                (_engine(pkg, "bun"), "package.json > engines > bun"),
+                ctx.mise_version("bun"),
             )
         elif pm.name != "npm" and pm_version:
             tool = "pnpm" if pm is PNPM else "yarn"
@@ -208,7 +222,8 @@ def _package_manager(ctx: Context, pkg: dict[str, Any]) -> tuple[PackageManager,
 
 def _node_version(ctx: Context, pkg: dict[str, Any]) -> str:
     return ctx.resolve(
-        "node", DEFAULT_NODE_VERSION,
+        "node",
+        DEFAULT_NODE_VERSION,
         ctx.env_version("node"),
         (_mise_spec(_engine(pkg, "node")), "package.json > engines > node"),
         (_mise_spec(ctx.version_file(".nvmrc")[0]), ".nvmrc"),
@@ -390,7 +405,9 @@ def render_static_caddyfile(root: str, spa: bool) -> str:
     )
 
 
-def _start_command(ctx: Context, pm: PackageManager, pkg: dict[str, Any], scripts: dict[str, str], framework: str | None) -> str | None:
+def _start_command(
+    ctx: Context, pm: PackageManager, pkg: dict[str, Any], scripts: dict[str, str], framework: str | None
+) -> str | None:
     """start script, then framework default, then main, then index.js/index.ts."""
     runner = "bun" if pm is BUN else "node"
     if "start" in scripts:
@@ -402,6 +419,9 @@ def _start_command(ctx: Context, pm: PackageManager, pkg: dict[str, Any], script
         return f"{runner} {main}"
     index = ctx.app.first_file("index.js", "index.ts", "index.mjs", "index.cjs")
     if index:
-        return f"{runner} {index}" if pm is BUN or not index.endswith(".ts") else f"node --experimental-strip-types {index}"
+        return (
+            f"{runner} {index}"
+            if pm is BUN or not index.endswith(".ts")
+            else f"node --experimental-strip-types {index}"
+        )
     return None
-

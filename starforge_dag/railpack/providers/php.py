@@ -31,7 +31,9 @@ class PhpProvider:
         """Install extensions and Composer deps, cache Laravel config, start FrankenPHP."""
         composer = ctx.app.read_json("composer.json") or {}
         require = composer.get("require") or {}
-        version = ctx.resolve("php", DEFAULT_PHP_VERSION, (loose_version(require.get("php")), "composer.json"), ctx.env_version("php"))
+        version = ctx.resolve(
+            "php", DEFAULT_PHP_VERSION, (loose_version(require.get("php")), "composer.json"), ctx.env_version("php")
+        )
         version = ".".join(version.split(".")[:2]) if "." in version else f"{version}.0"
         laravel = ctx.app.has_file("artisan")
         root = ctx.env.railpack("PHP_ROOT_DIR") or ("/app/public" if laravel else "/app")
@@ -53,7 +55,10 @@ class PhpProvider:
             caches={"composer": Cache(directory="/opt/cache/composer")},
             install_caches=["composer"],
         )
-        extensions = sorted({k[len("ext-"):] for k in require if k.startswith("ext-")} | {e for e in (ctx.env.railpack("PHP_EXTENSIONS") or "").replace(",", " ").split() if e})
+        extensions = sorted(
+            {k[len("ext-") :] for k in require if k.startswith("ext-")}
+            | {e for e in (ctx.env.railpack("PHP_EXTENSIONS") or "").replace(",", " ").split() if e}
+        )
         if extensions:
             plan.install.append(sh(f"install-php-extensions {' '.join(extensions)}"))
         if ctx.app.has_file("composer.json"):
@@ -69,15 +74,23 @@ class PhpProvider:
         if laravel:
             ctx.metadata["framework"] = "laravel"
             plan.build += [
-                sh("mkdir -p storage/framework/sessions storage/framework/views storage/framework/cache storage/logs bootstrap/cache"),
+                sh(
+                    "mkdir -p storage/framework/sessions storage/framework/views storage/framework/cache storage/logs bootstrap/cache"
+                ),
                 sh("chmod -R a+rw storage bootstrap/cache"),
                 sh("php artisan config:cache"),
                 sh("php artisan event:cache"),
                 sh("php artisan route:cache"),
                 sh("php artisan view:cache"),
             ]
-        plan.build_assets["start-container.sh"] = ctx.app.read_text("start-container.sh") or _start_script(laravel, ctx.env.is_truthy("SKIP_MIGRATIONS"))
-        plan.build.append(FileCommand(path=START_SCRIPT, name="start-container.sh", mode=0o755, custom_name="create start-container.sh"))
+        plan.build_assets["start-container.sh"] = ctx.app.read_text("start-container.sh") or _start_script(
+            laravel, ctx.env.is_truthy("SKIP_MIGRATIONS")
+        )
+        plan.build.append(
+            FileCommand(
+                path=START_SCRIPT, name="start-container.sh", mode=0o755, custom_name="create start-container.sh"
+            )
+        )
         if caddyfile := ctx.app.read_text("Caddyfile"):
             plan.build_assets["Caddyfile"] = caddyfile
             plan.build.append(FileCommand(path="/etc/caddy/Caddyfile", name="Caddyfile"))

@@ -48,7 +48,8 @@ class PythonProvider:
     def plan(self, ctx: Context) -> ProviderPlan:
         """Create a venv, install with the detected manager, start with the framework's server."""
         version = ctx.resolve(
-            "python", DEFAULT_PYTHON_VERSION,
+            "python",
+            DEFAULT_PYTHON_VERSION,
             ctx.env_version("python"),
             ctx.version_file(".python-version"),
             ctx.mise_version("python"),
@@ -102,7 +103,7 @@ def _manager(ctx: Context) -> str:
         return "pip"
     if app.has_file("pyproject.toml"):
         tool = _pyproject(ctx).get("tool", {})
-        if app.has_file("poetry.lock") or "poetry" in tool and not app.has_file("uv.lock"):
+        if app.has_file("poetry.lock") or ("poetry" in tool and not app.has_file("uv.lock")):
             return "poetry"
         if app.has_file("pdm.lock"):
             return "pdm"
@@ -128,12 +129,14 @@ def _install(ctx: Context, manager: str, plan: ProviderPlan) -> list[Command]:
         plan.caches["uv"] = Cache(directory="/opt/uv-cache")
         plan.install_caches = ["uv"]
         plan.build_caches = ["uv"]
-        plan.variables.update({
-            "UV_COMPILE_BYTECODE": "1",
-            "UV_LINK_MODE": "copy",
-            "UV_CACHE_DIR": "/opt/uv-cache",
-            "UV_PYTHON_DOWNLOADS": "never",
-        })
+        plan.variables.update(
+            {
+                "UV_COMPILE_BYTECODE": "1",
+                "UV_LINK_MODE": "copy",
+                "UV_CACHE_DIR": "/opt/uv-cache",
+                "UV_PYTHON_DOWNLOADS": "never",
+            }
+        )
         files = [f for f in ("pyproject.toml", "uv.lock", ".python-version") if app.has_file(f)]
         plan.build.append(sh("uv sync --locked --no-dev --no-editable"))
         return [*copy(*files), sh("uv sync --locked --no-dev --no-install-project")]

@@ -14,7 +14,14 @@ RUNTIME_VARIABLES = {
     "MALLOC_ARENA_MAX": "2",
 }
 # Gems that need system libraries at build time.
-GEM_APT = {"pg": "libpq-dev", "mysql2": "default-libmysqlclient-dev", "rmagick": "imagemagick", "mini_magick": "imagemagick", "ruby-vips": "libvips-dev", "charlock_holmes": "libicu-dev"}
+GEM_APT = {
+    "pg": "libpq-dev",
+    "mysql2": "default-libmysqlclient-dev",
+    "rmagick": "imagemagick",
+    "mini_magick": "imagemagick",
+    "ruby-vips": "libvips-dev",
+    "charlock_holmes": "libicu-dev",
+}
 
 
 class RubyProvider:
@@ -36,14 +43,19 @@ class RubyProvider:
         lock = ctx.app.read_text("Gemfile.lock") or ""
         gem_match = re.search(r"""(?m)^\s*ruby\s+['"]([^'"]+)['"]""", gemfile)
         version = ctx.resolve(
-            "ruby", DEFAULT_RUBY_VERSION,
+            "ruby",
+            DEFAULT_RUBY_VERSION,
             ctx.env_version("ruby"),
             ctx.version_file(".ruby-version"),
             (gem_match.group(1).lstrip("~>= ") if gem_match else None, "Gemfile"),
             ctx.mise_version("ruby"),
         )
-        gems = set(re.findall(r"""(?m)^\s*gem\s+['"]([\w-]+)['"]""", gemfile)) | set(re.findall(r"(?m)^    ([\w-]+) \(", lock))
-        plan = ProviderPlan(packages={"ruby": version}, variables=dict(RUNTIME_VARIABLES), deploy_variables=dict(RUNTIME_VARIABLES))
+        gems = set(re.findall(r"""(?m)^\s*gem\s+['"]([\w-]+)['"]""", gemfile)) | set(
+            re.findall(r"(?m)^    ([\w-]+) \(", lock)
+        )
+        plan = ProviderPlan(
+            packages={"ruby": version}, variables=dict(RUNTIME_VARIABLES), deploy_variables=dict(RUNTIME_VARIABLES)
+        )
         plan.build_apt = sorted({apt for gem, apt in GEM_APT.items() if gem in gems})
         files = [f for f in ("Gemfile", "Gemfile.lock") if ctx.app.has_file(f)]
         plan.install = [*copy(*files), sh("bundle install")]

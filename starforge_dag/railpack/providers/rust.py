@@ -27,12 +27,20 @@ class RustProvider:
         """cargo build --release, copy the binary to bin/, run it."""
         cargo = ctx.app.read_toml("Cargo.toml") or {}
         package = cargo.get("package") or {}
-        toolchain = (ctx.app.read_toml("rust-toolchain.toml") or {}).get("toolchain", {}).get("channel") if ctx.app.has_file("rust-toolchain.toml") else None
+        toolchain = (
+            (ctx.app.read_toml("rust-toolchain.toml") or {}).get("toolchain", {}).get("channel")
+            if ctx.app.has_file("rust-toolchain.toml")
+            else None
+        )
         version = ctx.resolve(
-            "rust", DEFAULT_RUST_VERSION,
+            "rust",
+            DEFAULT_RUST_VERSION,
             ctx.mise_version("rust"),
             (toolchain, "rust-toolchain.toml"),
-            (package.get("rust-version") if isinstance(package.get("rust-version"), str) else None, "Cargo.toml > package.rust-version"),
+            (
+                package.get("rust-version") if isinstance(package.get("rust-version"), str) else None,
+                "Cargo.toml > package.rust-version",
+            ),
             ctx.version_file(".rust-version"),
             ctx.version_file("rust-version.txt"),
             ctx.env_version("rust"),

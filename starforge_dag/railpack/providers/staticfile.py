@@ -14,7 +14,11 @@ class StaticfileProvider:
 
     def detect(self, ctx: Context) -> bool:
         """Any sign of a static site."""
-        return bool(ctx.env.railpack("STATIC_FILE_ROOT")) or ctx.app.has_any("Staticfile", "index.html") or ctx.app.has_dir("public")
+        return (
+            bool(ctx.env.railpack("STATIC_FILE_ROOT"))
+            or ctx.app.has_any("Staticfile", "index.html")
+            or ctx.app.has_dir("public")
+        )
 
     def start_command_help(self) -> str:
         """Static sites need only files to serve."""
@@ -24,7 +28,11 @@ class StaticfileProvider:
         """Write a Caddyfile for the root and serve it."""
         staticfile = ctx.app.read_yaml("Staticfile") if ctx.app.has_file("Staticfile") else None
         staticfile = staticfile if isinstance(staticfile, dict) else {}
-        root = ctx.env.railpack("STATIC_FILE_ROOT") or staticfile.get("root") or ("public" if ctx.app.has_dir("public") else ".")
+        root = (
+            ctx.env.railpack("STATIC_FILE_ROOT")
+            or staticfile.get("root")
+            or ("public" if ctx.app.has_dir("public") else ".")
+        )
         root = str(root).strip("/") or "."
         ctx.metadata["staticRoot"] = root
         caddyfile = ctx.app.read_text("Caddyfile") or render_static_caddyfile(
