@@ -79,7 +79,7 @@ def apps_list() -> None:
 @click.option("--ref", default=None, help="Branch or 40-hex commit sha (default: the app's branch).")
 def build(app: str, ref: str | None) -> None:
     """Queue a build of APP (workspace/app or app)."""
-    from .api.refs import RefError, RefNotFound, resolve_ref
+    from .git.refs import RefError, RefNotFound, resolve_ref
     from .store import NotFound
 
     store = _store()

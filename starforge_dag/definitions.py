@@ -10,8 +10,9 @@ import dagster as dg
 from .assets import app_image
 from .jobs import build_job
 from .resources.build_service import BuildService
-from .resources.build_store import BuildStoreResource, GitSource
+from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
+from .resources.git import GitSource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry

@@ -12,12 +12,12 @@ from fastapi.responses import StreamingResponse
 
 from starforge_dag.core.models import App, DesiredState, LogLine
 from starforge_dag.core.states import BuildState
+from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 
 from .deps import SettingsDep, StoreDep, require_token
-from .refs import RefError, RefNotFound, resolve_ref
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
 
 FOLLOW_POLL_S = 0.5

@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 from starforge_dag.core.models import App, Build, Transition
 from starforge_dag.core.states import BuildState
-
-from .refs import redact_url
+from starforge_dag.git.refs import redact_url
 
 
 class Problem(BaseModel):

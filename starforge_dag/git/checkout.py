@@ -11,7 +11,7 @@ from pathlib import Path
 import git
 from pydantic import BaseModel
 
-from .errors import PermanentBuildError, TransientBuildError, UserBuildError
+from ..core.errors import PermanentBuildError, TransientBuildError, UserBuildError
 
 _SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")

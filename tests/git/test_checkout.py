@@ -5,7 +5,7 @@ import os
 import pytest
 from gitrepos import git
 
-from starforge_dag.core.checkout import check_repo_url, checkout
+from starforge_dag.git.checkout import check_repo_url, checkout
 from starforge_dag.core.errors import ErrorKind, UserBuildError
 
 

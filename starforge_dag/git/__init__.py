@@ -1,0 +1,1 @@
+"""Git access, Dagster-free: exact-commit checkouts and ref lookups."""
