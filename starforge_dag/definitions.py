@@ -80,7 +80,12 @@ def resources_for(settings: Settings) -> dict[str, object]:
         "log_store": LogStore(
             dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url
         ),
-        "git": GitSource(workdir=str(settings.workdir)),
+        "git": GitSource(
+            workdir=str(settings.workdir),
+            allowed_schemes=list(settings.git_policy.schemes),
+            allowed_hosts=list(settings.git_policy.hosts),
+            timeout_s=settings.git_checkout_timeout_s,
+        ),
         "registry": ImageRegistry(
             prefix=settings.registry,
             verify_pushes=backend != "fake",

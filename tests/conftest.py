@@ -1,4 +1,4 @@
-"""Fixtures every test package may use: real git repositories made on the spot."""
+"""Fixtures every test package may use: real git repositories made on the spot, signed GitHub deliveries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from deliveries import WEBHOOK_SECRET, GitHub
 from gitrepos import GitRepo
 
 
@@ -16,6 +18,16 @@ def git_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
     root = tmp_path / "repos"
     root.mkdir()
     return lambda name="app": GitRepo(root, name)
+
+
+@pytest.fixture
+def signed_push() -> Callable[..., GitHub]:
+    """The one way tests post GitHub deliveries: `signed_push(client, secret=...)` for any httpx client."""
+
+    def make(client: httpx.Client, secret: str = WEBHOOK_SECRET) -> GitHub:
+        return GitHub(client, secret)
+
+    return make
 
 
 POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")

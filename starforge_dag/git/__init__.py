@@ -1,1 +1,1 @@
-"""Git access, Dagster-free: exact-commit checkouts and ref lookups."""
+"""Git access, Dagster-free: the hardened git runner, exact-commit checkouts with policed submodules, ref lookups."""

@@ -1,21 +1,23 @@
-"""Check out exactly one commit of an app's repository, safely (no ext::, no escaping symlinks)."""
+"""Check out exactly one commit of an app's repository, safely: policy-checked URLs and submodules, no escaping symlinks."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import git
 from pydantic import BaseModel
 
 from ..core.errors import PermanentBuildError, TransientBuildError, UserBuildError
+from ..core.inputs import InvalidInput, RepoUrlPolicy, check_commit_id, check_repo_url, check_text
+from .command import Git, GitFailed, GitTimeout, redact_url
 
-_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")
-ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
+CHECKOUT_TIMEOUT_S = 900.0
+MAX_SUBMODULE_DEPTH = 4
+MAX_SUBMODULES = 100
+_GITLINK = "160000"
 _TRANSIENT_GIT = (
     "could not resolve host",
     "connection timed out",
@@ -25,6 +27,7 @@ _TRANSIENT_GIT = (
     "rpc failed",
     "temporary failure",
     "operation timed out",
+    "operation too slow",
 )
 
 
@@ -38,89 +41,176 @@ class SourceTree(BaseModel):
     submodules: list[str] = []
 
 
-def check_repo_url(url: str, allowed_schemes: tuple[str, ...] = ALLOWED_SCHEMES) -> None:
-    """Refuse URLs that make git run commands or read arbitrary local paths."""
-    if url.startswith("-") or "::" in url.split("/", 1)[0] or url.lower().startswith("ext::"):
-        raise UserBuildError(f"repository URL {url!r} is not allowed (transport helpers are disabled)", step="clone")
-    if _SCP_LIKE.match(url):
-        scheme = "ssh"
-    else:
-        scheme, sep, _ = url.partition("://")
-        if not sep:
-            raise UserBuildError(
-                f"repository URL {url!r} is not a URL; use https://, ssh:// or git@host:owner/repo", step="clone"
-            )
-    if scheme.lower() not in allowed_schemes:
-        raise UserBuildError(
-            f"repository URL scheme {scheme!r} is not allowed (allowed: {', '.join(allowed_schemes)})", step="clone"
-        )
+@dataclass(frozen=True)
+class Submodule:
+    """One `.gitmodules` entry of a commit, its URL resolved against its parent's and allowed by the policy."""
 
-
-def _git_env() -> dict[str, str]:
-    return {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file", "GIT_CONFIG_NOSYSTEM": "1"}
+    name: str
+    path: str
+    url: str
 
 
 def checkout(
-    url: str, sha: str, dest: Path, *, root_dir: str = "", allowed_schemes=ALLOWED_SCHEMES, submodules: bool = True
+    url: str,
+    sha: str,
+    dest: Path,
+    *,
+    policy: RepoUrlPolicy,
+    root_dir: str = "",
+    submodules: bool = True,
+    timeout_s: float = CHECKOUT_TIMEOUT_S,
 ) -> SourceTree:
-    """Fetch only `sha` (shallow) into `dest`, with submodules; reuse `dest` if it already holds it."""
-    check_repo_url(url, allowed_schemes)
-    if not _SHA.match(sha):
-        raise UserBuildError(f"{sha!r} is not a full commit sha", step="clone")
+    """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`."""
+    try:
+        check_repo_url(url, policy)
+        check_commit_id(sha)
+    except InvalidInput as exc:
+        raise UserBuildError(str(exc), step="clone") from None
+    git = Git(policy, timeout_s)
     dest = Path(dest)
-    if (dest / ".git").is_dir():
-        try:
-            if git.Repo(dest).head.commit.hexsha == sha:
-                return _finish(dest, sha, root_dir)
-        except (git.GitError, ValueError):
-            pass
+    try:
+        if (dest / ".git").is_dir() and _head(git, dest) == sha:
+            subs = [s.path for s in submodules_of(git, dest, url, policy)] if submodules else []
+            return _finish(git, dest, sha, root_dir, subs)
+    except GitFailed:
+        pass
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    repo = git.Repo.init(dest)
-    env = _git_env()
-    protocol_file = "always" if "file" in allowed_schemes else "never"
-    opts = ["-c", "protocol.ext.allow=never", "-c", f"protocol.file.allow={protocol_file}"]
+    found: list[str] = []
     try:
-        with repo.git.custom_environment(**env):
-            repo.git.remote("add", "origin", url)
-            repo.git.execute(["git", *opts, "fetch", "--no-tags", "--depth", "1", "origin", sha])
-            repo.git.checkout("--detach", "--force", "FETCH_HEAD")
-            if submodules and (dest / ".gitmodules").exists():
-                repo.git.execute(["git", *opts, "submodule", "update", "--init", "--recursive", "--depth", "1"])
-    except git.GitCommandError as exc:
-        raise _classify(exc, url, sha) from None
-    return _finish(dest, sha, root_dir)
+        git.run("init", "--quiet", cwd=dest)
+        git.run("fetch", "--quiet", "--no-tags", "--depth", "1", "--", url, sha, cwd=dest)
+        git.run("checkout", "--quiet", "--force", "--detach", sha, "--", cwd=dest)
+        if submodules:
+            found = _update_submodules(git, dest, url, policy, depth=1)
+    except GitFailed as exc:
+        raise _classify(exc.stderr, url, sha) from None
+    except GitTimeout as exc:
+        raise TransientBuildError(f"cloning {redact_url(url)}: {exc}", step="clone") from None
+    return _finish(git, dest, sha, root_dir, found)
 
 
-def _classify(exc: git.GitCommandError, url: str, sha: str) -> Exception:
-    text = (exc.stderr or str(exc)).strip()
-    lowered = text.lower()
+def submodules_of(git: Git, worktree: Path, parent_url: str, policy: RepoUrlPolicy) -> list[Submodule]:
+    """The submodules of the checked-out commit, read from its `.gitmodules` blob; a refused URL is the user's error."""
+    if not git.run("ls-tree", "-z", "HEAD", "--", ".gitmodules", cwd=worktree):
+        return []
+    listing = git.run("config", "--null", "--blob", "HEAD:.gitmodules", "--get-regexp", r"^submodule\.", cwd=worktree)
+    entries: dict[str, dict[str, str]] = {}
+    for record in filter(None, listing.split("\0")):
+        key, _, value = record.partition("\n")
+        for field in ("path", "url"):
+            suffix = "." + field
+            if key.startswith("submodule.") and key.endswith(suffix):
+                entries.setdefault(key[len("submodule.") : -len(suffix)], {})[field] = value
+    if len(entries) > MAX_SUBMODULES:
+        raise UserBuildError(f".gitmodules lists {len(entries)} submodules; at most {MAX_SUBMODULES}", step="clone")
+    found: list[Submodule] = []
+    for name, fields in entries.items():
+        path = fields.get("path", "")
+        try:
+            _check_relative_path(name, "name")
+            _check_relative_path(path, "path")
+        except InvalidInput as exc:
+            raise UserBuildError(f"submodule {name[:80]!r}: {exc}", step="clone") from None
+        if not _is_gitlink(git, worktree, path):
+            continue  # git ignores .gitmodules entries without a commit in the tree, so do we
+        try:
+            resolved = resolve_submodule_url(parent_url, fields.get("url", ""))
+            check_repo_url(resolved, policy)
+        except InvalidInput as exc:
+            raise UserBuildError(f"submodule {name!r} ({path}): {exc}", step="clone") from None
+        found.append(Submodule(name=name, path=path, url=resolved))
+    return found
+
+
+def _update_submodules(git: Git, worktree: Path, parent_url: str, policy: RepoUrlPolicy, depth: int) -> list[str]:
+    """All submodules of this level are checked before any is fetched; their URLs go to git's config, not .gitmodules."""
+    subs = submodules_of(git, worktree, parent_url, policy)
+    if subs and depth > MAX_SUBMODULE_DEPTH:
+        raise UserBuildError(f"submodules nested deeper than {MAX_SUBMODULE_DEPTH} levels", step="clone")
+    paths: list[str] = []
+    for sub in subs:
+        for key, value in (("url", sub.url), ("active", "true"), ("update", "checkout")):
+            git.run("config", "--", f"submodule.{sub.name}.{key}", value, cwd=worktree)
+    for sub in subs:
+        git.run("submodule", "--quiet", "update", "--checkout", "--depth", "1", "--", sub.path, cwd=worktree)
+        nested = _update_submodules(git, worktree / sub.path, sub.url, policy, depth + 1)
+        paths += [sub.path, *(f"{sub.path}/{p}" for p in nested)]
+    return paths
+
+
+def resolve_submodule_url(parent: str, url: str) -> str:
+    """`./x` and `../x` are relative to the parent repository's URL, as git resolves them; others stay as they are."""
+    if not url:
+        raise InvalidInput("has no url")
+    if not url.startswith(("./", "../")):
+        return url
+    if "://" in parent:
+        scheme, _, rest = parent.partition("://")
+        authority, _, path = rest.partition("/")
+        prefix = f"{scheme}://{authority}/"
+    else:
+        prefix, _, path = parent.partition(":")
+        prefix += ":"
+    parts = [p for p in path.rstrip("/").split("/") if p]
+    rel = url
+    while rel.startswith(("./", "../")):
+        if rel.startswith("./"):
+            rel = rel[2:]
+            continue
+        rel = rel[3:]
+        if not parts:
+            raise InvalidInput(f"relative url {url[:120]!r} climbs above the repository's host")
+        parts.pop()
+    return prefix + "/".join([*parts, rel]) if rel else prefix + "/".join(parts)
+
+
+def _check_relative_path(value: str, what: str) -> None:
+    check_text(value, what, max_chars=1000)
+    parts = value.split("/")
+    if not value or value.startswith(("-", "/")) or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(f"{what} {value[:80]!r} must be a plain relative path inside the repository")
+
+
+def _is_gitlink(git: Git, worktree: Path, path: str) -> bool:
+    listing = git.run("ls-tree", "-z", "HEAD", "--", path, cwd=worktree)
+    return any(entry.split(" ", 1)[0] == _GITLINK for entry in listing.split("\0") if entry)
+
+
+def _head(git: Git, worktree: Path) -> str:
+    return git.run("rev-parse", "--verify", "HEAD^{commit}", cwd=worktree).strip()
+
+
+def _classify(stderr: str, url: str, sha: str) -> Exception:
+    shown = redact_url(url)
+    lowered = stderr.lower()
     if any(marker in lowered for marker in _TRANSIENT_GIT):
-        return TransientBuildError(f"git could not reach {url}: {text}", step="clone")
+        return TransientBuildError(f"git could not reach {shown}: {stderr}", step="clone")
     if "not our ref" in lowered or "couldn't find remote ref" in lowered or "no such remote ref" in lowered:
-        return UserBuildError(f"commit {sha} is not in {url} (was it force-pushed away?)", step="clone")
+        return UserBuildError(f"commit {sha} is not in {shown} (was it force-pushed away?)", step="clone")
     if "does not appear to be a git repository" in lowered or "repository not found" in lowered:
-        return UserBuildError(f"{url} is not a reachable git repository: {text}", step="clone")
-    return PermanentBuildError(f"git failed for {url}: {text}", step="clone")
+        return UserBuildError(f"{shown} is not a reachable git repository: {stderr}", step="clone")
+    if "not allowed" in lowered or "fsck" in lowered or "submodule" in lowered:
+        return UserBuildError(f"git refused part of {shown}: {stderr}", step="clone")
+    return PermanentBuildError(f"git failed for {shown}: {stderr}", step="clone")
 
 
-def _finish(dest: Path, sha: str, root_dir: str) -> SourceTree:
-    repo = git.Repo(dest)
-    head = repo.head.commit
-    if head.hexsha != sha:
-        raise PermanentBuildError(f"checked out {head.hexsha}, expected {sha}", step="clone")
+def _finish(git: Git, dest: Path, sha: str, root_dir: str, submodules: list[str]) -> SourceTree:
+    head = _head(git, dest)
+    if head != sha:
+        raise PermanentBuildError(f"checked out {head}, expected {sha}", step="clone")
     check_symlinks(dest)
     app_dir = resolve_inside(dest, root_dir or ".", what="root directory")
     if not app_dir.is_dir():
         raise UserBuildError(f"root directory {root_dir!r} does not exist in commit {sha[:12]}", step="clone")
-    subs = [s.path for s in repo.submodules] if (dest / ".gitmodules").exists() else []
+    committed = int(git.run("show", "--no-patch", "--format=%ct", sha, "--", cwd=dest).strip())
     return SourceTree(
         path=str(dest),
         app_dir=str(app_dir),
         commit_sha=sha,
-        commit_time=datetime.fromtimestamp(head.committed_date, tz=UTC),
-        submodules=subs,
+        commit_time=datetime.fromtimestamp(committed, tz=UTC),
+        submodules=submodules,
     )
 
 

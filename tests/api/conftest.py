@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import secrets
 import subprocess
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
+from deliveries import WEBHOOK_SECRET, GitHub
 from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
-from starforge_dag.github.signature import sign
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.schema import metadata
 
-WEBHOOK_SECRET = "webhook-secret-for-tests"
 API_TOKEN = "api-token-for-tests"
-ZERO = "0" * 40
 POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
@@ -70,6 +63,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         github_webhook_secret=WEBHOOK_SECRET,
         api_token=API_TOKEN,
         max_body_bytes=64 * 1024,
+        git_allowed_schemes="file",
     )
 
 
@@ -88,97 +82,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 # -- GitHub deliveries -------------------------------------------------------------------------
 
 
-class GitHub:
-    """Builds push payloads shaped like github.com's and posts them signed like GitHub signs them."""
-
-    def __init__(self, client: TestClient):
-        self.client = client
-
-    @staticmethod
-    def sha(seed: str) -> str:
-        return hashlib.sha1(seed.encode()).hexdigest()
-
-    def commit(self, message: str = "Update app", *, added=(), modified=("app.py",), removed=()) -> dict[str, Any]:
-        """One entry of a push payload's `commits`."""
-        cid = self.sha(message + repr((added, modified, removed)))
-        return {
-            "id": cid,
-            "tree_id": self.sha("tree" + cid),
-            "distinct": True,
-            "message": message,
-            "timestamp": "2026-11-27T09:15:02+01:00",
-            "url": f"https://github.com/acme/shop/commit/{cid}",
-            "author": {"name": "Ada Lovelace", "email": "ada@example.com", "username": "ada"},
-            "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
-            "added": list(added),
-            "removed": list(removed),
-            "modified": list(modified),
-        }
-
-    def push(
-        self,
-        *commits: dict[str, Any],
-        full_name: str = "acme/shop",
-        ref: str = "refs/heads/main",
-        deleted: bool = False,
-    ) -> dict[str, Any]:
-        """A push delivery body; `after` is the last commit, as GitHub sends it."""
-        listed = [] if deleted else (list(commits) or [self.commit()])
-        head = listed[-1] if listed else None
-        after = head["id"] if head else ZERO
-        owner, _, name = full_name.partition("/")
-        return {
-            "ref": ref,
-            "before": self.sha("before" + after),
-            "after": after,
-            "repository": {
-                "id": 123456789,
-                "node_id": "R_kgDOabc",
-                "name": name,
-                "full_name": full_name,
-                "private": True,
-                "owner": {"name": owner, "login": owner, "id": 42, "type": "Organization"},
-                "html_url": f"https://github.com/{full_name}",
-                "clone_url": f"https://github.com/{full_name}.git",
-                "ssh_url": f"git@github.com:{full_name}.git",
-                "git_url": f"git://github.com/{full_name}.git",
-                "default_branch": "main",
-            },
-            "pusher": {"name": "ada", "email": "ada@example.com"},
-            "sender": {"login": "ada", "id": 7, "type": "User"},
-            "created": False,
-            "deleted": deleted,
-            "forced": False,
-            "base_ref": None,
-            "compare": f"https://github.com/{full_name}/compare/{self.sha('b')[:12]}...{after[:12]}",
-            "commits": listed,
-            "head_commit": head,
-        }
-
-    def deliver(
-        self,
-        payload: Any = None,
-        *,
-        event: str = "push",
-        delivery: str | None = None,
-        secret: str = WEBHOOK_SECRET,
-        body: bytes | None = None,
-    ) -> httpx.Response:
-        """POST a delivery signed over its raw body with HMAC-SHA256."""
-        raw = body if body is not None else json.dumps(payload).encode()
-        headers = {
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": sign(secret.encode(), raw),
-            "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/044aadd",
-        }
-        return self.client.post("/webhooks/github", content=raw, headers=headers)
-
-
 @pytest.fixture
-def github(client: TestClient) -> GitHub:
-    return GitHub(client)
+def github(client: TestClient, signed_push: Callable[..., GitHub]) -> GitHub:
+    return signed_push(client, WEBHOOK_SECRET)
 
 
 # -- git ---------------------------------------------------------------------------------------
