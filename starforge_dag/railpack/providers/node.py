@@ -105,10 +105,10 @@ DEV_START_COMMANDS = {
     "react-router-serve ./build/server/index.js",
 }
 NEXT_CONFIGS = ("next.config.js", "next.config.mjs", "next.config.ts")
-INSTALL_NAMES = (
-    "{package.json,package.json5,package-lock.json,pnpm-workspace.yaml,yarn.lock,pnpm-lock.yaml,bun.lockb,"
-    "bun.lock,bunfig.toml,.yarn,.pnp.*,.yarnrc.yml,.npmrc,.node-version,.nvmrc,patches,.pnpm-patches,prisma}"
-)
+INSTALL_NAMES = frozenset(
+    "package.json package.json5 package-lock.json pnpm-workspace.yaml yarn.lock pnpm-lock.yaml bun.lockb bun.lock "
+    "bunfig.toml .yarn .yarnrc.yml .npmrc .node-version .nvmrc patches .pnpm-patches prisma".split()
+)  # and .pnp.*
 _BUN_COMMAND = re.compile(r"(^|\s|;|&|&&|\||\|\|)bunx?\s")
 _OUT_DIR = re.compile(r"""outDir:\s*['"](.+?)['"]""")
 _VITE_CLI_OUT_DIR = re.compile(r"vite\s+build(?:\s+-[^\s]*)*\s+(?:--outDir)\s+([^-\s;]+)")
@@ -496,9 +496,9 @@ class NodeProvider(BaseProvider):
         source = ctx.source
         files: list[str] = []
         for base in ["", *(wp.path for wp in self.packages)]:
-            pattern = f"{base}/{INSTALL_NAMES}" if base else INSTALL_NAMES
-            files += source.find_files(pattern, max_depth=0)
-            files += source.find_dirs(pattern, max_depth=0)
+            for entry in source.list_dir(base):
+                if entry.name in INSTALL_NAMES or entry.name.startswith(".pnp."):
+                    files.append(f"{base}/{entry.name}" if base else entry.name)
         for pattern in ctx.env.railpack_list("NODE_INSTALL_PATTERNS"):
             files += source.find_files(f"**/{pattern}")
         return sorted(dict.fromkeys(files))
