@@ -109,7 +109,7 @@ class BuildKitBuilder:
             self.tls,
             local_dirs=local_dirs,
             secrets=self._secrets(spec),
-            registry_auth={spec.image.registry: (auth.username, auth.password)} if auth else None,
+            registry_auth={spec.image.registry: auth} if auth else None,
             name=f"build-{spec.build_id}",
             owner=(0, 0),
         )

@@ -38,7 +38,7 @@ class CallError(Exception):
         self.message = message
 
 
-NOT_FOUND, INVALID_ARGUMENT, UNKNOWN, UNIMPLEMENTED = 5, 3, 2, 12
+UNKNOWN, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNIMPLEMENTED, UNAVAILABLE = 2, 3, 5, 7, 12, 14
 WAIT = None  # a stream handler yields this when it needs the peer's next message
 
 

@@ -6,8 +6,11 @@ Public API:
         A context manager. `.id` goes into `SolveRequest.Session`. While open, the daemon
         (the gRPC client on this connection) may call Health/Check, FileSync/DiffCopy for
         the named `local_dirs` ("context", "dockerfile", ...), Secrets/GetSecret (unknown
-        names answer NOT_FOUND) and Auth/Credentials (host -> (username, password); unknown
-        hosts answer anonymous). `owner=(0, 0)` reports every file as root-owned, as
+        names answer NOT_FOUND) and the Auth service for `registry_auth` (host -> RegistryAuth or
+        (username, password)): Credentials (unknown hosts answer anonymous); for hosts with
+        credentials also GetTokenAuthority/VerifyTokenAuthority and FetchToken, so a daemon facing
+        a Bearer challenge gets scoped tokens fetched here and never the password (other hosts
+        answer UNIMPLEMENTED and BuildKit falls back to Credentials). `owner=(0, 0)` reports every file as root-owned, as
         `docker build` does; None reports the real uid/gid.
         attach="auto": docker:///path/docker.sock attaches with `POST /session`, tcp:// and
         unix:// with the `Control.Session` byte stream; attach="control" always uses the latter.
@@ -21,6 +24,7 @@ daemon (listing order, `.dockerignore`, followed links) is `filesync`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import socket
@@ -30,11 +34,27 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc_health.v1 import health_pb2  # the standard copy: a second one would clash in protobuf's pool
 
+from ..core.errors import BuildError, ErrorKind
 from .filesync import GO_TYPE, Packet, walk
-from .h2server import INVALID_ARGUMENT, NOT_FOUND, UNKNOWN, Call, CallError, Connection, Handler, frame
+from .h2server import (
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    UNAVAILABLE,
+    UNIMPLEMENTED,
+    UNKNOWN,
+    Call,
+    CallError,
+    Connection,
+    Handler,
+    frame,
+)
 from .pb import auth_pb2, control_pb2, control_pb2_grpc, secrets_pb2
+from .registry import RegistryAuth, RegistryClient
 from .transport import TLSConfig, docker_upgrade, open_channel
 
 CHUNK_BYTES = 256 * 1024
@@ -42,6 +62,10 @@ HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 FILESYNC_DIFFCOPY = "/moby.filesync.v1.FileSync/DiffCopy"
 SECRETS_GET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
+AUTH_FETCH_TOKEN = "/moby.filesync.v1.Auth/FetchToken"
+AUTH_GET_TOKEN_AUTHORITY = "/moby.filesync.v1.Auth/GetTokenAuthority"
+AUTH_VERIFY_TOKEN_AUTHORITY = "/moby.filesync.v1.Auth/VerifyTokenAuthority"
+AUTH_METHODS = [AUTH_CREDENTIALS, AUTH_FETCH_TOKEN, AUTH_GET_TOKEN_AUTHORITY, AUTH_VERIFY_TOKEN_AUTHORITY]
 
 
 def _file_data(path: str, file_id: int) -> Iterator[bytes]:
@@ -64,17 +88,22 @@ class _Services:
         self,
         dirs: Mapping[str, str],
         secrets: Mapping[str, bytes],
-        credentials: Mapping[str, tuple[str, str]],
+        credentials: Mapping[str, RegistryAuth],
         owner: tuple[int, int] | None,
     ):
         self._dirs = dirs
         self._secrets = secrets
         self._credentials = credentials
+        self._registry = RegistryClient(dict(credentials))
+        self._seed = os.urandom(32)  # token-authority keys live as long as the session
         self._owner = owner
         self.handlers: dict[str, Handler] = {
             HEALTH_CHECK: self._unary(self._health),
             SECRETS_GET: self._unary(self._secret),
             AUTH_CREDENTIALS: self._unary(self._registry_credentials),
+            AUTH_GET_TOKEN_AUTHORITY: self._unary(self._token_authority),
+            AUTH_VERIFY_TOKEN_AUTHORITY: self._unary(self._verify_token_authority),
+            AUTH_FETCH_TOKEN: self._unary(self._fetch_token),
             FILESYNC_DIFFCOPY: self._diffcopy,
         }
 
@@ -102,7 +131,45 @@ class _Services:
         found = self._credentials.get(auth_pb2.CredentialsRequest.FromString(request).Host)
         if found is None:
             return auth_pb2.CredentialsResponse()
-        return auth_pb2.CredentialsResponse(Username=found[0], Secret=found[1])
+        return auth_pb2.CredentialsResponse(Username=found.username, Secret=found.password)
+
+    def _authority_key(self, host: str, salt: bytes) -> Ed25519PrivateKey:
+        """The key that vouches for tokens this session fetches for `host`; UNIMPLEMENTED makes BuildKit fall back.
+
+        Without credentials for the host there is nothing to keep from the daemon: it then asks
+        Credentials (anonymous) and fetches the token itself.
+        """
+        if host not in self._credentials:
+            raise CallError(UNIMPLEMENTED, f"no client-side tokens for {host}")
+        seed = hmac.new(salt, self._seed, hashlib.sha256).digest()
+        return Ed25519PrivateKey.from_private_bytes(seed)
+
+    def _token_authority(self, request: bytes) -> auth_pb2.GetTokenAuthorityResponse:
+        """With a token authority the daemon asks FetchToken for scoped tokens and never sees the password."""
+        req = auth_pb2.GetTokenAuthorityRequest.FromString(request)
+        public = self._authority_key(req.Host, req.Salt).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return auth_pb2.GetTokenAuthorityResponse(PublicKey=public)
+
+    def _verify_token_authority(self, request: bytes) -> auth_pb2.VerifyTokenAuthorityResponse:
+        """Prove this session holds the authority key: NaCl's signed-message format, signature then payload."""
+        req = auth_pb2.VerifyTokenAuthorityRequest.FromString(request)
+        key = self._authority_key(req.Host, req.Salt)
+        return auth_pb2.VerifyTokenAuthorityResponse(Signed=key.sign(req.Payload) + req.Payload)
+
+    def _fetch_token(self, request: bytes) -> auth_pb2.FetchTokenResponse:
+        """A registry token for the daemon, fetched here with our credentials, only from the registry's own realm."""
+        req = auth_pb2.FetchTokenRequest.FromString(request)
+        if req.Host not in self._credentials:
+            raise CallError(UNIMPLEMENTED, f"no client-side tokens for {req.Host}")
+        try:
+            realm, _service = self._registry.token_realm(req.Host)
+            if realm != req.Realm:
+                raise CallError(PERMISSION_DENIED, f"{req.Realm} is not the token realm of registry {req.Host}")
+            token = self._registry.fetch_token(req.Host, req.Realm, req.Service, list(req.Scopes))
+        except BuildError as exc:
+            code = UNAVAILABLE if exc.kind == ErrorKind.TRANSIENT else PERMISSION_DENIED
+            raise CallError(code, exc.message) from None
+        return auth_pb2.FetchTokenResponse(Token=token.token, ExpiresIn=token.expires_in, IssuedAt=token.issued_at)
 
     def _diffcopy(self, call: Call) -> Iterator[bytes | None]:
         """fsutil's sender: STAT listing and an empty STAT, DATA for each REQ, FIN to answer FIN."""
@@ -151,7 +218,7 @@ class Session:
         *,
         local_dirs: Mapping[str, str | os.PathLike[str]] | None = None,
         secrets: Mapping[str, str | bytes] | None = None,
-        registry_auth: Mapping[str, tuple[str, str]] | None = None,
+        registry_auth: Mapping[str, RegistryAuth | tuple[str, str]] | None = None,
         name: str = "starforge",
         shared_key: str | None = None,
         owner: tuple[int, int] | None = None,
@@ -168,7 +235,7 @@ class Session:
         self._services = _Services(
             dirs,
             {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()},
-            dict(registry_auth or {}),
+            {host: _auth(host, found) for host, found in (registry_auth or {}).items()},
             owner,
         )
         self._has_dirs = bool(dirs)
@@ -182,7 +249,7 @@ class Session:
     @property
     def methods(self) -> list[str]:
         """The gRPC methods announced to the daemon; it only uses what is listed."""
-        methods = [HEALTH_CHECK, SECRETS_GET, AUTH_CREDENTIALS]
+        methods = [HEALTH_CHECK, SECRETS_GET, *AUTH_METHODS]
         if self._has_dirs:
             methods.append(FILESYNC_DIFFCOPY)
         return methods
@@ -265,6 +332,10 @@ class Session:
         stop_r.close()
         stop_w.close()
         self._stop = None
+
+
+def _auth(host: str, found: RegistryAuth | tuple[str, str]) -> RegistryAuth:
+    return found if isinstance(found, RegistryAuth) else RegistryAuth(found[0], found[1], host)
 
 
 def _outbound(conn: socket.socket) -> Iterator[control_pb2.BytesMessage]:
