@@ -182,7 +182,7 @@ class ExecVertex(Vertex):
                 self.secret_envs.append(pb.SecretEnv(ID=m.secret_id, name=m.secret_env, optional=m.optional))
             if m.dest is None:
                 continue
-            mp = pb.Mount(dest=m.dest, mountType=m.type, input=NO_INPUT, output=SKIP_OUTPUT)
+            mp = pb.Mount(dest=m.dest, mountType=pb.MountType.ValueType(m.type), input=NO_INPUT, output=SKIP_OUTPUT)
             if m.type == pb.BIND:
                 assert m.source is not None
                 mp.input = input_index(m.source)
