@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import TokenRegistry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from registries import TokenRegistry
 
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
