@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from token_registry import TokenRegistry
+from registries import TokenRegistry
 
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent

@@ -1,23 +1,18 @@
-"""A registry that requires token auth (docker-registry with `auth: token`) and the token server it trusts."""
+"""A token-auth registry's other half: the token server (Docker's token protocol, JWTs with an x5c chain)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import socket
-import subprocess
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -46,7 +41,7 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _signing_identity(root: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def signing_identity(root: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """A key and self-signed certificate: the registry trusts tokens whose x5c chain ends in it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "starforge test token issuer")])
@@ -66,7 +61,7 @@ def _signing_identity(root: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     return key, cert
 
 
-def _token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, cert: x509.Certificate):
+def token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, cert: x509.Certificate):
     """Docker's token protocol: GET /token?service=&scope= with basic auth -> a JWT granting the scopes."""
     x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
@@ -124,43 +119,7 @@ def _token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
-    """docker-registry with `auth: token` on a free port, trusting a token server started here."""
-    root = tmp_path_factory.mktemp("token-registry")
-    key, cert = _signing_identity(root)
-    host = f"127.0.0.1:{_free_port()}"
-    registry = TokenRegistry(host, "", "starforge-test-registry", "robot", uuid.uuid4().hex)
-    server = _token_server(registry, "starforge-test-issuer", key, cert)
-    registry.realm = f"http://127.0.0.1:{server.server_port}/token"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    (root / "config.yml").write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: {host}\nauth:\n  token:\n    realm: {registry.realm}\n    service: {registry.service}\n"
-        f"    issuer: starforge-test-issuer\n    rootcertbundle: {root}/token-issuer.pem\n"
-    )
-    log = (root / "registry.log").open("w")
-    process = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # the registry has no readiness signal but its first answer
-            try:
-                if httpx.get(f"http://{host}/v2/", timeout=1, trust_env=False).status_code == 401:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (root / "registry.log").read_text()
-            time.sleep(0.1)
-        yield registry
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-        server.shutdown()
-        server.server_close()
