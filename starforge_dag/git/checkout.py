@@ -191,6 +191,9 @@ def _classify(stderr: str, url: str, sha: str) -> Exception:
         return UserBuildError(f"commit {sha} is not in {shown} (was it force-pushed away?)", step="clone")
     if "does not appear to be a git repository" in lowered or "repository not found" in lowered:
         return UserBuildError(f"{shown} is not a reachable git repository: {stderr}", step="clone")
+    if "gitmodules" in lowered:
+        found = next((line for line in stderr.splitlines() if "gitmodules" in line.lower()), stderr)
+        return UserBuildError(f"a submodule of {shown} was refused by git's object checks: {found}", step="clone")
     if "not allowed" in lowered or "fsck" in lowered or "submodule" in lowered:
         return UserBuildError(f"git refused part of {shown}: {stderr}", step="clone")
     return PermanentBuildError(f"git failed for {shown}: {stderr}", step="clone")
