@@ -173,3 +173,20 @@ def test_manual_build_refs_that_are_neither_branch_nor_commit_are_a_bad_request(
 
 def _auth(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+
+
+def test_starforge_build_refuses_refs_that_are_neither_branch_nor_commit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, git_repo, canary: Path
+) -> None:
+    _env(monkeypatch, tmp_path, permissive=True)
+    repo = git_repo("shop")
+    repo.commit({"a": "1"})
+    open_store(Settings().resolved_database_url).add_app("acme", "shop", repo.url, "main")
+    runner = CliRunner()
+    for ref in (f"--upload-pack=touch {canary}", "-u", "HEAD", "@{-1}", "a..b", "x.lock", "main:x"):
+        built = runner.invoke(main, ["build", "acme/shop", f"--ref={ref}"])
+        assert built.exit_code == 1 and "neither a branch name nor a full commit id" in built.output, (
+            ref,
+            built.output,
+        )
+    assert open_store(Settings().resolved_database_url).list_builds() == []
