@@ -84,11 +84,11 @@ def checkout(
         git.run("checkout", "--quiet", "--force", "--detach", sha, "--", cwd=dest)
         if submodules:
             found = _update_submodules(git, dest, url, policy, depth=1)
+        return _finish(git, dest, sha, root_dir, found)
     except GitFailed as exc:
         raise _classify(exc.stderr, url, sha) from None
     except GitTimeout as exc:
         raise TransientBuildError(f"cloning {redact_url(url)}: {exc}", step="clone") from None
-    return _finish(git, dest, sha, root_dir, found)
 
 
 def submodules_of(git: Git, worktree: Path, parent_url: str, policy: RepoUrlPolicy) -> list[Submodule]:
