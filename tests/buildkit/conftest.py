@@ -1,4 +1,4 @@
-"""BuildKit fixtures: the local dockerd and registry from scripts/services.sh, started once per session."""
+"""BuildKit fixtures: the local dockerd and registry from scripts/services.sh, and a registry that wants tokens."""
 
 from __future__ import annotations
 
@@ -53,3 +53,6 @@ def image_name(services: dict[str, str]) -> str:
 def client(buildkit_addr: str) -> Iterator[BuildKitClient]:
     with BuildKitClient(buildkit_addr) as c:
         yield c
+
+
+from token_registry import token_registry  # noqa: E402, F401  (the fixture, shared with its module)

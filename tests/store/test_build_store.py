@@ -8,26 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from store_helpers import sha
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.states import BuildState
-from starforge_dag.store import BuildStore, open_store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(request, tmp_path) -> BuildStore:
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    return open_store(request.getfixturevalue("postgres_database")("starforge_store"))
-
-
-def sha(n: int) -> str:
-    return f"{n:040x}"
+from starforge_dag.store import BuildStore
 
 
 def test_schema_is_created_by_alembic_on_first_use(store):
+    from alembic.script import ScriptDirectory
+
+    from starforge_dag.store.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(str(store.engine.url))).get_current_head()
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head
         assert "builds" in sa.inspect(conn).get_table_names()
 
 
