@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
 from fastapi.testclient import TestClient
+from hostile_urls import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
 
 from starforge_dag.api import create_app
 from starforge_dag.cli import main
