@@ -216,3 +216,9 @@ def test_go_cgo_runtime_gets_libc(fixture_app) -> None:
     assert plan.deploy.base.step == "packages:apt:runtime"
     assert "libc6" in plan.step("packages:apt:runtime").exec_commands()[0]
     assert "CGO_ENABLED" not in plan.step("install").variables
+
+
+def test_go_version_file_wins_over_the_variable_as_in_railpack(make_app) -> None:
+    root = make_app({"go.mod": "module m\n\ngo 1.22\n", "main.go": "package main\n", ".go-version": "1.23.4\n"})
+    resolved = generate_plan(root, env={"RAILPACK_GO_VERSION": "1.21"}).info["resolvedPackages"]["go"]
+    assert (resolved["requestedVersion"], resolved["source"]) == ("1.23.4", "idiomatic-version-file")
