@@ -1,4 +1,4 @@
-"""Whole plans of the fixture apps whose providers follow Railpack's step layout, compared field by field.
+"""Whole plans of every fixture app, compared field by field with the expected plan files.
 
 Each expected plan under tests/fixtures/railpack/plans/ was reviewed against Railpack's provider
 logic: step names and order, every command with its `sh -c` wrapping, caches, variables, secrets,
