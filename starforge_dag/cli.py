@@ -40,7 +40,11 @@ def apps() -> None:
 
 @apps.command("add")
 @click.argument("name")
-@click.option("--repo", required=True, help="Clone URL (https://, ssh://, git@host:owner/repo or file://).")
+@click.option(
+    "--repo",
+    required=True,
+    help="Clone URL; its scheme and host must be allowed (STARFORGE_GIT_ALLOWED_SCHEMES/_HOSTS).",
+)
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are built.")
 @click.option("--workspace", default="default", show_default=True)
 @click.option("--root-dir", default="", help="The app's directory inside the repository.")
@@ -50,6 +54,18 @@ def apps() -> None:
 @click.option("--cancel-running/--no-cancel-running", default=False, help="A new push stops the running build.")
 def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running) -> None:
     """Register an app so pushes to its repository build it."""
+    from .core.inputs import InvalidInput, check_branch, check_repo_url, check_text
+
+    try:
+        check_repo_url(repo, get_settings().git_policy)
+        check_branch(branch)
+        for what, value in (("name", name), ("workspace", workspace), ("root dir", root_dir)):
+            check_text(value, what, max_chars=100 if what != "root dir" else 1000)
+        for what, value in (("dockerfile", dockerfile), ("repo name", repo_name), *(("watch", w) for w in watch)):
+            if value is not None:
+                check_text(value, what)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         app = _store().add_app(
             workspace,
@@ -76,16 +92,19 @@ def apps_list() -> None:
 
 @main.command()
 @click.argument("app")
-@click.option("--ref", default=None, help="Branch or 40-hex commit sha (default: the app's branch).")
+@click.option("--ref", default=None, help="Branch or full commit id (default: the app's branch).")
 def build(app: str, ref: str | None) -> None:
     """Queue a build of APP (workspace/app or app)."""
-    from .api.refs import RefError, RefNotFound, resolve_ref
+    from .core.inputs import check_text
+    from .git.refs import RefError, RefNotFound, resolve_ref
     from .store import NotFound
 
+    settings = get_settings()
     store = _store()
     try:
-        found = store.get_app(app)
-        name, sha = resolve_ref(found.repo_url, ref or found.branch)
+        found = store.get_app(check_text(app, "app name", max_chars=201))
+        wanted = check_text(ref, "ref", max_chars=255) if ref is not None else found.branch
+        name, sha = resolve_ref(found.repo_url, wanted, settings.git_policy, settings.git_timeout_s)
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outcome = store.enqueue(found, name, sha, trigger="manual", actor="cli")
@@ -124,9 +143,10 @@ def logs(build_id: int, follow: bool) -> None:
                 after = line.seq
             if lines:
                 continue
-            if not follow or store.get_build(build_id).status.terminal:
-                if not follow or not log_store.read(build_id, after_seq=after):
-                    break
+            if (not follow or store.get_build(build_id).status.terminal) and (
+                not follow or not log_store.read(build_id, after_seq=after)
+            ):
+                break
             time.sleep(0.5)
 
 
@@ -155,12 +175,43 @@ def status(build_id: int | None) -> None:
 
 @main.command("build-dir")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
-def build_dir(path: str, image: str) -> None:
-    """Build a directory with the configured BuildService; print one JSON object."""
-    from .buildkit.build_dir import build_dir_command
+@click.option("-t", "--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile (path from here; default PATH/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Build-time variable (repeatable).")
+@click.option("--target", default=None, help="Build this stage of a multi-stage Dockerfile.")
+@click.option("--platform", default=None, help="Target platform, e.g. linux/amd64.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option(
+    "--secret", "secrets", multiple=True, metavar="id=NAME,env=VAR|src=FILE", help="Build secret (repeatable)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
+def build_dir(
+    path: str,
+    image: str,
+    dockerfile: str | None,
+    build_args: tuple[str, ...],
+    target: str | None,
+    platform: str | None,
+    no_cache: bool,
+    secrets: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Build PATH and push it like `docker build` + `docker push`; print one JSON object."""
+    from .cli_build import build_dir_command
 
-    sys.exit(build_dir_command(path, image))
+    sys.exit(
+        build_dir_command(
+            path,
+            image,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            target=target,
+            platform=platform,
+            no_cache=no_cache,
+            secrets=secrets,
+            quiet=quiet,
+        )
+    )
 
 
 @main.command()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import dagster as dg
 
 from .assets import app_image
+from .backend import resolve_backend
 from .jobs import build_job
 from .resources.build_service import BuildService
-from .resources.build_store import BuildStoreResource, GitSource
+from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
+from .resources.git import GitSource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
@@ -22,30 +23,6 @@ from .settings import Settings, get_settings
 def _from_env(name: str, value: str | None) -> str | dg.EnvVar | None:
     """Secrets and DSNs reach resources as EnvVars, so the UI shows the variable's name, never its value."""
     return dg.EnvVar(name) if os.environ.get(name) else value
-
-
-def docker_reachable(addr: str) -> bool:
-    if not addr.startswith("docker://") and not addr.startswith("unix://"):
-        return False
-    path = addr.split("://", 1)[1]
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(1)
-            sock.connect(path)
-        return True
-    except OSError:
-        return False
-
-
-def resolve_backend(settings: Settings) -> str:
-    backend = settings.build_backend
-    if backend == "auto":
-        backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
-    if backend not in ("buildkit", "fake", "depot"):
-        raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
-    if backend == "depot":
-        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
-    return backend
 
 
 def build_service_for(settings: Settings) -> BuildService:
@@ -79,7 +56,12 @@ def resources_for(settings: Settings) -> dict[str, object]:
         "log_store": LogStore(
             dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url
         ),
-        "git": GitSource(workdir=str(settings.workdir)),
+        "git": GitSource(
+            workdir=str(settings.workdir),
+            allowed_schemes=list(settings.git_policy.schemes),
+            allowed_hosts=list(settings.git_policy.hosts),
+            timeout_s=settings.git_checkout_timeout_s,
+        ),
         "registry": ImageRegistry(
             prefix=settings.registry,
             verify_pushes=backend != "fake",

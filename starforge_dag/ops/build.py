@@ -11,12 +11,13 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from ..assets import app_image, app_partition_key
-from ..core.checkout import SourceTree, resolve_inside
 from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
+from ..git.checkout import SourceTree, resolve_inside
 from ..resources.build_service import BuildService
-from ..resources.build_store import BuildStoreResource, GitSource
+from ..resources.build_store import BuildStoreResource
+from ..resources.git import GitSource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
