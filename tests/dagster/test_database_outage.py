@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster_helpers import DOCKERFILE, SECRET, RunInThread, push, watched_fake_backend
+from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
 from tcpproxy import TcpProxy
 
 from starforge_dag.core.states import BuildState
@@ -31,11 +30,9 @@ def proxied_postgres(postgres_database) -> Iterator[tuple[str, TcpProxy]]:
         yield direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
 
 
-def test_build_succeeds_through_a_five_second_database_outage(tmp_path: Path, proxied_postgres, git_repo, instance):
+def test_build_succeeds_through_a_five_second_database_outage(settings: Settings, proxied_postgres, git_repo, instance):
     url, proxy = proxied_postgres
-    settings = Settings(
-        home=tmp_path / "home", database_url=url, build_backend="fake", github_webhook_secret=SECRET, api_token="t"
-    )
+    settings = settings.model_copy(update={"database_url": url})
     store = open_store(url)
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
