@@ -43,13 +43,14 @@ def resolve_backend(settings: Settings) -> str:
         backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
     if backend not in ("buildkit", "fake", "depot"):
         raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
-    if backend == "depot":
-        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
     return backend
 
 
 def build_service_for(settings: Settings) -> BuildService:
-    if resolve_backend(settings) == "fake":
+    backend = resolve_backend(settings)
+    if backend == "depot":
+        return depot_service_for(settings)
+    if backend == "fake":
         return FakeBuildService(
             outcome=settings.fake_outcome,
             fail_until_file=settings.fake_fail_until_file,
@@ -63,6 +64,26 @@ def build_service_for(settings: Settings) -> BuildService:
         tls_cert=settings.buildkit_tls_cert,
         tls_key=settings.buildkit_tls_key,
         tls_server_name=settings.buildkit_tls_server_name,
+        registry_username=settings.registry_username,
+        registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+        network_mode=settings.build_network,
+    )
+
+
+def depot_service_for(settings: Settings) -> BuildService:
+    """Depot: the token is an EnvVar (the UI shows its name); each workspace's project id lives in the build store."""
+    from .resources.depot_service import DepotBuildService
+
+    return DepotBuildService(
+        token=dg.EnvVar("STARFORGE_DEPOT_TOKEN"),
+        api_url=settings.depot_api_url,
+        region=settings.depot_region,
+        platform=settings.depot_platform,
+        endpoint_timeout_s=settings.depot_endpoint_timeout_s,
+        organization_id=settings.depot_org,
+        cache_keep_gb=settings.depot_cache_keep_gb,
+        database_url=_from_env("STARFORGE_DATABASE_URL", settings.resolved_database_url),
+        default_workspace=settings.default_workspace,
         registry_username=settings.registry_username,
         registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         network_mode=settings.build_network,
