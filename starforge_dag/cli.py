@@ -139,7 +139,10 @@ def status(build_id: int | None) -> None:
     store = _store()
     if build_id is None:
         for b in store.list_builds(limit=20):
-            click.echo(f"{b.id}\t{b.status.value}\t{b.workspace}/{b.app}\t{b.commit_sha[:12]}\t{b.error or ''}")
+            backend = b.backend_url or b.backend_build_id or ""
+            click.echo(
+                f"{b.id}\t{b.status.value}\t{b.workspace}/{b.app}\t{b.commit_sha[:12]}\t{b.error or ''}\t{backend}"
+            )
         return
     try:
         b = store.get_build(build_id)
@@ -156,11 +159,12 @@ def status(build_id: int | None) -> None:
 @main.command("build-dir")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
-def build_dir(path: str, image: str) -> None:
+@click.option("--workspace", default=None, help="Workspace the build belongs to (Depot project); default: settings.")
+def build_dir(path: str, image: str, workspace: str | None) -> None:
     """Build a directory with the configured BuildService; print one JSON object."""
     from .buildkit.build_dir import build_dir_command
 
-    sys.exit(build_dir_command(path, image))
+    sys.exit(build_dir_command(path, image, workspace=workspace))
 
 
 @main.command()
@@ -176,7 +180,7 @@ def plan(directory: str, info: bool) -> None:
 @main.command()
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "buildkit", "fake"]),
+    type=click.Choice(["auto", "buildkit", "depot", "fake"]),
     default=None,
     help="Build backend (default: STARFORGE_BUILD_BACKEND, else buildkit when dockerd is reachable).",
 )

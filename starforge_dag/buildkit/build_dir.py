@@ -45,11 +45,14 @@ def build_dir(
     network: Literal["none", "host"] = "none",
     env: Mapping[str, str] | None = None,
     on_progress: LogSink | None = None,
+    workspace: str | None = None,
 ) -> dict[str, Any]:
     """Submit and run one build of `path`; the result is what the CLI prints."""
     context = Path(path).resolve()
     image = ImageRef.parse(image_ref)
-    common: dict[str, Any] = dict(build_id=0, context_dir=str(context), image=image, platform=platform)
+    common: dict[str, Any] = dict(
+        build_id=0, context_dir=str(context), image=image, platform=platform, workspace=workspace
+    )
     if (context / dockerfile).is_file():
         spec = BuildSpec(
             frontend="dockerfile", dockerfile=dockerfile, build_args=dict(build_args or {}), target=target, **common
@@ -79,6 +82,8 @@ def build_dir(
         "duration_s": round(result.duration_s, 3),
         "steps_total": result.steps_total,
         "steps_cached": result.steps_cached,
+        "backend_build_id": result.backend_build_id,
+        "backend_url": result.backend_url,
     }
 
 
@@ -98,6 +103,7 @@ def build_dir_command(
     dockerfile: str = "Dockerfile",
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    workspace: str | None = None,
 ) -> int:
     """The CLI body: the configured BuildService unless given; one JSON object out."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -106,7 +112,7 @@ def build_dir_command(
         if service is None:
             from ..definitions import build_service_for
 
-            service = build_service_for(settings)
+            service = build_service_for(settings).process_config_and_initialize()  # EnvVar fields get their values
         report = build_dir(
             path,
             image,
@@ -117,6 +123,7 @@ def build_dir_command(
             network=getattr(service, "network_mode", "none"),
             env={k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")},
             on_progress=_print_progress(err),
+            workspace=workspace or settings.default_workspace,
         )
     except Exception as exc:  # the CLI's contract is one JSON object, whatever went wrong
         failure: dict[str, Any] = {"status": "failed", "image": image, "digest": None, "error": str(exc)}

@@ -68,7 +68,8 @@ def depot_error(exc: grpc.RpcError, action: str) -> BuildError:
         return TransientBuildError(f"Depot unavailable during {action}: {details}", step=f"depot {action}")
     if code in _AUTH:
         return PermanentBuildError(
-            f"Depot refused {action} ({code.name if code else '?'}): check {TOKEN_SETTING}: {details}", step=f"depot {action}"
+            f"Depot refused {action} ({code.name if code else '?'}): check {TOKEN_SETTING}: {details}",
+            step=f"depot {action}",
         )
     name = code.name if code else "unknown"
     return PermanentBuildError(f"Depot {action} failed ({name}): {details}", step=f"depot {action}")
