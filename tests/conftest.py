@@ -8,9 +8,13 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from gitrepos import GitRepo
+
+if TYPE_CHECKING:
+    from starforge_dag.emulators.depot import DepotEmulator
 
 
 @pytest.fixture
@@ -127,3 +131,12 @@ def base_image(services: dict[str, str]) -> str:
 def image_name(services: dict[str, str]) -> str:
     """A fresh name:tag under the test registry, so tests never see each other's images."""
     return f"{services['STARFORGE_REGISTRY']}/test-{uuid.uuid4().hex[:10]}:v1"
+
+
+@pytest.fixture
+def depot_emulator(buildkit_addr: str) -> Iterator[DepotEmulator]:
+    """A fresh Depot emulator fronting the local dockerd; tests script its faults and read its records."""
+    from starforge_dag.emulators.depot import DepotEmulator
+
+    with DepotEmulator(docker_addr=buildkit_addr) as emulator:
+        yield emulator
