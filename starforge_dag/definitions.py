@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import dagster as dg
 
@@ -70,11 +71,11 @@ def build_service_for(settings: Settings) -> BuildService:
     )
 
 
-def depot_service_for(settings: Settings) -> BuildService:
+def depot_service_for(settings: Settings, **overrides: Any) -> BuildService:
     """Depot: the token is an EnvVar (the UI shows its name); each workspace's project id lives in the build store."""
     from .resources.depot_service import DepotBuildService
 
-    return DepotBuildService(
+    fields: dict[str, Any] = dict(
         token=dg.EnvVar("STARFORGE_DEPOT_TOKEN"),
         api_url=settings.depot_api_url,
         region=settings.depot_region,
@@ -88,6 +89,7 @@ def depot_service_for(settings: Settings) -> BuildService:
         registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         network_mode=settings.build_network,
     )
+    return DepotBuildService(**{**fields, **overrides})
 
 
 def resources_for(settings: Settings) -> dict[str, object]:
