@@ -17,7 +17,7 @@ from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import SECRET  # noqa: E402
+from dagster_helpers import SECRET
 
 HEALTH_INTERVAL_S = 0.2
 

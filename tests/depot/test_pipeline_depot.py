@@ -78,7 +78,9 @@ def test_planned_app_is_solved_as_llb_on_the_depot_builder(
 ):
     store = open_store(depot_settings.resolved_database_url)
     repo = git_repo("tool")
-    sha = repo.commit({"start.sh": "#!/bin/sh\necho serving\n", "railpack.json": '{"deploy": {"variables": {"A": "b"}}}'})
+    sha = repo.commit(
+        {"start.sh": "#!/bin/sh\necho serving\n", "railpack.json": '{"deploy": {"variables": {"A": "b"}}}'}
+    )
     app = store.add_app(workspace, "tool", repo.url, "main", repo_full_name=f"{workspace}/tool")
     resources = depot_resources()
 
