@@ -56,3 +56,20 @@ def test_build_dir_builds_on_depot_in_the_named_or_default_workspace(
     assert sorted(p.name for p in depot_emulator.projects()) == ["starforge-acme", "starforge-tools"]
     assert refused["status"] == "failed" and refused["error_kind"] == "permanent"
     assert "STARFORGE_DEPOT_TOKEN" in refused["error"] and "not-a-token" not in refused["error"]
+
+
+def test_demo_on_the_depot_backend_runs_through_a_local_depot_emulator(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARFORGE_DEPOT_")}
+    result = subprocess.run(
+        [str(STARFORGE), "demo", "--backend", "depot"],
+        capture_output=True,
+        text=True,
+        env={**env, "STARFORGE_HOME": str(tmp_path / "home")},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Depot emulator at http://127.0.0.1:" in result.stdout
+    assert "build 1: succeeded" in result.stdout
+    assert "desired state of demo/hello: 127.0.0.1:5000/apps/demo/hello:" in result.stdout
+    assert "backend build: " in result.stdout and "https://depot.dev/orgs/org-emulator/projects/" in result.stdout
+    assert ": success, " in result.stdout and "released=True" in result.stdout
