@@ -39,11 +39,14 @@ and the image ID as `containerimage.config.digest`. A `containerimage.config` at
 `moby` ignores) is applied with a metadata-only Dockerfile on top of the result. Status streams
 passing through are read to answer GetBuildSteps/GetBuildStepLogs.
 
-Registry credentials: Depot's builders ask the client's session auth service. The session
-stream is proxied to dockerd byte for byte, so the emulator cannot call into it; pushes use
-the emulator's own `registry_auth` (one `RegistryAuth`, or a mapping host -> RegistryAuth),
-anonymous when none is configured. ResetProject is recorded but does not prune the shared
-daemon's cache.
+Registry credentials: like Depot's builders, a push asks the client's session auth service
+(`moby.filesync.v1.Auth/Credentials` for the registry host). The client's `Control.Session`
+stream ends in the emulator, which dials it with its own gRPC channel and hands dockerd the
+same session (`POST /session` with the client's headers), relaying dockerd's calls to the
+client. Without a session, or when it answers anonymous, the emulator's own `registry_auth`
+(one `RegistryAuth`, or a mapping host -> RegistryAuth) is used; otherwise the push is
+anonymous. Each SolveRecord says where its credentials came from (never the secret).
+ResetProject is recorded but does not prune the shared daemon's cache.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ import copy
 import datetime as dt
 import json
 import secrets
+import selectors
+import socket
 import string
 import threading
 import time
@@ -69,9 +74,9 @@ from google.protobuf import timestamp_pb2
 
 from ..buildkit import llb
 from ..buildkit.client import config_dockerfile
-from ..buildkit.pb import control_pb2
+from ..buildkit.pb import auth_pb2, control_pb2
 from ..buildkit.registry import RegistryAuth, push_image, remove_image
-from ..buildkit.transport import CHANNEL_OPTIONS, open_channel
+from ..buildkit.transport import CHANNEL_OPTIONS, docker_upgrade, open_channel
 from ..core.errors import BuildError
 from ..core.models import ImageRef
 from ..depot.pb import (
@@ -91,8 +96,13 @@ DEFAULT_KEEP_DAYS = 14
 CONTROL = "/moby.buildkit.v1.Control/"
 SOLVE = CONTROL + "Solve"
 STATUS = CONTROL + "Status"
+SESSION = CONTROL + "Session"
+AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 _UNARY_STREAM = {"Status", "Prune", "ListenBuildHistory"}
 _STREAM_STREAM = {"Session"}
+_SESSION_HEADER = "x-docker-expose-session-"
+_CHUNK = 256 * 1024
+_LOOPBACK_OPTIONS: list[tuple[str, Any]] = [*CHANNEL_OPTIONS, ("grpc.enable_http_proxy", 0)]
 _HOP_HEADERS = {"user-agent", "content-type", "te", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _STEP_PAGE = 100
@@ -151,6 +161,8 @@ class SolveRecord:
     pushed: bool = False
     digest: str | None = None
     config_digest: str | None = None
+    credentials_from: str | None = None  # "session", "emulator" or None (anonymous push)
+    registry_username: str | None = None
     error: str | None = None
     done: bool = False
 
@@ -346,6 +358,144 @@ def _identity(value: bytes) -> bytes:
     return value
 
 
+def _pipe(left: socket.socket, right: socket.socket) -> None:
+    """Copy bytes both ways until both sides finished writing or one fails."""
+    peers = {left: right, right: left}
+    with selectors.DefaultSelector() as sel:
+        sel.register(left, selectors.EVENT_READ)
+        sel.register(right, selectors.EVENT_READ)
+        open_reads = 2
+        while open_reads:
+            for key, _ in sel.select():
+                src: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = src.recv(_CHUNK)
+                    if data:
+                        peers[src].sendall(data)
+                        continue
+                    peers[src].shutdown(socket.SHUT_WR)
+                except OSError:
+                    return
+                sel.unregister(src)
+                open_reads -= 1
+
+
+def _feed(requests: Iterator[bytes], conn: socket.socket) -> None:
+    """The client's side of Control.Session, written to the connection our channel reads."""
+    try:
+        for raw in requests:
+            conn.sendall(control_pb2.BytesMessage.FromString(raw).data)
+        conn.shutdown(socket.SHUT_WR)
+    except (grpc.RpcError, OSError, ValueError):
+        pass
+
+
+class _SessionRelay(grpc.GenericRpcHandler):
+    """dockerd's calls into a session, forwarded to the client that serves it."""
+
+    def __init__(self, channel: grpc.Channel):
+        self.channel = channel
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        return grpc.stream_stream_rpc_method_handler(lambda it, ctx: self._forward(method, it, ctx))
+
+    def _forward(self, method: str, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        stub = self.channel.stream_stream(method, request_serializer=_identity, response_deserializer=_identity)
+        call = stub(requests, metadata=_forwarded_metadata(context))
+        context.add_callback(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            if context.is_active():
+                context.abort(exc.code(), exc.details() or "")
+
+
+class _SessionBridge:
+    """A client's session ended in the emulator: dockerd reaches it through a relay, pushes ask it for credentials.
+
+    The client's Control.Session byte stream carries HTTP/2 with the client as server; a gRPC
+    channel dials a loopback listener whose accepted end is pumped into that stream. dockerd gets
+    the same session (`POST /session` with the client's session headers) and its calls are
+    forwarded over that channel.
+    """
+
+    def __init__(self, docker_sock: str, metadata: Iterable[tuple[str, Any]]):
+        self.docker_sock = docker_sock
+        self.headers = [(k, v) for k, v in metadata if k.startswith(_SESSION_HEADER) and isinstance(v, str)]
+        self.id = next((v for k, v in self.headers if k == _SESSION_HEADER + "uuid"), "")
+        self.methods = {v for k, v in self.headers if k == _SESSION_HEADER + "grpc-method"}
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(10)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self._listener.getsockname()[1]}", options=_LOOPBACK_OPTIONS)
+        self._sockets: list[socket.socket] = []
+        self._relay: grpc.Server | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def connect(self) -> socket.socket:
+        """Our channel's connection, seen from the client's side; its bytes go into Control.Session."""
+        grpc.channel_ready_future(self.channel)
+        conn, _ = self._listener.accept()
+        conn.settimeout(None)
+        self._listener.close()
+        self._hold(conn)
+        return conn
+
+    def attach_daemon(self) -> None:
+        """Announce the session to dockerd; its calls reach the client through the relay."""
+        relay = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"depot-session-{self.id[:8]}"),
+            handlers=[_SessionRelay(self.channel)],
+            options=CHANNEL_OPTIONS,
+        )
+        port = relay.add_insecure_port("127.0.0.1:0")
+        relay.start()
+        self._relay = relay
+        daemon = docker_upgrade(self.docker_sock, "/session", self.headers)
+        self._hold(daemon)
+        local = socket.create_connection(("127.0.0.1", port))
+        self._hold(local)
+        threading.Thread(target=_pipe, args=(daemon, local), name="depot-session-relay", daemon=True).start()
+
+    def credentials(self, host: str) -> RegistryAuth | None:
+        """What the client's auth service answers for `host`; None when it has none or offers no auth service."""
+        if AUTH_CREDENTIALS not in self.methods:
+            return None
+        ask = self.channel.unary_unary(
+            AUTH_CREDENTIALS,
+            request_serializer=auth_pb2.CredentialsRequest.SerializeToString,
+            response_deserializer=auth_pb2.CredentialsResponse.FromString,
+        )
+        answer = ask(auth_pb2.CredentialsRequest(Host=host), timeout=30)
+        if not answer.Username and not answer.Secret:
+            return None
+        return RegistryAuth(answer.Username, answer.Secret, host)
+
+    def _hold(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            closed = self._closed
+        if closed:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sockets, self._sockets = self._sockets, []
+            relay, self._relay = self._relay, None
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._listener.close()
+        self.channel.close()
+        if relay is not None:
+            relay.stop(grace=None)
+
+
 class _Endpoint:
     """One build's BuildKit machine: an mTLS gRPC server proxying Control to dockerd."""
 
@@ -358,6 +508,7 @@ class _Endpoint:
         self._calls: set[Any] = set()
         self._closed = False
         self._step_started: dict[str, threading.Event] = {}
+        self._sessions: dict[str, _SessionBridge] = {}
         self.upstream = open_channel(emulator.docker_addr)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"depot-endpoint-{build_id}"),
@@ -382,6 +533,22 @@ class _Endpoint:
         with self._lock:
             self._calls.discard(call)
 
+    def add_session(self, bridge: _SessionBridge) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._sessions[bridge.id] = bridge
+            return True
+
+    def remove_session(self, bridge: _SessionBridge) -> None:
+        with self._lock:
+            if self._sessions.get(bridge.id) is bridge:
+                del self._sessions[bridge.id]
+
+    def session(self, session_id: str) -> _SessionBridge | None:
+        with self._lock:
+            return self._sessions.get(session_id)
+
     def step_started(self, ref: str) -> threading.Event:
         with self._lock:
             return self._step_started.setdefault(ref, threading.Event())
@@ -397,9 +564,12 @@ class _Endpoint:
                 return
             self._closed = True
             calls = list(self._calls)
+            sessions = list(self._sessions.values())
         self.server.stop(grace=None)
         for call in calls:
             call.cancel()
+        for bridge in sessions:
+            bridge.close()
         self.upstream.close()
 
 
@@ -416,6 +586,8 @@ class _ControlProxy(grpc.GenericRpcHandler):
         name = method.removeprefix(CONTROL)
         if method == SOLVE:
             return grpc.unary_unary_rpc_method_handler(self._solve)
+        if method == SESSION:
+            return grpc.stream_stream_rpc_method_handler(self._session)
         if name in _UNARY_STREAM:
             return grpc.unary_stream_rpc_method_handler(lambda req, ctx: self._unary_stream(method, req, ctx))
         if name in _STREAM_STREAM:
@@ -471,6 +643,47 @@ class _ControlProxy(grpc.GenericRpcHandler):
                 context.abort(exc.code(), exc.details() or "")
         finally:
             self.endpoint.untrack(call)
+
+    def _session(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        bridge = _SessionBridge(self.endpoint.emulator.docker_sock, context.invocation_metadata())
+        if not bridge.id:
+            bridge.close()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session needs x-docker-expose-session-uuid")
+        if not self.endpoint.add_session(bridge):
+            bridge.close()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "endpoint closed")
+        context.add_callback(bridge.close)
+        try:
+            conn = bridge.connect()
+            threading.Thread(target=_feed, args=(requests, conn), name="depot-session-feed", daemon=True).start()
+            bridge.attach_daemon()
+            while True:
+                data = conn.recv(_CHUNK)
+                if not data:
+                    return
+                yield control_pb2.BytesMessage(data=data).SerializeToString()
+        except OSError as exc:
+            if context.is_active():
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"session lost: {exc}")
+        finally:
+            self.endpoint.remove_session(bridge)
+            bridge.close()
+
+    def _registry_auth(self, session_id: str, image: str, record: SolveRecord) -> RegistryAuth | None:
+        """Credentials for a push: the client's session first, as Depot's builders do, then the emulator's own."""
+        bridge = self.endpoint.session(session_id) if session_id else None
+        found: RegistryAuth | None = None
+        if bridge is not None:
+            try:
+                found = bridge.credentials(ImageRef.parse(image).registry)
+            except grpc.RpcError:
+                found = None
+            record.credentials_from = "session" if found else None
+        if found is None:
+            found = self.endpoint.emulator._registry_auth_for(image)
+            record.credentials_from = "emulator" if found else None
+        record.registry_username = found.username if found else None
+        return found
 
     def _observe_status(self, ref: str, message: bytes) -> None:
         try:
@@ -553,7 +766,7 @@ class _ControlProxy(grpc.GenericRpcHandler):
             digests = []
             for name in names:
                 try:
-                    digests.append(push_image(docker_sock, name, self.endpoint.emulator._registry_auth_for(name)))
+                    digests.append(push_image(docker_sock, name, self._registry_auth(request.Session, name, record)))
                 except (BuildError, ValueError) as exc:
                     context.abort(grpc.StatusCode.UNKNOWN, f"failed to push {name}: {exc}")
             record.pushed = True

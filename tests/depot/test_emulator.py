@@ -248,7 +248,7 @@ def test_buildkit_service_takes_only_the_builds_own_token(api: Api) -> None:
 
 
 @pytest.mark.integration
-def test_dockerfile_build_through_the_endpoint_pushes_and_reports_the_manifest_digest(
+def test_dockerfile_build_through_the_endpoint_pushes_with_session_credentials_and_reports_the_manifest_digest(
     depot_emulator: DepotEmulator, api: Api, image_name: str, base_image: str, tmp_path: Path
 ) -> None:
     depot_emulator.faults.pending_messages = 3
@@ -267,7 +267,13 @@ def test_dockerfile_build_through_the_endpoint_pushes_and_reports_the_manifest_d
     spec = dockerfile_build(tmp_path)
     with (
         BuildKitClient(active.endpoint, tls=tls_of(active), exporter="image") as client,
-        Session(active.endpoint, tls_of(active), local_dirs=spec.local_dirs, owner=(0, 0)) as session,
+        Session(
+            active.endpoint,
+            tls_of(active),
+            local_dirs=spec.local_dirs,
+            owner=(0, 0),
+            registry_auth={ImageRef.parse(image_name).registry: ("robot", "pushing-secret")},
+        ) as session,
     ):
         assert [w.id for w in client.list_workers()]
         result = client.build_image(
@@ -294,6 +300,7 @@ def test_dockerfile_build_through_the_endpoint_pushes_and_reports_the_manifest_d
     assert [(s.exporters, s.images, s.pushed, s.digest) for s in record.solves] == [
         (["image"], [image_name], True, result.digest)
     ]
+    assert (record.solves[0].credentials_from, record.solves[0].registry_username) == ("session", "robot")
     steps = api.builds.GetBuildSteps(
         depot_build_pb2.GetBuildStepsRequest(project_id=record.project_id, build_id=build.build_id), metadata=api.org
     ).build_steps
@@ -312,8 +319,11 @@ def test_dockerfile_build_through_the_endpoint_pushes_and_reports_the_manifest_d
 
 
 @pytest.mark.integration
-def test_raw_llb_with_image_config_is_pushed_with_that_config(api: Api, image_name: str, base_image: str) -> None:
-    active = api.endpoint(api.create_build())[-1].active
+def test_raw_llb_with_image_config_is_pushed_with_that_config(
+    depot_emulator: DepotEmulator, api: Api, image_name: str, base_image: str
+) -> None:
+    build = api.create_build()
+    active = api.endpoint(build)[-1].active
     state = llb.image(base_image).run(["sh", "-c", "echo built > /out"], network="none", ignore_cache=True).root()
 
     with BuildKitClient(active.endpoint, tls=tls_of(active), exporter="image") as client:
@@ -322,6 +332,7 @@ def test_raw_llb_with_image_config_is_pushed_with_that_config(api: Api, image_na
         )
 
     assert result.digest == registry_digest(image_name)
+    assert depot_emulator.build(build.build_id).solves[0].credentials_from is None
     config = registry_config(image_name)["config"]
     assert "MODE=depot" in config["Env"] and config["Cmd"] == ["cat", "/out"]
 
