@@ -712,7 +712,10 @@ class _ControlProxy(grpc.GenericRpcHandler):
                 return self._unary(SOLVE, raw, context)
             return self._solve_image(request, image, record, context)
         except BaseException as exc:
-            record.error = str(exc) or type(exc).__name__
+            details = context.details() if hasattr(context, "details") else None
+            if isinstance(details, bytes):
+                details = details.decode(errors="replace")
+            record.error = "canceled by the client" if not context.is_active() else details or str(exc) or repr(exc)
             raise
         finally:
             record.done = True

@@ -6,6 +6,7 @@ import queue
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,13 +18,13 @@ import httpx
 import pytest
 
 from starforge_dag.buildkit import llb
-from starforge_dag.buildkit.client import BuildKitClient
+from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
 from starforge_dag.buildkit.pb import control_pb2
 from starforge_dag.buildkit.registry import MANIFEST_ACCEPT
 from starforge_dag.buildkit.session import Session
 from starforge_dag.buildkit.transport import TLSConfig, open_channel
-from starforge_dag.core.errors import TransientBuildError
+from starforge_dag.core.errors import BuildCanceled, BuildError, TransientBuildError, UserBuildError
 from starforge_dag.core.models import ImageRef
 from starforge_dag.depot.pb import (
     depot_build_pb2,
@@ -483,3 +484,50 @@ def test_cli_prints_the_url_and_token_and_each_project(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
     assert process.returncode == 0
+
+
+@pytest.mark.integration
+def test_a_failing_run_and_a_failing_push_come_back_as_build_errors(
+    depot_emulator: DepotEmulator, api: Api, base_image: str
+) -> None:
+    build = api.create_build()
+    active = api.endpoint(build)[-1].active
+    failing = llb.image(base_image).run(["sh", "-c", "exit 3"], network="none", ignore_cache=True).root()
+    fine = llb.image(base_image).run(["sh", "-c", "echo ok > /ok"], network="none", ignore_cache=True).root()
+    unreachable = f"127.0.0.1:1/nowhere-{uuid.uuid4().hex[:8]}:v1"
+
+    with BuildKitClient(active.endpoint, tls=tls_of(active), exporter="image") as client:
+        with pytest.raises(UserBuildError) as run_failed:
+            client.build_image(f"127.0.0.1:5000/unused-{uuid.uuid4().hex[:8]}:v1", definition=llb.marshal(failing))
+        with pytest.raises(BuildError) as push_failed:
+            client.build_image(unreachable, definition=llb.marshal(fine))
+
+    assert run_failed.value.step == "sh -c exit 3"
+    assert f"failed to push {unreachable}" in push_failed.value.message
+    first, second = depot_emulator.build(build.build_id).solves
+    assert first.done and not first.pushed and "exit code: 3" in (first.error or "")
+    assert second.done and not second.pushed and "failed to push" in (second.error or "")
+
+
+@pytest.mark.integration
+def test_canceling_a_solve_through_the_endpoint_ends_it_on_the_daemon(
+    depot_emulator: DepotEmulator, api: Api, image_name: str, base_image: str
+) -> None:
+    build = api.create_build()
+    active = api.endpoint(build)[-1].active
+    state = llb.image(base_image).run(["sh", "-c", "echo running; sleep 300"], network="none", ignore_cache=True)
+    started = threading.Event()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, LogEvent) and event.text == "running":
+            started.set()
+
+    with BuildKitClient(active.endpoint, tls=tls_of(active), exporter="image") as client:
+        with pytest.raises(BuildCanceled):
+            client.build_image(
+                image_name, definition=llb.marshal(state.root()), on_event=on_event, should_cancel=started.is_set
+            )
+
+    assert depot_emulator.wait_for(lambda emu: emu.build(build.build_id).solves[0].done, timeout=20)
+    solve = depot_emulator.build(build.build_id).solves[0]
+    assert not solve.pushed and solve.error == "canceled by the client"
