@@ -10,14 +10,24 @@ Public API:
       .projects() -> list[ProjectRecord]; .project(id) -> ProjectRecord
       .builds() -> list[BuildRecord];     .build(id) -> BuildRecord        copies, safe to keep
       .wait_for(predicate, timeout=30.0) -> bool     wait for a state change (predicate takes the emulator)
+      .calls(method) -> int                          calls so far ("CreateBuild", "Control.Solve", ...)
       .drop_endpoint(build_id)                       the build's machine dies: its BuildKit connections close
       .faults: Faults                                scriptable misbehaviour, settable at any time
+    Records: ProjectRecord(project_id, organization_id, name, region_id, created_at, keep_gb, keep_days,
+        hardware, resets, deleted); BuildRecord(build_id, project_id, organization_id, created_at, platform,
+        health_reports, last_health_at, endpoint_requests, endpoint, server_name, endpoint_at,
+        endpoint_dropped, released, released_at, finished, finished_at, result, error, expired, solves,
+        steps; .ended, .status); SolveRecord(ref, exporters, images, pushed, digest, config_digest,
+        credentials_from, registry_username, error, done).
     Faults(pending_messages=1, pending_delay_s=0.0, unavailable_once=set(), not_found_first_endpoint=False,
            reject_tokens=False, drop_endpoint_during_solve=False)
-        unavailable_once: method names ("CreateBuild", "GetEndpoint", "ReportHealth", ...) whose next
-        call answers UNAVAILABLE, once each. not_found_first_endpoint: every build's first GetEndpoint
-        answers NOT_FOUND (the race right after CreateBuild). drop_endpoint_during_solve: the next solve
-        that starts a step loses its endpoint (one-shot). Health expiry: `health_timeout_s` on the emulator.
+        unavailable_once: method names whose next call answers UNAVAILABLE, once each: Depot's
+        ("CreateBuild", "GetEndpoint", "ReportHealth", ...) and, on a build's endpoint, BuildKit's
+        as "Control.<Method>" ("Control.ListWorkers": the machine is not ready yet).
+        not_found_first_endpoint: every build's first GetEndpoint answers NOT_FOUND (the race right
+        after CreateBuild). drop_endpoint_during_solve: the next solve that starts a step loses its
+        endpoint (one-shot). Health expiry: `health_timeout_s` on the emulator, read when a build is
+        created and at each health report; a build with no report for that long expires.
 
 Services (bearer token in `authorization` metadata on every call):
     depot.core.v1.ProjectService    organization token
@@ -573,6 +583,11 @@ class _Endpoint:
         self.upstream.close()
 
 
+def _machine_not_ready(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    context.abort(grpc.StatusCode.UNAVAILABLE, "buildkitd is not ready yet")
+    yield b""  # unreachable: makes this a generator, as a stream handler must be
+
+
 class _ControlProxy(grpc.GenericRpcHandler):
     """Forwards BuildKit's Control calls as raw bytes; Solve is rewritten for dockerd's exporter."""
 
@@ -584,6 +599,9 @@ class _ControlProxy(grpc.GenericRpcHandler):
         if not method.startswith(CONTROL):
             return None
         name = method.removeprefix(CONTROL)
+        unavailable, _ = self.endpoint.emulator._count_call(f"Control.{name}")
+        if unavailable:
+            return grpc.stream_stream_rpc_method_handler(_machine_not_ready)
         if method == SOLVE:
             return grpc.unary_unary_rpc_method_handler(self._solve)
         if method == SESSION:
@@ -810,12 +828,7 @@ class _Auth:
 
     def enter(self, method: str, context: grpc.ServicerContext) -> str:
         """Apply the scripted faults for `method`, then return the caller's bearer token."""
-        emulator = self.emulator
-        with emulator._cond:
-            emulator._calls[method] = emulator._calls.get(method, 0) + 1
-            fail = method in emulator.faults.unavailable_once
-            emulator.faults.unavailable_once.discard(method)
-            reject = emulator.faults.reject_tokens
+        fail, reject = self.emulator._count_call(method)
         if fail:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{method}: service temporarily unavailable")
         token = _bearer(context)
@@ -1309,6 +1322,14 @@ class DepotEmulator:
         if auth is None or isinstance(auth, RegistryAuth):
             return auth
         return auth.get(ImageRef.parse(image).registry)
+
+    def _count_call(self, method: str) -> tuple[bool, bool]:
+        """Count a call; (answer UNAVAILABLE this time, reject every token)."""
+        with self._cond:
+            self._calls[method] = self._calls.get(method, 0) + 1
+            fail = method in self.faults.unavailable_once
+            self.faults.unavailable_once.discard(method)
+            return fail, self.faults.reject_tokens
 
     def _take_drop_fault(self) -> bool:
         with self._cond:

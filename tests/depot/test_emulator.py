@@ -395,6 +395,18 @@ def test_unavailable_on_the_first_call_of_a_method(depot_emulator: DepotEmulator
     assert (depot_emulator.calls("CreateBuild"), depot_emulator.calls("GetEndpoint")) == (2, 2)
 
 
+@pytest.mark.integration
+def test_a_machine_that_is_not_ready_answers_unavailable_once(depot_emulator: DepotEmulator, api: Api) -> None:
+    active = api.endpoint(api.create_build())[-1].active
+    depot_emulator.faults.unavailable_once = {"Control.ListWorkers"}
+
+    with BuildKitClient(active.endpoint, tls=tls_of(active)) as client:
+        with pytest.raises(TransientBuildError):
+            client.list_workers(timeout=5)
+        assert client.list_workers(timeout=10)
+    assert depot_emulator.calls("Control.ListWorkers") == 2
+
+
 def test_not_found_right_after_create_then_the_endpoint(depot_emulator: DepotEmulator, api: Api) -> None:
     depot_emulator.faults.not_found_first_endpoint = True
     build = api.create_build()
