@@ -223,6 +223,9 @@ def depot_emulator(
     health_timeout: float,
 ) -> None:
     """Serve a Depot emulator in front of the local dockerd until Ctrl-C, printing each build's lifecycle."""
+    import signal
+    import threading
+
     from .buildkit.registry import RegistryAuth
     from .emulators.depot import DepotEmulator, Faults
 
@@ -248,16 +251,17 @@ def depot_emulator(
         f"  export STARFORGE_BUILD_BACKEND=depot STARFORGE_DEPOT_API_URL={url} STARFORGE_DEPOT_TOKEN={emulator.token}"
     )
     click.echo("  each project and build is printed below as it changes; Ctrl-C stops the emulator")
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     seen: dict[str, str] = {}
     try:
-        while True:
-            emulator.wait_for(lambda emu: _depot_lines(emu) != seen, timeout=3600)
+        while not stopping.is_set():
+            emulator.wait_for(lambda emu: stopping.is_set() or _depot_lines(emu) != seen, timeout=0.5)
             for key, line in _depot_lines(emulator).items():
                 if seen.get(key) != line:
                     click.echo(line)
                     seen[key] = line
-    except KeyboardInterrupt:
-        pass
     finally:
         emulator.stop()
 

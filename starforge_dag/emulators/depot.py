@@ -10,14 +10,24 @@ Public API:
       .projects() -> list[ProjectRecord]; .project(id) -> ProjectRecord
       .builds() -> list[BuildRecord];     .build(id) -> BuildRecord        copies, safe to keep
       .wait_for(predicate, timeout=30.0) -> bool     wait for a state change (predicate takes the emulator)
+      .calls(method) -> int                          calls so far ("CreateBuild", "Control.Solve", ...)
       .drop_endpoint(build_id)                       the build's machine dies: its BuildKit connections close
       .faults: Faults                                scriptable misbehaviour, settable at any time
+    Records: ProjectRecord(project_id, organization_id, name, region_id, created_at, keep_gb, keep_days,
+        hardware, resets, deleted); BuildRecord(build_id, project_id, organization_id, created_at, platform,
+        health_reports, last_health_at, endpoint_requests, endpoint, server_name, endpoint_at,
+        endpoint_dropped, released, released_at, finished, finished_at, result, error, expired, solves,
+        steps; .ended, .status); SolveRecord(ref, exporters, images, pushed, digest, config_digest,
+        credentials_from, registry_username, error, done).
     Faults(pending_messages=1, pending_delay_s=0.0, unavailable_once=set(), not_found_first_endpoint=False,
            reject_tokens=False, drop_endpoint_during_solve=False)
-        unavailable_once: method names ("CreateBuild", "GetEndpoint", "ReportHealth", ...) whose next
-        call answers UNAVAILABLE, once each. not_found_first_endpoint: every build's first GetEndpoint
-        answers NOT_FOUND (the race right after CreateBuild). drop_endpoint_during_solve: the next solve
-        that starts a step loses its endpoint (one-shot). Health expiry: `health_timeout_s` on the emulator.
+        unavailable_once: method names whose next call answers UNAVAILABLE, once each: Depot's
+        ("CreateBuild", "GetEndpoint", "ReportHealth", ...) and, on a build's endpoint, BuildKit's
+        as "Control.<Method>" ("Control.ListWorkers": the machine is not ready yet).
+        not_found_first_endpoint: every build's first GetEndpoint answers NOT_FOUND (the race right
+        after CreateBuild). drop_endpoint_during_solve: the next solve that starts a step loses its
+        endpoint (one-shot). Health expiry: `health_timeout_s` on the emulator, read when a build is
+        created and at each health report; a build with no report for that long expires.
 
 Services (bearer token in `authorization` metadata on every call):
     depot.core.v1.ProjectService    organization token
@@ -39,11 +49,14 @@ and the image ID as `containerimage.config.digest`. A `containerimage.config` at
 `moby` ignores) is applied with a metadata-only Dockerfile on top of the result. Status streams
 passing through are read to answer GetBuildSteps/GetBuildStepLogs.
 
-Registry credentials: Depot's builders ask the client's session auth service. The session
-stream is proxied to dockerd byte for byte, so the emulator cannot call into it; pushes use
-the emulator's own `registry_auth` (one `RegistryAuth`, or a mapping host -> RegistryAuth),
-anonymous when none is configured. ResetProject is recorded but does not prune the shared
-daemon's cache.
+Registry credentials: like Depot's builders, a push asks the client's session auth service
+(`moby.filesync.v1.Auth/Credentials` for the registry host). The client's `Control.Session`
+stream ends in the emulator, which dials it with its own gRPC channel and hands dockerd the
+same session (`POST /session` with the client's headers), relaying dockerd's calls to the
+client. Without a session, or when it answers anonymous, the emulator's own `registry_auth`
+(one `RegistryAuth`, or a mapping host -> RegistryAuth) is used; otherwise the push is
+anonymous. Each SolveRecord says where its credentials came from (never the secret).
+ResetProject is recorded but does not prune the shared daemon's cache.
 """
 
 from __future__ import annotations
@@ -52,6 +65,8 @@ import copy
 import datetime as dt
 import json
 import secrets
+import selectors
+import socket
 import string
 import threading
 import time
@@ -69,9 +84,9 @@ from google.protobuf import timestamp_pb2
 
 from ..buildkit import llb
 from ..buildkit.client import config_dockerfile
-from ..buildkit.pb import control_pb2
+from ..buildkit.pb import auth_pb2, control_pb2
 from ..buildkit.registry import RegistryAuth, push_image, remove_image
-from ..buildkit.transport import CHANNEL_OPTIONS, open_channel
+from ..buildkit.transport import CHANNEL_OPTIONS, docker_upgrade, open_channel
 from ..core.errors import BuildError
 from ..core.models import ImageRef
 from ..depot.pb import (
@@ -91,8 +106,13 @@ DEFAULT_KEEP_DAYS = 14
 CONTROL = "/moby.buildkit.v1.Control/"
 SOLVE = CONTROL + "Solve"
 STATUS = CONTROL + "Status"
+SESSION = CONTROL + "Session"
+AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 _UNARY_STREAM = {"Status", "Prune", "ListenBuildHistory"}
 _STREAM_STREAM = {"Session"}
+_SESSION_HEADER = "x-docker-expose-session-"
+_CHUNK = 256 * 1024
+_LOOPBACK_OPTIONS: list[tuple[str, Any]] = [*CHANNEL_OPTIONS, ("grpc.enable_http_proxy", 0)]
 _HOP_HEADERS = {"user-agent", "content-type", "te", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _STEP_PAGE = 100
@@ -151,6 +171,8 @@ class SolveRecord:
     pushed: bool = False
     digest: str | None = None
     config_digest: str | None = None
+    credentials_from: str | None = None  # "session", "emulator" or None (anonymous push)
+    registry_username: str | None = None
     error: str | None = None
     done: bool = False
 
@@ -346,6 +368,144 @@ def _identity(value: bytes) -> bytes:
     return value
 
 
+def _pipe(left: socket.socket, right: socket.socket) -> None:
+    """Copy bytes both ways until both sides finished writing or one fails."""
+    peers = {left: right, right: left}
+    with selectors.DefaultSelector() as sel:
+        sel.register(left, selectors.EVENT_READ)
+        sel.register(right, selectors.EVENT_READ)
+        open_reads = 2
+        while open_reads:
+            for key, _ in sel.select():
+                src: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = src.recv(_CHUNK)
+                    if data:
+                        peers[src].sendall(data)
+                        continue
+                    peers[src].shutdown(socket.SHUT_WR)
+                except OSError:
+                    return
+                sel.unregister(src)
+                open_reads -= 1
+
+
+def _feed(requests: Iterator[bytes], conn: socket.socket) -> None:
+    """The client's side of Control.Session, written to the connection our channel reads."""
+    try:
+        for raw in requests:
+            conn.sendall(control_pb2.BytesMessage.FromString(raw).data)
+        conn.shutdown(socket.SHUT_WR)
+    except (grpc.RpcError, OSError, ValueError):
+        pass
+
+
+class _SessionRelay(grpc.GenericRpcHandler):
+    """dockerd's calls into a session, forwarded to the client that serves it."""
+
+    def __init__(self, channel: grpc.Channel):
+        self.channel = channel
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        return grpc.stream_stream_rpc_method_handler(lambda it, ctx: self._forward(method, it, ctx))
+
+    def _forward(self, method: str, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        stub = self.channel.stream_stream(method, request_serializer=_identity, response_deserializer=_identity)
+        call = stub(requests, metadata=_forwarded_metadata(context))
+        context.add_callback(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            if context.is_active():
+                context.abort(exc.code(), exc.details() or "")
+
+
+class _SessionBridge:
+    """A client's session ended in the emulator: dockerd reaches it through a relay, pushes ask it for credentials.
+
+    The client's Control.Session byte stream carries HTTP/2 with the client as server; a gRPC
+    channel dials a loopback listener whose accepted end is pumped into that stream. dockerd gets
+    the same session (`POST /session` with the client's session headers) and its calls are
+    forwarded over that channel.
+    """
+
+    def __init__(self, docker_sock: str, metadata: Iterable[tuple[str, Any]]):
+        self.docker_sock = docker_sock
+        self.headers = [(k, v) for k, v in metadata if k.startswith(_SESSION_HEADER) and isinstance(v, str)]
+        self.id = next((v for k, v in self.headers if k == _SESSION_HEADER + "uuid"), "")
+        self.methods = {v for k, v in self.headers if k == _SESSION_HEADER + "grpc-method"}
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(10)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self._listener.getsockname()[1]}", options=_LOOPBACK_OPTIONS)
+        self._sockets: list[socket.socket] = []
+        self._relay: grpc.Server | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def connect(self) -> socket.socket:
+        """Our channel's connection, seen from the client's side; its bytes go into Control.Session."""
+        grpc.channel_ready_future(self.channel)
+        conn, _ = self._listener.accept()
+        conn.settimeout(None)
+        self._listener.close()
+        self._hold(conn)
+        return conn
+
+    def attach_daemon(self) -> None:
+        """Announce the session to dockerd; its calls reach the client through the relay."""
+        relay = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"depot-session-{self.id[:8]}"),
+            handlers=[_SessionRelay(self.channel)],
+            options=CHANNEL_OPTIONS,
+        )
+        port = relay.add_insecure_port("127.0.0.1:0")
+        relay.start()
+        self._relay = relay
+        daemon = docker_upgrade(self.docker_sock, "/session", self.headers)
+        self._hold(daemon)
+        local = socket.create_connection(("127.0.0.1", port))
+        self._hold(local)
+        threading.Thread(target=_pipe, args=(daemon, local), name="depot-session-relay", daemon=True).start()
+
+    def credentials(self, host: str) -> RegistryAuth | None:
+        """What the client's auth service answers for `host`; None when it has none or offers no auth service."""
+        if AUTH_CREDENTIALS not in self.methods:
+            return None
+        ask = self.channel.unary_unary(
+            AUTH_CREDENTIALS,
+            request_serializer=auth_pb2.CredentialsRequest.SerializeToString,
+            response_deserializer=auth_pb2.CredentialsResponse.FromString,
+        )
+        answer = ask(auth_pb2.CredentialsRequest(Host=host), timeout=30)
+        if not answer.Username and not answer.Secret:
+            return None
+        return RegistryAuth(answer.Username, answer.Secret, host)
+
+    def _hold(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            closed = self._closed
+        if closed:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sockets, self._sockets = self._sockets, []
+            relay, self._relay = self._relay, None
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._listener.close()
+        self.channel.close()
+        if relay is not None:
+            relay.stop(grace=None)
+
+
 class _Endpoint:
     """One build's BuildKit machine: an mTLS gRPC server proxying Control to dockerd."""
 
@@ -358,6 +518,7 @@ class _Endpoint:
         self._calls: set[Any] = set()
         self._closed = False
         self._step_started: dict[str, threading.Event] = {}
+        self._sessions: dict[str, _SessionBridge] = {}
         self.upstream = open_channel(emulator.docker_addr)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"depot-endpoint-{build_id}"),
@@ -382,6 +543,22 @@ class _Endpoint:
         with self._lock:
             self._calls.discard(call)
 
+    def add_session(self, bridge: _SessionBridge) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._sessions[bridge.id] = bridge
+            return True
+
+    def remove_session(self, bridge: _SessionBridge) -> None:
+        with self._lock:
+            if self._sessions.get(bridge.id) is bridge:
+                del self._sessions[bridge.id]
+
+    def session(self, session_id: str) -> _SessionBridge | None:
+        with self._lock:
+            return self._sessions.get(session_id)
+
     def step_started(self, ref: str) -> threading.Event:
         with self._lock:
             return self._step_started.setdefault(ref, threading.Event())
@@ -397,10 +574,18 @@ class _Endpoint:
                 return
             self._closed = True
             calls = list(self._calls)
+            sessions = list(self._sessions.values())
         self.server.stop(grace=None)
         for call in calls:
             call.cancel()
+        for bridge in sessions:
+            bridge.close()
         self.upstream.close()
+
+
+def _machine_not_ready(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    context.abort(grpc.StatusCode.UNAVAILABLE, "buildkitd is not ready yet")
+    yield b""  # unreachable: makes this a generator, as a stream handler must be
 
 
 class _ControlProxy(grpc.GenericRpcHandler):
@@ -414,8 +599,13 @@ class _ControlProxy(grpc.GenericRpcHandler):
         if not method.startswith(CONTROL):
             return None
         name = method.removeprefix(CONTROL)
+        unavailable, _ = self.endpoint.emulator._count_call(f"Control.{name}")
+        if unavailable:
+            return grpc.stream_stream_rpc_method_handler(_machine_not_ready)
         if method == SOLVE:
             return grpc.unary_unary_rpc_method_handler(self._solve)
+        if method == SESSION:
+            return grpc.stream_stream_rpc_method_handler(self._session)
         if name in _UNARY_STREAM:
             return grpc.unary_stream_rpc_method_handler(lambda req, ctx: self._unary_stream(method, req, ctx))
         if name in _STREAM_STREAM:
@@ -472,6 +662,47 @@ class _ControlProxy(grpc.GenericRpcHandler):
         finally:
             self.endpoint.untrack(call)
 
+    def _session(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        bridge = _SessionBridge(self.endpoint.emulator.docker_sock, context.invocation_metadata())
+        if not bridge.id:
+            bridge.close()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session needs x-docker-expose-session-uuid")
+        if not self.endpoint.add_session(bridge):
+            bridge.close()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "endpoint closed")
+        context.add_callback(bridge.close)
+        try:
+            conn = bridge.connect()
+            threading.Thread(target=_feed, args=(requests, conn), name="depot-session-feed", daemon=True).start()
+            bridge.attach_daemon()
+            while True:
+                data = conn.recv(_CHUNK)
+                if not data:
+                    return
+                yield control_pb2.BytesMessage(data=data).SerializeToString()
+        except OSError as exc:
+            if context.is_active():
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"session lost: {exc}")
+        finally:
+            self.endpoint.remove_session(bridge)
+            bridge.close()
+
+    def _registry_auth(self, session_id: str, image: str, record: SolveRecord) -> RegistryAuth | None:
+        """Credentials for a push: the client's session first, as Depot's builders do, then the emulator's own."""
+        bridge = self.endpoint.session(session_id) if session_id else None
+        found: RegistryAuth | None = None
+        if bridge is not None:
+            try:
+                found = bridge.credentials(ImageRef.parse(image).registry)
+            except grpc.RpcError:
+                found = None
+            record.credentials_from = "session" if found else None
+        if found is None:
+            found = self.endpoint.emulator._registry_auth_for(image)
+            record.credentials_from = "emulator" if found else None
+        record.registry_username = found.username if found else None
+        return found
+
     def _observe_status(self, ref: str, message: bytes) -> None:
         try:
             status = control_pb2.StatusResponse.FromString(message)
@@ -499,7 +730,10 @@ class _ControlProxy(grpc.GenericRpcHandler):
                 return self._unary(SOLVE, raw, context)
             return self._solve_image(request, image, record, context)
         except BaseException as exc:
-            record.error = str(exc) or type(exc).__name__
+            details = context.details() if hasattr(context, "details") else None
+            if isinstance(details, bytes):
+                details = details.decode(errors="replace")
+            record.error = "canceled by the client" if not context.is_active() else details or str(exc) or repr(exc)
             raise
         finally:
             record.done = True
@@ -553,7 +787,7 @@ class _ControlProxy(grpc.GenericRpcHandler):
             digests = []
             for name in names:
                 try:
-                    digests.append(push_image(docker_sock, name, self.endpoint.emulator._registry_auth_for(name)))
+                    digests.append(push_image(docker_sock, name, self._registry_auth(request.Session, name, record)))
                 except (BuildError, ValueError) as exc:
                     context.abort(grpc.StatusCode.UNKNOWN, f"failed to push {name}: {exc}")
             record.pushed = True
@@ -594,12 +828,7 @@ class _Auth:
 
     def enter(self, method: str, context: grpc.ServicerContext) -> str:
         """Apply the scripted faults for `method`, then return the caller's bearer token."""
-        emulator = self.emulator
-        with emulator._cond:
-            emulator._calls[method] = emulator._calls.get(method, 0) + 1
-            fail = method in emulator.faults.unavailable_once
-            emulator.faults.unavailable_once.discard(method)
-            reject = emulator.faults.reject_tokens
+        fail, reject = self.emulator._count_call(method)
         if fail:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{method}: service temporarily unavailable")
         token = _bearer(context)
@@ -1093,6 +1322,14 @@ class DepotEmulator:
         if auth is None or isinstance(auth, RegistryAuth):
             return auth
         return auth.get(ImageRef.parse(image).registry)
+
+    def _count_call(self, method: str) -> tuple[bool, bool]:
+        """Count a call; (answer UNAVAILABLE this time, reject every token)."""
+        with self._cond:
+            self._calls[method] = self._calls.get(method, 0) + 1
+            fail = method in self.faults.unavailable_once
+            self.faults.unavailable_once.discard(method)
+            return fail, self.faults.reject_tokens
 
     def _take_drop_fault(self) -> bool:
         with self._cond:
