@@ -74,9 +74,9 @@ class DepotBuildService(BuildService):
     def _projects(self) -> ProjectStore:
         if not self.database_url:
             return _memory_projects
-        from ..store.depot import open_depot_records
+        from ..store import open_store
 
-        return open_depot_records(self.database_url)
+        return open_store(self.database_url)
 
     def _builder(self) -> DepotBuilder:
         return DepotBuilder(self._config(), self._projects())
@@ -98,9 +98,9 @@ class DepotBuildService(BuildService):
 
     def _record(self, build_id: int, info: DepotBuildInfo) -> None:
         if self.database_url and build_id:
-            from ..store.depot import open_depot_records
+            from ..store import open_store
 
-            open_depot_records(self.database_url).set_backend_build(build_id, info.build_id, info.url)
+            open_store(self.database_url).set_backend_build(build_id, info.build_id, info.url)
 
     def submit(self, spec: BuildSpec) -> BuildTicket:
         """Check the spec and make sure the workspace's project exists (a bad token fails here, for good)."""

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ..core.models import DepotProject, utcnow
 from . import schema as t
-from .db import get_engine
+from .rows import StoreBase
 
 
 def _lock_key(workspace: str) -> int:
@@ -17,12 +17,8 @@ def _lock_key(workspace: str) -> int:
     return int.from_bytes(hashlib.sha256(f"depot-project:{workspace}".encode()).digest()[:8], "big", signed=True)
 
 
-class DepotRecords:
-    """Implements depot.projects.ProjectStore on the build store's database."""
-
-    def __init__(self, url: str):
-        self.engine = get_engine(url)
-        self.is_postgres = self.engine.dialect.name == "postgresql"
+class DepotRecords(StoreBase):
+    """The build store's side of depot.projects.ProjectStore, and the backend build of each build."""
 
     def depot_project(self, workspace: str) -> DepotProject | None:
         with self.engine.connect() as conn:
@@ -44,7 +40,7 @@ class DepotRecords:
         Postgres: an advisory transaction lock per workspace; SQLite: BEGIN IMMEDIATE excludes other writers.
         The primary key on workspace backs both up.
         """
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if self.is_postgres:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(workspace))))
             known = self._get(conn, workspace)
@@ -65,20 +61,10 @@ class DepotRecords:
 
     def set_backend_build(self, build_id: int, backend_build_id: str, url: str | None) -> bool:
         """Record the Depot build of a build's current attempt; False when no such build (one-off builds)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             result = conn.execute(
                 t.builds.update()
                 .where(t.builds.c.id == build_id)
                 .values(backend_build_id=backend_build_id, backend_url=url, updated_at=utcnow())
             )
             return bool(result.rowcount)
-
-
-_records: dict[str, DepotRecords] = {}
-
-
-def open_depot_records(url: str) -> DepotRecords:
-    records = _records.get(url)
-    if records is None:
-        records = _records[url] = DepotRecords(url)
-    return records

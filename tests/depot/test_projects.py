@@ -10,7 +10,7 @@ import pytest
 from starforge_dag.depot.builder import DepotBuilder, DepotConfig
 from starforge_dag.depot.projects import project_name
 from starforge_dag.emulators.depot import DepotEmulator
-from starforge_dag.store.depot import DepotRecords
+from starforge_dag.store import BuildStore
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_concurrent_first_builds_of_a_workspace_create_exactly_one_project(datab
     start = threading.Barrier(8)
 
     def first_build(_: int) -> str:
-        depot = DepotBuilder(config, DepotRecords(database_url))  # each as if in its own run worker
+        depot = DepotBuilder(config, BuildStore(database_url))  # each as if in its own run worker
         start.wait()
         return depot.project_for("Acme Corp").project_id
 
@@ -42,9 +42,9 @@ def test_concurrent_first_builds_of_a_workspace_create_exactly_one_project(datab
 
 def test_a_known_workspace_reuses_its_project_without_asking_depot(database_url, depot_emulator: DepotEmulator):
     config = DepotConfig(api_url=depot_emulator.url, token=depot_emulator.token)
-    first = DepotBuilder(config, DepotRecords(database_url)).project_for("web")
-    again = DepotBuilder(config, DepotRecords(database_url)).project_for("web")
-    other = DepotBuilder(config, DepotRecords(database_url)).project_for("api")
+    first = DepotBuilder(config, BuildStore(database_url)).project_for("web")
+    again = DepotBuilder(config, BuildStore(database_url)).project_for("web")
+    other = DepotBuilder(config, BuildStore(database_url)).project_for("api")
 
     assert again == first and other.project_id != first.project_id
     assert first.organization_id == depot_emulator.organization_id
