@@ -20,6 +20,7 @@ Errors are `core.errors` kinds; a lost builder is transient, so a retry creates 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,12 +32,13 @@ from ..buildkit.client import BuildEvent, BuildKitClient, ImageBuild, LogEvent
 from ..buildkit.dockerfile import FRONTEND, dockerfile_build
 from ..buildkit.session import Session
 from ..buildkit.transport import TLSConfig
-from ..core.errors import BuildCanceled, BuildError, PermanentBuildError, TransientBuildError
+from ..core.errors import BuildCanceled, BuildError, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildSpec, DepotProject, ProgressLine
 from .api import PLATFORMS, BuilderEndpoint, DepotAPI, DepotBuildHandle
 from .projects import ProjectStore, project_name
 
 ProgressSink = Callable[[ProgressLine], None]
+_MISSING_SECRET = re.compile(r"secret \S+ not found")
 _VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
 
 
@@ -329,9 +331,11 @@ class DepotBuilder:
                 except BuildCanceled:
                     self._raise_if_stopped()
                     raise
-                except BuildError:
+                except BuildError as exc:
                     if self._stop.lost:
                         raise TransientBuildError(self._stop.lost, step="depot") from None
+                    if isinstance(exc, PermanentBuildError) and _MISSING_SECRET.search(exc.message):
+                        raise UserBuildError(exc.message, step=exc.step) from exc
                     raise
                 except ValueError as exc:
                     raise PermanentBuildError(f"invalid build input: {exc}", step="submit") from exc
