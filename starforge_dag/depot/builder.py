@@ -218,8 +218,11 @@ class DepotBuilder:
             except BuildError as exc:
                 error = str(exc)
                 raise
-            except BaseException as exc:
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                raise
+            except BaseException as exc:  # the run was terminated (interrupt, exit): a cancel, not a failure
+                error = f"canceled: {type(exc).__name__} {exc}".rstrip()
                 raise
             finally:
                 clock = time.monotonic()

@@ -157,3 +157,23 @@ def test_cancel_while_waiting_for_the_builder(depot_emulator, spec):
     assert time.monotonic() - started < 5
     (build,) = depot_emulator.builds()
     assert build.result == "error" and build.error.startswith("canceled")
+
+
+def test_a_terminated_run_finishes_its_depot_build_as_canceled(depot_emulator, tmp_path, base_image, services):
+    """Dagster interrupts a terminated run's step with a BaseException; the Depot build still ends, as canceled."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    spec = spec_for(tmp_path, base_image, services["STARFORGE_REGISTRY"], run="echo step-output && sleep 60")
+
+    def interrupt_on_output(line: ProgressLine) -> None:
+        if line.text == "step-output":
+            raise DagsterExecutionInterruptedError()
+
+    started = time.monotonic()
+    with pytest.raises(DagsterExecutionInterruptedError):
+        builder(depot_emulator).build(spec, "acme", on_progress=interrupt_on_output)
+
+    assert time.monotonic() - started < 30
+    (build,) = depot_emulator.builds()
+    assert build.result == "error" and build.error.startswith("canceled: DagsterExecutionInterruptedError")
+    assert build.released
