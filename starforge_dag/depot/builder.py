@@ -199,17 +199,12 @@ class DepotBuilder:
                     cfg.dashboard_base,
                 ),
             )
-            emit(
-                ProgressLine(
-                    stream="system",
-                    vertex="depot",
-                    text=f"Depot build {info.build_id} ({info.url or 'project ' + info.project_id})",
-                )
-            )
-            if on_started is not None:
-                on_started(info)
             error: str | None = "the build ended without an outcome"
-            try:
+            try:  # from here on, every path finishes the Depot build
+                where = info.url or f"project {info.project_id}"
+                emit(ProgressLine(stream="system", vertex="depot", text=f"Depot build {info.build_id} ({where})"))
+                if on_started is not None:
+                    on_started(info)
                 image = self._run(api, handle, spec, secrets, registry_auth, emit, should_cancel, lap)
                 error = None
             except BuildCanceled as exc:
