@@ -99,10 +99,10 @@ def main() -> int:
             values.clear()
 
         for rep in range(args.reps):
-            for temperature in ("cold", "warm"):
-                if temperature == "cold":
-                    bust(context)
-                for side in ("buildkit", "depot"):
+            order = ("buildkit", "depot") if rep % 2 == 0 else ("depot", "buildkit")
+            for side in order:  # each side's cold build has content the daemon has never seen, then a warm rebuild
+                bust(context)
+                for temperature in ("cold", "warm"):
                     image = ImageRef.parse(f"{args.registry}/{side}:{temperature}-{rep}")
                     started = time.perf_counter()
                     build(side, image)
