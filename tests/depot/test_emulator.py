@@ -354,7 +354,9 @@ def exporter_entry(kind: str, attrs: dict[str, str]) -> bytes:
 def test_the_repeated_exporters_field_is_honoured(api: Api, image_name: str, base_image: str) -> None:
     active = api.endpoint(api.create_build())[-1].active
     state = llb.image(base_image).run(["sh", "-c", "echo new > /new"], network="none", ignore_cache=True).root()
-    old = control_pb2.SolveRequest(Ref="exporters-field", Definition=llb.definition(state)).SerializeToString()
+    old = control_pb2.SolveRequest(
+        Ref=f"exporters-field-{uuid.uuid4().hex}", Definition=llb.definition(state)
+    ).SerializeToString()
     raw = old + exporter_entry("image", {"name": image_name, "push": "true"})
     assert solve_exporters(raw) == [("image", {"name": image_name, "push": "true"})]
 
