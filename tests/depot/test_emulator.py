@@ -545,3 +545,24 @@ def test_canceling_a_solve_through_the_endpoint_ends_it_on_the_daemon(
     assert depot_emulator.wait_for(lambda emu: emu.build(build.build_id).solves[0].done, timeout=20)
     solve = depot_emulator.build(build.build_id).solves[0]
     assert not solve.pushed and solve.error == "canceled by the client"
+
+
+@pytest.mark.integration
+def test_stopping_the_emulator_ends_every_thread_it_started(buildkit_addr: str) -> None:
+    with DepotEmulator(docker_addr=buildkit_addr) as emulator, grpc.insecure_channel(emulator.target) as channel:
+        api = Api(channel, bearer(emulator.token))
+        build = api.create_build()
+        health = Health(api, build)
+        health.report()
+        active = api.endpoint(build)[-1].active
+        with (
+            BuildKitClient(active.endpoint, tls=tls_of(active)) as client,
+            Session(active.endpoint, tls_of(active), local_dirs={}),
+        ):
+            assert client.list_workers(timeout=10)
+        assert emulator.wait_for(lambda emu: emu.build(build.build_id).health_reports == 1)
+
+    started = [t for t in threading.enumerate() if t.name.startswith("depot-")]
+    for thread in started:
+        thread.join(timeout=10)
+    assert [t.name for t in started if t.is_alive()] == []
