@@ -1102,6 +1102,12 @@ class _BuildRecordService(depot_build_record_pb2_grpc.BuildServiceServicer):
         return depot_build_record_pb2.GetBuildResponse(build=message)
 
 
+def _platform(value: int, context: grpc.ServicerContext) -> str:
+    if value not in Platform.values():
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown platform {value}")
+    return Platform.Name(value)
+
+
 class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
     def __init__(self, emulator: DepotEmulator):
         self.emulator = emulator
@@ -1115,10 +1121,11 @@ class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
     def GetEndpoint(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         emulator = self.emulator
         build = self.auth.build("GetEndpoint", context, request.build_id, org_allowed=False)
+        platform = _platform(request.platform, context)
         with emulator._cond:
             self._live(build, context)
             build.endpoint_requests += 1
-            build.platform = Platform.Name(request.platform)
+            build.platform = platform
             first = build.endpoint_requests == 1
             faults = copy.deepcopy(emulator.faults)
             emulator._cond.notify_all()
@@ -1155,12 +1162,13 @@ class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
         for report in request_iterator:
             if report.build_id != own:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, "token is not valid for this build")
+            platform = _platform(report.platform, context)
             with emulator._cond:
                 build = emulator._builds[own]
                 self._live(build, context)
                 build.health_reports += 1
                 build.last_health_at = _now()
-                build.platform = Platform.Name(report.platform)
+                build.platform = platform
                 emulator._deadlines[own] = time.monotonic() + emulator.health_timeout_s
                 emulator._cond.notify_all()
         return depot_buildkit_pb2.ReportHealthResponse()

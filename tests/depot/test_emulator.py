@@ -242,6 +242,10 @@ def test_buildkit_service_takes_only_the_builds_own_token(api: Api) -> None:
     assert code_of(lambda: api.buildkit.ReleaseEndpoint(release, metadata=bearer(other.build_token))) == (
         Code.PERMISSION_DENIED
     )
+    odd_platform = depot_buildkit_pb2.GetEndpointRequest(build_id=build.build_id, platform=7)  # type: ignore[arg-type]
+    assert code_of(lambda: list(api.buildkit.GetEndpoint(odd_platform, metadata=bearer(build.build_token)))) == (
+        Code.INVALID_ARGUMENT
+    )
     wrong_build = [depot_buildkit_pb2.ReportHealthRequest(build_id=build.build_id)]
     assert code_of(lambda: api.buildkit.ReportHealth(iter(wrong_build), metadata=bearer(other.build_token))) == (
         Code.PERMISSION_DENIED
