@@ -128,8 +128,9 @@ def logs(build_id: int, follow: bool) -> None:
                 after = line.seq
             if lines:
                 continue
-            ended = not follow or store.get_build(build_id).status.terminal
-            if ended and (not follow or not log_store.read(build_id, after_seq=after)):
+            if (not follow or store.get_build(build_id).status.terminal) and (
+                not follow or not log_store.read(build_id, after_seq=after)
+            ):
                 break
             time.sleep(0.5)
 

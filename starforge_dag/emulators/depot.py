@@ -440,6 +440,8 @@ class _SessionBridge:
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self._listener.getsockname()[1]}", options=_LOOPBACK_OPTIONS)
         self._sockets: list[socket.socket] = []
         self._relay: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
+        self._piping: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -454,11 +456,8 @@ class _SessionBridge:
 
     def attach_daemon(self) -> None:
         """Announce the session to dockerd; its calls reach the client through the relay."""
-        relay = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"depot-session-{self.id[:8]}"),
-            handlers=[_SessionRelay(self.channel)],
-            options=CHANNEL_OPTIONS,
-        )
+        self._executor = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"depot-session-{self.id[:8]}")
+        relay = grpc.server(self._executor, handlers=[_SessionRelay(self.channel)], options=CHANNEL_OPTIONS)
         port = relay.add_insecure_port("127.0.0.1:0")
         relay.start()
         self._relay = relay
@@ -466,7 +465,8 @@ class _SessionBridge:
         self._hold(daemon)
         local = socket.create_connection(("127.0.0.1", port))
         self._hold(local)
-        threading.Thread(target=_pipe, args=(daemon, local), name="depot-session-relay", daemon=True).start()
+        self._piping = threading.Thread(target=_pipe, args=(daemon, local), name="depot-session-relay", daemon=True)
+        self._piping.start()
 
     def credentials(self, host: str) -> RegistryAuth | None:
         """What the client's auth service answers for `host`; None when it has none or offers no auth service."""
@@ -494,16 +494,23 @@ class _SessionBridge:
             self._closed = True
             sockets, self._sockets = self._sockets, []
             relay, self._relay = self._relay, None
+            executor, self._executor = self._executor, None
+            piping, self._piping = self._piping, None
         for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        if piping is not None and piping is not threading.current_thread():
+            piping.join(timeout=5)  # before closing: a closed socket would never wake its select()
+        for sock in sockets:
             sock.close()
         self._listener.close()
         self.channel.close()
         if relay is not None:
             relay.stop(grace=None)
+        if executor is not None:
+            executor.shutdown(wait=False)
 
 
 class _Endpoint:
@@ -520,11 +527,8 @@ class _Endpoint:
         self._step_started: dict[str, threading.Event] = {}
         self._sessions: dict[str, _SessionBridge] = {}
         self.upstream = open_channel(emulator.docker_addr)
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"depot-endpoint-{build_id}"),
-            handlers=[_ControlProxy(self)],
-            options=CHANNEL_OPTIONS,
-        )
+        self._executor = futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"depot-endpoint-{build_id}")
+        self.server = grpc.server(self._executor, handlers=[_ControlProxy(self)], options=CHANNEL_OPTIONS)
         creds = grpc.ssl_server_credentials(
             [(self.certs.server_key, self.certs.server_cert)], root_certificates=self.certs.ca, require_client_auth=True
         )
@@ -581,6 +585,7 @@ class _Endpoint:
         for bridge in sessions:
             bridge.close()
         self.upstream.close()
+        self._executor.shutdown(wait=False)
 
 
 def _machine_not_ready(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -1097,6 +1102,12 @@ class _BuildRecordService(depot_build_record_pb2_grpc.BuildServiceServicer):
         return depot_build_record_pb2.GetBuildResponse(build=message)
 
 
+def _platform(value: int, context: grpc.ServicerContext) -> str:
+    if value not in Platform.values():
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown platform {value}")
+    return Platform.Name(value)
+
+
 class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
     def __init__(self, emulator: DepotEmulator):
         self.emulator = emulator
@@ -1110,10 +1121,11 @@ class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
     def GetEndpoint(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         emulator = self.emulator
         build = self.auth.build("GetEndpoint", context, request.build_id, org_allowed=False)
+        platform = _platform(request.platform, context)
         with emulator._cond:
             self._live(build, context)
             build.endpoint_requests += 1
-            build.platform = Platform.Name(request.platform)
+            build.platform = platform
             first = build.endpoint_requests == 1
             faults = copy.deepcopy(emulator.faults)
             emulator._cond.notify_all()
@@ -1150,12 +1162,13 @@ class _BuildKitService(depot_buildkit_pb2_grpc.BuildKitServiceServicer):
         for report in request_iterator:
             if report.build_id != own:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, "token is not valid for this build")
+            platform = _platform(report.platform, context)
             with emulator._cond:
                 build = emulator._builds[own]
                 self._live(build, context)
                 build.health_reports += 1
                 build.last_health_at = _now()
-                build.platform = Platform.Name(report.platform)
+                build.platform = platform
                 emulator._deadlines[own] = time.monotonic() + emulator.health_timeout_s
                 emulator._cond.notify_all()
         return depot_buildkit_pb2.ReportHealthResponse()
@@ -1208,6 +1221,7 @@ class DepotEmulator:
         self._endpoints: dict[str, _Endpoint] = {}
         self._calls: dict[str, int] = {}
         self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
         self._reaper: threading.Thread | None = None
         self.port = 0
 
@@ -1223,7 +1237,8 @@ class DepotEmulator:
         """Serve on the configured port (0: a free one) and return the API URL."""
         if self._server is not None:
             return self.url
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="depot-api"))
+        self._executor = futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="depot-api")
+        server = grpc.server(self._executor)
         depot_project_pb2_grpc.add_ProjectServiceServicer_to_server(_ProjectService(self), server)
         depot_build_pb2_grpc.add_BuildServiceServicer_to_server(_BuildService(self), server)
         depot_build_record_pb2_grpc.add_BuildServiceServicer_to_server(_BuildRecordService(self), server)
@@ -1250,6 +1265,9 @@ class DepotEmulator:
         if self._server is not None:
             self._server.stop(grace=None).wait(10)
             self._server = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         if self._reaper is not None:
             self._reaper.join(timeout=10)
             self._reaper = None

@@ -242,6 +242,10 @@ def test_buildkit_service_takes_only_the_builds_own_token(api: Api) -> None:
     assert code_of(lambda: api.buildkit.ReleaseEndpoint(release, metadata=bearer(other.build_token))) == (
         Code.PERMISSION_DENIED
     )
+    odd_platform = depot_buildkit_pb2.GetEndpointRequest(build_id=build.build_id, platform=7)  # type: ignore[arg-type]
+    assert code_of(lambda: list(api.buildkit.GetEndpoint(odd_platform, metadata=bearer(build.build_token)))) == (
+        Code.INVALID_ARGUMENT
+    )
     wrong_build = [depot_buildkit_pb2.ReportHealthRequest(build_id=build.build_id)]
     assert code_of(lambda: api.buildkit.ReportHealth(iter(wrong_build), metadata=bearer(other.build_token))) == (
         Code.PERMISSION_DENIED
@@ -354,7 +358,9 @@ def exporter_entry(kind: str, attrs: dict[str, str]) -> bytes:
 def test_the_repeated_exporters_field_is_honoured(api: Api, image_name: str, base_image: str) -> None:
     active = api.endpoint(api.create_build())[-1].active
     state = llb.image(base_image).run(["sh", "-c", "echo new > /new"], network="none", ignore_cache=True).root()
-    old = control_pb2.SolveRequest(Ref="exporters-field", Definition=llb.definition(state)).SerializeToString()
+    old = control_pb2.SolveRequest(
+        Ref=f"exporters-field-{uuid.uuid4().hex}", Definition=llb.definition(state)
+    ).SerializeToString()
     raw = old + exporter_entry("image", {"name": image_name, "push": "true"})
     assert solve_exporters(raw) == [("image", {"name": image_name, "push": "true"})]
 
@@ -543,3 +549,24 @@ def test_canceling_a_solve_through_the_endpoint_ends_it_on_the_daemon(
     assert depot_emulator.wait_for(lambda emu: emu.build(build.build_id).solves[0].done, timeout=20)
     solve = depot_emulator.build(build.build_id).solves[0]
     assert not solve.pushed and solve.error == "canceled by the client"
+
+
+@pytest.mark.integration
+def test_stopping_the_emulator_ends_every_thread_it_started(buildkit_addr: str) -> None:
+    with DepotEmulator(docker_addr=buildkit_addr) as emulator, grpc.insecure_channel(emulator.target) as channel:
+        api = Api(channel, bearer(emulator.token))
+        build = api.create_build()
+        health = Health(api, build)
+        health.report()
+        active = api.endpoint(build)[-1].active
+        with (
+            BuildKitClient(active.endpoint, tls=tls_of(active)) as client,
+            Session(active.endpoint, tls_of(active), local_dirs={}),
+        ):
+            assert client.list_workers(timeout=10)
+        assert emulator.wait_for(lambda emu: emu.build(build.build_id).health_reports == 1)
+
+    started = [t for t in threading.enumerate() if t.name.startswith("depot-")]
+    for thread in started:
+        thread.join(timeout=10)
+    assert [t.name for t in started if t.is_alive()] == []
