@@ -69,6 +69,7 @@ def run_demo(settings: Settings | None = None) -> int:
     """On the depot backend without a token, a Depot emulator in front of the local dockerd stands in for Depot."""
     if not os.environ.get("STARFORGE_GITHUB_WEBHOOK_SECRET"):
         os.environ["STARFORGE_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(16)
+    os.environ.setdefault("STARFORGE_GIT_ALLOWED_SCHEMES", "https,file")  # the sample repo is a local one
     settings = settings or get_settings()
     from .definitions import resolve_backend
 

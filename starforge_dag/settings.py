@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .core.inputs import RepoUrlPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STARFORGE_", extra="ignore")
@@ -59,6 +61,14 @@ class Settings(BaseSettings):
     )
     fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
+    git_allowed_schemes: str = Field(
+        default="https", description="Comma-separated URL schemes git may use: https, http, ssh, git, file."
+    )
+    git_allowed_hosts: str = Field(
+        default="github.com", description="Comma-separated hosts git may reach: name, *.domain, host:port, or *."
+    )
+    git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
+    git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
 
     @property
     def resolved_home(self) -> Path:
@@ -67,6 +77,11 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.resolved_home / 'starforge.db'}"
+
+    @property
+    def git_policy(self) -> RepoUrlPolicy:
+        """Which repository and submodule URLs git may talk to (InvalidInput names a scheme that cannot be allowed)."""
+        return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
 
     @property
     def workdir(self) -> Path:

@@ -25,7 +25,7 @@ from typing import Any, Literal, TextIO
 
 from ..core.errors import BuildError, UserBuildError
 from ..core.models import BuildSpec, ImageRef, ProgressLine
-from ..railpack import PlanError, generate_plan
+from ..railpack import PlanError, generate_plan, railpack_options
 from ..railpack.llb import plan_to_llb
 from ..resources.build_service import BuildService, LogSink
 from ..settings import get_settings
@@ -121,7 +121,7 @@ def build_dir_command(
             builder_image=settings.builder_image,
             runtime_image=settings.runtime_image,
             network=getattr(service, "network_mode", "none"),
-            env={k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")},
+            env=railpack_options(os.environ),
             on_progress=_print_progress(err),
             workspace=workspace or settings.default_workspace,
         )

@@ -107,6 +107,7 @@ class Build(_Model):
     image_ref: str | None = None
     image_digest: str | None = None
     commit_time: datetime | None = None
+    rewind: bool = False
     started_at: datetime | None = None
     backend_build_id: str | None = None
     backend_url: str | None = None
@@ -214,3 +215,5 @@ class DesiredState(_Model):
     commit_time: datetime | None
     build_id: int
     updated_at: datetime
+    reason: str | None = None
+    actor: str | None = None

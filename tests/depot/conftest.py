@@ -41,6 +41,7 @@ def depot_settings(tmp_path: Path, services: dict[str, str], depot_emulator: Dep
         runtime_image=services["STARFORGE_BASE_IMAGE"],
         github_webhook_secret=SECRET,
         api_token="token-for-depot-tests",
+        git_allowed_schemes="file",
     )
 
 

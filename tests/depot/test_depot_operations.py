@@ -25,7 +25,13 @@ from starforge_dag.store import open_store
 
 def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(tmp_path: Path, git_repo, base_image):
     """The README's example: the product's resources on the depot backend, build_service replaced, same job."""
-    settings = Settings(home=tmp_path / "home", build_backend="depot", github_webhook_secret=SECRET, api_token="t")
+    settings = Settings(
+        home=tmp_path / "home",
+        build_backend="depot",
+        github_webhook_secret=SECRET,
+        api_token="t",
+        git_allowed_schemes="file",
+    )
     store = open_store(settings.resolved_database_url)
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo hi\n"})
@@ -69,6 +75,7 @@ def depot_env(depot_settings: Settings, monkeypatch) -> Settings:
         "STARFORGE_REGISTRY": depot_settings.registry,
         "STARFORGE_BUILDER_IMAGE": depot_settings.builder_image,
         "STARFORGE_RUNTIME_IMAGE": depot_settings.runtime_image,
+        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
     }.items():
         monkeypatch.setenv(name, value)
     return depot_settings

@@ -15,13 +15,6 @@ from starforge_dag.store import BuildStore
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_database")("starforge_depot")
-
-
 def test_concurrent_first_builds_of_a_workspace_create_exactly_one_project(database_url, depot_emulator):
     config = DepotConfig(api_url=depot_emulator.url, token=depot_emulator.token, region="eu-central-1", cache_keep_gb=7)
     start = threading.Barrier(8)
