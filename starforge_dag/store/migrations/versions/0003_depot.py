@@ -1,7 +1,7 @@
 """Depot: a project per workspace, and the backend build (id, link) of each build
 
 Revision ID: 0003_depot
-Revises: 0001
+Revises: 0002_builds_rewind
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_depot"
-down_revision = "0001"
+down_revision = "0002_builds_rewind"
 branch_labels = None
 depends_on = None
 
