@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
+from click.testing import CliRunner
 from dagster_helpers import push
+from fastapi.testclient import TestClient
 
+from starforge_dag.api import create_app
+from starforge_dag.cli import main
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
 from starforge_dag.emulators.depot import BuildRecord, DepotEmulator
@@ -71,6 +76,12 @@ def test_dockerfile_app_builds_on_depot_and_moves_desired_state(
     ][0]
     assert metadata["backend_build_id"].value == depot_build.build_id
     assert metadata["backend_url"].value == dashboard
+    with TestClient(create_app(depot_settings)) as client:
+        auth = {"Authorization": f"Bearer {depot_settings.api_token.get_secret_value()}"}
+        answer = client.get(f"/builds/{build_id}", headers=auth).json()
+    assert (answer["backend_build_id"], answer["backend_url"]) == (depot_build.build_id, dashboard)
+    status = CliRunner().invoke(main, ["status", str(build_id)], env={"STARFORGE_HOME": str(depot_settings.home)})
+    assert json.loads(status.output)["backend_url"] == dashboard
 
 
 def test_planned_app_is_solved_as_llb_on_the_depot_builder(
