@@ -89,11 +89,14 @@ def _target(api_url: str) -> tuple[str, bool]:
 
 
 class HealthReporter:
-    """Reports a build's health every `interval_s` on one client stream until stopped.
+    """Reports a build's health every `interval_s` on a client stream until stopped.
 
-    If Depot ends the stream while we still report (the build expired or was taken away),
-    `.lost` holds the reason and `on_lost` is called once, so the solve can stop.
+    A stream broken by an outage (UNAVAILABLE) is reopened, a few times, so one hiccup does not
+    cost the build. If Depot ends the stream otherwise while we still report (the build expired
+    or was taken away), `.lost` holds the reason and `on_lost` is called once, so the solve stops.
     """
+
+    REOPENS = 5
 
     def __init__(
         self,
@@ -109,7 +112,9 @@ class HealthReporter:
         self._interval_s = interval_s
         self._on_lost = on_lost
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._call: Any = None
+        self._reopens = 0
         self.reports = 0
         self.lost: str | None = None
 
@@ -120,28 +125,42 @@ class HealthReporter:
             if self._stop.wait(self._interval_s):
                 return
 
+    def _open(self) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._call = self._stub.ReportHealth.future(self._requests(), metadata=self._metadata)
+        self._call.add_done_callback(self._done)
+
     def _done(self, call: Any) -> None:
         if self._stop.is_set() or call.cancelled():
             return
         exc = call.exception()
+        if exc is not None and exc.code() == grpc.StatusCode.UNAVAILABLE and self._reopens < self.REOPENS:
+            self._reopens += 1
+            timer = threading.Timer(min(self._interval_s, 0.5), self._open)
+            timer.daemon = True
+            timer.start()
+            return
         self.lost = f"Depot stopped accepting health reports: {exc.details() if exc else 'stream ended'}"
         if self._on_lost is not None:
             self._on_lost(self.lost)
 
     def start(self) -> Self:
-        self._call = self._stub.ReportHealth.future(self._requests(), metadata=self._metadata)
-        self._call.add_done_callback(self._done)
+        self._open()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """End the stream cleanly so Depot sees the last report, not a dropped client."""
-        self._stop.set()
-        if self._call is None:
+        with self._lock:
+            self._stop.set()
+            call = self._call
+        if call is None:
             return
         try:
-            self._call.result(timeout=timeout_s)
+            call.result(timeout=timeout_s)
         except (grpc.RpcError, grpc.FutureTimeoutError, grpc.FutureCancelledError):
-            self._call.cancel()
+            call.cancel()
 
 
 class DepotAPI:

@@ -177,3 +177,24 @@ def test_a_terminated_run_finishes_its_depot_build_as_canceled(depot_emulator, t
     (build,) = depot_emulator.builds()
     assert build.result == "error" and build.error.startswith("canceled: DagsterExecutionInterruptedError")
     assert build.released
+
+
+def test_a_health_stream_outage_is_reopened_and_the_build_goes_on(depot_emulator, tmp_path, base_image, services):
+    depot_emulator.faults.unavailable_once = {"ReportHealth"}
+    spec = spec_for(tmp_path, base_image, services["STARFORGE_REGISTRY"], run="sleep 1")
+
+    result = builder(depot_emulator).build(spec, "acme")
+
+    build = depot_emulator.build(result.depot.build_id)
+    assert build.result == "success" and depot_emulator.calls("ReportHealth") >= 2
+    assert build.health_reports >= 3  # reports kept arriving on the reopened stream
+
+
+def test_create_build_unavailable_is_transient_and_leaves_no_depot_build(depot_emulator, spec):
+    depot_emulator.faults.unavailable_once = {"CreateBuild"}
+    depot = builder(depot_emulator)
+    with pytest.raises(TransientBuildError, match="Depot unavailable during CreateBuild"):
+        depot.build(spec, "acme")
+    assert depot_emulator.builds() == []
+    retried = builder(depot_emulator).build(spec, "acme")  # what the op's retry does
+    assert depot_emulator.build(retried.depot.build_id).result == "success"
