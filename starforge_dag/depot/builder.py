@@ -2,7 +2,10 @@
 
 Public API:
     DepotConfig(api_url, token, region="us-east-1", platform="amd64", ...)   plain settings
-    DepotBuilder(config, projects: ProjectStore)
+    DepotBuilder(config, projects: ProjectStore, *, default_workspace="default", secret_lookup=None,
+                 registry_credentials=None, on_started=None)
+      .submit(spec) -> BuildTicket                   the BuildService port: validate, make sure the project exists
+      .run(ticket, on_progress, should_cancel=...) -> BuildResult   (backend_build_id/_url: the Depot build)
       .project_for(workspace) -> DepotProject        created on first use, then reused
       .build(spec, workspace, *, secrets=None, registry_auth=None, on_progress=None,
              should_cancel=None, on_started=None) -> DepotBuildResult
@@ -23,23 +26,24 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..buildkit.client import BuildEvent, BuildKitClient, ImageBuild, LogEvent
+from ..buildkit.builder import progress_line
+from ..buildkit.client import BuildKitClient, ImageBuild
 from ..buildkit.dockerfile import FRONTEND, dockerfile_build
 from ..buildkit.session import Session
 from ..buildkit.transport import TLSConfig
 from ..core.errors import BuildCanceled, BuildError, PermanentBuildError, TransientBuildError, UserBuildError
-from ..core.models import BuildSpec, DepotProject, ProgressLine
+from ..core.models import BuildResult, BuildSpec, BuildTicket, DepotProject, ProgressLine
 from .api import PLATFORMS, BuilderEndpoint, DepotAPI, DepotBuildHandle
 from .projects import ProjectStore, project_name
 
 ProgressSink = Callable[[ProgressLine], None]
 _MISSING_SECRET = re.compile(r"secret \S+ not found")
-_VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
 
 
 def dashboard_url(org: str | None, project: str, build: str, base: str = "https://depot.dev") -> str | None:
@@ -89,16 +93,6 @@ class DepotBuildResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def progress_line(event: BuildEvent) -> ProgressLine:
-    """A build event as the log shows it: step changes as system lines, output as stdout/stderr."""
-    if isinstance(event, LogEvent):
-        return ProgressLine(stream=event.stream, text=event.text, vertex=event.vertex, ts=event.ts)
-    if event.status == "error":
-        return ProgressLine(stream="system", text=f"ERROR {event.name}: {event.error}", vertex=event.name, ts=event.ts)
-    text = _VERTEX_TEXT[event.status].format(name=event.name)
-    return ProgressLine(stream="system", text=text, vertex=event.name, ts=event.ts)
-
-
 class _Stop:
     """Why the build must stop (cancel or a lost builder), and the client to interrupt."""
 
@@ -132,10 +126,66 @@ class _Stop:
 class DepotBuilder:
     """Runs builds on Depot's builders; one instance per build (it holds that build's cancel state)."""
 
-    def __init__(self, config: DepotConfig, projects: ProjectStore):
+    def __init__(
+        self,
+        config: DepotConfig,
+        projects: ProjectStore,
+        *,
+        default_workspace: str = "default",
+        secret_lookup: Callable[[str], str | None] | None = None,
+        registry_credentials: tuple[str, str] | None = None,
+        on_started: Callable[[BuildSpec, DepotBuildInfo], None] | None = None,
+    ):
         self.config = config
         self.projects = projects
+        self.default_workspace = default_workspace
+        self.secret_lookup = secret_lookup or (lambda name: None)
+        self.registry_credentials = registry_credentials  # (user, password) for the image's registry
+        self.on_started = on_started
         self._stop = _Stop()
+
+    def submit(self, spec: BuildSpec) -> BuildTicket:
+        """Check the spec and make sure the workspace's project exists (a refused token fails here, for good)."""
+        if spec.frontend == "dockerfile":
+            dockerfile_build(spec.context_dir, spec.dockerfile)
+        elif not spec.llb_definition:
+            raise PermanentBuildError("an llb build needs a definition", step="submit")
+        project = self.project_for(spec.workspace or self.default_workspace)
+        return BuildTicket(spec=spec, backend="depot", ref=uuid.uuid4().hex, endpoint=project.project_id)
+
+    def run(
+        self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: Callable[[], bool] | None = None
+    ) -> BuildResult:
+        """One Depot build of the ticket's spec, as the BuildService port's `run`."""
+        spec = ticket.spec
+        secrets = {}
+        for name in spec.secrets:
+            value = self.secret_lookup(name)
+            if value is None:
+                raise UserBuildError(f"build secret {name} is not set", step="secrets")
+            secrets[name] = value
+        on_started = self.on_started
+        started = time.monotonic()
+        outcome = self.build(
+            spec,
+            spec.workspace or self.default_workspace,
+            secrets=secrets,
+            registry_auth={spec.image.registry: self.registry_credentials} if self.registry_credentials else None,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+            on_started=(lambda info: on_started(spec, info)) if on_started else None,
+        )
+        image = outcome.image
+        return BuildResult(
+            build_id=spec.build_id,
+            image=spec.image.model_copy(update={"digest": image.digest}),
+            config_digest=image.config_digest,
+            duration_s=time.monotonic() - started,
+            steps_total=image.solve.steps_total,
+            steps_cached=image.solve.steps_cached,
+            backend_build_id=outcome.depot.build_id,
+            backend_url=outcome.depot.url,
+        )
 
     def _api(self) -> DepotAPI:
         return DepotAPI(self.config.api_url, self.config.token, timeout_s=self.config.call_timeout_s)

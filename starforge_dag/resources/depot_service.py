@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from ..buildkit.dockerfile import dockerfile_build
-from ..core.errors import PermanentBuildError, UserBuildError
-from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..core.errors import PermanentBuildError
+from ..core.models import BuildResult, BuildSpec, BuildTicket
 from ..depot.api import TOKEN_SETTING
 from ..depot.builder import DepotBuilder, DepotBuildInfo, DepotConfig
 from ..depot.projects import MemoryProjectStore, ProjectStore
@@ -79,74 +76,35 @@ class DepotBuildService(BuildService):
         return open_store(self.database_url)
 
     def _builder(self) -> DepotBuilder:
-        return DepotBuilder(self._config(), self._projects())
-
-    def _workspace(self, spec: BuildSpec) -> str:
-        return spec.workspace or self.default_workspace
-
-    def _secrets(self, spec: BuildSpec) -> dict[str, str]:
-        values = {}
-        for name in spec.secrets:
-            value = os.environ.get(self.secret_env_prefix + name)
-            if value is None:
-                raise UserBuildError(f"build secret {name} is not set", step="secrets")
-            values[name] = value
-        return values
+        credentials = (self.registry_username, self.registry_password or "") if self.registry_username else None
+        return DepotBuilder(
+            self._config(),
+            self._projects(),
+            default_workspace=self.default_workspace,
+            secret_lookup=lambda name: os.environ.get(self.secret_env_prefix + name),
+            registry_credentials=credentials,
+            on_started=self._record,
+        )
 
     def _cancel_marker(self, ticket: BuildTicket) -> Path:
         return Path(self.cancel_dir) / ticket.ref
 
-    def _record(self, build_id: int, info: DepotBuildInfo) -> None:
-        if self.database_url and build_id:
+    def _record(self, spec: BuildSpec, info: DepotBuildInfo) -> None:
+        """The Depot build goes on the build record as soon as it exists, so a failed build shows it too."""
+        if self.database_url and spec.build_id:
             from ..store import open_store
 
-            open_store(self.database_url).set_backend_build(build_id, info.build_id, info.url)
+            open_store(self.database_url).set_backend_build(spec.build_id, info.build_id, info.url)
 
     def submit(self, spec: BuildSpec) -> BuildTicket:
-        """Check the spec and make sure the workspace's project exists (a bad token fails here, for good)."""
-        if spec.frontend == "dockerfile":
-            dockerfile_build(spec.context_dir, spec.dockerfile)
-        elif not spec.llb_definition:
-            raise PermanentBuildError("an llb build needs a definition", step="submit")
-        project = self._builder().project_for(self._workspace(spec))
-        return BuildTicket(spec=spec, backend="depot", ref=uuid.uuid4().hex, endpoint=project.project_id)
+        return self._builder().submit(spec)
 
     def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
-        spec = ticket.spec
         marker = self._cancel_marker(ticket)
-        builder = self._builder()
-        registry_auth = (
-            {spec.image.registry: (self.registry_username, self.registry_password or "")}
-            if self.registry_username
-            else None
-        )
-        started = time.monotonic()
         try:
-            outcome = builder.build(
-                spec,
-                self._workspace(spec),
-                secrets=self._secrets(spec),
-                registry_auth=registry_auth,
-                on_progress=on_progress,
-                should_cancel=lambda: should_cancel() or marker.exists(),
-                on_started=lambda info: self._record(spec.build_id, info),
-            )
+            return self._builder().run(ticket, on_progress, should_cancel=lambda: should_cancel() or marker.exists())
         finally:
             marker.unlink(missing_ok=True)
-        image = outcome.image
-        on_progress(
-            ProgressLine(stream="system", vertex="depot", text=f"Depot build {outcome.depot.build_id} succeeded")
-        )
-        return BuildResult(
-            build_id=spec.build_id,
-            image=spec.image.model_copy(update={"digest": image.digest}),
-            config_digest=image.config_digest,
-            duration_s=time.monotonic() - started,
-            steps_total=image.solve.steps_total,
-            steps_cached=image.solve.steps_cached,
-            backend_build_id=outcome.depot.build_id,
-            backend_url=outcome.depot.url,
-        )
 
     def cancel(self, ticket: BuildTicket) -> None:
         """Leave a marker the running build checks; it then finishes its Depot build as canceled."""
