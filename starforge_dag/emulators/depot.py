@@ -109,7 +109,6 @@ STATUS = CONTROL + "Status"
 SESSION = CONTROL + "Session"
 AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 _UNARY_STREAM = {"Status", "Prune", "ListenBuildHistory"}
-_STREAM_STREAM = {"Session"}
 _SESSION_HEADER = "x-docker-expose-session-"
 _CHUNK = 256 * 1024
 _LOOPBACK_OPTIONS: list[tuple[str, Any]] = [*CHANNEL_OPTIONS, ("grpc.enable_http_proxy", 0)]
@@ -567,10 +566,6 @@ class _Endpoint:
         with self._lock:
             return self._step_started.setdefault(ref, threading.Event())
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Cut every connection at once, as a machine going away would."""
         with self._lock:
@@ -613,8 +608,6 @@ class _ControlProxy(grpc.GenericRpcHandler):
             return grpc.stream_stream_rpc_method_handler(self._session)
         if name in _UNARY_STREAM:
             return grpc.unary_stream_rpc_method_handler(lambda req, ctx: self._unary_stream(method, req, ctx))
-        if name in _STREAM_STREAM:
-            return grpc.stream_stream_rpc_method_handler(lambda it, ctx: self._stream_stream(method, it, ctx))
         return grpc.unary_unary_rpc_method_handler(lambda req, ctx: self._unary(method, req, ctx))
 
     def _start(self, call: Any, context: grpc.ServicerContext) -> None:
@@ -647,20 +640,6 @@ class _ControlProxy(grpc.GenericRpcHandler):
                 if ref is not None:
                     self._observe_status(ref, message)
                 yield message
-        except grpc.RpcError as exc:
-            if context.is_active():
-                context.abort(exc.code(), exc.details() or "")
-        finally:
-            self.endpoint.untrack(call)
-
-    def _stream_stream(self, method: str, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        stub = self.endpoint.upstream.stream_stream(
-            method, request_serializer=_identity, response_deserializer=_identity
-        )
-        call = stub(requests, metadata=_forwarded_metadata(context), timeout=_remaining(context))
-        self._start(call, context)
-        try:
-            yield from call
         except grpc.RpcError as exc:
             if context.is_active():
                 context.abort(exc.code(), exc.details() or "")

@@ -21,7 +21,7 @@ from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
 from starforge_dag.buildkit.pb import control_pb2
-from starforge_dag.buildkit.registry import MANIFEST_ACCEPT
+from starforge_dag.buildkit.registry import MANIFEST_ACCEPT, RegistryAuth
 from starforge_dag.buildkit.session import Session
 from starforge_dag.buildkit.transport import TLSConfig, open_channel
 from starforge_dag.core.errors import BuildCanceled, BuildError, TransientBuildError, UserBuildError
@@ -570,3 +570,25 @@ def test_stopping_the_emulator_ends_every_thread_it_started(buildkit_addr: str) 
     for thread in started:
         thread.join(timeout=10)
     assert [t.name for t in started if t.is_alive()] == []
+
+
+@pytest.mark.integration
+def test_without_a_session_the_push_uses_the_emulators_own_credentials(
+    buildkit_addr: str, base_image: str, image_name: str
+) -> None:
+    auth = {ImageRef.parse(image_name).registry: RegistryAuth("emulator-robot", "emulator-secret")}
+    with (
+        DepotEmulator(docker_addr=buildkit_addr, registry_auth=auth) as emulator,
+        grpc.insecure_channel(emulator.target) as channel,
+    ):
+        api = Api(channel, bearer(emulator.token))
+        build = api.create_build()
+        active = api.endpoint(build)[-1].active
+        state = llb.image(base_image).run(["sh", "-c", "echo x > /x"], network="none", ignore_cache=True).root()
+        with BuildKitClient(active.endpoint, tls=tls_of(active), exporter="image") as client:
+            result = client.build_image(image_name, definition=llb.marshal(state))
+        (solve,) = emulator.build(build.build_id).solves
+
+    assert result.digest == registry_digest(image_name)
+    assert (solve.credentials_from, solve.registry_username) == ("emulator", "emulator-robot")
+    assert "emulator-secret" not in repr(solve)
