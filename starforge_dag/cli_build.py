@@ -221,6 +221,7 @@ def build_dir_command(
         if builder is None:
             builder, mode = _default_builder(no_cache, secret_values)
             network = "host" if mode == "host" else "none"
+        from .railpack.config import railpack_options
         from .settings import get_settings
 
         settings = get_settings()
@@ -236,7 +237,7 @@ def build_dir_command(
             builder_image=settings.builder_image,
             runtime_image=settings.runtime_image,
             network=network,
-            env={k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")},
+            env=railpack_options(os.environ),
             on_progress=None if quiet else PlainProgress(err),
             workspace=workspace or settings.default_workspace,
         )
