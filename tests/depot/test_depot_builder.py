@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 def spec_for(tmp_path: Path, base_image: str, registry: str, run: str = "echo hi") -> BuildSpec:
     context = tmp_path / f"ctx-{uuid.uuid4().hex[:6]}"
     context.mkdir()
-    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN {run}\n")
+    nonce = uuid.uuid4().hex  # the shared daemon never has this step cached: it really runs
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN {run} && : {nonce}\n")
     image = ImageRef.parse(f"{registry}/builder-{uuid.uuid4().hex[:10]}:v1")
     return BuildSpec(build_id=1, context_dir=str(context), image=image, workspace="acme")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 
 import pytest
 from click.testing import CliRunner
@@ -38,7 +39,8 @@ def assert_lifecycle(build: BuildRecord, *, success: bool) -> None:
 
 def dockerfile_app(git_repo, base_image: str, name: str, run: str = "echo built-on-depot") -> tuple[str, str]:
     repo = git_repo(name)
-    sha = repo.commit({"Dockerfile": f"FROM {base_image}\nWORKDIR /srv\nCOPY . .\nRUN {run}\n", "x.txt": "x"})
+    files = {"Dockerfile": f"FROM {base_image}\nWORKDIR /srv\nCOPY . .\nRUN {run}\n", "nonce.txt": uuid.uuid4().hex}
+    sha = repo.commit(files)  # new content: the shared daemon has nothing after FROM cached, so steps really run
     return repo.url, sha
 
 
