@@ -2,8 +2,9 @@
 
 Public API:
     docker_reachable(addr) -> bool      a docker:// or unix:// socket accepts connections
-    resolve_backend(settings) -> str    "buildkit" | "fake" (auto: buildkit when the socket answers)
+    resolve_backend(settings) -> str    "buildkit" | "depot" | "fake" (auto: buildkit when the socket answers)
     buildkit_builder(settings, *, secret_lookup=None, no_cache=False) -> BuildKitBuilder
+    depot_builder(settings, *, secret_lookup=None) -> DepotBuilder   projects kept in the build store
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 from .buildkit.builder import BuildKitBuilder, SecretLookup
 from .buildkit.registry import RegistryAuth
 from .buildkit.transport import TLSConfig
+from .depot.builder import DepotBuilder, DepotConfig
 from .settings import Settings
 
 
@@ -37,8 +39,6 @@ def resolve_backend(settings: Settings) -> str:
         backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
     if backend not in ("buildkit", "fake", "depot"):
         raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
-    if backend == "depot":
-        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
     return backend
 
 
@@ -64,4 +64,30 @@ def buildkit_builder(
         network_mode=network,
         secret_lookup=secret_lookup,
         no_cache=no_cache,
+    )
+
+
+def depot_builder(settings: Settings, *, secret_lookup: SecretLookup | None = None) -> DepotBuilder:
+    """The Depot backend as settings describe it, for callers outside Dagster; projects live in the build store."""
+    from .store import open_store
+
+    platform: Literal["amd64", "arm64"] = "arm64" if settings.depot_platform == "arm64" else "amd64"
+    network: Literal["none", "host"] = "host" if settings.build_network == "host" else "none"
+    config = DepotConfig(
+        api_url=settings.depot_api_url,
+        token=settings.depot_token.get_secret_value(),
+        region=settings.depot_region,
+        platform=platform,
+        endpoint_timeout_s=settings.depot_endpoint_timeout_s,
+        cache_keep_gb=settings.depot_cache_keep_gb,
+        organization_id=settings.depot_org,
+        network_mode=network,
+    )
+    password = settings.registry_password.get_secret_value()
+    return DepotBuilder(
+        config,
+        open_store(settings.resolved_database_url),
+        default_workspace=settings.default_workspace,
+        secret_lookup=secret_lookup,
+        registry_credentials=(settings.registry_username, password) if settings.registry_username else None,
     )

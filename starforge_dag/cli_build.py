@@ -15,8 +15,9 @@ Public API:
         `docker build --progress=plain` (`#N step`, `#N 0.4 output`, `#N DONE 0.5s`); 0 or 1.
     parse_build_arg("K=V") -> (K, V);  parse_secret("id=x,env=VAR" | "id=x,src=FILE") -> (id, value)
 
-The BuildKit backend is used directly (BuildKitBuilder); only the fake backend, a test aid, goes
-through the Dagster resources. Only RAILPACK_* variables reach the planner.
+The BuildKit and Depot backends are used directly (BuildKitBuilder, DepotBuilder, whose project is
+the one of `workspace`); only the fake backend, a test aid, goes through the Dagster resources.
+Only RAILPACK_* variables reach the planner.
 """
 
 from __future__ import annotations
@@ -93,11 +94,14 @@ def build_dir(
     network: Literal["none", "host"] = "none",
     env: Mapping[str, str] | None = None,
     on_progress: ProgressSink | None = None,
+    workspace: str | None = None,
 ) -> dict[str, Any]:
     """Submit and run one build of `path`; the result is what the CLI prints."""
     context = Path(path).resolve()
     image = ImageRef.parse(image_ref)
-    common: dict[str, Any] = dict(build_id=0, context_dir=str(context), image=image, platform=platform)
+    common: dict[str, Any] = dict(
+        build_id=0, context_dir=str(context), image=image, platform=platform, workspace=workspace
+    )
     if (context / dockerfile).is_file():
         spec = BuildSpec(
             frontend="dockerfile",
@@ -137,6 +141,8 @@ def build_dir(
         "duration_s": round(result.duration_s, 3),
         "steps_total": result.steps_total,
         "steps_cached": result.steps_cached,
+        "backend_build_id": result.backend_build_id,
+        "backend_url": result.backend_url,
     }
 
 
@@ -174,13 +180,17 @@ class PlainProgress:
 
 def _default_builder(no_cache: bool, secrets: Mapping[str, str]) -> tuple[Builder, str]:
     """The configured backend and its RUN network; BuildKit is used directly, without Dagster."""
-    from .backend import buildkit_builder, resolve_backend
+    from .backend import buildkit_builder, depot_builder, resolve_backend
     from .settings import get_settings
 
     settings = get_settings()
-    if resolve_backend(settings) == "buildkit":
+    backend = resolve_backend(settings)
+    if backend == "buildkit":
         builder = buildkit_builder(settings, secret_lookup=secrets.get, no_cache=no_cache)
         return builder, builder.network_mode
+    if backend == "depot":
+        depot = depot_builder(settings, secret_lookup=secrets.get)
+        return depot, depot.config.network_mode
     from .definitions import build_service_for  # the fake backend lives with the Dagster resources
 
     return build_service_for(settings), "none"
@@ -200,6 +210,7 @@ def build_dir_command(
     quiet: bool = False,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    workspace: str | None = None,
 ) -> int:
     """The CLI body: one JSON object out, whatever happens; progress on stderr unless quiet."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -228,6 +239,7 @@ def build_dir_command(
             network=network,
             env=railpack_options(os.environ),
             on_progress=None if quiet else PlainProgress(err),
+            workspace=workspace or settings.default_workspace,
         )
     except Exception as exc:  # the CLI's contract is one JSON object, whatever went wrong
         failure: dict[str, Any] = {"status": "failed", "image": image, "digest": None, "error": str(exc)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -26,7 +27,10 @@ def _from_env(name: str, value: str | None) -> str | dg.EnvVar | None:
 
 
 def build_service_for(settings: Settings) -> BuildService:
-    if resolve_backend(settings) == "fake":
+    backend = resolve_backend(settings)
+    if backend == "depot":
+        return depot_service_for(settings)
+    if backend == "fake":
         return FakeBuildService(
             outcome=settings.fake_outcome,
             fail_until_file=settings.fake_fail_until_file,
@@ -44,6 +48,27 @@ def build_service_for(settings: Settings) -> BuildService:
         registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         network_mode=settings.build_network,
     )
+
+
+def depot_service_for(settings: Settings, **overrides: Any) -> BuildService:
+    """Depot: the token is an EnvVar (the UI shows its name); each workspace's project id lives in the build store."""
+    from .resources.depot_service import DepotBuildService
+
+    fields: dict[str, Any] = dict(
+        token=dg.EnvVar("STARFORGE_DEPOT_TOKEN"),
+        api_url=settings.depot_api_url,
+        region=settings.depot_region,
+        platform=settings.depot_platform,
+        endpoint_timeout_s=settings.depot_endpoint_timeout_s,
+        organization_id=settings.depot_org,
+        cache_keep_gb=settings.depot_cache_keep_gb,
+        database_url=_from_env("STARFORGE_DATABASE_URL", settings.resolved_database_url),
+        default_workspace=settings.default_workspace,
+        registry_username=settings.registry_username,
+        registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+        network_mode=settings.build_network,
+    )
+    return DepotBuildService(**{**fields, **overrides})
 
 
 def resources_for(settings: Settings) -> dict[str, object]:

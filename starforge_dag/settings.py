@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     buildkit_tls_cert: str | None = None
     buildkit_tls_key: str | None = None
     buildkit_tls_server_name: str | None = None
+    depot_token: SecretStr = Field(default=SecretStr(""), description="Depot organization token (depot backend).")
+    depot_api_url: str = Field(
+        default="https://api.depot.dev", description="Depot API: https://host or http://host:port."
+    )
+    depot_region: str = Field(default="us-east-1", description="Region of the Depot projects created for workspaces.")
+    depot_platform: str = Field(default="amd64", description="Depot builder platform: amd64 | arm64.")
+    depot_endpoint_timeout_s: float = Field(default=300.0, description="Longest wait for a Depot builder.")
+    depot_org: str | None = Field(default=None, description="Depot organization id, for dashboard links.")
+    depot_cache_keep_gb: int | None = Field(default=None, description="Cache size of new Depot projects (GB).")
+    default_workspace: str = Field(default="default", description="Workspace of one-off builds (build-dir).")
     registry: str = Field(default="127.0.0.1:5000/apps", description="Registry and prefix for pushed images.")
     registry_username: str | None = None
     registry_password: SecretStr = Field(default=SecretStr(""))

@@ -67,6 +67,8 @@ class BuildDetail(BuildSummary):
     delivery_id: str | None = None
     run_id: str | None = Field(default=None, description="The Dagster run building it.")
     commit_time: datetime | None = None
+    backend_build_id: str | None = Field(default=None, description="The backend's build (a Depot build id).")
+    backend_url: str | None = Field(default=None, description="The backend's page for the build, when known.")
     stop_requested: BuildState | None = Field(
         default=None, description="Set while a running build is being stopped: the state it will end in."
     )
@@ -79,6 +81,8 @@ class BuildDetail(BuildSummary):
             delivery_id=build.delivery_id,
             run_id=build.run_id,
             commit_time=build.commit_time,
+            backend_build_id=build.backend_build_id,
+            backend_url=build.backend_url,
             stop_requested=None if build.status.terminal else stop,
             phases=phases(transitions),
         )
