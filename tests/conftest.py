@@ -88,3 +88,12 @@ def git_http(tmp_path: Path):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def github_emulator():
+    """A running GitHub emulator (App, installations, statuses, deliveries, private git remote); stopped after."""
+    from starforge_dag.emulators.github import GitHubEmulator
+
+    with GitHubEmulator(webhook_secret="emulated-webhook-secret") as emulator:
+        yield emulator

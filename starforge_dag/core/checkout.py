@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,9 +62,20 @@ def _git_env() -> dict[str, str]:
 
 
 def checkout(
-    url: str, sha: str, dest: Path, *, root_dir: str = "", allowed_schemes=ALLOWED_SCHEMES, submodules: bool = True
+    url: str,
+    sha: str,
+    dest: Path,
+    *,
+    root_dir: str = "",
+    allowed_schemes=ALLOWED_SCHEMES,
+    submodules: bool = True,
+    auth_env: Mapping[str, str] | None = None,
 ) -> SourceTree:
-    """Fetch only `sha` (shallow) into `dest`, with submodules; reuse `dest` if it already holds it."""
+    """Fetch only `sha` (shallow) into `dest`, with submodules; reuse `dest` if it already holds it.
+
+    `auth_env` (git's GIT_CONFIG_* variables carrying an auth header) reaches git's environment only,
+    never the remote URL or `.git/config`.
+    """
     check_repo_url(url, allowed_schemes)
     if not _SHA.match(sha):
         raise UserBuildError(f"{sha!r} is not a full commit sha", step="clone")
@@ -78,7 +90,7 @@ def checkout(
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     repo = git.Repo.init(dest)
-    env = _git_env()
+    env = {**_git_env(), **(auth_env or {})}
     protocol_file = "always" if "file" in allowed_schemes else "never"
     opts = ["-c", "protocol.ext.allow=never", "-c", f"protocol.file.allow={protocol_file}"]
     try:
