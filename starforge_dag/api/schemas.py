@@ -25,7 +25,7 @@ class IgnoredApp(BaseModel):
 
 
 class WebhookResult(BaseModel):
-    status: Literal["pong", "queued", "ignored", "redelivery"]
+    status: Literal["pong", "queued", "ignored", "redelivery", "recorded"]
     event: str
     delivery: str | None = None
     builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or joined).")

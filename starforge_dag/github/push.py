@@ -18,6 +18,7 @@ class _Payload(BaseModel):
 
 
 class Repository(_Payload):
+    id: int | None = None  # GitHub's repository id: stays the same across renames and transfers
     full_name: str
     clone_url: str | None = None
     html_url: str | None = None

@@ -14,11 +14,14 @@ from ..core.checkout import SourceTree, resolve_inside
 from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
+from ..github.clone import clone_access
 from ..resources.build_service import BuildService
 from ..resources.build_store import BuildStoreResource, GitSource
+from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
+from ..store.github import GitHubStore
 
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -134,12 +137,21 @@ def load_build(
 
 @dg.op(retry_policy=TRANSIENT_RETRY)
 def clone_source(
-    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitSource
+    context: dg.OpExecutionContext,
+    request: BuildRequest,
+    build_store: BuildStoreResource,
+    git: GitSource,
+    github: GitHubAppResource,
 ) -> SourceTree:
-    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory."""
+    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory.
+
+    An app following a GitHub repository clones it by id through the App (private repositories too).
+    """
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
-        source = git.checkout(request.build_id, request.repo_url, request.commit_sha, request.root_dir)
+        gh = GitHubStore(build_store.store().engine)
+        url, auth_env = clone_access(gh, github.app(), request.app_id, request.repo_url)
+        source = git.checkout(request.build_id, url, request.commit_sha, request.root_dir, auth_env=auth_env)
     build_store.store().set_commit_time(request.build_id, source.commit_time)
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +29,10 @@ class GitSource(dg.ConfigurableResource):
     workdir: str = Field(description="Where build checkouts live.")
     allowed_schemes: list[str] = Field(default=list(ALLOWED_SCHEMES), description="Repository URL schemes allowed.")
 
-    def checkout(self, build_id: int, url: str, sha: str, root_dir: str = "") -> SourceTree:
+    def checkout(
+        self, build_id: int, url: str, sha: str, root_dir: str = "", auth_env: Mapping[str, str] | None = None
+    ) -> SourceTree:
         dest = Path(self.workdir) / f"build-{build_id}"
-        return checkout(url, sha, dest, root_dir=root_dir, allowed_schemes=tuple(self.allowed_schemes))
+        return checkout(
+            url, sha, dest, root_dir=root_dir, allowed_schemes=tuple(self.allowed_schemes), auth_env=auth_env
+        )
