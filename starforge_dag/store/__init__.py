@@ -1,5 +1,8 @@
 """The build store (SQLAlchemy Core + Alembic): SQLite embedded, Postgres in production."""
 
-from .builds import BuildStore, DeliveryOutcome, EnqueueOutcome, NotFound, full_name_from_url, open_store
+from .apps import full_name_from_url
+from .builds import BuildStore, open_store
+from .queue import DeliveryOutcome, EnqueueOutcome
+from .rows import NotFound
 
 __all__ = ["BuildStore", "DeliveryOutcome", "EnqueueOutcome", "NotFound", "full_name_from_url", "open_store"]

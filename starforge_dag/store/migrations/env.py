@@ -8,7 +8,7 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     from sqlalchemy import create_engine
 
-    with create_engine(context.config.get_main_option("sqlalchemy.url")).connect() as conn:
+    with create_engine(context.config.get_main_option("sqlalchemy.url") or "").connect() as conn:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -1,0 +1,84 @@
+"""What every part of the build store shares: row mapping, the joined build query and the engine holder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from ..core.models import App, Build
+from . import schema as t
+from .db import get_engine
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class NotFound(LookupError):
+    """The app or build asked for does not exist."""
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite drops the zone of a timestamp; every timestamp we hand out is UTC-aware."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+BUILD_SELECT = sa.select(t.builds, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace")).select_from(
+    t.builds.join(t.apps, t.apps.c.id == t.builds.c.app_id).join(
+        t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id
+    )
+)
+APP_FROM = t.apps.join(t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id)
+
+
+def to_model(model: type[M], row: Any) -> M:
+    """A model from a result row: its fields by name, timestamps made timezone-aware."""
+    m = row._mapping
+    values = {name: m[name] for name in model.model_fields if name in m}
+    return model(**{k: aware(v) if isinstance(v, datetime) else v for k, v in values.items()})
+
+
+def to_build(row: Any) -> Build:
+    return to_model(Build, row)
+
+
+def to_app(row: Any) -> App:
+    return to_model(App, row)
+
+
+def is_postgres(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def for_update(conn: sa.Connection, query: sa.Select, of: sa.Table = t.builds) -> sa.Select:
+    """Lock the selected rows on Postgres; SQLite's BEGIN IMMEDIATE already excludes other writers."""
+    return query.with_for_update(of=of) if is_postgres(conn) else query
+
+
+def get_build(conn: sa.Connection, build_id: int) -> Build:
+    row = conn.execute(BUILD_SELECT.where(t.builds.c.id == build_id)).first()
+    if row is None:
+        raise NotFound(f"no build with id {build_id}")
+    return to_build(row)
+
+
+class StoreBase:
+    """The engine and transaction helper every part of the store works through."""
+
+    def __init__(self, url: str):
+        self.engine = get_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
