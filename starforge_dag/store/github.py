@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.models import utcnow
 from ..core.states import BuildState
 from . import schema as t
-from .builds import _aware
+from .rows import aware
 
 installations = sa.Table(
     "github_installations",
@@ -319,7 +319,7 @@ class GitHubStore:
                 reason=r.reason,
                 run_id=r.run_id,
                 attempts=r.attempts,
-                next_attempt_at=_aware(r.next_attempt_at) or utcnow(),
+                next_attempt_at=aware(r.next_attempt_at) or utcnow(),
             )
             for r in rows
         ]
