@@ -15,6 +15,7 @@ from starforge_dag.core.states import BuildState
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
+from starforge_dag.store.github import GitHubStore
 
 from .deps import SettingsDep, StoreDep, require_token
 from .refs import RefError, RefNotFound, resolve_ref
@@ -103,7 +104,11 @@ def cancel_build(build_id: int, store: StoreDep, response: Response) -> BuildSum
 
 @apps_router.get("/apps", response_model=list[AppView])
 def list_apps(store: StoreDep) -> list[AppView]:
-    return [AppView.of(a) for a in store.list_apps()]
+    links = {link.app_id: link for link in GitHubStore(store.engine).app_repos()}
+    return [
+        AppView.of(a, links[a.id].repo_id, links[a.id].paused_reason) if a.id in links else AppView.of(a)
+        for a in store.list_apps()
+    ]
 
 
 @apps_router.post(
@@ -120,6 +125,9 @@ def list_apps(store: StoreDep) -> list[AppView]:
 def manual_build(app: str, store: StoreDep, response: Response, body: ManualBuild | None = None) -> EnqueueResult:
     """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
     target = store.get_app(app)
+    link = GitHubStore(store.engine).app_repo(target.id)
+    if link is not None and link.paused_reason:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} is {link.paused_reason}")
     ref, sha = _resolve(target, (body.ref if body else None) or target.branch)
     outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
     if not outcome.created:

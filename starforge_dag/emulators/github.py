@@ -160,8 +160,7 @@ class GitHubEmulator:
         self.deliveries: list[EmuDelivery] = []
         self.requests: list[tuple[str, str, int]] = []
         self._remaining = RATE_LIMIT
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ServedApp | None = None
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -516,6 +515,9 @@ class GitHubEmulator:
             "access_tokens_url": f"{self.api_url}/app/installations/{inst.id}/access_tokens",
         }
 
+    def clone_url(self, repo: EmuRepo) -> str:
+        return f"{self.api_url}{GIT_PREFIX}{repo.full_name}.git"
+
     def _repo_brief(self, repo: EmuRepo) -> dict[str, Any]:
         return {"id": repo.id, "name": repo.name, "full_name": repo.full_name, "private": repo.private}
 
@@ -526,7 +528,7 @@ class GitHubEmulator:
             "owner": {"login": repo.owner, "id": 1, "type": "Organization"},
             "html_url": f"{self.api_url}/{repo.full_name}",
             "url": f"{self.api_url}/repos/{repo.full_name}",
-            "clone_url": f"{self.api_url}{GIT_PREFIX}{repo.full_name}.git",
+            "clone_url": self.clone_url(repo),
             "default_branch": repo.default_branch,
             "visibility": "private" if repo.private else "public",
             "archived": False,
@@ -735,6 +737,41 @@ class GitHubEmulator:
         except (ValueError, _Answer):
             return False
         return user == "x-access-token" and repo.installation_id == inst.id
+
+
+class ServedApp:
+    """An ASGI app under uvicorn in a thread, on a free port of 127.0.0.1 (the emulator, or an API for tests)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServedApp:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 class _Answer(Exception):

@@ -179,9 +179,15 @@ def redeliver_failed(gh: GitHubStore, app: GitHubApp, now: datetime | None = Non
         return report
     answered = {d.guid for d in deliveries if d.ok}
     newest_failed: dict[str, int] = {}
-    for d in deliveries:
+    later_push: set[int] = set()  # repositories with an answered push newer than the delivery looked at
+    for d in deliveries:  # newest first
+        is_push = d.event == "push" and d.repository_id is not None
         if d.guid in answered or datetime.fromisoformat(d.delivered_at.replace("Z", "+00:00")) < since:
+            if is_push and d.ok:
+                later_push.add(d.repository_id)  # type: ignore[arg-type]
             continue
+        if is_push and d.repository_id in later_push:
+            continue  # a newer push was built; the reconciler covers that branch's head, an old one would not help
         newest_failed.setdefault(d.guid, d.id)
     for guid, delivery_id in newest_failed.items():
         if not gh.claim_redelivery(guid, delivery_id):

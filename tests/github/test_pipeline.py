@@ -1,0 +1,111 @@
+"""GitHub for real customers, end to end: private clones through the App, statuses, installation events."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from starforge_dag.core.models import utcnow
+from starforge_dag.core.states import BuildState
+from starforge_dag.definitions import resources_for
+from starforge_dag.github.statuses import StatusStyle, send_statuses
+from starforge_dag.local import drain_queue
+from starforge_dag.logs import open_log_store
+
+DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"
+
+
+def drain_statuses(world, deadline_s: float = 60.0) -> None:
+    """Run the sender until the outbox is empty (what the sensor does, tick after tick)."""
+    style = StatusStyle("starforge", world.settings.public_url, None)
+    deadline = time.monotonic() + deadline_s
+    while world.gh.unsent(1):
+        assert time.monotonic() < deadline, f"outbox not drained: {world.gh.outbox_counts()}"
+        send_statuses(world.gh, world.app(), style, utcnow)
+        time.sleep(0.05)
+
+
+def api(world, method: str, path: str, **kwargs) -> httpx.Response:
+    from fastapi.testclient import TestClient
+
+    from starforge_dag.api import create_app
+
+    with TestClient(create_app(world.settings)) as client:
+        return client.request(method, path, headers={"Authorization": "Bearer token-for-github-tests"}, **kwargs)
+
+
+def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secret(github_world, tmp_path: Path):
+    world = github_world
+    linked, first = world.linked_app("web", {"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    sha = world.push(linked, {"app.sh": "echo v2\n"}, "second")
+    delivery = world.emulator.deliveries[-1]
+    assert delivery.status_code == 202, delivery.status
+
+    with dg.instance_for_test() as instance:
+        (result,) = drain_queue(instance, resources_for(world.settings))
+        assert result.success
+        (build,) = world.store.list_builds(app_id=linked.app.id)
+        assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
+        drain_statuses(world)
+
+        recorded = world.emulator.statuses_for(linked.repo.id, sha)
+        assert [s.state for s in recorded][-1] == "success"
+        assert all(s.state == "pending" for s in recorded[:-1])
+        assert recorded[-1].context == "starforge/acme/web"
+        assert recorded[-1].target_url == f"https://starforge.example.invalid/builds/{build.id}"
+        assert world.emulator.statuses_for(linked.repo.id, first) == []
+
+        # Secrets scan: the App key, every JWT and installation token the emulator saw or issued.
+        secrets = [line for line in world.emulator.private_key.splitlines() if len(line) > 40]
+        secrets += world.emulator.jwts_seen + world.emulator.issued_tokens()
+        assert world.emulator.jwts_seen and world.emulator.issued_tokens()
+        haystacks = {".git/config": (world.settings.workdir / f"build-{build.id}" / ".git" / "config").read_text()}
+        run = instance.get_run_by_id(result.run_id)
+        haystacks["run config"] = json.dumps(run.run_config, default=str)
+        haystacks["tags"] = json.dumps(run.tags)
+        haystacks["events"] = "\n".join(repr(e) for e in instance.all_logs(result.run_id))
+        with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
+            haystacks["build log"] = "\n".join(line.text for line in logs.read(build.id))
+        haystacks["API build"] = api(world, "GET", f"/builds/{build.id}").text
+        haystacks["API apps"] = api(world, "GET", "/apps").text
+        haystacks["webhook answers"] = "".join(d.status for d in world.emulator.deliveries)
+        hits = [(where, s[:12]) for where, text in haystacks.items() for s in secrets if s in text]
+        assert hits == []
+        assert all(len(text) > 0 for text in haystacks.values())  # every place was really read
+        assert "x-access-token" not in haystacks[".git/config"]
+
+
+def test_renamed_repository_still_builds_by_id(github_world):
+    world = github_world
+    linked, _ = world.linked_app("api", {"Dockerfile": DOCKERFILE})
+    world.emulator.rename_repo(linked.repo.id, "api-renamed", owner="acme-new")
+    sha = world.push(linked, {"x": "1"})
+    with dg.instance_for_test() as instance:
+        (result,) = drain_queue(instance, resources_for(world.settings))
+    assert result.success
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
+
+
+def test_uninstall_pauses_the_app_with_its_reason_and_reinstall_resumes(github_world):
+    world = github_world
+    linked, _ = world.linked_app("shop", {"Dockerfile": DOCKERFILE})
+    world.emulator.uninstall(linked.installation_id)
+    assert world.emulator.deliveries[-1].status_code == 200
+
+    (view,) = [a for a in api(world, "GET", "/apps").json() if a["name"] == "acme/shop"]
+    assert view["paused"] == "paused: the GitHub App was uninstalled on acme"
+    assert api(world, "POST", "/apps/acme/shop/builds").status_code == 409
+
+    sha = linked.git.commit({"x": "2"})
+    delivery = world.emulator.push(linked.repo.id, "main", "0" * 40, sha)
+    assert delivery.status_code == 200  # answered, nothing queued
+    assert world.store.list_builds(app_id=linked.app.id) == []
+
+    world.emulator.install("acme", [linked.repo.id])
+    (view,) = [a for a in api(world, "GET", "/apps").json() if a["name"] == "acme/shop"]
+    assert view["paused"] is None
