@@ -148,6 +148,7 @@ class GitHubEmulator:
         self.webhook_url = webhook_url
         self.token_ttl_s = token_ttl_s
         self.drop_fraction = drop_fraction
+        self.drop_redeliveries = False  # True: redeliveries are dropped at the same rate as first deliveries
         self.faults = Faults(seed=seed)
         self._drops = random.Random(seed + 1)
         self._lock = threading.RLock()
@@ -666,7 +667,11 @@ class GitHubEmulator:
         )
         with self._lock:
             self.deliveries.append(again)
-        self._deliver(again)
+            dropped = self.drop_redeliveries and self._drops.random() < self.drop_fraction
+        if dropped:
+            again.status_code, again.status = 0, "failed to connect to host"
+        else:
+            self._deliver(again)
         return self._answer({}, 202)
 
     _routes: ClassVar[list[tuple[str, re.Pattern[str], Callable[..., Response]]]] = [
