@@ -153,6 +153,7 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
         build_backend="fake",
         github_webhook_secret=SECRET,
         api_token=TOKEN,
+        git_allowed_schemes="file",
     )
     store = open_store(settings.resolved_database_url)
     register_apps(store, urls)
@@ -201,6 +202,7 @@ def run_stack(
         "STARFORGE_DATABASE_URL": databases["stack_builds"],
         "STARFORGE_DAGSTER_PG_URL": databases["stack_dagster"],
         "STARFORGE_BUILD_BACKEND": "fake",
+        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
         "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
         "STARFORGE_API_TOKEN": TOKEN,
     }

@@ -40,7 +40,11 @@ def apps() -> None:
 
 @apps.command("add")
 @click.argument("name")
-@click.option("--repo", required=True, help="Clone URL (https://, ssh://, git@host:owner/repo or file://).")
+@click.option(
+    "--repo",
+    required=True,
+    help="Clone URL; its scheme and host must be allowed (STARFORGE_GIT_ALLOWED_SCHEMES/_HOSTS).",
+)
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are built.")
 @click.option("--workspace", default="default", show_default=True)
 @click.option("--root-dir", default="", help="The app's directory inside the repository.")
@@ -50,6 +54,18 @@ def apps() -> None:
 @click.option("--cancel-running/--no-cancel-running", default=False, help="A new push stops the running build.")
 def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running) -> None:
     """Register an app so pushes to its repository build it."""
+    from .core.inputs import InvalidInput, check_branch, check_repo_url, check_text
+
+    try:
+        check_repo_url(repo, get_settings().git_policy)
+        check_branch(branch)
+        for what, value in (("name", name), ("workspace", workspace), ("root dir", root_dir)):
+            check_text(value, what, max_chars=100 if what != "root dir" else 1000)
+        for what, value in (("dockerfile", dockerfile), ("repo name", repo_name), *(("watch", w) for w in watch)):
+            if value is not None:
+                check_text(value, what)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         app = _store().add_app(
             workspace,
@@ -76,16 +92,19 @@ def apps_list() -> None:
 
 @main.command()
 @click.argument("app")
-@click.option("--ref", default=None, help="Branch or 40-hex commit sha (default: the app's branch).")
+@click.option("--ref", default=None, help="Branch or full commit id (default: the app's branch).")
 def build(app: str, ref: str | None) -> None:
     """Queue a build of APP (workspace/app or app)."""
-    from .api.refs import RefError, RefNotFound, resolve_ref
+    from .core.inputs import check_text
+    from .git.refs import RefError, RefNotFound, resolve_ref
     from .store import NotFound
 
+    settings = get_settings()
     store = _store()
     try:
-        found = store.get_app(app)
-        name, sha = resolve_ref(found.repo_url, ref or found.branch)
+        found = store.get_app(check_text(app, "app name", max_chars=201))
+        wanted = check_text(ref, "ref", max_chars=255) if ref is not None else found.branch
+        name, sha = resolve_ref(found.repo_url, wanted, settings.git_policy, settings.git_timeout_s)
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outcome = store.enqueue(found, name, sha, trigger="manual", actor="cli")

@@ -10,9 +10,10 @@ import dagster as dg
 from .assets import app_image
 from .jobs import build_job
 from .resources.build_service import BuildService
-from .resources.build_store import BuildStoreResource, GitSource
+from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
 from .resources.github import GitHubAppResource
+from .resources.git import GitSource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
@@ -81,7 +82,12 @@ def resources_for(settings: Settings) -> dict[str, object]:
         "log_store": LogStore(
             dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url
         ),
-        "git": GitSource(workdir=str(settings.workdir)),
+        "git": GitSource(
+            workdir=str(settings.workdir),
+            allowed_schemes=list(settings.git_policy.schemes),
+            allowed_hosts=list(settings.git_policy.hosts),
+            timeout_s=settings.git_checkout_timeout_s,
+        ),
         "registry": ImageRegistry(
             prefix=settings.registry,
             verify_pushes=backend != "fake",

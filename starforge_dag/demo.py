@@ -78,6 +78,7 @@ def run_demo(settings: Settings | None = None) -> int:
 
     if not os.environ.get("STARFORGE_GITHUB_WEBHOOK_SECRET"):
         os.environ["STARFORGE_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(16)
+    os.environ.setdefault("STARFORGE_GIT_ALLOWED_SCHEMES", "https,file")  # the sample repo is a local one
     settings = settings or get_settings()
     dagster_home = prepare_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(dagster_home)

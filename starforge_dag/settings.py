@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .core.inputs import RepoUrlPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STARFORGE_", extra="ignore")
@@ -60,6 +62,14 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(default=None, description="The API's public base URL (commit status links).")
     dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL (commit status links).")
+    git_allowed_schemes: str = Field(
+        default="https", description="Comma-separated URL schemes git may use: https, http, ssh, git, file."
+    )
+    git_allowed_hosts: str = Field(
+        default="github.com", description="Comma-separated hosts git may reach: name, *.domain, host:port, or *."
+    )
+    git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
+    git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
 
     @property
     def resolved_home(self) -> Path:
@@ -72,6 +82,11 @@ class Settings(BaseSettings):
     @property
     def github_app_configured(self) -> bool:
         return self.github_app_id is not None and bool(self.github_app_private_key.get_secret_value())
+
+    @property
+    def git_policy(self) -> RepoUrlPolicy:
+        """Which repository and submodule URLs git may talk to (InvalidInput names a scheme that cannot be allowed)."""
+        return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
 
     @property
     def workdir(self) -> Path:

@@ -1,14 +1,25 @@
-"""Fixtures every test package may use: real git repositories made on the spot."""
+"""Fixtures every test package may use: real git repositories made on the spot, signed GitHub deliveries."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import sqlalchemy as sa
+from deliveries import WEBHOOK_SECRET, GitHub
+from fastapi.testclient import TestClient
 from gitrepos import GitRepo
+
+from starforge_dag.api import create_app
+from starforge_dag.settings import Settings
+from starforge_dag.store import BuildStore, open_store
+from starforge_dag.store.schema import metadata
+
+API_TOKEN = "api-token-for-tests"
 
 
 @pytest.fixture
@@ -18,6 +29,16 @@ def git_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
     return lambda name="app": GitRepo(root, name)
 
 
+@pytest.fixture
+def signed_push() -> Callable[..., GitHub]:
+    """The one way tests post GitHub deliveries: `signed_push(client, secret=...)` for any httpx client."""
+
+    def make(client: httpx.Client, secret: str = WEBHOOK_SECRET) -> GitHub:
+        return GitHub(client, secret)
+
+    return make
+
+
 POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
@@ -25,8 +46,6 @@ POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+p
 def postgres_database():
     """Make throwaway Postgres databases on the real server; all are dropped at the end of the session."""
     import secrets
-
-    import sqlalchemy as sa
 
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     made: list[str] = []
@@ -97,3 +116,60 @@ def github_emulator():
 
     with GitHubEmulator(webhook_secret="emulated-webhook-secret") as emulator:
         yield emulator
+
+
+# -- the API over a fresh build store -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_database: Callable[[str], str]) -> str:
+    """A database of its own for this test session (dropped with the others at the end)."""
+    return postgres_database("starforge_test")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty build store: a SQLite file per test, or the session's Postgres database emptied."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'starforge.db'}"
+        yield url
+        open_store(url).engine.dispose()
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = open_store(url).engine
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        github_webhook_secret=WEBHOOK_SECRET,
+        api_token=API_TOKEN,
+        max_body_bytes=64 * 1024,
+        git_allowed_schemes="file",
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> BuildStore:
+    return open_store(settings.resolved_database_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """Authorized for the token-protected endpoints; webhook calls are signed per request."""
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as test_client:
+        yield test_client
+
+
+# -- GitHub deliveries ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def github(client: TestClient, signed_push: Callable[..., GitHub]) -> GitHub:
+    return signed_push(client, WEBHOOK_SECRET)

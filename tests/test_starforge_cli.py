@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("STARFORGE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("STARFORGE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("STARFORGE_GIT_ALLOWED_SCHEMES", "file")
     return tmp_path
 
 

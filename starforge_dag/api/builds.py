@@ -5,26 +5,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
+from starforge_dag.core.inputs import InvalidInput, check_repo_url, check_text
 from starforge_dag.core.models import App, DesiredState, LogLine
 from starforge_dag.core.states import BuildState
+from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import GitHubStore
 
 from .deps import SettingsDep, StoreDep, require_token
-from .refs import RefError, RefNotFound, resolve_ref
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
 
 FOLLOW_POLL_S = 0.5
 
-_AUTH = {401: {"model": Problem}, 503: {"model": Problem}}
-_NOT_FOUND = {404: {"model": Problem}}
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 503: {"model": Problem}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 builds_router = APIRouter(tags=["builds"], dependencies=[Depends(require_token)], responses=_AUTH)
 apps_router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_AUTH)
 
@@ -37,7 +38,7 @@ def list_builds(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[BuildSummary]:
     """Newest first."""
-    app_id = store.get_app(app).id if app else None
+    app_id = _app(store, app).id if app else None
     return [BuildSummary.of(b) for b in store.list_builds(app_id=app_id, limit=limit, statuses=build_status)]
 
 
@@ -118,27 +119,50 @@ def list_apps(store: StoreDep) -> list[AppView]:
     responses={
         **_NOT_FOUND,
         200: {"model": EnqueueResult, "description": "An active build of this commit already exists"},
-        400: {"model": Problem},
+        400: {"model": Problem, "description": "Not a branch name or full commit id, or a NUL/surrogate in it"},
+        422: {"model": Problem, "description": "The app's repository URL is not allowed by the git policy"},
         502: {"model": Problem, "description": "The repository could not be asked for the branch"},
     },
 )
-def manual_build(app: str, store: StoreDep, response: Response, body: ManualBuild | None = None) -> EnqueueResult:
+def manual_build(
+    app: str, store: StoreDep, settings: SettingsDep, response: Response, body: ManualBuild | None = None
+) -> EnqueueResult:
     """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
-    target = store.get_app(app)
+    target = _app(store, app)
     link = GitHubStore(store.engine).app_repo(target.id)
     if link is not None and link.paused_reason:
         raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} is {link.paused_reason}")
-    ref, sha = _resolve(target, (body.ref if body else None) or target.branch)
+    try:
+        requested = check_text(body.ref, "ref", max_chars=255) if body and body.ref is not None else None
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    ref, sha = _resolve(target, requested or target.branch, settings)
     outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))
 
 
-def _resolve(app: App, ref: str) -> tuple[str, str]:
+def _app(store: BuildStore, name: str) -> App:
+    """Names come from the URL: a NUL or lone surrogate is the client's mistake, not a database error."""
     try:
-        return resolve_ref(app.repo_url, ref)
-    except ValueError as exc:
+        check_text(name, "app name", max_chars=201)
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return store.get_app(name)
+
+
+def _resolve(app: App, ref: str, settings: Settings) -> tuple[str, str]:
+    policy = settings.git_policy
+    try:
+        check_repo_url(app.repo_url, policy)
+    except InvalidInput as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"app {app.workspace}/{app.name} cannot be built: {exc}"
+        ) from None
+    try:
+        return resolve_ref(app.repo_url, ref, policy, settings.git_timeout_s)
+    except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     except RefNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
@@ -149,7 +173,7 @@ def _resolve(app: App, ref: str) -> tuple[str, str]:
 @apps_router.get("/apps/{app:path}/desired-state", response_model=DesiredState, responses=_NOT_FOUND)
 def desired_state(app: str, store: StoreDep) -> DesiredState:
     """The image the deployer should run: the newest commit built successfully."""
-    target = store.get_app(app)
+    target = _app(store, app)
     state = store.desired_state(target.id)
     if state is None:
         raise HTTPException(

@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 from starforge_dag.core.models import App, Build, Transition
 from starforge_dag.core.states import BuildState
-
-from .refs import redact_url
+from starforge_dag.git.command import redact_url
 
 
 class Problem(BaseModel):
@@ -86,7 +85,11 @@ class BuildDetail(BuildSummary):
 
 
 class ManualBuild(BaseModel):
-    ref: str | None = Field(default=None, description="Branch name or 40-hex commit sha; default the app's branch.")
+    ref: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Branch name or full commit id (40 or 64 lowercase hex digits); default the app's branch.",
+    )
 
 
 class EnqueueResult(BaseModel):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from starforge_dag.core.models import App
-from starforge_dag.github.push import PushEvent
+from starforge_dag.github.push import PushEvent, UndecodablePush, invalid_push, parse_push
 from starforge_dag.github.rules import decide
 from starforge_dag.github.signature import verify_signature
 from starforge_dag.github.sync import apply_installation_event, apps_for_push
@@ -25,11 +27,24 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 INSTALLATION_EVENTS = ("installation", "installation_repositories")
 MAX_DELIVERY_ID = 100  # GitHub sends a GUID; the deliveries table keys on at most this many characters
+_DELIVERY_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_DELIVERY_ID}}}")
+_EVENT = re.compile(r"[a-z_]{1,50}")
+FORM = "application/x-www-form-urlencoded"
 
-_ERRORS = {
-    400: {"model": Problem, "description": "Missing header, malformed JSON or not a push payload"},
+_ERRORS: dict[int | str, dict] = {
+    400: {
+        "model": Problem,
+        "description": "Missing or invalid header, or a body that is not a readable push payload "
+        "(malformed or too deeply nested JSON, wrong types, NUL or lone surrogates, over-long fields)",
+    },
     401: {"model": Problem, "description": "Missing or wrong X-Hub-Signature-256"},
     413: {"model": Problem, "description": "Body larger than STARFORGE_MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": f"Content type other than application/json or {FORM}"},
+    422: {
+        "model": Problem,
+        "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref; "
+        "recorded as an ignored delivery, nothing queued",
+    },
     503: {"model": Problem, "description": "No webhook secret configured"},
 }
 
@@ -38,7 +53,14 @@ _ERRORS = {
     "/webhooks/github",
     response_model=WebhookResult,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": WebhookResult, "description": "ping, ignored push or redelivery"}, **_ERRORS},
+    responses={
+        200: {
+            "model": WebhookResult,
+            "description": "ping, an event other than push, a push that builds nothing, or a redelivery",
+        },
+        202: {"model": WebhookResult, "description": "push that queued or joined builds"},
+        **_ERRORS,
+    },
     summary="GitHub webhook receiver",
 )
 async def github_webhook(
@@ -49,7 +71,10 @@ async def github_webhook(
     x_github_delivery: Annotated[str | None, Header()] = None,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> WebhookResult:
-    """Answer fast: 202 with the queued builds, 200 when nothing is to build, 401 unless signed with our secret."""
+    """Answer fast: 202 with the queued builds, 200 when nothing is to build, 401 unless signed with our secret.
+
+    JSON and form-encoded (`payload=<json>`) deliveries are both signed over the raw body, as GitHub signs them.
+    """
     secret = settings.github_webhook_secret.get_secret_value().encode()
     if not secret:
         raise HTTPException(
@@ -59,31 +84,40 @@ async def github_webhook(
     body = await _read_body(request, settings.max_body_bytes)
     if not verify_signature(secret, body, x_hub_signature_256):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid X-Hub-Signature-256")
-    if not x_github_event:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "missing X-GitHub-Event header")
+    if not x_github_event or not _EVENT.fullmatch(x_github_event):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "missing or invalid X-GitHub-Event header")
+    delivery = x_github_delivery if x_github_delivery and _DELIVERY_ID.fullmatch(x_github_delivery) else None
+    response.status_code = status.HTTP_200_OK
     if x_github_event == "ping":
-        response.status_code = status.HTTP_200_OK
-        return WebhookResult(status="pong", event="ping", delivery=x_github_delivery)
+        return WebhookResult(status="pong", event="ping", delivery=delivery)
     if x_github_event in INSTALLATION_EVENTS:
-        response.status_code = status.HTTP_200_OK
+        text = _payload_text(body, request.headers.get("content-type"))
         return await run_in_threadpool(
-            _handle_installation, settings.resolved_database_url, x_github_event, x_github_delivery, body
+            _handle_installation, settings.resolved_database_url, x_github_event, delivery, text
         )
     if x_github_event != "push":
         return WebhookResult(
             status="ignored",
             event=x_github_event,
-            delivery=x_github_delivery,
+            delivery=delivery,
             reason=f"event {x_github_event!r} is not handled; only push builds",
         )
-    if not x_github_delivery or len(x_github_delivery) > MAX_DELIVERY_ID:
+    if delivery is None:
         raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"missing X-GitHub-Delivery header or longer than {MAX_DELIVERY_ID} characters"
+            status.HTTP_400_BAD_REQUEST,
+            f"missing X-GitHub-Delivery header, or not 1-{MAX_DELIVERY_ID} characters of letters, digits, '.', '_', ':', '-'",
         )
-    event = _parse_push(body)
-    result = await run_in_threadpool(_handle_push, settings.resolved_database_url, x_github_delivery, event)
-    if result.status != "queued":
-        response.status_code = status.HTTP_200_OK
+    try:
+        event = parse_push(_payload_text(body, request.headers.get("content-type")))
+    except UndecodablePush as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    problem = invalid_push(event)
+    if problem is not None:
+        await run_in_threadpool(_record_refused, settings.resolved_database_url, delivery)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"push names nothing to build: {problem}")
+    result = await run_in_threadpool(_handle_push, settings.resolved_database_url, delivery, event)
+    if result.status == "queued":
+        response.status_code = status.HTTP_202_ACCEPTED
     return result
 
 
@@ -103,16 +137,32 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _parse_push(body: bytes) -> PushEvent:
+def _payload_text(body: bytes, content_type: str | None) -> str:
+    """The JSON text of a delivery: the body itself, or the single `payload` field of a form-encoded body."""
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media not in ("application/json", FORM):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"content type {media[:60]!r}: use application/json or {FORM}"
+        )
     try:
-        data = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON body: {exc}") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UndecodablePush("body is not UTF-8") from None
+    if media == "application/json":
+        return text
     try:
-        return PushEvent.model_validate(data)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a push payload: bad or missing {fields}") from None
+        fields = parse_qs(text, strict_parsing=True, errors="strict", max_num_fields=10)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UndecodablePush(f"malformed form body: {str(exc)[:200]}") from None
+    payload = fields.get("payload", [])
+    if len(payload) != 1:
+        raise UndecodablePush("form-encoded delivery needs exactly one `payload` field")
+    return payload[0]
+
+
+def _record_refused(database_url: str, delivery: str) -> None:
+    """A signed push that names nothing buildable is kept as an ignored delivery (no builds), for the record."""
+    open_store(database_url).record_delivery(delivery, "push", [])
 
 
 def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookResult:
@@ -136,24 +186,35 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason=decision.reason))
     outcome = store.record_delivery(delivery, "push", wanted, actor=event.actor)
     builds = [b.id for b in outcome.builds]
-    common = dict(event="push", delivery=delivery, builds=builds, ignored=ignored)
     if outcome.redelivery:
-        return WebhookResult(status="redelivery", created=[], reason="delivery already processed", **common)
+        return WebhookResult(
+            status="redelivery",
+            event="push",
+            delivery=delivery,
+            builds=builds,
+            ignored=ignored,
+            created=[],
+            reason="delivery already processed",
+        )
     if not wanted:
         reason = (
             "; ".join(f"{i.app}: {i.reason}" for i in ignored)
             if ignored
             else f"no app tracks repository {event.repository.full_name}"
         )
-        return WebhookResult(status="ignored", reason=reason, **common)
+        return WebhookResult(
+            status="ignored", event="push", delivery=delivery, builds=builds, ignored=ignored, reason=reason
+        )
     log.info("delivery %s queued builds %s (new: %s)", delivery, builds, outcome.created)
-    return WebhookResult(status="queued", created=outcome.created, **common)
+    return WebhookResult(
+        status="queued", event="push", delivery=delivery, builds=builds, ignored=ignored, created=outcome.created
+    )
 
 
-def _handle_installation(database_url: str, event: str, delivery: str | None, body: bytes) -> WebhookResult:
+def _handle_installation(database_url: str, event: str, delivery: str | None, text: str) -> WebhookResult:
     """Installation events say which installation serves which repository; losing one pauses its apps."""
     try:
-        data = json.loads(body)
+        data = json.loads(text)
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON body: {exc}") from None
     try:

@@ -108,22 +108,18 @@ def load_private_key(value: str) -> str:
     return path.read_text()
 
 
-def git_auth_env(token: str, clone_url: str) -> dict[str, str]:
-    """git's environment for cloning with an installation token, scoped to the clone URL's host.
+def git_auth_config(token: str, clone_url: str) -> dict[str, str]:
+    """git config for cloning with an installation token, scoped to the clone URL's scheme, host and port.
 
-    The header travels in GIT_CONFIG_* variables, so it is never part of the URL, the remote's
-    configuration in `.git/config`, or git's own error messages.
+    It reaches git in GIT_CONFIG_* environment variables, so the token is never part of the URL, the
+    command line, the remote's configuration in `.git/config`, or git's own error messages.
     """
     parts = urlsplit(clone_url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise GitHubAppError(f"clone URL scheme {parts.scheme!r} cannot carry an installation token")
     origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"http.{origin}.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-    }
+    return {f"http.{origin}.extraHeader": f"Authorization: Basic {basic}"}
 
 
 class GitHubApp:
@@ -310,8 +306,8 @@ class GitHubApp:
             body["target_url"] = target_url
         self._as_installation(installation_id, "POST", f"/repos/{_repo_path(full_name)}/statuses/{sha}", json=body)
 
-    def clone_env(self, installation_id: int, clone_url: str) -> dict[str, str]:
-        return git_auth_env(self.installation_token(installation_id), clone_url)
+    def clone_config(self, installation_id: int, clone_url: str) -> dict[str, str]:
+        return git_auth_config(self.installation_token(installation_id), clone_url)
 
     # -- helpers ------------------------------------------------------------------------------
 

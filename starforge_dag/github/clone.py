@@ -11,7 +11,7 @@ from .app import GitHubApp, GitHubAppError
 def clone_access(
     gh: GitHubStore, app: GitHubApp | None, app_id: int, default_url: str
 ) -> tuple[str, dict[str, str] | None]:
-    """(clone URL, git auth environment): the repository is looked up by id, so renames and transfers still clone."""
+    """(clone URL, git auth config): the repository is looked up by id, so renames and transfers still clone."""
     link = gh.app_repo(app_id)
     if link is None:
         return default_url, None
@@ -27,7 +27,7 @@ def clone_access(
         )
     try:
         repo = app.repository_by_id(link.installation_id, link.repo_id)
-        return repo.clone_url, app.clone_env(link.installation_id, repo.clone_url)
+        return repo.clone_url, app.clone_config(link.installation_id, repo.clone_url)
     except GitHubAppError as exc:
         error = TransientBuildError if exc.transient else PermanentBuildError
         raise error(f"GitHub: {exc}", step="clone") from None

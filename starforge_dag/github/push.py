@@ -1,10 +1,30 @@
-"""The fields of GitHub's `push` webhook payload that decide whether and what to build."""
+"""The fields of GitHub's `push` webhook payload that decide whether and what to build, decoded defensively."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from starforge_dag.core.inputs import InvalidInput, check_commit_id, check_ref, check_text
+
+MAX_JSON_DEPTH = 32  # GitHub's push payloads nest about 5 deep
+
+
+def _text(max_chars: int) -> Callable[[str], str]:
+    """A string no database or log will choke on: no NUL, no lone surrogate, bounded."""
+    return partial(check_text, what="value", max_chars=max_chars)
+
+
+Name = Annotated[str, AfterValidator(_text(200))]
+RefName = Annotated[str, AfterValidator(_text(1000))]
+Url = Annotated[str, AfterValidator(_text(2048))]
+Path = Annotated[str, AfterValidator(_text(4096))]
+Message = Annotated[str, AfterValidator(_text(1_000_000))]
 
 ZERO_SHA = "0" * 40
 BRANCH_PREFIX = "refs/heads/"
@@ -19,11 +39,11 @@ class _Payload(BaseModel):
 
 class Repository(_Payload):
     id: int | None = None  # GitHub's repository id: stays the same across renames and transfers
-    full_name: str
-    clone_url: str | None = None
-    html_url: str | None = None
-    ssh_url: str | None = None
-    git_url: str | None = None
+    full_name: Name
+    clone_url: Url | None = None
+    html_url: Url | None = None
+    ssh_url: Url | None = None
+    git_url: Url | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -31,12 +51,12 @@ class Repository(_Payload):
 
 
 class Commit(_Payload):
-    id: str
-    message: str = ""
+    id: Name
+    message: Message = ""
     timestamp: datetime | None = None
-    added: list[str] = Field(default_factory=list)
-    modified: list[str] = Field(default_factory=list)
-    removed: list[str] = Field(default_factory=list)
+    added: list[Path] = Field(default_factory=list)
+    modified: list[Path] = Field(default_factory=list)
+    removed: list[Path] = Field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:
@@ -46,21 +66,21 @@ class Commit(_Payload):
 class Actor(_Payload):
     """`pusher` carries name/email, `sender` carries login; either may identify who pushed."""
 
-    name: str | None = None
-    login: str | None = None
-    email: str | None = None
+    name: Name | None = None
+    login: Name | None = None
+    email: Name | None = None
 
 
 class PushEvent(_Payload):
-    ref: str
-    before: str = ZERO_SHA
-    after: str
+    ref: RefName
+    before: Name = ZERO_SHA
+    after: Name
     created: bool = False
     deleted: bool = False
     forced: bool = False
     repository: Repository
     head_commit: Commit | None = None
-    commits: list[Commit] = Field(default_factory=list)
+    commits: list[Commit] = Field(default_factory=list, max_length=10_000)
     pusher: Actor | None = None
     sender: Actor | None = None
 
@@ -84,3 +104,50 @@ class PushEvent(_Payload):
     @property
     def commit_time(self) -> datetime | None:
         return self.head_commit.timestamp if self.head_commit else None
+
+
+class UndecodablePush(ValueError):
+    """A signed body that is not a push payload we can read; the message is safe to answer with."""
+
+
+def parse_push(text: str) -> PushEvent:
+    """JSON text to a PushEvent, refusing what would crash or poison later steps (depth, types, NUL, surrogates)."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise UndecodablePush(f"malformed JSON body: {exc}") from None
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return PushEvent.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()[:5]
+        )
+        raise UndecodablePush(f"not a push payload: {problems}") from None
+
+
+def invalid_push(event: PushEvent) -> str | None:
+    """Why a well-formed push names no buildable commit: `after` not a full commit id, `ref` not a git ref."""
+    try:
+        check_ref(event.ref, "ref")
+        check_commit_id(event.after, "after")
+    except InvalidInput as exc:
+        return str(exc)
+    return None
+
+
+def _depth_exceeds(data: object, limit: int) -> bool:
+    """Iterative, so checking a deep document cannot itself recurse."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False

@@ -10,13 +10,14 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from ..assets import app_image, app_partition_key
-from ..core.checkout import SourceTree, resolve_inside
 from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
+from ..git.checkout import SourceTree, resolve_inside
 from ..github.clone import clone_access
 from ..resources.build_service import BuildService
-from ..resources.build_store import BuildStoreResource, GitSource
+from ..resources.build_store import BuildStoreResource
+from ..resources.git import GitSource
 from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
@@ -150,8 +151,8 @@ def clone_source(
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
         gh = GitHubStore(build_store.store().engine)
-        url, auth_env = clone_access(gh, github.app(), request.app_id, request.repo_url)
-        source = git.checkout(request.build_id, url, request.commit_sha, request.root_dir, auth_env=auth_env)
+        url, auth = clone_access(gh, github.app(), request.app_id, request.repo_url)
+        source = git.checkout(request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth)
     build_store.store().set_commit_time(request.build_id, source.commit_time)
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}

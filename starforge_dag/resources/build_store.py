@@ -1,14 +1,10 @@
-"""The build store and source checkout as resources: configuration only, connections per process."""
+"""The build store as a resource: configuration only, connections per process."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from ..core.checkout import ALLOWED_SCHEMES, SourceTree, checkout
 from ..store import BuildStore, open_store
 
 
@@ -21,18 +17,3 @@ class BuildStoreResource(dg.ConfigurableResource):
 
     def store(self) -> BuildStore:
         return open_store(self.database_url)
-
-
-class GitSource(dg.ConfigurableResource):
-    """Shallow, exact-commit checkouts under a work directory (one per build, reused on re-execution)."""
-
-    workdir: str = Field(description="Where build checkouts live.")
-    allowed_schemes: list[str] = Field(default=list(ALLOWED_SCHEMES), description="Repository URL schemes allowed.")
-
-    def checkout(
-        self, build_id: int, url: str, sha: str, root_dir: str = "", auth_env: Mapping[str, str] | None = None
-    ) -> SourceTree:
-        dest = Path(self.workdir) / f"build-{build_id}"
-        return checkout(
-            url, sha, dest, root_dir=root_dir, allowed_schemes=tuple(self.allowed_schemes), auth_env=auth_env
-        )

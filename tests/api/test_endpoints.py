@@ -129,9 +129,11 @@ def test_manual_build_of_a_branch_or_a_sha(client: TestClient, shop: App, source
     feature = client.post("/apps/shop/builds", json={"ref": "feature"})
     assert feature.status_code == 202
     assert feature.json()["build"]["commit_sha"] == head(source_repo, "feature")
-    exact = client.post("/apps/shop/builds", json={"ref": SHA.upper()})
+    exact = client.post("/apps/shop/builds", json={"ref": SHA})
     assert exact.status_code == 202
     assert exact.json()["build"]["ref"] == SHA and exact.json()["build"]["commit_sha"] == SHA
+    uppercase = client.post("/apps/shop/builds", json={"ref": SHA.upper()})  # not a commit id: a branch, not found
+    assert uppercase.status_code == 404 and "not found" in uppercase.json()["detail"]
 
 
 def test_manual_build_of_an_active_commit_joins_it(client: TestClient, store: BuildStore, shop: App) -> None:
@@ -146,7 +148,7 @@ def test_manual_build_of_an_active_commit_joins_it(client: TestClient, store: Bu
     ("path", "ref", "code", "detail"),
     [
         ("/apps/acme/shop/builds", "no-such-branch", 404, "branch 'no-such-branch' not found"),
-        ("/apps/acme/shop/builds", "bad..ref", 400, "neither a branch name nor a 40-hex commit sha"),
+        ("/apps/acme/shop/builds", "bad..ref", 400, "neither a branch name nor a full commit id"),
         ("/apps/acme/shop/builds", "-upload-pack=touch", 400, "neither a branch name"),
         ("/apps/acme/nope/builds", "main", 404, "no app named 'nope'"),
     ],

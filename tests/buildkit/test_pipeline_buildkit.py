@@ -36,6 +36,7 @@ def settings(tmp_path, services) -> Settings:
         runtime_image=services["STARFORGE_BASE_IMAGE"],
         github_webhook_secret=SECRET,
         api_token="token",
+        git_allowed_schemes="file",
     )
 
 

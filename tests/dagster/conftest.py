@@ -22,6 +22,7 @@ def settings(tmp_path: Path) -> Settings:
         build_backend="fake",
         github_webhook_secret=SECRET,
         api_token="token-for-dagster-tests",
+        git_allowed_schemes="file",
     )
 
 

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from deliveries import GitHub
 
-from starforge_dag.stack import Stack, graphql, post_push, wait_for_build
+from starforge_dag.stack import Stack, graphql, wait_for_build
 from starforge_dag.store import open_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -103,6 +105,7 @@ def stack(databases: dict[str, str], home: Path, fixed_marker: Path) -> Iterator
         "STARFORGE_DATABASE_URL": databases["builds"],
         "STARFORGE_DAGSTER_PG_URL": databases["dagster"],
         "STARFORGE_BUILD_BACKEND": "fake",
+        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
         "STARFORGE_GITHUB_WEBHOOK_SECRET": secrets.token_hex(16),
         "STARFORGE_API_TOKEN": secrets.token_hex(16),
         "STARFORGE_FAKE_FAIL_UNTIL_FILE": str(fixed_marker),
@@ -183,6 +186,15 @@ def wait_for_sensor_tick(stack: Stack, after: float, timeout: float = 60.0) -> N
 
 def metadata(materialization: dict[str, Any]) -> dict[str, Any]:
     return {e["label"]: e.get("text", e.get("intValue")) for e in materialization["metadataEntries"]}
+
+
+def post_push(stack: Stack, repo_url: str, full_name: str, sha: str, delivery_id: str | None = None) -> httpx.Response:
+    """A signed push of one commit to the stack's API, over real HTTP."""
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        github = GitHub(client, stack.webhook_secret)
+        return github.deliver(
+            github.push(github.commit(sha=sha), full_name=full_name, repo_url=repo_url), delivery=delivery_id
+        )
 
 
 def phase_states(build: dict[str, Any]) -> list[str]:

@@ -80,6 +80,8 @@ def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gi
             github_app_id=emulator.app_id,
             github_api_url=emulator.api_url,
             public_url="https://starforge.example.invalid",
+            git_allowed_schemes="http",
+            git_allowed_hosts=f"127.0.0.1:{emulator.port}",
         )
         root = tmp_path / "repos"
         root.mkdir()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from starforge_dag.core.checkout import checkout
 from starforge_dag.core.errors import BuildError
-from starforge_dag.github.app import GitHubApp, GitHubAppError, git_auth_env
+from starforge_dag.core.inputs import RepoUrlPolicy
+from starforge_dag.git.checkout import checkout
+from starforge_dag.github.app import GitHubApp, GitHubAppError, git_auth_config
 
 
 @pytest.fixture
@@ -69,16 +70,17 @@ def test_private_repository_clones_only_with_a_token_that_stays_out_of_git_confi
     _repo, emu_repo, inst, sha = private_repo
     app = _app(github_emulator)
     url = app.repository_by_id(inst, emu_repo.id).clone_url
+    policy = RepoUrlPolicy(schemes=("http",), hosts=(f"127.0.0.1:{github_emulator.port}",))
     with pytest.raises(BuildError):
-        checkout(url, sha, tmp_path / "anonymous")
+        checkout(url, sha, tmp_path / "anonymous", policy=policy)
     token = app.installation_token(inst)
-    tree = checkout(url, sha, tmp_path / "co", auth_env=git_auth_env(token, url))
+    tree = checkout(url, sha, tmp_path / "co", policy=policy, auth_config=git_auth_config(token, url))
     assert (Path(tree.path) / "app.txt").read_text() == "hello\n"
     config = (Path(tree.path) / ".git" / "config").read_text()
     assert token not in config and "Authorization" not in config
     github_emulator.expire_tokens()
     with pytest.raises(BuildError):
-        checkout(url, sha, tmp_path / "expired", auth_env=git_auth_env(token, url))
+        checkout(url, sha, tmp_path / "expired", policy=policy, auth_config=git_auth_config(token, url))
 
 
 def test_rate_limits_and_server_errors_are_classified(github_emulator, private_repo):
