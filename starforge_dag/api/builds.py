@@ -10,14 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from starforge_dag.core.inputs import InvalidInput, check_repo_url, check_text
+from starforge_dag.core.inputs import InvalidInput, check_branch, check_commit_id, check_repo_url, check_text
 from starforge_dag.core.models import App, DesiredState, LogLine
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
+from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
-from starforge_dag.store.github import GitHubStore
+from starforge_dag.store.github import AppRepo, GitHubStore
 
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
@@ -136,7 +137,10 @@ def manual_build(
         requested = check_text(body.ref, "ref", max_chars=255) if body and body.ref is not None else None
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    ref, sha = _resolve(target, requested or target.branch, settings)
+    if link is not None and link.installation_id is not None and settings.github_app_configured:
+        ref, sha = _resolve_through_app(link, requested or target.branch, settings)
+    else:
+        ref, sha = _resolve(target, requested or target.branch, settings)
     outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
@@ -150,6 +154,30 @@ def _app(store: BuildStore, name: str) -> App:
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     return store.get_app(name)
+
+
+def _resolve_through_app(link: AppRepo, ref: str, settings: Settings) -> tuple[str, str]:
+    """A private repository's branch head, asked of GitHub as the App's installation (no token-bearing git URL)."""
+    try:
+        return check_commit_id(ref), ref
+    except InvalidInput:
+        pass
+    try:
+        branch = check_branch(ref.removeprefix("refs/heads/"))
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    app = GitHubApp(
+        settings.github_app_id or 0, settings.github_app_private_key.get_secret_value(), settings.github_api_url
+    )
+    try:
+        head = app.branch_head(link.installation_id or 0, link.full_name or "", branch)
+    except GitHubAppError as exc:
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, f"GitHub could not be asked for branch {branch!r}: {exc}"
+        ) from None
+    if head is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch!r} not found in {link.full_name}")
+    return branch, head
 
 
 def _resolve(app: App, ref: str, settings: Settings) -> tuple[str, str]:

@@ -109,3 +109,12 @@ def test_uninstall_pauses_the_app_with_its_reason_and_reinstall_resumes(github_w
     world.emulator.install("acme", [linked.repo.id])
     (view,) = [a for a in api(world, "GET", "/apps").json() if a["name"] == "acme/shop"]
     assert view["paused"] is None
+
+
+def test_manual_build_of_a_private_repo_asks_github_for_the_branch_head(github_world):
+    world = github_world
+    _linked, sha = world.linked_app("manual", {"Dockerfile": DOCKERFILE})
+    answer = api(world, "POST", "/apps/acme/manual/builds")
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["build"]["commit_sha"] == sha
+    assert api(world, "POST", "/apps/acme/manual/builds", json={"ref": "nope"}).status_code == 404
