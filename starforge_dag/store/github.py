@@ -214,6 +214,12 @@ class GitHubStore:
             self._save_repo(conn, repo_id, full_name, installation_id)
             conn.execute(github_apps.insert().values(app_id=app_id, repo_id=repo_id, updated_at=utcnow()))
 
+    def relink_app(self, app_id: int, repo_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                github_apps.update().where(github_apps.c.app_id == app_id).values(repo_id=repo_id, updated_at=utcnow())
+            )
+
     def app_repo(self, app_id: int) -> AppRepo | None:
         with self.engine.connect() as conn:
             rows = self._app_repos(conn, github_apps.c.app_id == app_id)
