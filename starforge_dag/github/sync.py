@@ -32,28 +32,32 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+_FULL_NAME = r"^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$"
+_ID = {"gt": 0, "lt": 2**63}  # GitHub's ids are positive and fit the tables' BIGINT
+
+
 class _Account(_Payload):
-    login: str = ""
+    login: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
 
 
 class _Installation(_Payload):
-    id: int
+    id: int = Field(**_ID)
     account: _Account = Field(default_factory=_Account)
 
 
 class _RepoBrief(_Payload):
-    id: int
-    full_name: str
+    id: int = Field(**_ID)
+    full_name: str = Field(pattern=_FULL_NAME)
 
 
 class InstallationEvent(_Payload):
     """`installation` (created, deleted, suspend, unsuspend, new_permissions_accepted) and `installation_repositories`."""
 
-    action: str
+    action: str = Field(max_length=100)
     installation: _Installation
-    repositories: list[_RepoBrief] = Field(default_factory=list)
-    repositories_added: list[_RepoBrief] = Field(default_factory=list)
-    repositories_removed: list[_RepoBrief] = Field(default_factory=list)
+    repositories: list[_RepoBrief] = Field(default_factory=list, max_length=10_000)
+    repositories_added: list[_RepoBrief] = Field(default_factory=list, max_length=10_000)
+    repositories_removed: list[_RepoBrief] = Field(default_factory=list, max_length=10_000)
 
 
 def apply_installation_event(gh: GitHubStore, event: str, payload: dict[str, Any]) -> str:

@@ -118,3 +118,29 @@ def test_manual_build_of_a_private_repo_asks_github_for_the_branch_head(github_w
     assert answer.status_code == 202, answer.text
     assert answer.json()["build"]["commit_sha"] == sha
     assert api(world, "POST", "/apps/acme/manual/builds", json={"ref": "nope"}).status_code == 404
+
+
+def test_hostile_installation_events_get_a_clear_400_and_change_nothing(github_world):
+    import json as _json
+
+    from starforge_dag.github.signature import sign
+
+    world = github_world
+    linked, _ = world.linked_app("safe")
+    bodies = [
+        {"action": "deleted", "installation": {"id": linked.installation_id, "account": {"login": "a\u0000b"}}},
+        {"action": "deleted", "installation": {"id": 2**64}},
+        {"action": "added", "installation": {"id": 1}, "repositories_added": [{"id": 5, "full_name": "../../x"}]},
+        {"action": "deleted"},
+    ]
+    for body in bodies:
+        raw = _json.dumps(body).encode()
+        headers = {
+            "X-GitHub-Event": "installation_repositories" if body["action"] == "added" else "installation",
+            "X-GitHub-Delivery": "d-1",
+            "X-Hub-Signature-256": sign(b"emulated-webhook-secret", raw),
+            "Content-Type": "application/json",
+        }
+        answer = httpx.post(world.emulator.webhook_url, content=raw, headers=headers)
+        assert answer.status_code == 400, (body, answer.text)
+    assert world.gh.app_repo(linked.app.id).paused_reason is None
