@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 from gitrepos import GitRepo
 
 from starforge_dag.api import create_app
-from starforge_dag.core.models import App
+from starforge_dag.core.models import App, utcnow
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator, ServedApp
 from starforge_dag.github.app import GitHubApp
+from starforge_dag.github.statuses import StatusStyle, send_statuses
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.github import GitHubStore
@@ -58,6 +63,20 @@ class GitHubWorld:
         sha = linked.git.commit(files, message)
         self.emulator.push(linked.repo.id, "main", old, sha)
         return sha
+
+    def drain_statuses(self, deadline_s: float = 60.0) -> None:
+        """Run the sender until the outbox is empty (what the sensor does, tick after tick)."""
+        style = StatusStyle("starforge", self.settings.public_url, None)
+        deadline = time.monotonic() + deadline_s
+        while self.gh.unsent(1):
+            assert time.monotonic() < deadline, f"outbox not drained: {self.gh.outbox_counts()}"
+            send_statuses(self.gh, self.app(), style, utcnow)
+            time.sleep(0.05)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the API with its bearer token."""
+        with TestClient(create_app(self.settings)) as client:
+            return client.request(method, path, headers={"Authorization": "Bearer token-for-github-tests"}, **kwargs)
 
     @staticmethod
     def head(linked: Linked) -> str:

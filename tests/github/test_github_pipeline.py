@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import dagster as dg
 import httpx
 
-from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.github.statuses import StatusStyle, send_statuses
 from starforge_dag.local import drain_queue
 from starforge_dag.logs import open_log_store
 
 DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"
-
-
-def drain_statuses(world, deadline_s: float = 60.0) -> None:
-    """Run the sender until the outbox is empty (what the sensor does, tick after tick)."""
-    style = StatusStyle("starforge", world.settings.public_url, None)
-    deadline = time.monotonic() + deadline_s
-    while world.gh.unsent(1):
-        assert time.monotonic() < deadline, f"outbox not drained: {world.gh.outbox_counts()}"
-        send_statuses(world.gh, world.app(), style, utcnow)
-        time.sleep(0.05)
-
-
-def api(world, method: str, path: str, **kwargs) -> httpx.Response:
-    from fastapi.testclient import TestClient
-
-    from starforge_dag.api import create_app
-
-    with TestClient(create_app(world.settings)) as client:
-        return client.request(method, path, headers={"Authorization": "Bearer token-for-github-tests"}, **kwargs)
 
 
 def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secret(github_world, tmp_path: Path):
@@ -50,7 +28,7 @@ def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secre
         assert result.success
         (build,) = world.store.list_builds(app_id=linked.app.id)
         assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
-        drain_statuses(world)
+        world.drain_statuses()
 
         recorded = world.emulator.statuses_for(linked.repo.id, sha)
         assert [s.state for s in recorded][-1] == "success"
@@ -70,8 +48,8 @@ def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secre
         haystacks["events"] = "\n".join(repr(e) for e in instance.all_logs(result.run_id))
         with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
             haystacks["build log"] = "\n".join(line.text for line in logs.read(build.id))
-        haystacks["API build"] = api(world, "GET", f"/builds/{build.id}").text
-        haystacks["API apps"] = api(world, "GET", "/apps").text
+        haystacks["API build"] = world.api("GET", f"/builds/{build.id}").text
+        haystacks["API apps"] = world.api("GET", "/apps").text
         haystacks["webhook answers"] = "".join(d.status for d in world.emulator.deliveries)
         hits = [(where, s[:12]) for where, text in haystacks.items() for s in secrets if s in text]
         assert hits == []
@@ -97,9 +75,9 @@ def test_uninstall_pauses_the_app_with_its_reason_and_reinstall_resumes(github_w
     world.emulator.uninstall(linked.installation_id)
     assert world.emulator.deliveries[-1].status_code == 200
 
-    (view,) = [a for a in api(world, "GET", "/apps").json() if a["name"] == "acme/shop"]
+    (view,) = [a for a in world.api("GET", "/apps").json() if a["name"] == "acme/shop"]
     assert view["paused"] == "paused: the GitHub App was uninstalled on acme"
-    assert api(world, "POST", "/apps/acme/shop/builds").status_code == 409
+    assert world.api("POST", "/apps/acme/shop/builds").status_code == 409
 
     sha = linked.git.commit({"x": "2"})
     delivery = world.emulator.push(linked.repo.id, "main", "0" * 40, sha)
@@ -107,17 +85,17 @@ def test_uninstall_pauses_the_app_with_its_reason_and_reinstall_resumes(github_w
     assert world.store.list_builds(app_id=linked.app.id) == []
 
     world.emulator.install("acme", [linked.repo.id])
-    (view,) = [a for a in api(world, "GET", "/apps").json() if a["name"] == "acme/shop"]
+    (view,) = [a for a in world.api("GET", "/apps").json() if a["name"] == "acme/shop"]
     assert view["paused"] is None
 
 
 def test_manual_build_of_a_private_repo_asks_github_for_the_branch_head(github_world):
     world = github_world
     _linked, sha = world.linked_app("manual", {"Dockerfile": DOCKERFILE})
-    answer = api(world, "POST", "/apps/acme/manual/builds")
+    answer = world.api("POST", "/apps/acme/manual/builds")
     assert answer.status_code == 202, answer.text
     assert answer.json()["build"]["commit_sha"] == sha
-    assert api(world, "POST", "/apps/acme/manual/builds", json={"ref": "nope"}).status_code == 404
+    assert world.api("POST", "/apps/acme/manual/builds", json={"ref": "nope"}).status_code == 404
 
 
 def test_hostile_installation_events_get_a_clear_400_and_change_nothing(github_world):

@@ -6,8 +6,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from test_pipeline import drain_statuses
-
 from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.github.statuses import StatusStyle, commit_status, send_statuses
@@ -67,7 +65,7 @@ def test_20_concurrent_builds_get_their_final_status_in_order_while_github_fails
     finally:
         stop.set()
         thread.join()
-    drain_statuses(world, deadline_s=120)
+    world.drain_statuses(deadline_s=120)
 
     faults = [r for r in world.emulator.requests if r[2] in (403, 429, 502)]
     assert len(faults) >= 5  # the faults really happened
