@@ -164,9 +164,10 @@ def logs(build_id: int, follow: bool) -> None:
                 after = line.seq
             if lines:
                 continue
-            if not follow or store.get_build(build_id).status.terminal:
-                if not follow or not log_store.read(build_id, after_seq=after):
-                    break
+            if (not follow or store.get_build(build_id).status.terminal) and (
+                not follow or not log_store.read(build_id, after_seq=after)
+            ):
+                break
             time.sleep(0.5)
 
 
@@ -195,12 +196,43 @@ def status(build_id: int | None) -> None:
 
 @main.command("build-dir")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
-def build_dir(path: str, image: str) -> None:
-    """Build a directory with the configured BuildService; print one JSON object."""
-    from .buildkit.build_dir import build_dir_command
+@click.option("-t", "--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile (path from here; default PATH/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Build-time variable (repeatable).")
+@click.option("--target", default=None, help="Build this stage of a multi-stage Dockerfile.")
+@click.option("--platform", default=None, help="Target platform, e.g. linux/amd64.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option(
+    "--secret", "secrets", multiple=True, metavar="id=NAME,env=VAR|src=FILE", help="Build secret (repeatable)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
+def build_dir(
+    path: str,
+    image: str,
+    dockerfile: str | None,
+    build_args: tuple[str, ...],
+    target: str | None,
+    platform: str | None,
+    no_cache: bool,
+    secrets: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Build PATH and push it like `docker build` + `docker push`; print one JSON object."""
+    from .cli_build import build_dir_command
 
-    sys.exit(build_dir_command(path, image))
+    sys.exit(
+        build_dir_command(
+            path,
+            image,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            target=target,
+            platform=platform,
+            no_cache=no_cache,
+            secrets=secrets,
+            quiet=quiet,
+        )
+    )
 
 
 @main.command()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import dagster as dg
 
 from .assets import app_image
+from .backend import resolve_backend
 from .jobs import build_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
@@ -25,30 +25,6 @@ from .settings import Settings, get_settings
 def _from_env(name: str, value: str | None) -> str | dg.EnvVar | None:
     """Secrets and DSNs reach resources as EnvVars, so the UI shows the variable's name, never its value."""
     return dg.EnvVar(name) if os.environ.get(name) else value
-
-
-def docker_reachable(addr: str) -> bool:
-    if not addr.startswith("docker://") and not addr.startswith("unix://"):
-        return False
-    path = addr.split("://", 1)[1]
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(1)
-            sock.connect(path)
-        return True
-    except OSError:
-        return False
-
-
-def resolve_backend(settings: Settings) -> str:
-    backend = settings.build_backend
-    if backend == "auto":
-        backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
-    if backend not in ("buildkit", "fake", "depot"):
-        raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
-    if backend == "depot":
-        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
-    return backend
 
 
 def build_service_for(settings: Settings) -> BuildService:

@@ -12,20 +12,28 @@ from .jobs import build_job
 from .sensors.builds import build_queue_sensor, reconcile
 
 
+def tick_queue_sensor(instance: dg.DagsterInstance, resources: Mapping[str, Any]) -> dg.SensorResult | dg.SkipReason:
+    """One evaluation of the queue sensor, as the daemon would run it."""
+    with dg.build_sensor_context(
+        instance=instance, resources=dict(resources), sensor_name=build_queue_sensor.name
+    ) as context:
+        result = build_queue_sensor(context)
+    if not isinstance(result, dg.SensorResult | dg.SkipReason):
+        raise TypeError(f"the queue sensor answered {type(result).__name__}")
+    return result
+
+
 def drain_queue(
     instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3
 ) -> list[dg.ExecuteInProcessResult]:
     """Tick the queue sensor and execute each requested run in process, until the queue is empty."""
     results: list[dg.ExecuteInProcessResult] = []
     for _ in range(rounds):
-        with dg.build_sensor_context(
-            instance=instance, resources=dict(resources), sensor_name=build_queue_sensor.name
-        ) as context:
-            tick = build_queue_sensor(context)
+        tick = tick_queue_sensor(instance, resources)
         if not isinstance(tick, dg.SensorResult) or not tick.run_requests:
             break
         for request in tick.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(APP_PARTITIONS.name, list(request.partition_keys))
+            instance.add_dynamic_partitions(APP_PARTITIONS.name or "apps", list(request.partition_keys))
         for run_request in tick.run_requests:
             results.append(
                 build_job.execute_in_process(

@@ -184,7 +184,9 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
             wanted.append((app, event.branch or event.ref, event.after))
         else:
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason=decision.reason))
-    outcome = store.record_delivery(delivery, "push", wanted, actor=event.actor)
+    outcome = store.record_delivery(
+        delivery, "push", wanted, actor=event.actor, commit_time=event.commit_time, forced=event.forced
+    )
     builds = [b.id for b in outcome.builds]
     if outcome.redelivery:
         return WebhookResult(

@@ -107,6 +107,7 @@ class Build(_Model):
     image_ref: str | None = None
     image_digest: str | None = None
     commit_time: datetime | None = None
+    rewind: bool = False
     started_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
@@ -200,3 +201,5 @@ class DesiredState(_Model):
     commit_time: datetime | None
     build_id: int
     updated_at: datetime
+    reason: str | None = None
+    actor: str | None = None

@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, Field
@@ -22,8 +23,13 @@ from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
+from ..store import BuildStore
 from ..store.github import GitHubStore
+from ..store.retry import DbRetry, is_connectivity_error
 
+T = TypeVar("T")
+DB_RETRY = DbRetry(budget_s=120.0)
+STOPPED = (BuildState.CANCELED, BuildState.SUPERSEDED)
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -43,31 +49,54 @@ def _actor(context: dg.OpExecutionContext) -> str:
     return f"run:{context.run_id[:8]}/{context.op.name}"
 
 
+def _db(store: BuildStoreResource, call: Callable[[BuildStore], T], what: str) -> T:
+    """A build store call that waits out a database blip (bounded) instead of failing the build."""
+    return DB_RETRY.call(lambda: call(store.store()), what)
+
+
+def stop_run(context: dg.OpExecutionContext, build_id: int, state: BuildState, why: str | None) -> NoReturn:
+    """The build was canceled or superseded: end this run as canceled, not as a failure."""
+    message = f"build {build_id} was {state.value}: {why or 'stopped on request'}"
+    context.instance.report_run_canceling(context.dagster_run, message=message)
+    raise dg.Failure(message, allow_retries=False)
+
+
 def advance(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int, to: BuildState, reason: str):
     """Enter a phase; a re-executed run (it has a parent) may resume a failed build."""
-    db = store.store()
-    cancel = db.cancel_state(build_id)
+    actor, run_id = _actor(context), context.run_id
+    cancel = _db(store, lambda db: db.cancel_state(build_id), "cancel check")
     if cancel is not None:
-        db.finish(build_id, cancel, db.get_build(build_id).error or "canceled", _actor(context), run_id=context.run_id)
-        raise dg.Failure(f"build {build_id} was {cancel.value} before {to.value}", allow_retries=False)
+        ended = _db(store, lambda db: db.finish(build_id, cancel, "stopped on request", actor, run_id=run_id), "stop")
+        stop_run(context, build_id, cancel, ended.error if ended else None)
     try:
-        return db.transition(
-            build_id, to, reason, _actor(context), run_id=context.run_id, resume=context.run.parent_run_id is not None
+        return _db(
+            store,
+            lambda db: db.transition(
+                build_id, to, reason, actor, run_id=run_id, resume=context.run.parent_run_id is not None
+            ),
+            f"enter {to.value}",
         )
     except IllegalTransition as exc:
+        build = _db(store, lambda db: db.get_build(build_id), "load build")
+        if build.status in STOPPED:
+            stop_run(context, build_id, build.status, build.error)
         raise dg.Failure(f"build {build_id}: {exc}", allow_retries=False) from None
 
 
 def cancel_check(store: BuildStoreResource, build_id: int, every_s: float = 1.0) -> Callable[[], bool]:
-    """Backends poll this on every status update: ask the database at most once a second."""
-    db = store.store()
+    """Backends poll this on every status update: ask the database at most once a second; a blip is not a cancel."""
     last_asked, canceled = -every_s, False
 
     def check() -> bool:
         nonlocal last_asked, canceled
         now = time.monotonic()
         if not canceled and now - last_asked >= every_s:
-            last_asked, canceled = now, db.cancel_state(build_id) is not None
+            last_asked = now
+            try:
+                canceled = store.store().cancel_state(build_id) is not None
+            except Exception as exc:
+                if not is_connectivity_error(exc):
+                    raise
         return canceled
 
     return check
@@ -76,36 +105,45 @@ def cancel_check(store: BuildStoreResource, build_id: int, every_s: float = 1.0)
 @contextmanager
 def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int) -> Iterator[None]:
     """Turn classified errors into Dagster failures, ending the build unless a retry will follow."""
+    actor, run_id, step = _actor(context), context.run_id, context.op.name
     try:
         yield
     except BuildError as exc:
         retry = exc.kind == ErrorKind.TRANSIENT and context.retry_number < TRANSIENT_RETRY.max_retries
         if not retry:
-            db = store.store()
             state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
-            db.finish(
-                build_id,
-                db.cancel_state(build_id) or state,
-                str(exc.message),
-                _actor(context),
-                run_id=context.run_id,
-                error_step=exc.step or context.op.name,
+            message, where = str(exc.message), exc.step or step
+            ended = _db(
+                store,
+                lambda db: db.finish(build_id, state, message, actor, run_id=run_id, error_step=where),
+                "end build",
             )
+            final = ended or _db(store, lambda db: db.get_build(build_id), "load build")
+            if final.status in STOPPED:
+                stop_run(context, build_id, final.status, final.error)
         raise dg.Failure(
-            description=f"{exc.kind.value} error in {exc.step or context.op.name}: {exc.message}",
-            metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or context.op.name},
+            description=f"{exc.kind.value} error in {exc.step or step}: {exc.message}",
+            metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or step},
             allow_retries=retry,
         ) from None
     except dg.Failure:
         raise  # already explained (e.g. the build was canceled between phases)
     except Exception as exc:
-        # Unclassified means a bug, not a flaky dependency: fail now, never retry.
-        message = f"unexpected {type(exc).__name__}: {exc}"
-        store.store().finish(
-            build_id, BuildState.FAILED, message, _actor(context), run_id=context.run_id, error_step=context.op.name
-        )
+        if is_connectivity_error(exc):
+            # The database stayed away past the retry budget: transient, so the op's retry policy may try again.
+            retry = context.retry_number < TRANSIENT_RETRY.max_retries
+            message = f"database unreachable: {type(exc).__name__}"
+        else:
+            # Unclassified means a bug, not a flaky dependency: fail now, never retry.
+            retry, message = False, f"unexpected {type(exc).__name__}: {exc}"
+        if not retry:
+            _db(
+                store,
+                lambda db: db.finish(build_id, BuildState.FAILED, message, actor, run_id=run_id, error_step=step),
+                "end build",
+            )
         raise dg.Failure(
-            description=message, metadata={"build_id": build_id, "step": context.op.name}, allow_retries=False
+            description=message, metadata={"build_id": build_id, "step": step}, allow_retries=retry
         ) from exc
 
 
@@ -114,12 +152,13 @@ def load_build(
     context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource
 ) -> BuildRequest:
     """Bind this run to its build record, so status and failures land on the right row."""
-    db = build_store.store()
-    build = db.get_build(config.build_id)
+    build = _db(build_store, lambda db: db.get_build(config.build_id), "load build")
     if build.status.terminal and context.run.parent_run_id is None:
+        if build.status in STOPPED:  # canceled or superseded after the sensor claimed it
+            stop_run(context, build.id, build.status, build.error)
         raise dg.Failure(f"build {build.id} is already {build.status.value}: {build.error or ''}", allow_retries=False)
-    build = db.attach_run(config.build_id, context.run_id)
-    app = db.get_app_by_id(build.app_id)
+    build = _db(build_store, lambda db: db.attach_run(config.build_id, context.run_id), "attach run")
+    app = _db(build_store, lambda db: db.get_app_by_id(build.app_id), "load app")
     context.log.info(f"build {build.id}: {app.workspace}/{app.name} {build.ref} at {build.commit_sha[:12]}")
     return BuildRequest(
         build_id=build.id,
@@ -153,7 +192,7 @@ def clone_source(
         gh = GitHubStore(build_store.store().engine)
         url, auth = clone_access(gh, github.app(), request.app_id, request.repo_url)
         source = git.checkout(request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth)
-    build_store.store().set_commit_time(request.build_id, source.commit_time)
+    _db(build_store, lambda db: db.set_commit_time(request.build_id, source.commit_time), "record commit time")
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}
     )
@@ -294,8 +333,7 @@ def publish_image(
     build_store: BuildStoreResource,
     registry: ImageRegistry,
 ):
-    """Verify the digest with the registry, materialize app_image, and move desired state forward only."""
-    db = build_store.store()
+    """Verify the digest with the registry, then succeed in one transaction: image, desired state, status."""
     build_id = result.build_id
     advance(context, build_store, build_id, BuildState.PUSHING, "verifying the pushed image")
     image = result.image
@@ -306,9 +344,15 @@ def publish_image(
                 raise BuildError(
                     f"registry has {registry_digest} for {image.ref}, the build reported {image.digest}", step="verify"
                 )
-    build = db.set_image(build_id, image.ref, image.digest or "")
-    moved, desired = db.update_desired_state(build_id)
-    db.transition(build_id, BuildState.SUCCEEDED, f"image {image.pinned}", _actor(context), run_id=context.run_id)
+    actor, run_id = _actor(context), context.run_id
+    outcome = _db(
+        build_store,
+        lambda db: db.succeed(build_id, image.ref, image.digest or "", f"image {image.pinned}", actor, run_id=run_id),
+        "record success",
+    )
+    build, moved, desired = outcome.build, outcome.moved, outcome.desired
+    if build.status != BuildState.SUCCEEDED:  # asked to stop while pushing: the image is not deployed
+        stop_run(context, build_id, build.status, build.error)
     context.log.info(
         f"desired state of {build.workspace}/{build.app} "
         + (f"now {image.pinned}" if moved else f"kept at {desired.commit_sha[:12] if desired else '?'} (newer commit)")

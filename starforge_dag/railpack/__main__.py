@@ -7,6 +7,7 @@ import os
 import sys
 
 from starforge_dag.railpack.cli import plan_command
+from starforge_dag.railpack.config import railpack_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a build variable (repeatable); RAILPACK_* options are also read from the environment",
     )
     args = parser.parse_args(argv)
-    env = {k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")}
+    env = railpack_options(os.environ)
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from starforge_dag.railpack.config import railpack_options
 from starforge_dag.railpack.generate import PlanError, generate_plan
 
 
@@ -16,7 +17,7 @@ def plan_command(dir: str, info: bool, env: dict[str, str] | None = None) -> int
     variables (PATH, HOME, ...) do not turn into build secrets.
     """
     if env is None:
-        env = {k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")}
+        env = railpack_options(os.environ)
     try:
         result = generate_plan(dir, env=env)
     except PlanError as exc:

@@ -13,11 +13,13 @@ images in the plan.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from starforge_dag.railpack.plan import Cache, Command, LayerInput, _Model
+from starforge_dag.railpack.plan import Cache, Command, CopyCommand, ExecCommand, LayerInput, _Model, shell_command
+from starforge_dag.railpack.source import strip_jsonc
 
 DEFAULT_BUILDER_IMAGE = "ghcr.io/railwayapp/railpack-builder:latest"
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/railwayapp/railpack-runtime:latest"
@@ -58,8 +60,8 @@ class DeployConfig(_Model):
     inputs: list[LayerInput] | None = None
     start_command: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
-    paths: list[str] = Field(default_factory=list)
-    apt_packages: list[str] = Field(default_factory=list)
+    paths: list[str] | None = None
+    apt_packages: list[str] | None = None
 
 
 class Config(_Model):
@@ -68,12 +70,21 @@ class Config(_Model):
     model_config = {"extra": "ignore"}
 
     provider: str | None = None
-    build_apt_packages: list[str] = Field(default_factory=list)
+    build_apt_packages: list[str] | None = None
     packages: dict[str, str] = Field(default_factory=dict)
     caches: dict[str, Cache] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
+    secrets: list[str] | None = None
     steps: dict[str, StepConfig] = Field(default_factory=dict)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    exclude: list[str] = Field(default_factory=list)
+
+
+RAILPACK_PREFIX = "RAILPACK_"
+
+
+def railpack_options(environ: Mapping[str, str]) -> dict[str, str]:
+    """The RAILPACK_* options of a process environment: the only variables a plan reads from the host."""
+    return {k: v for k, v in environ.items() if k.startswith(RAILPACK_PREFIX)}
 
 
 class Env:
@@ -88,52 +99,25 @@ class Env:
         return value if value else None
 
     def railpack(self, name: str) -> str | None:
-        """RAILPACK_<name>."""
-        return self.get(f"RAILPACK_{name}")
+        """RAILPACK_<name>, trimmed; None when unset or blank."""
+        value = (self.variables.get(f"{RAILPACK_PREFIX}{name}") or "").strip()
+        return value or None
 
     def railpack_list(self, name: str) -> list[str]:
         """RAILPACK_<name> as a space-separated list."""
         return (self.railpack(name) or "").split()
 
     def is_truthy(self, name: str) -> bool:
-        """RAILPACK_<name> set to 1/true/yes."""
-        return (self.railpack(name) or "").lower() in {"1", "true", "yes"}
+        """RAILPACK_<name> set to 1 or true."""
+        return (self.railpack(name) or "").lower() in {"1", "true"}
+
+    def names_with_prefix(self, prefix: str) -> list[str]:
+        """Variables whose names start with `prefix` (secrets a step may use)."""
+        return sorted(n for n in self.variables if n.startswith(prefix))
 
     def secret_names(self) -> list[str]:
         """Names of the variables given to the build: available to commands as secrets, never stored."""
         return sorted(self.variables)
-
-
-def strip_jsonc(text: str) -> str:
-    """Remove // and /* */ comments and trailing commas outside strings, so json can parse it."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i : j + 1])
-            i = j + 1
-        elif text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif ch in "}]":
-            k = len(out) - 1
-            while k >= 0 and out[k].isspace():
-                k -= 1
-            if k >= 0 and out[k] == ",":
-                del out[k]
-            out.append(ch)
-            i += 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
@@ -151,18 +135,54 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         raise ConfigError(f"{source} is invalid: {exc}") from exc
 
 
+def _command_step(cmd: str) -> StepConfig:
+    """RAILPACK_INSTALL_CMD / RAILPACK_BUILD_CMD: the whole source, then the command in a shell."""
+    return StepConfig(commands=[CopyCommand(src=".", dest="."), ExecCommand(cmd=shell_command(cmd), custom_name=cmd)])
+
+
 def config_from_env(env: Env) -> Config:
-    """The parts of a Config that RAILPACK_* variables set; they win over railpack.json."""
+    """The parts of a Config that RAILPACK_* variables set; railpack.json overrides them field by field."""
     config = Config()
     if cmd := env.railpack("INSTALL_CMD"):
-        config.steps["install"] = StepConfig(commands=[{"cmd": cmd}])  # type: ignore[list-item]
+        config.steps["install"] = _command_step(cmd)
     if cmd := env.railpack("BUILD_CMD"):
-        config.steps["build"] = StepConfig(commands=[{"cmd": cmd}])  # type: ignore[list-item]
+        config.steps["build"] = _command_step(cmd)
     if cmd := env.railpack("START_CMD"):
         config.deploy.start_command = cmd
     for spec in env.railpack_list("PACKAGES"):
         name, _, version = spec.partition("@")
         config.packages[name] = version or "latest"
-    config.build_apt_packages = env.railpack_list("BUILD_APT_PACKAGES")
-    config.deploy.apt_packages = env.railpack_list("DEPLOY_APT_PACKAGES")
+    config.build_apt_packages = env.railpack_list("BUILD_APT_PACKAGES") or None
+    config.deploy.apt_packages = env.railpack_list("DEPLOY_APT_PACKAGES") or None
+    config.secrets = sorted(env.variables)
     return config
+
+
+def merge_configs(base: Config, over: Config) -> Config:
+    """Overlay `over` on `base` as Railpack merges configs: set fields win, maps merge, lists replace."""
+    merged = base.model_copy(deep=True)
+    for name in type(over).model_fields:
+        value = getattr(over, name)
+        if name == "steps":
+            for step_name, step in value.items():
+                current = merged.steps.get(step_name)
+                merged.steps[step_name] = _merge_model(current, step) if current else step.model_copy(deep=True)
+        elif name == "deploy":
+            merged.deploy = _merge_model(merged.deploy, value)
+        elif isinstance(value, dict):
+            setattr(merged, name, {**getattr(merged, name), **value})
+        elif value is not None:
+            setattr(merged, name, value)
+    merged.secrets = list(dict.fromkeys([*(base.secrets or []), *(merged.secrets or [])])) or None
+    return merged
+
+
+def _merge_model(base: Any, over: Any) -> Any:
+    merged = base.model_copy(deep=True)
+    for name in type(over).model_fields:
+        value = getattr(over, name)
+        if isinstance(value, dict):
+            setattr(merged, name, {**getattr(merged, name), **value})
+        elif value is not None and value != "":
+            setattr(merged, name, value)
+    return merged

@@ -177,8 +177,14 @@ class _Converter:
         state = base.state
         for layer in deploy.inputs:
             state = self.copy_layer(state, layer, runtime=True)
-        paths = [_in_app(p) for p in deploy.paths]
-        env = {**base.env, **deploy.variables, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
+        # Like Railpack, the image inherits the build graph's variables and PATH entries.
+        graph_env: dict[str, str] = {}
+        graph_paths: list[str] = []
+        for converted in self.steps.values():
+            graph_env.update(converted.env)
+            graph_paths += [p for p in converted.paths if p not in graph_paths]
+        paths = sorted(dict.fromkeys([_in_app(p) for p in deploy.paths] + graph_paths))
+        env = {**graph_env, **base.env, **deploy.variables, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
         config: dict[str, Any] = {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": APP_DIR}
         if deploy.start_command:
             config["Cmd"] = ["/bin/sh", "-c", deploy.start_command]

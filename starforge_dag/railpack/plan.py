@@ -61,6 +61,10 @@ class ExecCommand(_Model):
     cmd: str
     custom_name: str | None = None
 
+    def is_spread(self) -> bool:
+        """`...` in a user's command list stands for the generated commands."""
+        return self.cmd in {"...", shell_command("...")}
+
 
 class PathCommand(_Model):
     """Prepend a directory to PATH for later commands and, via deploy paths, at runtime."""
@@ -97,18 +101,31 @@ def _command_kind(value: Any) -> str:
     return "path"
 
 
+def shell_command(cmd: str) -> str:
+    """Railpack's wrapping of a command that needs a shell (`&&`, pipes, globs)."""
+    return f"sh -c '{cmd}'"
+
+
 def _parse_command(value: Any) -> Any:
-    """Accept Railpack's string command forms: `PATH:dir`, `COPY:src dest`, or a shell command."""
+    """Railpack's string command forms: `RUN[#name]:cmd`, `PATH:dir`, `COPY:src dest`, `FILE[#name]:path asset`, else a shell command."""
     if not isinstance(value, str):
         return value
-    if value.startswith("PATH:"):
-        return {"path": value[len("PATH:") :].strip()}
-    if value.startswith("COPY:"):
-        parts = value[len("COPY:") :].split()
+    if ":" not in value:
+        return {"cmd": shell_command(value), "customName": value}
+    prefix, _, payload = value.partition(":")
+    kind, _, name = prefix.partition("#")
+    if kind == "RUN":
+        return {"cmd": shell_command(payload), "customName": name or None}
+    if kind == "PATH":
+        return {"path": payload}
+    if kind in {"COPY", "FILE"}:
+        parts = payload.split()
         if len(parts) != 2:
-            raise ValueError(f"invalid copy command {value!r}: expected 'COPY:src dest'")
-        return {"src": parts[0], "dest": parts[1]}
-    return {"cmd": value}
+            raise ValueError(f"invalid {kind} command {value!r}: expected '{kind}:a b'")
+        if kind == "COPY":
+            return {"src": parts[0], "dest": parts[1]}
+        return {"path": parts[0], "name": parts[1], "customName": name or None}
+    return {"cmd": shell_command(value), "customName": name or value}
 
 
 Command = Annotated[

@@ -34,11 +34,12 @@ class Planner(dg.ConfigurableResource):
     )
 
     def plan(self, app_dir: str, env: dict[str, str] | None = None) -> PlannedBuild:
+        from ..railpack.config import railpack_options
         from ..railpack.generate import PlanError, generate_plan
         from ..railpack.llb import plan_to_llb
 
         if env is None:
-            env = {k: v for k, v in os.environ.items() if k.startswith("RAILPACK_")}
+            env = railpack_options(os.environ)
         try:
             result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
         except PlanError as exc:

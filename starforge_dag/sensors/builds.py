@@ -6,6 +6,7 @@ import dagster as dg
 
 from ..assets import APP_PARTITIONS, app_partition_key
 from ..core.models import Build, utcnow
+from ..core.reconcile import AttachRun, CancelRun, EndBuild, ReconcileInput, ReleaseClaim, RunState, decide
 from ..core.states import BuildState
 from ..jobs import APP_TAG, BUILD_ID_TAG, COMMIT_TAG, TRIGGER_TAG, WORKSPACE_TAG, build_job
 from ..ops.build import LoadBuildConfig
@@ -13,10 +14,10 @@ from ..resources.build_store import BuildStoreResource
 from ..store import BuildStore
 
 STALE_CLAIM = timedelta(minutes=2)
-_FINISHED = {
-    dg.DagsterRunStatus.FAILURE: BuildState.FAILED,
-    dg.DagsterRunStatus.CANCELED: BuildState.CANCELED,
-    dg.DagsterRunStatus.SUCCESS: BuildState.FAILED,  # a successful run always ends its build; if not, say so
+_RUN_STATES = {
+    dg.DagsterRunStatus.SUCCESS: RunState.SUCCESS,
+    dg.DagsterRunStatus.FAILURE: RunState.FAILURE,
+    dg.DagsterRunStatus.CANCELED: RunState.CANCELED,
 }
 
 
@@ -32,40 +33,56 @@ def run_tags(build: Build, timeout_s: int) -> dict[str, str]:
     }
 
 
+def _run_state(instance: dg.DagsterInstance, run_id: str) -> RunState | None:
+    run = instance.get_run_by_id(run_id)
+    return None if run is None else _RUN_STATES.get(run.status, RunState.ACTIVE)
+
+
 def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, actor: str) -> list[str]:
-    """End builds whose run is gone, finished or over time; deliver cancel requests; free stale claims."""
-    notes: list[str] = []
+    """Read builds and their runs, let `core.reconcile.decide` say what to do, and do it; returns notes."""
     now = utcnow()
-    for build, state in store.cancel_requests():
-        run = instance.get_run_by_id(build.run_id) if build.run_id else None
-        if run is not None and not run.is_finished:
-            instance.run_coordinator.cancel_run(run.run_id)
-            notes.append(f"asked run {run.run_id[:8]} of build {build.id} to stop ({state.value})")
-    for build in store.stale_claims(now - STALE_CLAIM):
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={BUILD_ID_TAG: str(build.id)}), limit=1)
-        if runs:
-            store.attach_run(build.id, runs[0].run_id)
-        else:
-            store.release_claim(build.id)
-            notes.append(f"build {build.id} claimed but never launched: back in the queue")
-    for build in store.active_builds():
-        if build.status == BuildState.QUEUED and build.run_id is None:
-            continue
-        run = instance.get_run_by_id(build.run_id) if build.run_id else None
-        if build.run_id and run is None:
-            store.finish(build.id, BuildState.FAILED, f"its run {build.run_id} no longer exists", actor)
-            notes.append(f"build {build.id}: run missing")
-        elif run is not None and run.status in _FINISHED:
-            cancel = store.cancel_state(build.id)
-            state = cancel or _FINISHED[run.status]
-            reason = f"run {run.run_id[:8]} ended {run.status.value} without finishing the build"
-            if store.finish(build.id, state, reason, actor, run_id=run.run_id, only_run_id=run.run_id):
-                notes.append(f"build {build.id}: {state.value}")
-        elif (now - build.attempt_started_at).total_seconds() > timeout_s:
-            if store.finish(build.id, BuildState.TIMED_OUT, f"no result after {timeout_s}s", actor):
-                if run is not None and not run.is_finished:
-                    instance.run_coordinator.cancel_run(run.run_id)
-                notes.append(f"build {build.id}: timed out")
+    cancel_requests = store.cancel_requests()
+    stale = store.stale_claims(now - STALE_CLAIM)
+    active = store.active_builds()
+    run_ids = {b.run_id for b in active if b.run_id} | {b.run_id for b, _ in cancel_requests if b.run_id}
+    runs_by_build = {}
+    for build in stale:
+        found = instance.get_runs(filters=dg.RunsFilter(tags={BUILD_ID_TAG: str(build.id)}), limit=1)
+        if found:
+            runs_by_build[build.id] = found[0].run_id
+    decision = ReconcileInput(
+        now=now,
+        timeout_s=timeout_s,
+        active=active,
+        runs={run_id: _run_state(instance, run_id) for run_id in run_ids},
+        cancel_requests=cancel_requests,
+        stale_claims=stale,
+        runs_by_build=runs_by_build,
+    )
+    notes: list[str] = []
+    for action in decide(decision):
+        match action:
+            case CancelRun(run_id=run_id, note=note):
+                instance.run_coordinator.cancel_run(run_id)
+                notes.append(note)
+            case AttachRun(build_id=build_id, run_id=run_id):
+                store.attach_run(build_id, run_id)
+            case ReleaseClaim(build_id=build_id, note=note):
+                store.release_claim(build_id)
+                notes.append(note)
+            case EndBuild():
+                ended = store.finish(
+                    action.build_id,
+                    action.state,
+                    action.reason,
+                    actor,
+                    run_id=action.run_id,
+                    only_run_id=action.only_run_id,
+                )
+                if ended is not None:
+                    if action.cancel_run_id:
+                        instance.run_coordinator.cancel_run(action.cancel_run_id)
+                    notes.append(f"{action.note} ({ended.status.value})")
     return notes
 
 
@@ -84,7 +101,7 @@ def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildSt
     claimed = store.claim_queued(build_store.claims_per_tick, claimer=actor)
     if not claimed:
         return dg.SkipReason("no queued builds" + (f"; reconciled: {'; '.join(notes)}" if notes else ""))
-    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS.name))
+    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS.name or "apps"))
     new_keys = sorted({app_partition_key(b.workspace, b.app) for b in claimed} - known)
     return dg.SensorResult(
         run_requests=[
@@ -107,7 +124,7 @@ def end_build_of_run(
     reason: str,
     step: str | None = None,
 ) -> None:
-    """End the run's build, in the state a cancel request asked for if any; a newer run's build is left alone."""
+    """End the run's build (in the state a cancel request asked for, if any); a newer run's build is left alone."""
     value = context.dagster_run.tags.get(BUILD_ID_TAG)
     if not value:
         return
@@ -115,7 +132,7 @@ def end_build_of_run(
     run_id = context.dagster_run.run_id
     store.finish(
         int(value),
-        store.cancel_state(int(value)) or state,
+        state,
         reason,
         f"sensor:{context.sensor_name}",
         run_id=run_id,
@@ -133,7 +150,7 @@ def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: B
     failures = context.get_step_failure_events()
     if failures:
         step = failures[0].step_key
-        error = failures[0].event_specific_data.error
+        error = failures[0].step_failure_data.error
         message = error.message.strip() if error else "step failed"
     else:
         step, message = None, context.failure_event.message or "run failed"

@@ -2,7 +2,16 @@
 
 from .apps import full_name_from_url
 from .builds import BuildStore, open_store
+from .desired import SuccessOutcome
 from .queue import DeliveryOutcome, EnqueueOutcome
 from .rows import NotFound
 
-__all__ = ["BuildStore", "DeliveryOutcome", "EnqueueOutcome", "NotFound", "full_name_from_url", "open_store"]
+__all__ = [
+    "BuildStore",
+    "DeliveryOutcome",
+    "EnqueueOutcome",
+    "NotFound",
+    "SuccessOutcome",
+    "full_name_from_url",
+    "open_store",
+]

@@ -11,7 +11,7 @@ from . import schema as t
 from .apps import Apps
 from .desired import Desired
 from .queue import Queue
-from .rows import BUILD_SELECT, get_build, to_build
+from .rows import BUILD_SELECT, as_utc, get_build, to_build
 from .transitions import Transitions
 
 
@@ -37,8 +37,13 @@ class BuildStore(Apps, Queue, Transitions, Desired):
         return self.list_builds(limit=10_000, statuses=sorted(ACTIVE))
 
     def set_commit_time(self, build_id: int, commit_time: datetime) -> None:
+        """The clone's commit time, for builds whose push did not say (manual builds): the push's time orders."""
         with self._tx() as conn:
-            conn.execute(t.builds.update().where(t.builds.c.id == build_id).values(commit_time=commit_time))
+            conn.execute(
+                t.builds.update()
+                .where(t.builds.c.id == build_id, t.builds.c.commit_time.is_(None))
+                .values(commit_time=as_utc(commit_time))
+            )
 
     def set_image(self, build_id: int, image_ref: str, digest: str) -> Build:
         with self._tx() as conn:

@@ -28,6 +28,13 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """Store timestamps in UTC: SQLite keeps the wall-clock digits and drops the offset."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 BUILD_SELECT = sa.select(t.builds, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace")).select_from(
     t.builds.join(t.apps, t.apps.c.id == t.builds.c.app_id).join(
         t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id

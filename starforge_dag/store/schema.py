@@ -61,12 +61,15 @@ builds = sa.Table(
     sa.Column("error_step", sa.String(200), nullable=True),
     sa.Column("image_ref", sa.Text, nullable=True),
     sa.Column("image_digest", sa.String(100), nullable=True),
-    sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),  # from the push, else from the clone
+    sa.Column("settings_key", sa.String(64), nullable=True),  # the app's build settings when it was queued
+    sa.Column("rewind", sa.Boolean, nullable=False, server_default=sa.false()),  # may move desired state back once
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # this attempt began (resets on resume)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_builds_status_id", "status", "id"),
     sa.Index("ix_builds_app_id", "app_id", "id"),
+    sa.Index("ix_builds_app_commit", "app_id", "commit_sha"),
     # One active build per (app, commit): a second push of the same sha joins the first.
     sa.Index(
         "uq_builds_active_app_commit",
@@ -101,6 +104,8 @@ desired_state = sa.Table(
     sa.Column("commit_sha", sa.String(64), nullable=False),
     sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),  # why it last moved (a build, a rewind)
+    sa.Column("actor", sa.String(200), nullable=True),
 )
 
 build_logs = sa.Table(

@@ -73,6 +73,27 @@ def record_transition(
     record_status(conn, build_id, to, reason, run_id)  # the commit status outbox, in the same transaction
 
 
+def end_as_requested(
+    conn: sa.Connection,
+    build_id: int,
+    current: BuildState,
+    actor: str,
+    run_id: str | None = None,
+    error_step: str | None = None,
+) -> Build | None:
+    """End a build that was asked to stop in the state asked for, with the reason first recorded; None if not asked.
+
+    The first recorded reason wins: a user's "stop it" is never replaced by what the backend said when it stopped.
+    """
+    row = conn.execute(sa.select(t.builds.c.cancel_state, t.builds.c.error).where(t.builds.c.id == build_id)).first()
+    if row is None or row.cancel_state is None or current.terminal:
+        return None
+    to = BuildState(row.cancel_state)
+    reason = row.error or f"{to.value} on request"
+    set_state(conn, build_id, current, to, reason, actor, run_id, reason, error_step)
+    return get_build(conn, build_id)
+
+
 class Transitions(StoreBase):
     """Moving builds through the state machine, ending them, and cancel requests."""
 
@@ -110,6 +131,7 @@ class Transitions(StoreBase):
     ) -> Build | None:
         """End a build if it is still active (sensors race the ops); None when already ended.
 
+        A build asked to stop ends in the state asked for, with the reason given then (first reason wins).
         With `only_run_id`, a build that a newer run (a re-execution) has taken over is left alone.
         """
         to = BuildState(to)
@@ -121,12 +143,18 @@ class Transitions(StoreBase):
                 owner = conn.execute(sa.select(t.builds.c.run_id).where(t.builds.c.id == build_id)).scalar()
                 if owner is not None and owner != only_run_id:
                     return None
+            ended = end_as_requested(conn, build_id, current, actor, run_id, error_step)
+            if ended is not None:
+                return ended
             error = reason if to != BuildState.SUCCEEDED else None
             set_state(conn, build_id, current, to, reason, actor, run_id, error, error_step)
             return get_build(conn, build_id)
 
     def request_cancel(self, build_id: int, actor: str, reason: str = "canceled by user") -> Build:
-        """Cancel now if queued; otherwise flag the running build, which stops at its next check."""
+        """Cancel now if queued; otherwise flag the running build, which stops at its next check.
+
+        A build already asked to stop keeps the first request's state and reason.
+        """
         with self._tx() as conn:
             current = locked_state(conn, build_id)
             if current.terminal:
@@ -136,7 +164,7 @@ class Transitions(StoreBase):
             else:
                 conn.execute(
                     t.builds.update()
-                    .where(t.builds.c.id == build_id)
+                    .where(t.builds.c.id == build_id, t.builds.c.cancel_state.is_(None))
                     .values(cancel_state=BuildState.CANCELED.value, error=reason, updated_at=utcnow())
                 )
             return get_build(conn, build_id)

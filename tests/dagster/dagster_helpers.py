@@ -1,11 +1,18 @@
-"""Helpers for the in-process Dagster tests: a sample Dockerfile and a signed push through the API."""
+"""Helpers for the in-process Dagster tests: a sample Dockerfile, a signed push, runs on a thread."""
 
 from __future__ import annotations
 
+import threading
+
+import dagster as dg
 from deliveries import GitHub
 from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
+from starforge_dag.core.models import BuildResult, BuildTicket
+from starforge_dag.jobs import build_job
+from starforge_dag.resources.build_service import CancelCheck, LogSink, _never
+from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 
 SECRET = "webhook-secret-for-dagster-tests"
@@ -20,3 +27,39 @@ def push(settings: Settings, repo_url: str, full_name: str, sha: str, delivery: 
         answer = github.deliver(github.push(commit, full_name=full_name, repo_url=repo_url), delivery=delivery)
     assert answer.status_code == 202, answer.text
     return answer.json()
+
+
+def watched_fake_backend(**fake) -> tuple[FakeBuildService, threading.Event]:
+    """The fake backend, plus an event set when a build starts running on it (tests wait on it, not on sleeps)."""
+    started = threading.Event()
+
+    class WatchedFakeBuildService(FakeBuildService):
+        def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
+            started.set()
+            return super().run(ticket, on_progress, should_cancel)
+
+    return WatchedFakeBuildService(**fake), started
+
+
+class RunInThread:
+    """Execute one requested run of build_job on a thread; `result` once `join` returns."""
+
+    def __init__(self, request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict) -> None:
+        self.result: dg.ExecuteInProcessResult | None = None
+
+        def run() -> None:
+            self.result = build_job.execute_in_process(
+                run_config=request.run_config,
+                tags=request.tags,
+                instance=instance,
+                resources=resources,
+                raise_on_error=False,
+            )
+
+        self._thread = threading.Thread(target=run, name="build-run")
+        self._thread.start()
+
+    def join(self, timeout: float = 60.0) -> dg.ExecuteInProcessResult:
+        self._thread.join(timeout)
+        assert self.result is not None, "the run did not finish in time"
+        return self.result

@@ -9,7 +9,7 @@ from dagster_helpers import DOCKERFILE, push
 
 from starforge_dag.assets import app_image
 from starforge_dag.core.states import BuildState
-from starforge_dag.local import drain_queue
+from starforge_dag.local import drain_queue, tick_queue_sensor
 from starforge_dag.logs import open_log_store
 
 
@@ -134,10 +134,7 @@ def test_desired_state_never_moves_to_an_older_commit(settings, store, instance,
     new_build = store.enqueue(app, "main", newer).build
     resources = make_resources()
 
-    with dg.build_sensor_context(instance=instance, resources=resources, sensor_name="build_queue_sensor") as ctx:
-        from starforge_dag.sensors.builds import build_queue_sensor
-
-        tick = build_queue_sensor(ctx)
+    tick = tick_queue_sensor(instance, resources)
     requests = {int(r.run_key): r for r in tick.run_requests}
     instance.add_dynamic_partitions("apps", ["acme.api"])
     from starforge_dag.jobs import build_job

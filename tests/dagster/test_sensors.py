@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import dagster as dg
 import pytest
-from dagster_helpers import DOCKERFILE, push
+from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
 from starforge_dag.core.states import BuildState
 from starforge_dag.jobs import BUILD_ID_TAG, build_job
 from starforge_dag.local import drain_queue
+from starforge_dag.local import tick_queue_sensor as tick
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.build_store import BuildStoreResource
-from starforge_dag.sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+from starforge_dag.sensors.builds import build_run_canceled_sensor, build_run_failure_sensor
 
 
 def make_run(instance, build_id: int) -> dg.DagsterRun:
@@ -27,11 +27,6 @@ def make_run(instance, build_id: int) -> dg.DagsterRun:
         run_config={"ops": {"load_build": {"config": {"build_id": build_id}}}},
         tags={BUILD_ID_TAG: str(build_id)},
     )
-
-
-def tick(instance, resources):
-    with dg.build_sensor_context(instance=instance, resources=resources, sensor_name="build_queue_sensor") as ctx:
-        return build_queue_sensor(ctx)
 
 
 class CrashingBuildService(BuildService):
@@ -203,29 +198,15 @@ def test_cancel_stops_a_running_build(settings, store, instance, make_resources,
     repo = git_repo("web")
     store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
     build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources(step_delay_s=0.5)
-    request = tick(instance, resources).run_requests[0]
-    outcome = {}
-    worker = threading.Thread(
-        target=lambda: outcome.setdefault(
-            "result",
-            build_job.execute_in_process(
-                run_config=request.run_config,
-                tags=request.tags,
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-            ),
-        )
-    )
-    worker.start()
-    deadline = time.monotonic() + 30
-    while store.get_build(build_id).status != BuildState.BUILDING and time.monotonic() < deadline:
-        time.sleep(0.05)
+    resources = make_resources()
+    resources["build_service"], started = watched_fake_backend(step_delay_s=0.5)
+    run = RunInThread(tick(instance, resources).run_requests[0], instance, resources)
+    assert started.wait(60)
     store.request_cancel(build_id, actor="test", reason="stop it")
-    worker.join(30)
+    result = run.join()
 
-    assert not outcome["result"].success
+    assert not result.success
+    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
     build = store.get_build(build_id)
     assert build.status == BuildState.CANCELED and build.error == "stop it"
     with pytest.raises(IllegalTransition):
@@ -260,3 +241,39 @@ def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(
 
     assert store.get_build(build_id).status == BuildState.BUILDING
     assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+
+
+def test_build_superseded_after_its_claim_ends_its_run_as_canceled(settings, store, instance, make_resources, git_repo):
+    """Issue 7.10: a newer push lands between the sensor's claim and the run's start."""
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = make_resources()
+    request = tick(instance, resources).run_requests[0]
+    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+
+    result = build_job.execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance, resources=resources, raise_on_error=False
+    )
+
+    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
+    build = store.get_build(old)
+    assert build.status == BuildState.SUPERSEDED and build.error == f"superseded by build {new}"
+
+
+def test_running_build_superseded_by_a_newer_push_ends_its_run_as_canceled(
+    settings, store, instance, make_resources, git_repo
+):
+    repo = git_repo("web")
+    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web", cancel_running=True)
+    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = make_resources()
+    resources["build_service"], started = watched_fake_backend(step_delay_s=0.2)
+    run = RunInThread(tick(instance, resources).run_requests[0], instance, resources)
+    assert started.wait(60)
+    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+    result = run.join()
+
+    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
+    build = store.get_build(old)
+    assert build.status == BuildState.SUPERSEDED and build.error == f"superseded by build {new}"

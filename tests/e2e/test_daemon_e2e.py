@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from deliveries import GitHub
 
 from starforge_dag.stack import Stack, graphql, wait_for_build
@@ -21,7 +20,6 @@ from starforge_dag.store import open_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-POSTGRES_ADMIN_URL = os.environ.get("STARFORGE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BUILD_TIMEOUT_S = 240.0
@@ -72,19 +70,9 @@ query Ticks($selector: SensorSelector!) {
 
 
 @pytest.fixture(scope="module")
-def databases() -> Iterator[dict[str, str]]:
-    """Fresh Postgres databases for the build store and for Dagster storage, dropped at the end."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    prefix = f"starforge_e2e_{secrets.token_hex(4)}"
-    names = {"builds": f"{prefix}_builds", "dagster": f"{prefix}_dagster"}
-    with admin.connect() as conn:
-        for name in names.values():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield {role: admin.url.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
-    with admin.connect() as conn:
-        for name in names.values():
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def databases(postgres_database) -> dict[str, str]:
+    """Fresh Postgres databases for the build store and for Dagster storage."""
+    return {"builds": postgres_database("starforge_e2e_builds"), "dagster": postgres_database("starforge_e2e_dagster")}
 
 
 @pytest.fixture(scope="module")

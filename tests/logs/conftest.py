@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from starforge_dag.logs import ClickHouseLogStore, LogStoreBackend, SqlLogStore
 
-_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 _build_ids = itertools.count(1)
 
 
@@ -23,18 +20,9 @@ def build_id() -> int:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def pg_url(postgres_database) -> str:
     """A throwaway Postgres database for this session, dropped at the end."""
-    name = f"starforge_logs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return postgres_database("starforge_logs")
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,19 @@ REPO = Path(__file__).resolve().parents[2]
 def test_plan_command_prints_the_plan(fixture_app, capsys) -> None:
     assert plan_command(str(fixture_app("python-flask")), info=False, env={}) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["deploy"]["startCommand"] == "gunicorn --bind 0.0.0.0:${PORT:-8000} app:app"
+    assert plan["deploy"]["startCommand"] == "gunicorn --bind 0.0.0.0:${PORT:-8000} main:app"
 
 
 def test_plan_command_info(fixture_app, capsys) -> None:
     assert plan_command(str(fixture_app("go-cmd")), info=True, env={"RAILPACK_GO_VERSION": "1.20"}) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["detectedProviders"] == ["golang"]
-    assert info["resolvedPackages"]["go"] == {"name": "go", "requestedVersion": "1.21", "source": "go.mod"}
+    assert info["resolvedPackages"]["go"] == {
+        "name": "go",
+        "requestedVersion": "1.21",
+        "resolvedVersion": "1.21",
+        "source": "go.mod",
+    }
 
 
 def test_plan_command_fails_with_a_helpful_message(make_app, capsys) -> None:
@@ -37,9 +42,9 @@ def test_plan_command_fails_with_a_helpful_message(make_app, capsys) -> None:
         "go.mod",
         "Cargo.toml",
         "Dockerfile",
-        "RAILPACK_START_CMD",
+        "RAILPACK_BUILD_CMD",
         "railpack.json",
-        "README.md, docs/",
+        "docs/, README.md",
     ):
         assert expected in captured.err
 

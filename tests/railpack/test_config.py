@@ -8,7 +8,7 @@ import pytest
 
 from starforge_dag.railpack import PlanError, generate_plan
 from starforge_dag.railpack.config import strip_jsonc
-from starforge_dag.railpack.plan import BuildPlan
+from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand
 
 
 def _write_config(root, config: dict | str) -> None:
@@ -22,7 +22,7 @@ def test_build_and_start_commands_from_railpack_json(fixture_app) -> None:
         {"steps": {"build": {"commands": ["...", "./post-build.sh"]}}, "deploy": {"startCommand": "node dist/main.js"}},
     )
     result = generate_plan(root)
-    assert result.plan.step("build").exec_commands() == ["npm run build", "./post-build.sh"]
+    assert result.plan.step("build").exec_commands() == ["npm run build", "sh -c './post-build.sh'"]
     assert result.plan.deploy.start_command == "node dist/main.js"
     assert result.info["configFile"] == "railpack.json"
 
@@ -31,11 +31,11 @@ def test_commands_without_spread_replace_generated_ones(fixture_app) -> None:
     root = fixture_app("node-npm")
     _write_config(root, {"steps": {"install": {"commands": ["npm install --legacy-peer-deps"]}}})
     install = generate_plan(root).plan.step("install")
-    assert install.exec_commands() == ["npm install --legacy-peer-deps"]
-    assert any(layer.local for layer in install.inputs), "a replaced install sees the whole source"
+    assert install.exec_commands() == ["sh -c 'npm install --legacy-peer-deps'"]
+    assert [layer.step for layer in install.inputs] == ["packages:mise"]
 
 
-def test_env_commands_win_over_railpack_json(fixture_app) -> None:
+def test_railpack_json_wins_over_env_field_by_field(fixture_app) -> None:
     root = fixture_app("python-pip")
     _write_config(
         root, {"deploy": {"startCommand": "python other.py"}, "steps": {"build": {"commands": ["echo file"]}}}
@@ -46,9 +46,12 @@ def test_env_commands_win_over_railpack_json(fixture_app) -> None:
         "RAILPACK_INSTALL_CMD": "pip install .",
     }
     plan = generate_plan(root, env=env).plan
-    assert plan.deploy.start_command == "python env.py"
-    assert plan.step("build").exec_commands() == ["echo env"]
-    assert plan.step("install").exec_commands() == ["pip install ."]
+    assert plan.deploy.start_command == "python other.py"
+    assert plan.step("build").commands == [ExecCommand(cmd="sh -c 'echo file'", custom_name="echo file")]
+    assert plan.step("install").commands == [
+        CopyCommand(src=".", dest="."),
+        ExecCommand(cmd="sh -c 'pip install .'", custom_name="pip install ."),
+    ]
 
 
 def test_config_comments_and_trailing_commas(fixture_app) -> None:
@@ -70,12 +73,12 @@ def test_packages_and_apt_packages(fixture_app) -> None:
         root, env={"RAILPACK_PACKAGES": "jq@1.7 ripgrep", "RAILPACK_DEPLOY_APT_PACKAGES": "... curl"}
     )
     plan = result.plan
-    mise = plan.step("packages:mise").assets["mise.toml"]
-    assert '"python" = "3.12"' in mise and '"jq" = "1.7"' in mise and '"ripgrep" = "latest"' in mise
-    assert result.info["resolvedPackages"]["python"]["source"] == "railpack.json"
+    mise = plan.step("packages:mise").assets["generated-mise-toml"]
+    assert 'python = "3.12"' in mise and 'jq = "1.7"' in mise and 'ripgrep = "latest"' in mise
+    assert result.info["resolvedPackages"]["python"]["source"] == "custom config"
     assert "git" in plan.step("packages:apt:build").exec_commands()[0]
     runtime_apt = plan.step("packages:apt:runtime").exec_commands()[0]
-    assert "ffmpeg" in runtime_apt and "curl" in runtime_apt
+    assert runtime_apt == "sh -c 'apt-get update && apt-get install -y ffmpeg'", "railpack.json's list wins"
     assert plan.step("packages:mise").inputs[0].step == "packages:apt:build"
 
 
@@ -130,11 +133,13 @@ def test_custom_step_caches_secrets_and_deploy_outputs(fixture_app) -> None:
     docs = plan.step("docs")
     assert docs.inputs[0].step == "build"
     assert plan.caches["playwright"].type == "locked"
-    assert plan.secrets == ["DOCS_TOKEN", "SENTRY_AUTH_TOKEN"]
+    assert plan.secrets == ["SENTRY_AUTH_TOKEN"]
+    assert docs.secrets == ["DOCS_TOKEN"]
     assert {"step": "docs", "include": ["docs-site"]} in [
         i.model_dump(by_alias=True, exclude_defaults=True) for i in plan.deploy.inputs
     ]
-    assert plan.deploy.inputs[-1].image == "example/tool"
+    assert plan.deploy.inputs[-2].image == "example/tool"
+    assert plan.deploy.inputs[-1].step == "docs"
     assert plan.deploy.variables["LANG"] == "en_US.UTF-8"
     assert "/app/bin" in plan.deploy.paths
 
@@ -175,7 +180,9 @@ def test_disable_caches(fixture_app) -> None:
 def test_forced_provider(fixture_app) -> None:
     root = fixture_app("php-laravel")
     _write_config(root, {"provider": "Node"})
-    assert generate_plan(root).info["detectedProviders"] == ["node"]
+    result = generate_plan(root)
+    assert result.info["detectedProviders"] == ["php"], "detection still reports what the app looks like"
+    assert result.plan.step("install").exec_commands()[-1] == "npm install"
 
 
 def test_unknown_provider_is_an_error(fixture_app) -> None:
@@ -223,14 +230,14 @@ def test_config_alone_can_build_an_unrecognised_app(make_app) -> None:
     )
     result = generate_plan(root)
     assert result.info["detectedProviders"] == []
-    assert result.plan.step("build").exec_commands() == ["chmod +x server.bin"]
+    assert result.plan.step("build").exec_commands() == ["sh -c 'chmod +x server.bin'"]
+    assert [layer.step for layer in result.plan.step("build").inputs] == ["packages:mise"]
     assert result.plan.deploy.start_command == "./server.bin"
 
 
-def test_start_command_env_alone_is_enough(make_app) -> None:
-    plan = generate_plan(make_app({"binary": ""}), env={"RAILPACK_START_CMD": "./binary"}).plan
-    assert plan.deploy.start_command == "./binary"
-    assert plan.deploy.inputs[-1].step == "build"
+def test_start_command_alone_is_not_a_build(make_app) -> None:
+    with pytest.raises(PlanError, match="could not determine how to build"):
+        generate_plan(make_app({"binary": ""}), env={"RAILPACK_START_CMD": "./binary"})
 
 
 def test_images_are_configurable(fixture_app) -> None:
@@ -238,7 +245,7 @@ def test_images_are_configurable(fixture_app) -> None:
         fixture_app("shell-bash"),
         env={"RAILPACK_BUILDER_IMAGE": "local/builder:1", "RAILPACK_RUNTIME_IMAGE": "local/runtime:1"},
     ).plan
-    assert plan.step("build").inputs[0].image == "local/builder:1"
+    assert plan.step("packages:mise").inputs[0].image == "local/builder:1"
     assert plan.deploy.base.image == "local/runtime:1"
 
 

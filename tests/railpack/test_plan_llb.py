@@ -71,12 +71,12 @@ def test_cache_mounts_and_secret_mounts(fixture_app) -> None:
     result = plan_to_llb(plan, builder_image=BUSYBOX, runtime_image=BUSYBOX)
     assert b"npm_s3cr3t_value" not in result.definition
     ops = _ops(result.definition)
-    npm_ci = next(op for op in _kind(ops, "exec") if op.exec.meta.args[-1].endswith("npm ci"))
+    npm_ci = next(op for op in _kind(ops, "exec") if op.exec.meta.args[-1].endswith("npm install"))
     caches = {m.cacheOpt.ID: m.dest for m in npm_ci.exec.mounts if m.mountType == pb.CACHE}
     assert caches == {"npm-install": "/root/.npm"}
     secrets = [(m.secretOpt.ID, m.dest) for m in npm_ci.exec.mounts if m.mountType == pb.SECRET]
     assert secrets == [("NPM_TOKEN", "/run/secrets/NPM_TOKEN")]
-    assert npm_ci.exec.meta.args[-1] == 'export NPM_TOKEN="$(cat /run/secrets/NPM_TOKEN 2>/dev/null)"; npm ci'
+    assert npm_ci.exec.meta.args[-1] == 'export NPM_TOKEN="$(cat /run/secrets/NPM_TOKEN 2>/dev/null)"; npm install'
     env = dict(e.split("=", 1) for e in npm_ci.exec.meta.env)
     assert env["NODE_ENV"] == "production"
     assert env["PATH"].startswith("/app/node_modules/.bin:/mise/shims:")
@@ -90,7 +90,9 @@ def test_assets_are_written_and_manifests_copied_from_the_context(fixture_app) -
     files = [a for op in _kind(ops, "file") for a in op.file.actions]
     mkfiles = {a.mkfile.path: a.mkfile.data for a in files if a.WhichOneof("action") == "mkfile"}
     assert b"root * /app/dist" in mkfiles["/Caddyfile"]
-    assert b'"caddy" = "latest"' in mkfiles["/etc/mise/config.toml"]
+    assert b'node = "lts"' in mkfiles["/etc/mise/config.toml"]
+    execs = [op.exec.meta.args[-1] for op in _kind(ops, "exec")]
+    assert "mise install-into caddy@latest /railpack/caddy" in execs
     copies = {(a.copy.src, a.copy.dest) for a in files if a.WhichOneof("action") == "copy"}
     assert ("package.json", "/app/package.json") in {(s.lstrip("/"), d) for s, d in copies}
     assert ("/app/dist", "/app/dist") in copies
@@ -108,7 +110,7 @@ def test_image_config_carries_deploy_variables_and_paths(fixture_app) -> None:
     config = plan_to_llb(plan).image_config["config"]
     env = dict(e.split("=", 1) for e in config["Env"])
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert env["PATH"].startswith("/mise/shims:/app/.venv/bin:")
+    assert env["PATH"].startswith("/app/.venv/bin:/mise/shims:")
     json.dumps(config)
 
 

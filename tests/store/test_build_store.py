@@ -8,21 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from store_helpers import sha
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.states import BuildState
-from starforge_dag.store import BuildStore, open_store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(request, tmp_path) -> BuildStore:
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    return open_store(request.getfixturevalue("postgres_database")("starforge_store"))
-
-
-def sha(n: int) -> str:
-    return f"{n:040x}"
+from starforge_dag.store import BuildStore
 
 
 def test_schema_is_created_by_alembic_on_first_use(store):

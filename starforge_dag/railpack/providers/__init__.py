@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, Provider, ProviderPlan
+from starforge_dag.railpack.providers.base import Provider
 from starforge_dag.railpack.providers.cpp import CppProvider
 from starforge_dag.railpack.providers.deno import DenoProvider
 from starforge_dag.railpack.providers.dotnet import DotnetProvider
@@ -20,7 +20,7 @@ from starforge_dag.railpack.providers.staticfile import StaticfileProvider
 
 
 def language_providers() -> list[Provider]:
-    """All providers, most specific first (PHP before Node so Laravel apps with a package.json stay PHP)."""
+    """All providers in Railpack's detection order (PHP before Node so Laravel apps with a package.json stay PHP)."""
     return [
         PhpProvider(),
         GoProvider(),
@@ -44,4 +44,4 @@ def provider_by_name(name: str) -> Provider | None:
     return next((p for p in language_providers() if p.name.lower() == name.lower()), None)
 
 
-__all__ = ["Context", "Provider", "ProviderPlan", "language_providers", "provider_by_name"]
+__all__ = ["Provider", "language_providers", "provider_by_name"]

@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from starforge_dag.railpack.app import App
 from starforge_dag.railpack.config import Config, Env
-from starforge_dag.railpack.plan import Cache, Command, CopyCommand, ExecCommand, Layer, PathCommand
+from starforge_dag.railpack.context import GenerateContext, local_layer, step_layer
+from starforge_dag.railpack.plan import BuildPlan, Cache, Command, CopyCommand, ExecCommand, Layer, PathCommand
+from starforge_dag.railpack.source import SourceTree
 
 
 @dataclass
@@ -22,9 +23,9 @@ class ResolvedPackage:
 
 @dataclass
 class Context:
-    """The app, its configuration and what planning has learned so far."""
+    """The view of planning that providers planning through `ProviderPlan` use."""
 
-    app: App
+    app: SourceTree
     env: Env
     config: Config
     packages: dict[str, ResolvedPackage] = field(default_factory=dict)
@@ -110,18 +111,121 @@ class Provider(Protocol):
     """A language provider: the first one whose `detect` is true plans the app."""
 
     name: str
+    looked_for: str
 
-    def detect(self, ctx: Context) -> bool:
+    def detect(self, ctx: GenerateContext) -> bool:
         """True when the app is of this provider's language."""
         ...
 
-    def plan(self, ctx: Context) -> ProviderPlan:
-        """Install, build and start the app."""
+    def initialize(self, ctx: GenerateContext) -> None:
+        """Read what planning needs once the provider is chosen."""
+        ...
+
+    def plan(self, ctx: GenerateContext) -> None:
+        """Add the steps that install, build and start the app."""
+        ...
+
+    def cleanse_plan(self, plan: BuildPlan) -> None:
+        """Fix up the finished plan (after the user's config is applied)."""
         ...
 
     def start_command_help(self) -> str:
         """How a user of this language sets a start command when none is found."""
         ...
+
+
+class BaseProvider:
+    """Defaults for the optional parts of a provider."""
+
+    name = ""
+    looked_for = ""
+
+    def initialize(self, ctx: GenerateContext) -> None:
+        """Nothing to read ahead."""
+
+    def cleanse_plan(self, plan: BuildPlan) -> None:
+        """Nothing to fix up."""
+
+    def start_command_help(self) -> str:
+        """No provider-specific help."""
+        return ""
+
+
+class StepLayoutProvider(BaseProvider):
+    """A provider that describes its build as one `ProviderPlan`: mise packages, install, build, deploy."""
+
+    def detect_app(self, ctx: Context) -> bool:
+        """True when the app is of this provider's language."""
+        raise NotImplementedError
+
+    def plan_app(self, ctx: Context) -> ProviderPlan:
+        """The provider's install, build and start."""
+        raise NotImplementedError
+
+    def detect(self, ctx: GenerateContext) -> bool:
+        """Detect through the step-layout view."""
+        return self.detect_app(_view(ctx))
+
+    def plan(self, ctx: GenerateContext) -> None:
+        """Lay the ProviderPlan out as Railpack's steps."""
+        view = _view(ctx)
+        pp = self.plan_app(view)
+        lay_out(ctx, view, pp)
+
+
+def _view(ctx: GenerateContext) -> Context:
+    return Context(app=ctx.source, env=ctx.env, config=ctx.config)
+
+
+def lay_out(ctx: GenerateContext, view: Context, pp: ProviderPlan) -> None:
+    """`packages:mise` → `install` → `build` → deploy, from a ProviderPlan."""
+    ctx.metadata.update(view.metadata)
+    ctx.warnings += view.warnings
+    mise = ctx.mise
+    for name, version in pp.packages.items():
+        mise.default(name, version)
+        known = view.packages.get(name.split(":")[-1])
+        if known:
+            mise.version(name, known.requested_version, known.source)
+    for name, known in view.packages.items():
+        if ctx.requests.get(name) is None and not any(p.split(":")[-1] == name for p in pp.packages):
+            ctx.requests.default(name, known.requested_version)
+            ctx.requests.version(name, known.requested_version, known.source)
+    mise.apt_packages += pp.build_apt
+    ctx.deploy.apt_packages += pp.deploy_apt
+    for cache_name, cache in pp.caches.items():
+        ctx.caches.caches[cache_name] = cache
+    base = Layer(image=pp.step_image) if pp.step_image else Layer(step=mise.name)
+    build_base = base
+    if pp.install:
+        install = ctx.new_command_step("install")
+        install.add_input(base)
+        if pp.install_needs_source:
+            install.add_input(local_layer())
+        install.add(*pp.install)
+        install.caches = list(pp.install_caches)
+        install.variables = dict(pp.variables)
+        build_base = Layer(step="install")
+    build = ctx.new_command_step("build")
+    build.add_input(build_base)
+    build.add_input(local_layer())
+    build.add(*pp.build)
+    build.caches = list(pp.build_caches)
+    build.assets = dict(pp.build_assets)
+    build.variables = {} if pp.install else dict(pp.variables)
+    if pp.deploy_base is not None:
+        ctx.deploy.base = pp.deploy_base
+    inputs: list[Layer] = []
+    if pp.runtime_packages:
+        inputs.append(mise.layer())
+    if pp.deploy_inputs is not None:
+        inputs += pp.deploy_inputs
+    elif pp.deploy_base is None:
+        inputs.append(step_layer("build", include=["."]))
+    ctx.deploy.inputs += inputs
+    ctx.deploy.start_command = pp.start_command
+    ctx.deploy.variables.update(pp.deploy_variables)
+    ctx.deploy.paths += [p for p in pp.paths if p not in ctx.deploy.paths]
 
 
 def sh(cmd: str, name: str | None = None) -> ExecCommand:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 
-class CppProvider:
+class CppProvider(StepLayoutProvider):
     """Apps with CMakeLists.txt or meson.build."""
 
     name = "cpp"
+    looked_for = "CMakeLists.txt or meson.build"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A CMake or Meson project at the root."""
         return ctx.app.has_any("CMakeLists.txt", "meson.build")
 
@@ -18,7 +19,7 @@ class CppProvider:
         """C/C++ apps run the executable named after the app directory."""
         return "name the executable target after the app's root directory"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Configure and build into /build; run the executable named after the root directory."""
         cmake = ctx.app.has_file("CMakeLists.txt")
         tool = "cmake" if cmake else "meson"

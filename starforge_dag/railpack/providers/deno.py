@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 DEFAULT_DENO_VERSION = "2"
 MAIN_FILES = ("main.ts", "main.js", "main.mjs", "main.mts")
 DENO_DIR = "/root/.cache/deno"  # where `deno cache` puts dependencies; shipped so the app starts offline
 
 
-class DenoProvider:
+class DenoProvider(StepLayoutProvider):
     """Apps with deno.json or deno.jsonc."""
 
     name = "deno"
+    looked_for = "deno.json or deno.jsonc"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A deno.json(c) at the root."""
         return ctx.app.has_any("deno.json", "deno.jsonc")
 
@@ -22,7 +23,7 @@ class DenoProvider:
         """Deno's ways to name an entry file."""
         return "add a main.ts (or main.js) file"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Cache the entry's deps, then run it."""
         version = ctx.resolve(
             "deno",

@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 DEFAULT_DOTNET_VERSION = "6.0.428"
 
 
-class DotnetProvider:
+class DotnetProvider(StepLayoutProvider):
     """Apps with a *.csproj at the root."""
 
     name = "dotnet"
+    looked_for = "a *.csproj file"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A project file at the root."""
         return bool(ctx.app.glob("*.csproj"))
 
@@ -23,7 +24,7 @@ class DotnetProvider:
         """.NET apps run the published project."""
         return "add a *.csproj project at the root"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """dotnet restore, dotnet publish, run ./out/<project> on $PORT."""
         project = ctx.app.glob("*.csproj")[0]
         name = project[: -len(".csproj")]

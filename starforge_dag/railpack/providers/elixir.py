@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import re
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, loose_version, sh
+from starforge_dag.railpack.providers.base import (
+    Context,
+    ProviderPlan,
+    StepLayoutProvider,
+    build_layer,
+    copy,
+    loose_version,
+    sh,
+)
 
 DEFAULT_ELIXIR_VERSION = "1.18"
 DEFAULT_ERLANG_VERSION = "27.3"
 
 
-class ElixirProvider:
+class ElixirProvider(StepLayoutProvider):
     """Apps with a mix.exs."""
 
     name = "elixir"
+    looked_for = "mix.exs"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A mix.exs at the root."""
         return ctx.app.has_file("mix.exs")
 
@@ -23,7 +32,7 @@ class ElixirProvider:
         """Elixir apps start from their release."""
         return "declare `app:` in mix.exs so the release binary can be found"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Fetch and compile deps, deploy assets, build a release, start it."""
         mix = ctx.app.read_text("mix.exs") or ""
         elixir_req = re.search(r"""elixir:\s*["']([^"']+)["']""", mix)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 SHIPMENT = "build/erlang-shipment"
 
 
-class GleamProvider:
+class GleamProvider(StepLayoutProvider):
     """Apps with a gleam.toml."""
 
     name = "gleam"
+    looked_for = "gleam.toml"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A gleam.toml at the root."""
         return ctx.app.has_file("gleam.toml")
 
@@ -20,7 +21,7 @@ class GleamProvider:
         """Gleam apps start from the shipment's entrypoint."""
         return "make `gleam export erlang-shipment` succeed"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Export an Erlang shipment and run its entrypoint; Erlang stays in the image, Gleam does not."""
         plan = ProviderPlan(
             packages={

@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, path, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, copy, path, sh
 
 DEFAULT_GO_VERSION = "1.23"
 
 
-class GoProvider:
+class GoProvider(StepLayoutProvider):
     """Apps with go.mod, go.work or main.go."""
 
     name = "golang"
+    looked_for = "go.mod, go.work or main.go"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A Go module, workspace or main file at the root."""
         return ctx.app.has_any("go.mod", "go.work", "main.go")
 
@@ -23,7 +24,7 @@ class GoProvider:
         """Go's ways to name what to build."""
         return "add a main package at the root or under cmd/, or set RAILPACK_GO_BIN"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Download modules, build `out` with stripped symbols, run it."""
         version = ctx.resolve(
             "go", DEFAULT_GO_VERSION, _go_directive(ctx, "go.mod"), _go_directive(ctx, "go.work"), ctx.env_version("go")

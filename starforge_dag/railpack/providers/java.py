@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 DEFAULT_JDK_VERSION = "21"
 POM_FILES = tuple(f"pom.{ext}" for ext in ("xml", "atom", "clj", "groovy", "rb", "scala", "yaml", "yml"))
 
 
-class JavaProvider:
+class JavaProvider(StepLayoutProvider):
     """Apps with a Gradle wrapper or a Maven pom."""
 
     name = "java"
+    looked_for = "pom.xml, gradlew or build.gradle"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """gradlew or pom.* at the root."""
         return ctx.app.has_any("gradlew", *POM_FILES)
 
@@ -24,7 +25,7 @@ class JavaProvider:
         """Java apps run the built jar."""
         return "make the build produce a runnable jar in target/ (Maven) or build/libs/ (Gradle)"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Build the jar with the wrapper or the tool, run it with java -jar."""
         gradle = ctx.app.has_file("gradlew")
         plan = ProviderPlan()

@@ -1,427 +1,887 @@
-"""Node.js, Bun and frontend apps: package managers, workspaces, frameworks and static SPAs."""
+"""Node.js and Bun apps: package managers, workspaces, frameworks, and static SPAs served by Caddy."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from starforge_dag.railpack.plan import Cache, Command, FileCommand
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, loose_version, path, sh
-
-DEFAULT_NODE_VERSION = "22"
-DEFAULT_BUN_VERSION = "latest"
-
-RUNTIME_VARIABLES = {
-    "NODE_ENV": "production",
-    "NPM_CONFIG_PRODUCTION": "false",
-    "NPM_CONFIG_UPDATE_NOTIFIER": "false",
-    "NPM_CONFIG_FUND": "false",
-    "YARN_PRODUCTION": "false",
-    "CI": "true",
-}
-
-CADDYFILE_PATH = "/Caddyfile"
-CADDY_START = f"caddy run --config {CADDYFILE_PATH} --adapter caddyfile 2>&1"
-
-# Framework files the install step needs besides manifests and lockfiles.
-INSTALL_EXTRA_FILES = (
-    ".npmrc",
-    ".yarnrc",
-    ".yarnrc.yml",
-    ".yarnrc.yaml",
-    "pnpm-workspace.yaml",
-    ".pnpmfile.cjs",
-    "bunfig.toml",
-    ".node-version",
-    ".nvmrc",
+from starforge_dag.railpack.context import (
+    CommandStepBuilder,
+    GenerateContext,
+    MiseStepBuilder,
+    copy,
+    local_layer,
+    run,
+    sh,
+    step_layer,
 )
-INSTALL_EXTRA_DIRS = (".yarn", "patches", "prisma")
+from starforge_dag.railpack.plan import BuildPlan, ExecCommand, FileCommand, Layer
+from starforge_dag.railpack.providers.base import BaseProvider
+from starforge_dag.railpack.providers.staticfile import SPA_CADDYFILE, index_fallback
+from starforge_dag.railpack.resolver import fuzzy_version
+
+DEFAULT_NODE_VERSION = "lts"
+DEFAULT_BUN_VERSION = "latest"
+DEFAULT_PNPM_VERSION = "9"
+NODE_MODULES_CACHE = "/app/node_modules/.cache"
+COREPACK_HOME = "/opt/corepack"
+PNPM_HOME = "/opt/pnpm"
+PNPM_STORE_DIR = f"{PNPM_HOME}/store"
+CADDYFILE_PATH = "/Caddyfile"
+MANIFESTS = ("package.json", "package.json5")
+
+NPM, PNPM, BUN, YARN1, YARN_BERRY = "npm", "pnpm", "bun", "yarn1", "yarnberry"
+
+PUPPETEER_DEPS = [
+    "xvfb",
+    "libasound2",
+    "libatk1.0-0",
+    "libc6",
+    "libcairo2",
+    "libcups2",
+    "libdbus-1-3",
+    "libexpat1",
+    "libfontconfig1",
+    "libgbm1",
+    "libgcc1",
+    "libgdk-pixbuf-2.0-0",
+    "libglib2.0-0",
+    "libgtk-3-0",
+    "libnspr4",
+    "libpango-1.0-0",
+    "libpangocairo-1.0-0",
+    "libstdc++6",
+    "libx11-6",
+    "libx11-xcb1",
+    "libxcb1",
+    "libxcomposite1",
+    "libxcursor1",
+    "libxdamage1",
+    "libxext6",
+    "libxfixes3",
+    "libxi6",
+    "libxrandr2",
+    "libxrender1",
+    "libxss1",
+    "libxtst6",
+    "ca-certificates",
+    "fonts-liberation",
+    "libnss3",
+    "lsb-release",
+    "xdg-utils",
+    "wget",
+]
+PLAYWRIGHT_DEPS = [
+    "libasound2",
+    "libatk-bridge2.0-0",
+    "libatk1.0-0",
+    "libatspi2.0-0",
+    "libcairo2",
+    "libcups2",
+    "libdbus-1-3",
+    "libdrm2",
+    "libgbm1",
+    "libglib2.0-0",
+    "libnspr4",
+    "libnss3",
+    "libpango-1.0-0",
+    "libx11-6",
+    "libxcb1",
+    "libxcomposite1",
+    "libxdamage1",
+    "libxext6",
+    "libxfixes3",
+    "libxkbcommon0",
+    "libxrandr2",
+]
+
+# Start scripts that only run a dev server: an app whose start script is one of these can still be an SPA.
+DEV_START_COMMANDS = {
+    "ng serve",
+    "react-scripts start",
+    "expo start",
+    "next start",
+    "react-router-serve ./build/server/index.js",
+}
+NEXT_CONFIGS = ("next.config.js", "next.config.mjs", "next.config.ts")
+INSTALL_NAMES = frozenset(
+    "package.json package.json5 package-lock.json pnpm-workspace.yaml yarn.lock pnpm-lock.yaml bun.lockb bun.lock "
+    "bunfig.toml .yarn .yarnrc.yml .npmrc .node-version .nvmrc patches .pnpm-patches prisma".split()
+)  # and .pnp.*
+_BUN_COMMAND = re.compile(r"(^|\s|;|&|&&|\||\|\|)bunx?\s")
+_OUT_DIR = re.compile(r"""outDir:\s*['"](.+?)['"]""")
+_VITE_CLI_OUT_DIR = re.compile(r"vite\s+build(?:\s+-[^\s]*)*\s+(?:--outDir)\s+([^-\s;]+)")
+_RR_SPA = re.compile(r"""(?m)(?:^|[{,])\s*['"]?ssr['"]?\s*:\s*false\b""")
+_RR_BUILD_DIR = re.compile(r"""buildDirectory:\s*['"](.+?)['"]""")
+_NEXT_DIST_DIR = re.compile(r"""distDir:\s*['"](.+?)['"]""")
+_NPM_CI = re.compile(r"(?i)\bnpm\s+ci\b")
+_RM_NODE_MODULES = re.compile(r"(?i)\b(?:rm\s+-r[f]?|rmdir|rimraf)\s+(?:\S*/)?node_modules\b")
 
 
-@dataclass(frozen=True)
-class PackageManager:
-    """How one package manager installs, runs scripts and caches."""
+@dataclass
+class PackageJson:
+    """The fields of a package manifest that decide a plan."""
 
-    name: str
-    lockfiles: tuple[str, ...]
-    cache_name: str
-    cache_dir: str
+    name: str = ""
+    scripts: dict[str, str] = field(default_factory=dict)
+    package_manager: str | None = None
+    dependencies: dict[str, str] = field(default_factory=dict)
+    dev_dependencies: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)
+    main: str = ""
+    workspaces: list[str] = field(default_factory=list)
 
-    def install(self, has_lock: bool) -> str:
-        """The install command, frozen to the lockfile when there is one."""
-        if self.name == "npm":
-            return "npm ci" if has_lock else "npm install"
-        if self.name == "pnpm":
-            return "pnpm install --frozen-lockfile --prefer-offline" if has_lock else "pnpm install"
-        if self.name == "bun":
-            return "bun install --frozen-lockfile" if has_lock else "bun install"
-        if self.name == "yarn1":
-            return "yarn install --frozen-lockfile" if has_lock else "yarn install"
-        return "yarn install --check-cache"
+    @classmethod
+    def parse(cls, data: Any) -> PackageJson:
+        """Read a parsed manifest, ignoring fields of the wrong type."""
+        if not isinstance(data, dict):
+            return cls()
 
-    def run(self, script: str) -> str:
-        """Run a package.json script."""
-        tool = "yarn" if self.name.startswith("yarn") else self.name
-        return f"{tool} run {script}"
+        def strmap(key: str) -> dict[str, str]:
+            value = data.get(key)
+            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
-    def prune(self) -> str:
-        """Drop development dependencies after the build."""
-        return {
-            "npm": "npm prune --omit=dev --ignore-scripts",
-            "pnpm": "pnpm prune --prod --ignore-scripts",
-            "bun": "rm -rf node_modules && bun install --production --ignore-scripts",
-            "yarn1": "yarn install --production=true --frozen-lockfile --ignore-scripts",
-        }.get(self.name, "yarn workspaces focus --production --all")
+        workspaces = data.get("workspaces")
+        if isinstance(workspaces, dict):
+            workspaces = workspaces.get("packages")
+        pm = data.get("packageManager")
+        return cls(
+            name=str(data.get("name") or ""),
+            scripts=strmap("scripts"),
+            package_manager=pm if isinstance(pm, str) else None,
+            dependencies=strmap("dependencies"),
+            dev_dependencies=strmap("devDependencies"),
+            engines=strmap("engines"),
+            main=data.get("main") if isinstance(data.get("main"), str) else "",
+            workspaces=[w for w in workspaces if isinstance(w, str)] if isinstance(workspaces, list) else [],
+        )
+
+    def script(self, name: str) -> str:
+        """A script's text, empty when absent."""
+        return self.scripts.get(name, "")
+
+    def has_script(self, name: str) -> bool:
+        """True when the script exists and is not empty."""
+        return bool(self.scripts.get(name))
+
+    def has_dependency(self, name: str) -> bool:
+        """A production or development dependency."""
+        return name in self.dependencies or name in self.dev_dependencies
+
+    def has_local_dependency(self) -> bool:
+        """A `file:` dependency, which needs the whole source at install time."""
+        return any(v.startswith("file:") for v in {**self.dependencies, **self.dev_dependencies}.values())
+
+    def package_manager_info(self) -> tuple[str, str]:
+        """(name, version) of the packageManager field, without a `+sha` suffix."""
+        if not self.package_manager:
+            return "", ""
+        parts = self.package_manager.strip().split("@")
+        if len(parts) != 2:
+            return "", ""
+        return parts[0].strip(), parts[1].split("+")[0].strip()
 
 
-NPM = PackageManager("npm", ("package-lock.json", "npm-shrinkwrap.json"), "npm-install", "/root/.npm")
-PNPM = PackageManager("pnpm", ("pnpm-lock.yaml",), "pnpm-install", "/root/.local/share/pnpm/store/v3")
-BUN = PackageManager("bun", ("bun.lockb", "bun.lock"), "bun-install", "/root/.bun/install/cache")
-YARN1 = PackageManager("yarn1", ("yarn.lock",), "yarn-install", "/usr/local/share/.cache/yarn")
-YARN_BERRY = PackageManager("yarnberry", ("yarn.lock",), "yarn-install", "/app/.yarn/cache")
+@dataclass
+class WorkspacePackage:
+    """A package of the workspace; the root has the path ''."""
+
+    path: str
+    pkg: PackageJson
 
 
-class NodeProvider:
-    """Apps with a package.json."""
+def find_manifest(ctx: GenerateContext) -> str | None:
+    """package.json, else package.json5."""
+    return ctx.source.first_file(*MANIFESTS)
+
+
+class NodeProvider(BaseProvider):
+    """Apps with a package.json (or package.json5)."""
 
     name = "node"
+    looked_for = "package.json or package.json5"
 
-    def detect(self, ctx: Context) -> bool:
-        """A package.json at the root."""
-        return ctx.app.has_file("package.json")
+    def __init__(self) -> None:
+        self.pkg = PackageJson()
+        self.pm = NPM
+        self.root = WorkspacePackage("", self.pkg)
+        self.packages: list[WorkspacePackage] = []
+
+    def detect(self, ctx: GenerateContext) -> bool:
+        """A package manifest at the root."""
+        return find_manifest(ctx) is not None
+
+    def initialize(self, ctx: GenerateContext) -> None:
+        """Read the manifest, the package manager and the workspace."""
+        manifest = find_manifest(ctx) or "package.json"
+        data = ctx.source.read_json(manifest) if ctx.source.has_file(manifest) else {}
+        if data is None:
+            ctx.warn(f"{manifest} could not be parsed; treating it as empty")
+        self.pkg = PackageJson.parse(data)
+        self.root = WorkspacePackage("", self.pkg)
+        self.pm = self._package_manager(ctx)
+        self.packages = self._workspace_packages(ctx)
 
     def start_command_help(self) -> str:
         """Node's ways to name a start command."""
-        return 'add a "start" script to package.json, a "main" entry, or an index.js/index.ts file'
-
-    def plan(self, ctx: Context) -> ProviderPlan:
-        """Install with the detected package manager, run the build script, start the app or serve the SPA."""
-        pkg = _package_json(ctx)
-        scripts: dict[str, str] = pkg.get("scripts") or {}
-        pm, pm_version = _package_manager(ctx, pkg)
-        ctx.metadata["packageManager"] = pm.name
-        plan = ProviderPlan(variables=dict(RUNTIME_VARIABLES), paths=["/app/node_modules/.bin"])
-
-        needs_node = pm.name != "bun" or _bun_needs_node(ctx, pkg, scripts)
-        if needs_node:
-            plan.packages["node"] = _node_version(ctx, pkg)
-        if pm.name == "bun":
-            plan.packages["bun"] = ctx.resolve(
-                "bun",
-                DEFAULT_BUN_VERSION,
-                ctx.env_version("bun"),
-                ctx.version_file(".bun-version"),
-                (_engine(pkg, "bun"), "package.json > engines > bun"),
-                ctx.mise_version("bun"),
-            )
-        elif pm.name != "npm" and pm_version:
-            tool = "pnpm" if pm is PNPM else "yarn"
-            version = ctx.resolve(tool, pm_version, (pm_version, "package.json"))
-            if not pkg.get("packageManager"):
-                plan.packages[tool] = version
-        if pkg.get("packageManager"):
-            ctx.metadata["corepack"] = "true"
-
-        workspaces = _workspace_packages(ctx, pkg)
-        if workspaces:
-            ctx.metadata["workspaces"] = str(len(workspaces))
-
-        has_lock = any(ctx.app.has_file(lock) for lock in pm.lockfiles)
-        plan.caches[pm.cache_name] = Cache(directory=pm.cache_dir)
-        plan.caches["node-modules"] = Cache(directory="/app/node_modules/.cache")
-        plan.install_caches = [pm.cache_name]
-        plan.install = [path("/app/node_modules/.bin"), sh("mkdir -p /app/node_modules/.cache")]
-        if pkg.get("packageManager"):
-            plan.install.append(sh("npm install -g corepack@latest && corepack enable && corepack prepare --activate"))
-        if "preinstall" in scripts or "postinstall" in scripts:
-            plan.install_needs_source = True
-        else:
-            plan.install += _install_copies(ctx, pm, workspaces)
-        plan.install.append(sh(pm.install(has_lock)))
-
-        framework = _framework(ctx, pkg, scripts)
-        if framework:
-            ctx.metadata["framework"] = framework
-        plan.build_caches = ["node-modules"]
-        for name, directory in _framework_caches(ctx, framework, workspaces).items():
-            plan.caches[name] = Cache(directory=directory)
-            plan.build_caches.append(name)
-        if "build" in scripts:
-            plan.build.append(sh(pm.run("build")))
-        if ctx.env.is_truthy("PRUNE_DEPS"):
-            plan.build.append(sh(ctx.env.railpack("NODE_PRUNE_CMD") or pm.prune()))
-
-        spa_dir = _spa_output_dir(ctx, pkg, scripts, framework)
-        if spa_dir is not None:
-            ctx.metadata["spa"] = spa_dir
-            plan.packages["caddy"] = ctx.resolve("caddy", "latest")
-            plan.build_assets["Caddyfile"] = _caddyfile(ctx, spa_dir)
-            plan.build.append(FileCommand(path=CADDYFILE_PATH, name="Caddyfile", custom_name="create Caddyfile"))
-            plan.start_command = CADDY_START
-            plan.deploy_inputs = [build_layer(CADDYFILE_PATH, spa_dir)]
-            plan.deploy_variables = {}
-            return plan
-
-        plan.start_command = _start_command(ctx, pm, pkg, scripts, framework)
-        plan.deploy_inputs = [build_layer("/app/node_modules"), build_layer(".", exclude=["node_modules", ".yarn"])]
-        plan.deploy_variables = dict(RUNTIME_VARIABLES)
-        return plan
-
-
-def _package_json(ctx: Context) -> dict[str, Any]:
-    data = ctx.app.read_json("package.json")
-    if not isinstance(data, dict):
-        ctx.warn("package.json is not a valid JSON object; treating it as empty")
-        return {}
-    return data
-
-
-def _engine(pkg: dict[str, Any], name: str) -> str | None:
-    engines = pkg.get("engines")
-    return engines.get(name) if isinstance(engines, dict) else None
-
-
-def _deps(pkg: dict[str, Any]) -> dict[str, str]:
-    deps: dict[str, str] = {}
-    for key in ("dependencies", "devDependencies"):
-        if isinstance(pkg.get(key), dict):
-            deps.update(pkg[key])
-    return deps
-
-
-def _package_manager(ctx: Context, pkg: dict[str, Any]) -> tuple[PackageManager, str | None]:
-    """packageManager field, then lockfiles, then engines; npm by default."""
-    field = pkg.get("packageManager")
-    if isinstance(field, str) and "@" in field:
-        name, _, version = field.partition("@")
-        version = version.split("+")[0]
-        if name == "yarn":
-            return (YARN1 if version.startswith("1.") else YARN_BERRY), version
-        manager = {"pnpm": PNPM, "bun": BUN, "npm": NPM}.get(name)
-        if manager:
-            return manager, version
-    app = ctx.app
-    if app.has_file("pnpm-lock.yaml"):
-        return PNPM, None
-    if app.has_any("bun.lockb", "bun.lock"):
-        return BUN, None
-    if app.has_any(".yarnrc.yml", ".yarnrc.yaml"):
-        return YARN_BERRY, None
-    if app.has_file("yarn.lock"):
-        return YARN1, None
-    if _engine(pkg, "pnpm"):
-        return PNPM, _engine(pkg, "pnpm")
-    if _engine(pkg, "bun"):
-        return BUN, None
-    if yarn := _engine(pkg, "yarn"):
-        version = loose_version(yarn) or "1"
-        return (YARN1 if version.startswith("1") else YARN_BERRY), yarn
-    return NPM, None
-
-
-def _node_version(ctx: Context, pkg: dict[str, Any]) -> str:
-    return ctx.resolve(
-        "node",
-        DEFAULT_NODE_VERSION,
-        ctx.env_version("node"),
-        (_mise_spec(_engine(pkg, "node")), "package.json > engines > node"),
-        (_mise_spec(ctx.version_file(".nvmrc")[0]), ".nvmrc"),
-        (_mise_spec(ctx.version_file(".node-version")[0]), ".node-version"),
-        ctx.mise_version("node"),
-    )
-
-
-def _mise_spec(spec: str | None) -> str | None:
-    """A version mise can install from an npm-style spec: `v18.19.0` → 18.19.0, `>=20 <23` → 20, `lts/*` → lts."""
-    if not spec:
-        return None
-    spec = spec.strip()
-    if spec.startswith("lts/"):
-        return "lts"
-    if re.fullmatch(r"v?\d+(\.\d+){0,2}", spec):
-        return spec.lstrip("v")
-    return loose_version(spec)
-
-
-def _bun_needs_node(ctx: Context, pkg: dict[str, Any], scripts: dict[str, str]) -> bool:
-    if pkg.get("packageManager"):
-        return True
-    if any(re.search(r"\bnode\b", s) for s in scripts.values()):
-        return True
-    return "astro" in _deps(pkg)
-
-
-def _workspace_packages(ctx: Context, pkg: dict[str, Any]) -> list[str]:
-    """Directories of workspace packages, found by bounded globs of the declared patterns."""
-    patterns: list[str] = []
-    declared = pkg.get("workspaces")
-    if isinstance(declared, list):
-        patterns = declared
-    elif isinstance(declared, dict) and isinstance(declared.get("packages"), list):
-        patterns = declared["packages"]
-    pnpm_ws = ctx.app.read_yaml("pnpm-workspace.yaml") if ctx.app.has_file("pnpm-workspace.yaml") else None
-    if isinstance(pnpm_ws, dict) and isinstance(pnpm_ws.get("packages"), list):
-        patterns = patterns + pnpm_ws["packages"]
-    dirs: list[str] = []
-    for pattern in patterns:
-        if not isinstance(pattern, str) or pattern.startswith("!"):
-            continue
-        for match in ctx.app.glob(f"{pattern.rstrip('/')}/package.json"):
-            dirs.append(match.rsplit("/", 1)[0])
-    return sorted(set(dirs))
-
-
-def _install_copies(ctx: Context, pm: PackageManager, workspaces: list[str]) -> list[Command]:
-    """Only the files the install needs, so source edits keep the install layer cached."""
-    files = ["package.json"] + [lock for lock in pm.lockfiles if ctx.app.has_file(lock)]
-    files += [f for f in INSTALL_EXTRA_FILES if ctx.app.has_file(f)]
-    files += [d for d in INSTALL_EXTRA_DIRS if ctx.app.has_dir(d)]
-    files += [f"{ws}/package.json" for ws in workspaces]
-    for pattern in ctx.env.railpack_list("NODE_INSTALL_PATTERNS"):
-        files += ctx.app.glob(f"**/{pattern}")
-    return copy(*dict.fromkeys(files))
-
-
-def _has_config(ctx: Context, stem: str) -> str | None:
-    return ctx.app.first_file(*(f"{stem}.{ext}" for ext in ("js", "ts", "mjs", "mts", "cjs")))
-
-
-def _framework(ctx: Context, pkg: dict[str, Any], scripts: dict[str, str]) -> str | None:
-    """The frontend or full-stack framework, most specific first."""
-    deps = _deps(pkg)
-    build = scripts.get("build", "")
-    if "next" in deps or _has_config(ctx, "next.config"):
-        return "next"
-    if "nuxt" in deps or _has_config(ctx, "nuxt.config"):
-        return "nuxt"
-    if "@remix-run/node" in deps or "@remix-run/dev" in deps:
-        return "remix"
-    if "@tanstack/react-start" in deps or "@tanstack/start" in deps or "@tanstack/solid-start" in deps:
-        return "tanstack-start"
-    if "@sveltejs/kit" in deps:
-        return "sveltekit"
-    if _has_config(ctx, "astro.config") or "astro" in deps:
-        return "astro"
-    if ctx.app.has_file("angular.json"):
-        return "angular"
-    if _has_config(ctx, "react-router.config") or "react-router build" in build:
-        return "react-router"
-    if "react-scripts" in deps and "react-scripts build" in build:
-        return "cra"
-    if _has_config(ctx, "vite.config") or "vite build" in build:
-        return "vite"
-    return None
-
-
-def _framework_caches(ctx: Context, framework: str | None, workspaces: list[str]) -> dict[str, str]:
-    """Build caches of the framework, plus `.next/cache` of every Next.js app in the workspace."""
-    caches = {
-        "next": {"next": "/app/.next/cache"},
-        "remix": {"remix": "/app/.cache"},
-        "vite": {"vite": "/app/node_modules/.vite"},
-        "tanstack-start": {"vite": "/app/node_modules/.vite"},
-        "astro": {"astro": "/app/node_modules/.astro"},
-    }.get(framework or "", {})
-    for ws in workspaces:
-        if _has_config_in(ctx, ws, "next.config"):
-            caches[f"next-{ws.replace('/', '-')}"] = f"/app/{ws}/.next/cache"
-    return caches
-
-
-def _has_config_in(ctx: Context, base: str, stem: str) -> bool:
-    return any(ctx.app.has_file(f"{base}/{stem}.{ext}") for ext in ("js", "ts", "mjs"))
-
-
-def _spa_output_dir(ctx: Context, pkg: dict[str, Any], scripts: dict[str, str], framework: str | None) -> str | None:
-    """Where a static SPA's build lands, or None when the app is not served as static files."""
-    if ctx.env.is_truthy("NO_SPA") or ctx.env.railpack("START_CMD") or ctx.config.deploy.start_command:
-        return None
-    if framework not in {"vite", "astro", "cra", "angular", "react-router"} or "build" not in scripts:
-        return None
-    if framework == "astro" and not _astro_is_static(ctx):
-        return None
-    if framework == "react-router" and not _react_router_is_spa(ctx):
-        return None
-    if framework == "vite" and "start" in scripts and "vite" not in scripts["start"]:
-        return None
-    if custom := ctx.env.railpack("SPA_OUTPUT_DIR"):
-        return custom.strip("/")
-    if framework == "cra":
-        return "build"
-    if framework == "react-router":
-        return "build/client"
-    if framework == "angular":
-        return _angular_output(ctx)
-    if framework == "vite":
-        config = _has_config(ctx, "vite.config")
-        text = ctx.app.read_text(config) if config else None
-        match = re.search(r"outDir\s*:\s*['\"]([^'\"]+)['\"]", text or "")
-        if match:
-            return match.group(1).strip("./") or "dist"
-    return "dist"
-
-
-def _astro_is_static(ctx: Context) -> bool:
-    config = _has_config(ctx, "astro.config")
-    text = ctx.app.read_text(config) if config else ""
-    return not re.search(r"output\s*:\s*['\"]server['\"]", text or "")
-
-
-def _react_router_is_spa(ctx: Context) -> bool:
-    config = _has_config(ctx, "react-router.config")
-    text = ctx.app.read_text(config) if config else ""
-    return bool(re.search(r"ssr\s*:\s*false", text or ""))
-
-
-def _angular_output(ctx: Context) -> str:
-    data = ctx.app.read_json("angular.json") or {}
-    projects = data.get("projects") or {}
-    name = ctx.env.railpack("ANGULAR_PROJECT") or next(iter(projects), "")
-    project = projects.get(name) or {}
-    options = ((project.get("architect") or {}).get("build") or {}).get("options") or {}
-    output = options.get("outputPath")
-    if isinstance(output, dict):
-        output = output.get("base")
-    base = str(output or f"dist/{name}").strip("./")
-    return f"{base}/browser"
-
-
-def _caddyfile(ctx: Context, root: str) -> str:
-    return ctx.app.read_text("Caddyfile") or render_static_caddyfile(f"/app/{root}", spa=True)
-
-
-def render_static_caddyfile(root: str, spa: bool) -> str:
-    """A Caddy config that serves `root` on $PORT, falling back to index.html for SPA routes."""
-    fallback = "\ttry_files {path} /index.html\n" if spa else ""
-    return (
-        "{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n}\n\n"
-        ":{$PORT:80} {\n"
-        f"\troot * {root}\n"
-        "\tencode gzip\n"
-        f"{fallback}"
-        "\tfile_server\n"
-        "}\n"
-    )
-
-
-def _start_command(
-    ctx: Context, pm: PackageManager, pkg: dict[str, Any], scripts: dict[str, str], framework: str | None
-) -> str | None:
-    """start script, then framework default, then main, then index.js/index.ts."""
-    runner = "bun" if pm is BUN else "node"
-    if "start" in scripts:
-        return pm.run("start")
-    if framework in {"nuxt", "tanstack-start"}:
-        return "node .output/server/index.mjs"
-    main = pkg.get("main")
-    if isinstance(main, str) and main:
-        return f"{runner} {main}"
-    index = ctx.app.first_file("index.js", "index.ts", "index.mjs", "index.cjs")
-    if index:
         return (
-            f"{runner} {index}"
-            if pm is BUN or not index.endswith(".ts")
-            else f"node --experimental-strip-types {index}"
+            'Railpack looks for a "start" script in package.json, a "main" field, an index.js or index.ts at the '
+            "root, or an Nx workspace with one Next.js app (RAILPACK_NX_APP chooses among several). For a static "
+            "site set RAILPACK_SPA_OUTPUT_DIR to the directory of the built files."
         )
+
+    # ---- plan -------------------------------------------------------------------------------------------------
+
+    def plan(self, ctx: GenerateContext) -> None:
+        """mise packages, install, optional prune, build, then a Node or Caddy deploy."""
+        spa = self.is_spa(ctx)
+        ctx.set_metadata("nodeRuntime", self._runtime(ctx))
+        ctx.set_metadata("nodePackageManager", self.pm)
+        ctx.set_metadata("nodeIsSPA", spa)
+        ctx.set_metadata("nodeUsesCorepack", self.uses_corepack())
+
+        mise = ctx.mise
+        self._install_mise_packages(ctx, mise)
+
+        install = ctx.new_command_step("install")
+        install.add_input(Layer(step=mise.name))
+        self._install_deps(ctx, install)
+
+        prune = ctx.new_command_step("prune")
+        prune.add_input(Layer(step=install.name))
+        prune.secrets = []
+        pruning = ctx.env.is_truthy("PRUNE_DEPS")
+        if pruning and not spa:
+            prune.variables["NPM_CONFIG_PRODUCTION"] = "true"
+            prune.secrets = []
+            self._prune(ctx, prune)
+
+        build = ctx.new_command_step("build")
+        build.add_input(Layer(step=install.name))
+        self._build(ctx, build)
+
+        ctx.deploy.start_command = self._start_command(ctx)
+        ctx.deploy.variables.update(self._env_vars(ctx))
+
+        if spa:
+            self._deploy_spa(ctx, build)
+            return
+
+        if self._is_sveltekit(self.root) and self.pkg.has_dependency("@sveltejs/adapter-auto"):
+            build.variables["GCP_BUILDPACKS"] = "true"
+
+        include = ["/root/.cache", "."]
+        if self.uses_corepack():
+            include += [COREPACK_HOME, "/mise/installs", "/mise/shims"]
+        runtime_apt: list[str] = []
+        if self._any_dependency("puppeteer"):
+            runtime_apt += PUPPETEER_DEPS
+        if ctx.env.is_truthy("NODE_PLAYWRIGHT_INSTALL"):
+            runtime_apt += PLAYWRIGHT_DEPS
+            install.add(ExecCommand(cmd=self._exec("playwright install --only-shell")))
+        folders = self._install_folders(ctx)
+        modules = step_layer(prune.name if pruning else build.name, include=folders)
+        ctx.deploy.apt_packages += runtime_apt
+        ctx.deploy.inputs += [
+            mise.layer(),
+            modules,
+            step_layer(build.name, include=include, exclude=["node_modules", ".yarn"]),
+        ]
+
+    def cleanse_plan(self, plan: BuildPlan) -> None:
+        """A step after install that deletes node_modules cannot have a cache mounted inside it."""
+        key = next((k for k, c in plan.caches.items() if c.directory == NODE_MODULES_CACHE), None)
+        if key is None:
+            return
+        for step in plan.steps:
+            if step.name == "install":
+                continue
+            if any(_NPM_CI.search(c) or _RM_NODE_MODULES.search(c) for c in step.exec_commands()):
+                step.caches = [c for c in step.caches if c and c != key]
+
+    # ---- package manager --------------------------------------------------------------------------------------
+
+    def _package_manager(self, ctx: GenerateContext) -> str:
+        name, version = self.pkg.package_manager_info()
+        if self.pkg.package_manager is not None:
+            if name == "yarn" and version:
+                return YARN1 if version.split(".")[0] == "1" else YARN_BERRY
+            if name in {PNPM, NPM, BUN}:
+                return name
+            if name:
+                ctx.warn(f"Unknown package manager {name!r} in package.json; using npm")
+        source = ctx.source
+        if source.exists("pnpm-lock.yaml"):
+            return PNPM
+        if source.exists("bun.lockb") or source.exists("bun.lock"):
+            return BUN
+        if source.exists(".yarnrc.yml") or source.exists(".yarnrc.yaml"):
+            return YARN_BERRY
+        if source.exists("yarn.lock"):
+            return YARN1
+        engines = self.pkg.engines
+        if engines.get("pnpm", "").strip():
+            return PNPM
+        if engines.get("bun", "").strip():
+            return BUN
+        if yarn := engines.get("yarn", "").strip():
+            return YARN1 if yarn.split(".")[0] == "1" else YARN_BERRY
+        return NPM
+
+    def _tool(self) -> str:
+        return "yarn" if self.pm in {YARN1, YARN_BERRY} else self.pm
+
+    def _run(self, script: str) -> str:
+        return f"{self._tool()} run {script}"
+
+    def _run_file(self, path: str) -> str:
+        return f"bun {path}" if self.pm == BUN else f"node {path}"
+
+    def _exec(self, cmd: str) -> str:
+        return {PNPM: f"pnpm exec {cmd}", BUN: f"bunx {cmd}"}.get(self.pm, f"npx {cmd}")
+
+    def uses_corepack(self) -> bool:
+        """A packageManager field means corepack installs the manager (bun excepted)."""
+        return self.pkg.package_manager is not None and self.pm != BUN
+
+    def _install_cache(self, ctx: GenerateContext) -> str:
+        caches = ctx.caches
+        if self.pm == NPM:
+            return caches.add("npm-install", "/root/.npm")
+        if self.pm == PNPM:
+            return caches.add("pnpm-install", PNPM_STORE_DIR)
+        if self.pm == BUN:
+            return caches.add("bun-install", "/root/.bun/install/cache")
+        if self.pm == YARN1:
+            return caches.add("yarn-install", "/usr/local/share/.cache/yarn", locked=True)
+        return caches.add("yarn-install", "/app/.yarn/cache")
+
+    def _install_folders(self, ctx: GenerateContext) -> list[str]:
+        if self.pm != YARN_BERRY:
+            return ["/app/node_modules"]
+        yarnrc = ctx.source.read_yaml(".yarnrc.yml") if ctx.source.has_file(".yarnrc.yml") else None
+        yarnrc = yarnrc if isinstance(yarnrc, dict) else {}
+        folders = ["/app/.yarn", str(yarnrc.get("globalFolder") or "/root/.yarn")]
+        if (yarnrc.get("nodeLinker") or "pnp") == "node-modules":
+            folders.append("/app/node_modules")
+        return folders
+
+    # ---- mise packages ----------------------------------------------------------------------------------------
+
+    def _requires_node(self, ctx: GenerateContext) -> bool:
+        if self.pm != BUN or self.pkg.package_manager is not None:
+            return True
+        if any("node" in script for script in self.pkg.scripts.values()):
+            return True
+        return self._is_astro(ctx, self.root) or self._is_vite(ctx, self.root)
+
+    def _requires_bun(self, ctx: GenerateContext) -> bool:
+        if self.pm == BUN or any(_BUN_COMMAND.search(s) for s in self.pkg.scripts.values()):
+            return True
+        return bool(ctx.config.deploy.start_command and _BUN_COMMAND.search(ctx.config.deploy.start_command))
+
+    def _install_mise_packages(self, ctx: GenerateContext, mise: MiseStepBuilder) -> None:
+        requires_node = self._requires_node(ctx)
+        tools: list[str] = []
+        if self._requires_bun(ctx):
+            bun = mise.default("bun", DEFAULT_BUN_VERSION)
+            tools.append("bun")
+            if version := ctx.env.railpack("BUN_VERSION"):
+                mise.version(bun, version, "RAILPACK_BUN_VERSION")
+            needs_node_for_install = bool(
+                self.pkg.dependencies or self.pkg.dev_dependencies or self.pkg.has_local_dependency()
+            )
+            requires_node = requires_node or needs_node_for_install
+        if requires_node:
+            node = mise.default("node", DEFAULT_NODE_VERSION)
+            tools.append("node")
+            if engine := self.pkg.engines.get("node"):
+                mise.version(node, engine, "package.json > engines > node")
+            if version := ctx.env.railpack("NODE_VERSION"):
+                mise.version(node, version, "RAILPACK_NODE_VERSION")
+            ctx.deploy.apt_packages.append("libatomic1")
+        self._package_manager_packages(ctx, mise)
+        if self.pm in {PNPM, BUN, YARN1, YARN_BERRY}:
+            tools.append("yarn" if self.pm in {YARN1, YARN_BERRY} else self.pm)
+        if self.uses_corepack():
+            mise.add_setting("node.corepack", True)
+        if tools:
+            mise.use_mise_versions(tools)
+
+    def _package_manager_packages(self, ctx: GenerateContext, mise: MiseStepBuilder) -> None:
+        pm_name, pm_version = self.pkg.package_manager_info()
+        engines = self.pkg.engines
+        if self.pm == PNPM:
+            pnpm = mise.default("pnpm", DEFAULT_PNPM_VERSION)
+            lockfile = ctx.source.read_text("pnpm-lock.yaml") if ctx.source.has_file("pnpm-lock.yaml") else None
+            if lockfile is not None:
+                major = _pnpm_major_from_lockfile(lockfile)
+                if major:
+                    mise.version(pnpm, major, "pnpm-lock.yaml")
+            if engines.get("pnpm"):
+                mise.version(pnpm, engines["pnpm"], "package.json > engines > pnpm")
+            if pm_name == "pnpm" and pm_version:
+                mise.version(pnpm, pm_version, "package.json > packageManager")
+                mise.skip_mise_install(pnpm)
+        if self.pm in {YARN1, YARN_BERRY}:
+            if self.pm == YARN1:
+                mise.add_apt_package("tar")
+                mise.add_apt_package("gpg")
+            yarn = mise.default("yarn", "1" if self.pm == YARN1 else "2")
+            if engines.get("yarn"):
+                mise.version(yarn, engines["yarn"], "package.json > engines > yarn")
+            if pm_name == "yarn" and pm_version:
+                mise.version(yarn, pm_version, "package.json > packageManager")
+                mise.skip_mise_install(yarn)
+        if self.pm == BUN:
+            bun = mise.default("bun", "latest")
+            if engines.get("bun"):
+                mise.version(bun, engines["bun"], "package.json > engines > bun")
+            if pm_name == "bun" and pm_version:
+                mise.version(bun, pm_version, "package.json > packageManager")
+
+    # ---- install ----------------------------------------------------------------------------------------------
+
+    def _install_deps(self, ctx: GenerateContext, install: CommandStepBuilder) -> None:
+        install.variables.update(self._env_vars(ctx))
+        install.secrets = []
+        install.use_secrets_with_prefixes("NODE", "NPM", "BUN", "PNPM", "YARN", "CI")
+        install.add_paths("/app/node_modules/.bin")
+        if ctx.source.exists("node_modules"):
+            ctx.warn("node_modules directory found in the project root; add it to .gitignore")
+        if self.uses_corepack():
+            install.variables["COREPACK_HOME"] = COREPACK_HOME
+            install.add(
+                copy(find_manifest(ctx) or "package.json"),
+                sh("npm i -g corepack@latest && corepack enable && corepack prepare --activate"),
+            )
+        install.add(run(f"mkdir -p {NODE_MODULES_CACHE}"))
+
+        all_pkgs = [self.pkg] + [p.pkg for p in self.packages]
+        lifecycle = any(p.has_script(s) for p in all_pkgs for s in ("preinstall", "postinstall", "prepare"))
+        if lifecycle or self._uses_local_file(ctx):
+            install.add_input(local_layer())
+            install.use_secrets(["*"])
+        else:
+            install.add(*(copy(f) for f in self._supporting_install_files(ctx)))
+        install.add_cache(self._install_cache(ctx))
+
+        if self.pm == NPM:
+            install.add(run(ctx.env.railpack("NODE_NPM_INSTALL") or "npm install"))
+        elif self.pm == PNPM:
+            install.variables.update({"PNPM_HOME": PNPM_HOME, "PNPM_STORE_DIR": PNPM_STORE_DIR})
+            if not self.uses_corepack():
+                requested = ctx.requests.get("pnpm")
+                version = fuzzy_version(requested.version) if requested else ""
+                install.add_paths(f"{PNPM_HOME}/bin" if _pnpm_bin_subdir(version) else PNPM_HOME)
+                install.add(run("pnpm add -g node-gyp"))
+            if ctx.source.exists("pnpm-lock.yaml"):
+                install.add(run("pnpm install --frozen-lockfile --prefer-offline"))
+            else:
+                install.add(run("pnpm install"))
+        elif self.pm == BUN:
+            install.add(run("bun install --frozen-lockfile"))
+        elif self.pm == YARN1:
+            install.add(run("yarn install --frozen-lockfile"))
+        else:
+            install.add(run("yarn install --check-cache"))
+
+    def _supporting_install_files(self, ctx: GenerateContext) -> list[str]:
+        """Manifests, lockfiles and package-manager config at the root and in each workspace package.
+
+        Railpack globs the whole tree for these names; looking only where a package can be keeps
+        planning cost independent of the tree's size.
+        """
+        source = ctx.source
+        files: list[str] = []
+        for base in ["", *(wp.path for wp in self.packages)]:
+            for entry in source.list_dir(base):
+                if entry.name in INSTALL_NAMES or entry.name.startswith(".pnp."):
+                    files.append(f"{base}/{entry.name}" if base else entry.name)
+        for pattern in ctx.env.railpack_list("NODE_INSTALL_PATTERNS"):
+            files += source.find_files(f"**/{pattern}")
+        return sorted(dict.fromkeys(files))
+
+    def _uses_local_file(self, ctx: GenerateContext) -> bool:
+        return any(wp.pkg.has_local_dependency() for wp in [self.root, *self.packages])
+
+    def _prune(self, ctx: GenerateContext, prune: CommandStepBuilder) -> None:
+        prune.add_cache(self._install_cache(ctx))
+        if custom := ctx.env.railpack("NODE_PRUNE_CMD"):
+            prune.add(run(custom))
+            return
+        _, version = self.pkg.package_manager_info()
+        if self.pm == NPM:
+            prune.add(run("npm prune --omit=dev --ignore-scripts"))
+        elif self.pm == PNPM:
+            old = bool(version) and _semver_lt(version, (8, 15, 6))
+            prune.add(run("pnpm prune --prod" if old else "pnpm prune --prod --ignore-scripts"))
+        elif self.pm == BUN:
+            prune.add(sh("rm -rf node_modules && bun install --production --ignore-scripts"))
+        elif self.pm == YARN1:
+            prune.add(run("yarn install --production=true"))
+        elif version.startswith("3."):
+            ctx.warn("Yarn 3 has no prune command; installing again instead")
+            prune.add(run("yarn install --check-cache"))
+        else:
+            prune.add(run("yarn workspaces focus --production --all"))
+
+    # ---- build ------------------------------------------------------------------------------------------------
+
+    def _build(self, ctx: GenerateContext, build: CommandStepBuilder) -> None:
+        build.add_input(local_layer())
+        if self.pkg.has_script("build"):
+            build.add(run(self._run("build")))
+            if self.pkg.has_dependency("next"):
+                build.variables["NEXT_TELEMETRY_DISABLED"] = "1"
+        elif nx := self._nx_deploy_package(ctx):
+            build.add(run(f"nx build {nx[1]}"))
+            build.variables["NEXT_TELEMETRY_DISABLED"] = "1"
+        build.add_cache(ctx.caches.add("node-modules", NODE_MODULES_CACHE))
+        checks = (
+            ("next", lambda p: "next build" in p.pkg.script("build") or self._is_next_app(ctx, p), ".next/cache"),
+            ("remix", lambda p: p.pkg.has_dependency("@remix-run/node"), ".cache"),
+            ("vite", lambda p: self._is_vite(ctx, p), "node_modules/.vite"),
+            ("tanstack-start", lambda p: self._is_tanstack(p), "node_modules/.vite"),
+            ("astro", lambda p: self._is_astro(ctx, p), "node_modules/.astro"),
+            ("react-router", lambda p: self._is_react_router(ctx, p), ".react-router"),
+        )
+        for framework, check, sub in checks:
+            for wp in [self.root, *self.packages]:
+                if check(wp):
+                    name = framework if not wp.path else f"{framework}-{wp.path.rstrip('/').replace('/', '-')}"
+                    directory = "/".join(p for p in ("/app", wp.path, sub) if p)
+                    build.add_cache(ctx.caches.add(name, directory))
+
+    # ---- start ------------------------------------------------------------------------------------------------
+
+    def _start_command(self, ctx: GenerateContext) -> str:
+        if self.pkg.has_script("start"):
+            return self._run("start")
+        if self.pkg.main:
+            return self._run_file(self.pkg.main)
+        index = ctx.source.find_files("{index.js,index.ts}", max_depth=0)
+        if index:
+            return self._run_file(index[0])
+        if self.pkg.has_dependency("nuxt"):
+            return "node .output/server/index.mjs"
+        if self._is_tanstack(self.root):
+            ctx.info("No start script found; using srvx as the production server")
+            return self._exec("srvx --prod -s ../client dist/server/server.js")
+        if self._is_sveltekit(self.root) and self.pkg.has_dependency("@sveltejs/adapter-auto"):
+            return "node build"
+        if nx := self._nx_deploy_package(ctx):
+            wp = nx[0]
+            if self._is_next_app(ctx, wp):
+                return "next start" if not wp.path else f"cd {wp.path} && next start"
+        return ""
+
+    def _env_vars(self, ctx: GenerateContext) -> dict[str, str]:
+        env = {
+            "NODE_ENV": "production",
+            "NPM_CONFIG_PRODUCTION": "false",
+            "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+            "NPM_CONFIG_FUND": "false",
+            "NPM_CONFIG_FETCH_RETRIES": "5",
+            "CI": "true",
+        }
+        if self.pm == YARN1:
+            env["YARN_PRODUCTION"] = "false"
+        if self._is_astro(ctx, self.root) and not self._is_astro_spa(ctx):
+            env["HOST"] = "0.0.0.0"
+        return env
+
+    # ---- SPA --------------------------------------------------------------------------------------------------
+
+    def _has_custom_start(self, ctx: GenerateContext) -> bool:
+        start = ctx.config.deploy.start_command or self.pkg.scripts.get("start", "")
+        return bool(start) and start not in DEV_START_COMMANDS
+
+    def is_spa(self, ctx: GenerateContext) -> bool:
+        """Served as static files by Caddy rather than run by Node."""
+        if ctx.env.is_truthy("NO_SPA"):
+            return False
+        if ctx.env.railpack("SPA_OUTPUT_DIR"):
+            return True
+        if self._has_custom_start(ctx):
+            return False
+        if self._is_react_router(ctx, self.root):
+            return self._is_react_router_spa(ctx) and bool(self._output_dir(ctx))
+        kinds = (
+            self._is_vite(ctx, self.root),
+            self._is_astro_spa(ctx),
+            self._is_next_spa(ctx),
+            self._is_cra(),
+            self._is_angular(ctx),
+            self._is_expo_spa(ctx),
+        )
+        return any(kinds) and bool(self._output_dir(ctx))
+
+    def _spa_name(self, ctx: GenerateContext) -> str:
+        if self._is_react_router(ctx, self.root):
+            return "react-router" if self._is_react_router_spa(ctx) else ""
+        for name, check in (
+            ("vite", lambda: self._is_vite(ctx, self.root)),
+            ("astro", lambda: self._is_astro(ctx, self.root)),
+            ("next", lambda: self._is_next_spa(ctx)),
+            ("cra", self._is_cra),
+            ("angular", lambda: self._is_angular(ctx)),
+            ("expo", lambda: self._is_expo_spa(ctx)),
+        ):
+            if check():
+                return name
+        return ""
+
+    def _output_dir(self, ctx: GenerateContext) -> str:
+        if custom := ctx.env.railpack("SPA_OUTPUT_DIR"):
+            return custom
+        if self._is_react_router(ctx, self.root):
+            if not self._is_react_router_spa(ctx):
+                return ""
+            match = _RR_BUILD_DIR.search(self._read_first(ctx, "react-router.config.js", "react-router.config.ts"))
+            return match.group(1) if match else "build/client/"
+        if self._is_vite(ctx, self.root):
+            match = _OUT_DIR.search(self._read_first(ctx, "vite.config.js", "vite.config.ts"))
+            if match:
+                return match.group(1)
+            match = _VITE_CLI_OUT_DIR.search(self.pkg.script("build"))
+            return match.group(1) if match else "dist"
+        if self._is_astro_spa(ctx):
+            match = _OUT_DIR.search(self._read_first(ctx, "astro.config.mjs", "astro.config.ts"))
+            return match.group(1) if match else "dist"
+        if self._is_next_spa(ctx):
+            match = _NEXT_DIST_DIR.search(self._read_first(ctx, *NEXT_CONFIGS))
+            return match.group(1) if match else "out"
+        if self._is_cra():
+            return "build"
+        if self._is_angular(ctx):
+            return self._angular_output(ctx)
+        if self._is_expo_spa(ctx):
+            return "dist"
+        return ""
+
+    def _deploy_spa(self, ctx: GenerateContext, build: CommandStepBuilder) -> None:
+        output = self._output_dir(ctx)
+        ctx.info(f"Deploying as {self._spa_name(ctx) or 'static'} static site from {output}")
+        fallback = index_fallback(ctx)
+        data = {
+            "DIST_DIR": "/".join(p for p in ("/app", output.strip("/")) if p),
+            "IndexFallback": True if fallback is None else fallback,
+        }
+        _, caddyfile = ctx.render_template(["Caddyfile.template", "Caddyfile"], SPA_CADDYFILE, data)
+        caddy_bin = ctx.new_install_bin_step("packages:caddy")
+        caddy_bin.default("caddy", "latest")
+        caddy = ctx.new_command_step("caddy")
+        caddy.add_input(Layer(step=caddy_bin.name))
+        caddy.add(
+            FileCommand(path=CADDYFILE_PATH, name="Caddyfile"),
+            run(f"caddy fmt --overwrite {CADDYFILE_PATH}"),
+        )
+        caddy.assets = {"Caddyfile": caddyfile}
+        ctx.deploy.start_command = f"caddy run --config {CADDYFILE_PATH} --adapter caddyfile 2>&1"
+        ctx.deploy.inputs += [
+            caddy_bin.layer(),
+            step_layer(caddy.name, include=[CADDYFILE_PATH]),
+            step_layer(build.name, include=[output]),
+        ]
+
+    # ---- frameworks -------------------------------------------------------------------------------------------
+
+    def _read_first(self, ctx: GenerateContext, *names: str) -> str:
+        found = ctx.source.read_first(*names)
+        return found[1] if found else ""
+
+    def _in(self, wp: WorkspacePackage, name: str) -> str:
+        return f"{wp.path}/{name}" if wp.path else name
+
+    def _runtime(self, ctx: GenerateContext) -> str:
+        if self.is_spa(ctx):
+            return self._spa_name(ctx) or "static"
+        if self.pkg.has_dependency("next"):
+            return "next"
+        if self.pkg.has_dependency("nuxt"):
+            return "nuxt"
+        if self.pkg.has_dependency("@remix-run/node"):
+            return "remix"
+        if self._is_tanstack(self.root):
+            return "tanstack-start"
+        if self._is_vite(ctx, self.root):
+            return "vite"
+        if self._is_react_router(ctx, self.root):
+            return "react-router"
+        if self._is_astro(ctx, self.root):
+            return "astro"
+        return "bun" if self.pm == BUN else "node"
+
+    def _is_sveltekit(self, wp: WorkspacePackage) -> bool:
+        return wp.pkg.has_dependency("svelte") and wp.pkg.has_dependency("@sveltejs/kit")
+
+    def _is_tanstack(self, wp: WorkspacePackage) -> bool:
+        return "@tanstack/react-start" in wp.pkg.dependencies
+
+    def _is_vite(self, ctx: GenerateContext, wp: WorkspacePackage) -> bool:
+        if self._is_sveltekit(wp) or self._is_tanstack(wp):
+            return False
+        has_config = ctx.source.has_file(self._in(wp, "vite.config.js")) or ctx.source.has_file(
+            self._in(wp, "vite.config.ts")
+        )
+        vite_build = "vite build" in wp.pkg.script("build").lower()
+        return wp.pkg.has_dependency("vite") and wp.pkg.has_script("build") and (vite_build or has_config)
+
+    def _is_astro(self, ctx: GenerateContext, wp: WorkspacePackage) -> bool:
+        has_config = ctx.source.has_file(self._in(wp, "astro.config.mjs")) or ctx.source.has_file(
+            self._in(wp, "astro.config.ts")
+        )
+        return has_config and "astro build" in wp.pkg.script("build").lower()
+
+    def _is_astro_spa(self, ctx: GenerateContext) -> bool:
+        if not self._is_astro(ctx, self.root):
+            return False
+        server = "output: 'server'" in self._read_first(ctx, "astro.config.mjs", "astro.config.ts")
+        adapters = ("@astrojs/node", "@astrojs/vercel", "@astrojs/cloudflare", "@astrojs/netlify")
+        return not server and not any(self.pkg.has_dependency(a) for a in adapters)
+
+    def _is_next_spa(self, ctx: GenerateContext) -> bool:
+        if not self.pkg.has_dependency("next"):
+            return False
+        text = self._read_first(ctx, *NEXT_CONFIGS)
+        return "output: 'export'" in text or 'output: "export"' in text
+
+    def _is_cra(self) -> bool:
+        return self.pkg.has_dependency("react-scripts") and "react-scripts build" in self.pkg.script("build").lower()
+
+    def _is_angular(self, ctx: GenerateContext) -> bool:
+        return (
+            self.pkg.has_dependency("@angular/core")
+            and ctx.source.has_file("angular.json")
+            and "ng build" in self.pkg.script("build").lower()
+        )
+
+    def _angular_output(self, ctx: GenerateContext) -> str:
+        data = ctx.source.read_json("angular.json")
+        projects = data.get("projects") if isinstance(data, dict) else None
+        if not isinstance(projects, dict):
+            return ""
+        wanted = ctx.env.railpack("ANGULAR_PROJECT")
+        for name, project in projects.items():
+            if wanted and wanted != name:
+                continue
+            build = ((project or {}).get("architect") or {}).get("build") or {}
+            options = build.get("options") or {}
+            output = str(options.get("outputPath") or "")
+            if build.get("builder") == "@angular-devkit/build-angular:application" or options.get("browser"):
+                return f"{output}/browser" if output else "browser"
+            return output
+        return ""
+
+    def _is_expo_spa(self, ctx: GenerateContext) -> bool:
+        if not (self.pkg.has_dependency("expo") and self.pkg.has_dependency("react-native-web")):
+            return False
+        data = ctx.source.read_json("app.json") if ctx.source.has_file("app.json") else None
+        web = ((data or {}).get("expo") or {}).get("web") or {} if isinstance(data, dict) else {}
+        return str(web.get("output", "")).lower() in {"static", "single"}
+
+    def _is_react_router(self, ctx: GenerateContext, wp: WorkspacePackage) -> bool:
+        has_config = ctx.source.has_file(self._in(wp, "react-router.config.js")) or ctx.source.has_file(
+            self._in(wp, "react-router.config.ts")
+        )
+        rr_build = "react-router build" in wp.pkg.script("build").lower()
+        return wp.pkg.has_script("build") and (has_config or rr_build or wp.pkg.has_dependency("@react-router/dev"))
+
+    def _is_react_router_spa(self, ctx: GenerateContext) -> bool:
+        text = self._read_first(ctx, "react-router.config.js", "react-router.config.ts")
+        return bool(_RR_SPA.search(text))
+
+    def _is_next_app(self, ctx: GenerateContext, wp: WorkspacePackage) -> bool:
+        if any(ctx.source.has_file(self._in(wp, name)) for name in NEXT_CONFIGS):
+            return True
+        if not wp.pkg.has_dependency("next"):
+            return False
+        return "next build" in wp.pkg.script("build") or wp.path != ""
+
+    def _nx_deploy_package(self, ctx: GenerateContext) -> tuple[WorkspacePackage, str] | None:
+        if not ctx.source.has_file("nx.json") or not self._any_dependency("nx"):
+            return None
+        apps = [wp for wp in [self.root, *self.packages] if self._is_next_app(ctx, wp)]
+        if not apps:
+            return None
+
+        def project(wp: WorkspacePackage) -> str:
+            return wp.pkg.name or (wp.path.rsplit("/", 1)[-1] if wp.path else "")
+
+        if selector := ctx.env.railpack("NX_APP"):
+            for wp in apps:
+                base = wp.path.rsplit("/", 1)[-1] if wp.path else ""
+                if selector in {wp.pkg.name, wp.path, base} or wp.pkg.name.rsplit("/", 1)[-1] == selector:
+                    return wp, project(wp)
+            ctx.warn(f"RAILPACK_NX_APP={selector} did not match any Next.js app package")
+            return None
+        if len(apps) == 1:
+            return apps[0], project(apps[0])
+        names = ", ".join(project(wp) for wp in apps)
+        ctx.warn(f"Multiple Next.js apps found in the Nx workspace ({names}); set RAILPACK_NX_APP to choose one.")
+        return None
+
+    # ---- workspace --------------------------------------------------------------------------------------------
+
+    def _workspace_packages(self, ctx: GenerateContext) -> list[WorkspacePackage]:
+        patterns = list(self.pkg.workspaces)
+        if ctx.source.has_file("pnpm-workspace.yaml"):
+            data = ctx.source.read_yaml("pnpm-workspace.yaml")
+            pnpm = data.get("packages") if isinstance(data, dict) else None
+            if isinstance(pnpm, list) and pnpm:
+                patterns = [p for p in pnpm if isinstance(p, str)]
+        found: list[WorkspacePackage] = []
+        for pattern in patterns:
+            if pattern.endswith("/*"):
+                glob = pattern[:-1] + "*/package.json"
+            elif pattern.endswith("/**"):
+                glob = pattern[:-2] + "**/package.json"
+            else:
+                glob = pattern.rstrip("/") + "/package.json"
+            for match in ctx.source.find_files(glob):
+                data = ctx.source.read_json(match)
+                if data is not None:
+                    found.append(WorkspacePackage(match.rsplit("/", 1)[0], PackageJson.parse(data)))
+        return found
+
+    def _any_dependency(self, name: str) -> bool:
+        return any(wp.pkg.has_dependency(name) for wp in [self.root, *self.packages])
+
+
+def _pnpm_major_from_lockfile(text: str) -> str | None:
+    """The pnpm major a lockfile's version implies."""
+    for prefix, major in (
+        ("lockfileVersion: 5.3", "6"),
+        ("lockfileVersion: 5.4", "7"),
+        ("lockfileVersion: '6.0'", "8"),
+        ("lockfileVersion: 6.0", "8"),
+        ("lockfileVersion: '6.1'", "8"),
+        ("lockfileVersion: '9.0'", "9"),
+        ("lockfileVersion: 9.0", "9"),
+    ):
+        if text.startswith(prefix):
+            return major
     return None
+
+
+def _semver(version: str) -> tuple[int, int, int] | None:
+    match = re.fullmatch(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?", version.strip())
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0)
+
+
+def _semver_lt(version: str, other: tuple[int, int, int]) -> bool:
+    parsed = _semver(version)
+    return parsed is not None and parsed < other
+
+
+def _pnpm_bin_subdir(version: str) -> bool:
+    """pnpm 11 and later keep global binaries in PNPM_HOME/bin."""
+    version = version.strip()
+    if version == "latest":
+        return True
+    parsed = _semver(version)
+    return parsed is not None and parsed >= (11, 0, 0)

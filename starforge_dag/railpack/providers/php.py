@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starforge_dag.railpack.plan import Cache, FileCommand, Layer
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, copy, loose_version, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, copy, loose_version, sh
 
 DEFAULT_PHP_VERSION = "8.4"
 START_SCRIPT = "/start-container.sh"
@@ -14,12 +14,13 @@ def php_image(version: str) -> str:
     return f"dunglas/frankenphp:php{version}-bookworm"
 
 
-class PhpProvider:
+class PhpProvider(StepLayoutProvider):
     """Apps with index.php or composer.json."""
 
     name = "php"
+    looked_for = "composer.json or index.php"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """An index.php or composer.json at the root."""
         return ctx.app.has_any("index.php", "composer.json")
 
@@ -27,7 +28,7 @@ class PhpProvider:
         """PHP apps start through the generated start-container.sh."""
         return "add an index.php or a start-container.sh"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """Install extensions and Composer deps, cache Laravel config, start FrankenPHP."""
         composer = ctx.app.read_json("composer.json") or {}
         require = composer.get("require") or {}

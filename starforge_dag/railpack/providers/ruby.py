@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, copy, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, copy, sh
 
 DEFAULT_RUBY_VERSION = "3.4.6"
 RUNTIME_VARIABLES = {
@@ -24,12 +24,13 @@ GEM_APT = {
 }
 
 
-class RubyProvider:
+class RubyProvider(StepLayoutProvider):
     """Apps with a Gemfile."""
 
     name = "ruby"
+    looked_for = "Gemfile"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A Gemfile at the root."""
         return ctx.app.has_file("Gemfile")
 
@@ -37,7 +38,7 @@ class RubyProvider:
         """Ruby's ways to name a start command."""
         return "add config/application.rb (Rails), config.ru (Rack) or a Rakefile"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """bundle install, precompile Rails assets, start Rails, Rack or rake."""
         gemfile = ctx.app.read_text("Gemfile") or ""
         lock = ctx.app.read_text("Gemfile.lock") or ""

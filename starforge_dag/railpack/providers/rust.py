@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from starforge_dag.railpack.plan import Cache
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, build_layer, sh
+from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
 
 DEFAULT_RUST_VERSION = "1.89"
 
 
-class RustProvider:
+class RustProvider(StepLayoutProvider):
     """Apps with a Cargo.toml."""
 
     name = "rust"
+    looked_for = "Cargo.toml"
 
-    def detect(self, ctx: Context) -> bool:
+    def detect_app(self, ctx: Context) -> bool:
         """A Cargo.toml at the root."""
         return ctx.app.has_file("Cargo.toml")
 
@@ -23,7 +24,7 @@ class RustProvider:
         """Rust's ways to name the binary."""
         return "add src/main.rs, a [[bin]] target, or set RAILPACK_CARGO_WORKSPACE for a workspace"
 
-    def plan(self, ctx: Context) -> ProviderPlan:
+    def plan_app(self, ctx: Context) -> ProviderPlan:
         """cargo build --release, copy the binary to bin/, run it."""
         cargo = ctx.app.read_toml("Cargo.toml") or {}
         package = cargo.get("package") or {}

@@ -1,7 +1,7 @@
 """GitHub App: installations, repositories by id, apps' repositories and pauses, seen commits, status outbox
 
 Revision ID: 0004_github
-Revises: 0001
+Revises: 0002_builds_rewind
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_github"
-down_revision = "0001"
+down_revision = "0002_builds_rewind"
 branch_labels = None
 depends_on = None
 

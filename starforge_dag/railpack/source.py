@@ -26,8 +26,8 @@ IGNORED_DIRS = frozenset(
 )
 
 
-class App:
-    """Cached, counted access to the files of one app directory."""
+class SourceTree:
+    """Cached, counted access to the files of one app's source directory."""
 
     def __init__(self, root: str | os.PathLike[str], max_glob_matches: int = 200) -> None:
         self.root = Path(root).resolve()
@@ -48,6 +48,15 @@ class App:
         """True when `rel` is a directory inside the app."""
         return self._path(rel).is_dir()
 
+    def exists(self, rel: str) -> bool:
+        """True when `rel` exists inside the app, file or directory (Railpack's HasFile)."""
+        return self._path(rel).exists()
+
+    def is_executable(self, rel: str) -> bool:
+        """True when `rel` is a regular file with an execute bit."""
+        path = self._path(rel)
+        return path.is_file() and os.access(path, os.X_OK)
+
     def has_any(self, *names: str) -> bool:
         """True when any of the named files exists."""
         return any(self.has_file(n) for n in names)
@@ -60,7 +69,7 @@ class App:
         """The file's text, or None when it does not exist or is not text."""
         if rel not in self._texts:
             try:
-                text: str | None = self._path(rel).read_text(encoding="utf-8")
+                text: str | None = self._path(rel).read_text(encoding="utf-8").replace("\r\n", "\n")
                 self.files_read += 1
             except (OSError, UnicodeDecodeError):
                 text = None
@@ -74,6 +83,10 @@ class App:
             return None
         try:
             return json.loads(text)
+        except ValueError:
+            pass
+        try:
+            return json.loads(strip_jsonc(text))
         except ValueError:
             return None
 
@@ -111,15 +124,36 @@ class App:
         return self._listings[key]
 
     def glob(self, pattern: str, max_depth: int = 3) -> list[str]:
-        """Paths matching `pattern` (`*`, `?`, `**` for up to `max_depth` directory levels).
+        """Paths matching `pattern` (`*`, `?`, `{a,b}`, `**` for up to `max_depth` directory levels).
 
         Stops after `max_glob_matches` results and never enters IGNORED_DIRS, so its cost is
         bounded by the directories the pattern can reach, not by the size of the tree.
         """
-        parts = [p for p in pattern.strip("/").split("/") if p]
         out: list[str] = []
-        self._glob(parts, "", max_depth, out)
-        return sorted(out)
+        for expanded in _expand_braces(pattern):
+            parts = [p for p in expanded.strip("/").split("/") if p]
+            self._glob(parts, "", max_depth, out)
+        return sorted(dict.fromkeys(out))
+
+    def find_files(self, pattern: str, max_depth: int = 3) -> list[str]:
+        """Regular files matching `pattern`."""
+        return [p for p in self.glob(pattern, max_depth) if self.has_file(p)]
+
+    def find_dirs(self, pattern: str, max_depth: int = 3) -> list[str]:
+        """Directories matching `pattern`."""
+        return [p for p in self.glob(pattern, max_depth) if self.has_dir(p)]
+
+    def has_match(self, pattern: str) -> bool:
+        """True when anything matches `pattern`."""
+        return bool(self.glob(pattern))
+
+    def read_first(self, *names: str) -> tuple[str, str] | None:
+        """(name, text) of the first of `names` that exists."""
+        for name in names:
+            text = self.read_text(name) if self.has_file(name) else None
+            if text is not None:
+                return name, text
+        return None
 
     def _glob(self, parts: list[str], base: str, depth_left: int, out: list[str]) -> None:
         if len(out) >= self.max_glob_matches or not parts:
@@ -153,5 +187,47 @@ class App:
                 out.append(path)
 
 
+def _expand_braces(pattern: str) -> list[str]:
+    """`a/{b,c}` → [`a/b`, `a/c`] (one level of alternatives, as in shell globs)."""
+    start = pattern.find("{")
+    end = pattern.find("}", start)
+    if start < 0 or end < 0:
+        return [pattern]
+    head, body, tail = pattern[:start], pattern[start + 1 : end], pattern[end + 1 :]
+    return [e for alt in body.split(",") for e in _expand_braces(head + alt + tail)]
+
+
 def _join(base: str, name: str) -> str:
     return f"{base}/{name}" if base else name
+
+
+def strip_jsonc(text: str) -> str:
+    """Remove // and /* */ comments and trailing commas outside strings, so json can parse it."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif ch in "}]":
+            k = len(out) - 1
+            while k >= 0 and out[k].isspace():
+                k -= 1
+            if k >= 0 and out[k] == ",":
+                del out[k]
+            out.append(ch)
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)

@@ -1,0 +1,67 @@
+"""Which build backend the environment asks for, decided without importing Dagster (the CLI needs it too).
+
+Public API:
+    docker_reachable(addr) -> bool      a docker:// or unix:// socket accepts connections
+    resolve_backend(settings) -> str    "buildkit" | "fake" (auto: buildkit when the socket answers)
+    buildkit_builder(settings, *, secret_lookup=None, no_cache=False) -> BuildKitBuilder
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+from .buildkit.builder import BuildKitBuilder, SecretLookup
+from .buildkit.registry import RegistryAuth
+from .buildkit.transport import TLSConfig
+from .settings import Settings
+
+
+def docker_reachable(addr: str) -> bool:
+    """`auto` builds with BuildKit only where a daemon's socket answers."""
+    if not addr.startswith("docker://") and not addr.startswith("unix://"):
+        return False
+    path = addr.split("://", 1)[1]
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(1)
+            sock.connect(path)
+        return True
+    except OSError:
+        return False
+
+
+def resolve_backend(settings: Settings) -> str:
+    backend = settings.build_backend
+    if backend == "auto":
+        backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
+    if backend not in ("buildkit", "fake", "depot"):
+        raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
+    if backend == "depot":
+        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
+    return backend
+
+
+def buildkit_builder(
+    settings: Settings, *, secret_lookup: SecretLookup | None = None, no_cache: bool = False
+) -> BuildKitBuilder:
+    """The BuildKit backend as settings describe it, for callers outside Dagster."""
+    tls = None
+    if settings.buildkit_tls_ca or settings.buildkit_tls_cert or settings.buildkit_tls_key:
+        tls = TLSConfig.from_files(
+            settings.buildkit_tls_ca,
+            settings.buildkit_tls_cert,
+            settings.buildkit_tls_key,
+            settings.buildkit_tls_server_name,
+        )
+    password = settings.registry_password.get_secret_value()
+    auth = RegistryAuth(settings.registry_username, password) if settings.registry_username else None
+    network: Literal["none", "host"] = "host" if settings.build_network == "host" else "none"
+    return BuildKitBuilder(
+        settings.buildkit_addr,
+        tls,
+        registry_auth=auth,
+        network_mode=network,
+        secret_lookup=secret_lookup,
+        no_cache=no_cache,
+    )
