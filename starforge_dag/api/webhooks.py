@@ -220,7 +220,8 @@ def _handle_installation(database_url: str, event: str, delivery: str | None, te
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON body: {exc}") from None
     try:
-        summary = apply_installation_event(GitHubStore(open_store(database_url).engine), event, data)
+        store = open_store(database_url)
+        summary = apply_installation_event(store, GitHubStore(store.engine), event, data)
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not an {event} payload: bad or missing {fields}") from None

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from starforge_dag.core.errors import PermanentBuildError, TransientBuildError, UserBuildError
+from collections.abc import Callable
+from typing import TypeVar
+
+from starforge_dag.core.errors import BuildError, PermanentBuildError, TransientBuildError, UserBuildError
 from starforge_dag.store.github import GitHubStore
 
 from .app import GitHubApp, GitHubAppError
+
+T = TypeVar("T")
+_AUTH_REFUSED = ("authentication failed", "could not read username", "403", "401")
 
 
 def clone_access(
@@ -31,3 +37,24 @@ def clone_access(
     except GitHubAppError as exc:
         error = TransientBuildError if exc.transient else PermanentBuildError
         raise error(f"GitHub: {exc}", step="clone") from None
+
+
+def clone_with_app(
+    gh: GitHubStore,
+    app: GitHubApp | None,
+    app_id: int,
+    default_url: str,
+    clone: Callable[[str, dict[str, str] | None], T],
+) -> T:
+    """Clone with the App's token; when git says the token was refused (revoked, expired early), renew it once."""
+    url, auth = clone_access(gh, app, app_id, default_url)
+    try:
+        return clone(url, auth)
+    except BuildError as exc:
+        link = gh.app_repo(app_id)
+        refused = any(marker in str(exc).lower() for marker in _AUTH_REFUSED)
+        if auth is None or app is None or link is None or link.installation_id is None or not refused:
+            raise
+        app.forget_token(link.installation_id)
+    url, auth = clone_access(gh, app, app_id, default_url)
+    return clone(url, auth)

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import App
-from starforge_dag.core.states import BuildState
+from starforge_dag.core.states import ACTIVE, BuildState
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import GitHubStore
 
@@ -33,7 +34,7 @@ class _Payload(BaseModel):
 
 
 _FULL_NAME = r"^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$"
-_ID = {"gt": 0, "lt": 2**63}  # GitHub's ids are positive and fit the tables' BIGINT
+GitHubId = Annotated[int, Field(gt=0, lt=2**63)]  # GitHub's ids are positive and fit the tables' BIGINT
 
 
 class _Account(_Payload):
@@ -41,12 +42,12 @@ class _Account(_Payload):
 
 
 class _Installation(_Payload):
-    id: int = Field(**_ID)
+    id: GitHubId
     account: _Account = Field(default_factory=_Account)
 
 
 class _RepoBrief(_Payload):
-    id: int = Field(**_ID)
+    id: GitHubId
     full_name: str = Field(pattern=_FULL_NAME)
 
 
@@ -60,28 +61,42 @@ class InstallationEvent(_Payload):
     repositories_removed: list[_RepoBrief] = Field(default_factory=list, max_length=10_000)
 
 
-def apply_installation_event(gh: GitHubStore, event: str, payload: dict[str, Any]) -> str:
-    """Record what the event says about installations and repositories; returns what changed, for the answer."""
-    parsed = InstallationEvent.model_validate(payload)
+def apply_installation_event(store: BuildStore, gh: GitHubStore, event: str, payload: dict[str, Any]) -> str:
+    """Record what the event says about installations and repositories; returns what changed, for the answer.
+
+    Apps that lose their installation pause, and their queued or running builds are canceled with the reason.
+    """
+    summary, paused = _apply(gh, event, InstallationEvent.model_validate(payload))
+    for app_id in paused:
+        link = gh.app_repo(app_id)
+        reason = link.paused_reason if link and link.paused_reason else "paused"
+        for build in store.list_builds(app_id=app_id, limit=1000, statuses=sorted(ACTIVE)):
+            try:
+                store.request_cancel(build.id, "github", reason)
+            except IllegalTransition:
+                pass  # it ended meanwhile
+    return summary
+
+
+def _apply(gh: GitHubStore, event: str, parsed: InstallationEvent) -> tuple[str, list[int]]:
     inst = parsed.installation
     if event == "installation" and parsed.action in ("deleted", "suspend"):
         verb = "uninstalled" if parsed.action == "deleted" else "suspended"
         gh.save_installation(inst.id, inst.account.login, active=False)
         reason = f"paused: the GitHub App was {verb} on {inst.account.login or f'installation {inst.id}'}"
         paused = gh.installation_removed(inst.id, reason)
-        return f"installation {inst.id} {verb}; paused apps {paused}"
+        return f"installation {inst.id} {verb}; paused apps {paused}", paused
     if event == "installation" and parsed.action in ("created", "unsuspend", "new_permissions_accepted"):
         gh.save_installation(inst.id, inst.account.login, active=True)
         resumed = gh.repos_added(inst.id, [(r.id, r.full_name) for r in parsed.repositories])
-        return (
-            f"installation {inst.id} {parsed.action}; {len(parsed.repositories)} repositories; resumed apps {resumed}"
-        )
+        count = len(parsed.repositories)
+        return f"installation {inst.id} {parsed.action}; {count} repositories; resumed apps {resumed}", []
     if event == "installation_repositories":
         resumed = gh.repos_added(inst.id, [(r.id, r.full_name) for r in parsed.repositories_added])
         removed = [r.id for r in parsed.repositories_removed]
         paused = gh.repos_removed(removed, f"paused: repository removed from GitHub App installation {inst.id}")
-        return f"installation {inst.id}: resumed apps {resumed}, paused apps {paused}"
-    return f"{event} {parsed.action} needs nothing"
+        return f"installation {inst.id}: resumed apps {resumed}, paused apps {paused}", paused
+    return f"{event} {parsed.action} needs nothing", []
 
 
 @dataclass

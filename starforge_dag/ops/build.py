@@ -15,7 +15,7 @@ from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransitio
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
 from ..git.checkout import SourceTree, resolve_inside
-from ..github.clone import clone_access
+from ..github.clone import clone_with_app
 from ..resources.build_service import BuildService
 from ..resources.build_store import BuildStoreResource
 from ..resources.git import GitSource
@@ -190,8 +190,15 @@ def clone_source(
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
         gh = GitHubStore(build_store.store().engine)
-        url, auth = clone_access(gh, github.app(), request.app_id, request.repo_url)
-        source = git.checkout(request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth)
+        source = clone_with_app(
+            gh,
+            github.app(),
+            request.app_id,
+            request.repo_url,
+            lambda url, auth: git.checkout(
+                request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth
+            ),
+        )
     _db(build_store, lambda db: db.set_commit_time(request.build_id, source.commit_time), "record commit time")
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}

@@ -71,18 +71,21 @@ def test_renamed_repository_still_builds_by_id(github_world):
 
 def test_uninstall_pauses_the_app_with_its_reason_and_reinstall_resumes(github_world):
     world = github_world
-    linked, _ = world.linked_app("shop", {"Dockerfile": DOCKERFILE})
+    linked, first = world.linked_app("shop", {"Dockerfile": DOCKERFILE})
+    queued = world.store.enqueue(linked.app, "main", first).build
     world.emulator.uninstall(linked.installation_id)
     assert world.emulator.deliveries[-1].status_code == 200
 
     (view,) = [a for a in world.api("GET", "/apps").json() if a["name"] == "acme/shop"]
     assert view["paused"] == "paused: the GitHub App was uninstalled on acme"
+    canceled = world.store.get_build(queued.id)
+    assert canceled.status == BuildState.CANCELED and canceled.error == view["paused"]
     assert world.api("POST", "/apps/acme/shop/builds").status_code == 409
 
     sha = linked.git.commit({"x": "2"})
     delivery = world.emulator.push(linked.repo.id, "main", "0" * 40, sha)
     assert delivery.status_code == 200  # answered, nothing queued
-    assert world.store.list_builds(app_id=linked.app.id) == []
+    assert [b.id for b in world.store.list_builds(app_id=linked.app.id)] == [queued.id]
 
     world.emulator.install("acme", [linked.repo.id])
     (view,) = [a for a in world.api("GET", "/apps").json() if a["name"] == "acme/shop"]
@@ -122,3 +125,35 @@ def test_hostile_installation_events_get_a_clear_400_and_change_nothing(github_w
         answer = httpx.post(world.emulator.webhook_url, content=raw, headers=headers)
         assert answer.status_code == 400, (body, answer.text)
     assert world.gh.app_repo(linked.app.id).paused_reason is None
+
+
+def test_a_token_revoked_or_expired_behind_the_cache_is_renewed_for_the_clone(github_world):
+    world = github_world
+    linked, _ = world.linked_app("rotated", {"Dockerfile": DOCKERFILE})
+    world.app().installation_token(linked.installation_id)  # cached, then made useless behind the cache's back
+    world.emulator.expire_tokens()
+    sha = world.push(linked, {"x": "1"})  # the webhook path needs no token
+    with dg.instance_for_test() as instance:
+        (result,) = drain_queue(instance, resources_for(world.settings))
+    assert result.success
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
+    assert len(world.emulator.issued_tokens()) == 2
+
+
+def test_git_refusing_the_token_renews_it_once_and_clones(github_world, tmp_path: Path):
+    from starforge_dag.git.checkout import checkout
+    from starforge_dag.github.clone import clone_with_app
+
+    world = github_world
+    linked, sha = world.linked_app("gitauth", {"Dockerfile": DOCKERFILE})
+    attempts: list[str] = []
+
+    def clone(url: str, auth: dict[str, str] | None):
+        attempts.append(url)
+        if len(attempts) == 1:
+            world.emulator.revoke_tokens()  # between the API lookup and git: only git sees the dead token
+        return checkout(url, sha, tmp_path / f"co{len(attempts)}", policy=world.settings.git_policy, auth_config=auth)
+
+    tree = clone_with_app(world.gh, world.app(), linked.app.id, linked.app.repo_url, clone)
+    assert tree.commit_sha == sha and len(attempts) == 2
