@@ -86,13 +86,20 @@ class GitHubWorld:
 
 
 @pytest.fixture
-def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubWorld]:
+def github_database() -> str | None:
+    """The build store of the GitHub tests: SQLite under the test's home unless a test asks for Postgres."""
+    return None
+
+
+@pytest.fixture
+def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, github_database: str | None) -> Iterator[GitHubWorld]:
     """Emulator + settings (the App key through the environment, as in production) + the API receiving its webhooks."""
     secret = "emulated-webhook-secret"
     with GitHubEmulator(webhook_secret=secret) as emulator:
         monkeypatch.setenv("STARFORGE_GITHUB_APP_PRIVATE_KEY", emulator.private_key)
         settings = Settings(
             home=tmp_path / "home",
+            database_url=github_database,
             build_backend="fake",
             github_webhook_secret=secret,
             api_token="token-for-github-tests",

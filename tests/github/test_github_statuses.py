@@ -6,6 +6,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.github.statuses import StatusStyle, commit_status, send_statuses
@@ -28,6 +30,12 @@ def _run_build(store, build_id: int, outcome: BuildState) -> None:
         store.transition(build_id, state, state.value, "test", run_id=f"run-{build_id}")
         time.sleep(0.01)
     store.finish(build_id, outcome, f"ended {outcome.value}", "test")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def github_database(request: pytest.FixtureRequest) -> str | None:
+    """This module's store: SQLite, and a fresh Postgres database for the concurrent case."""
+    return request.getfixturevalue("postgres_database")("starforge_gh") if request.param == "postgres" else None
 
 
 def test_20_concurrent_builds_get_their_final_status_in_order_while_github_fails_30_percent(github_world):
