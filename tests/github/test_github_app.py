@@ -96,3 +96,33 @@ def test_rate_limits_and_server_errors_are_classified(github_emulator, private_r
     assert [e.retry_after is not None for e in seen] == [True, True, False]
     assert seen[2].status == 502
     assert [i.id for i in app.installations()] == [inst]
+
+
+def test_emulator_refuses_expired_too_long_and_foreign_jwts(github_emulator):
+    import time
+
+    import httpx
+    import jwt
+
+    now = int(time.time())
+    key = github_emulator.private_key
+    tokens = {
+        "expired": jwt.encode({"iss": str(github_emulator.app_id), "iat": now - 900, "exp": now - 300}, key, "RS256"),
+        "too long": jwt.encode({"iss": str(github_emulator.app_id), "iat": now, "exp": now + 3600}, key, "RS256"),
+        "other app": jwt.encode({"iss": "1", "iat": now, "exp": now + 300}, key, "RS256"),
+        "unsigned": jwt.encode({"iss": str(github_emulator.app_id), "iat": now, "exp": now + 300}, None, "none"),
+    }
+    for what, token in tokens.items():
+        answer = httpx.get(f"{github_emulator.api_url}/app", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, what
+        assert answer.headers["x-ratelimit-limit"] == "5000"
+    good = jwt.encode({"iss": str(github_emulator.app_id), "iat": now - 60, "exp": now + 540}, key, "RS256")
+    assert httpx.get(f"{github_emulator.api_url}/app", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+
+
+def test_a_slow_github_is_a_transient_error_not_a_hang(github_emulator, private_repo):
+    github_emulator.faults.scripted = ["slow"]
+    app = GitHubApp(github_emulator.app_id, github_emulator.private_key, github_emulator.api_url, timeout_s=0.5)
+    with pytest.raises(GitHubAppError) as err:
+        app.installations()
+    assert err.value.transient and "did not answer" in str(err.value)
