@@ -12,8 +12,8 @@ from .jobs import build_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
-from .resources.github import GitHubAppResource
 from .resources.git import GitSource
+from .resources.github import GitHubAppResource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
