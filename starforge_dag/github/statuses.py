@@ -22,7 +22,7 @@ from .app import GitHubApp, GitHubAppError
 
 MAX_DESCRIPTION = 140
 MAX_ATTEMPTS = 25
-MAX_BACKOFF_S = 300.0
+MAX_BACKOFF_S = 60.0
 
 _MEANING: dict[BuildState, tuple[str, str]] = {
     BuildState.QUEUED: ("pending", "Queued"),
@@ -74,7 +74,7 @@ class StatusOutbox(Protocol):
     def unsent(self, limit: int) -> list[StatusRow]: ...
     def route(self, repo_id: int) -> tuple[int | None, str] | None: ...
     def mark(self, row_ids: Sequence[int], outcome: str, error: str | None = None) -> None: ...
-    def retry_later(self, row_id: int, at: datetime, error: str) -> None: ...
+    def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None: ...
 
 
 @dataclass
@@ -123,7 +123,7 @@ def send_statuses(
     for row in due:
         if row.repo_id not in routes:
             routes[row.repo_id] = outbox.route(row.repo_id)
-    blocked: set[int] = set()  # installations that hit a rate limit in this pass
+    blocked: dict[int, float] = {}  # installations rate limited in this pass: seconds GitHub asked to wait
 
     def send(row: StatusRow) -> str:
         route = routes[row.repo_id]
@@ -132,7 +132,8 @@ def send_statuses(
             outbox.mark([row.id], "dropped", "the App is not installed for this repository")
             return "given_up"
         if installation_id in blocked:
-            outbox.retry_later(row.id, now() + timedelta(seconds=1), "installation rate limited")
+            wait = blocked[installation_id]
+            outbox.retry_later(row.id, now() + timedelta(seconds=wait), "installation rate limited", failed=False)
             return "deferred"
         state, description = commit_status(row.build_state, row.reason)
         try:
@@ -147,10 +148,12 @@ def send_statuses(
             )
         except GitHubAppError as exc:
             if exc.retry_after is not None:
-                blocked.add(installation_id)
+                blocked[installation_id] = exc.retry_after
+            if exc.retry_after is not None:  # GitHub said when: wait exactly that, it is not this row's failure
+                outbox.retry_later(row.id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
+                return "deferred"
             if (exc.transient or exc.status in (401, 404)) and row.attempts + 1 < MAX_ATTEMPTS:
-                wait = exc.retry_after if exc.retry_after is not None else backoff(row.attempts + 1)
-                outbox.retry_later(row.id, now() + timedelta(seconds=wait), str(exc))
+                outbox.retry_later(row.id, now() + timedelta(seconds=backoff(row.attempts + 1)), str(exc))
                 return "deferred"
             outbox.mark([row.id], "failed", str(exc))
             return "given_up"

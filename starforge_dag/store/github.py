@@ -345,12 +345,14 @@ class GitHubStore:
                 .values(outcome=outcome, done_at=utcnow(), last_error=error)
             )
 
-    def retry_later(self, row_id: int, at: datetime, error: str) -> None:
+    def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None:
+        """Try the row again at `at`; only a failed attempt of its own counts towards its backoff."""
+        attempts = outbox.c.attempts + 1 if failed else outbox.c.attempts
         with self.engine.begin() as conn:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id == row_id)
-                .values(next_attempt_at=at, attempts=outbox.c.attempts + 1, last_error=error[:2000])
+                .values(next_attempt_at=at, attempts=attempts, last_error=error[:2000])
             )
 
     def outbox_counts(self) -> dict[str, int]:
