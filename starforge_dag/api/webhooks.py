@@ -56,7 +56,7 @@ _ERRORS: dict[int | str, dict] = {
     responses={
         200: {
             "model": WebhookResult,
-            "description": "ping, an event other than push, a push that builds nothing, or a redelivery",
+            "description": "pong, ignored (an event other than push, or a push that builds nothing) or redelivery",
         },
         202: {"model": WebhookResult, "description": "push that queued or joined builds"},
         **_ERRORS,
