@@ -46,8 +46,13 @@ def apps() -> None:
 @click.argument("name")
 @click.option(
     "--repo",
-    required=True,
+    default=None,
     help="Clone URL; its scheme and host must be allowed (STARFORGE_GIT_ALLOWED_SCHEMES/_HOSTS).",
+)
+@click.option(
+    "--github-repo",
+    default=None,
+    help="owner/name of a GitHub repository reached through the GitHub App (private ones too); followed by id.",
 )
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are built.")
 @click.option("--workspace", default="default", show_default=True)
@@ -56,10 +61,20 @@ def apps() -> None:
 @click.option("--watch", multiple=True, help="Only pushes touching these globs build (repeatable).")
 @click.option("--repo-name", default=None, help="GitHub owner/repo, when the URL does not show it.")
 @click.option("--cancel-running/--no-cancel-running", default=False, help="A new push stops the running build.")
-def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running) -> None:
+def apps_add(
+    name, repo, github_repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running
+) -> None:
     """Register an app so pushes to its repository build it."""
     from .core.inputs import InvalidInput, check_branch, check_repo_url, check_text
 
+    if (repo is None) == (github_repo is None):
+        raise click.ClickException("give exactly one of --repo URL and --github-repo owner/name")
+    link = None
+    if github_repo is not None:
+        from .github_cli import resolve_github_repo
+
+        link = resolve_github_repo(get_settings(), github_repo)
+        repo, repo_name = link.clone_url, link.full_name
     try:
         check_repo_url(repo, get_settings().git_policy)
         check_branch(branch)
@@ -84,7 +99,13 @@ def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_na
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(app.model_dump(mode="json")))
+    out = app.model_dump(mode="json")
+    if link is not None:
+        from .store.github import GitHubStore
+
+        GitHubStore(_store().engine).link_app(app.id, link.repo_id, link.full_name, link.installation_id)
+        out.update(github_repo_id=link.repo_id, github_installation_id=link.installation_id)
+    click.echo(json.dumps(out))
 
 
 @apps.command("list")
@@ -347,6 +368,23 @@ def up(api_port: int, ui_port: int) -> None:
         run_stack_forever(api_port=api_port, webserver_port=ui_port)
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def github() -> None:
+    """The GitHub App: check its settings and what it reaches."""
+
+
+@github.command("check")
+def github_check() -> None:
+    """Verify the App's settings with GitHub, list installations and reachable repositories, name what is wrong."""
+    from .github_cli import run_check
+
+    report = run_check(get_settings())
+    for line in report.lines:
+        click.echo(line)
+    if report.problems:
+        raise click.ClickException(f"{len(report.problems)} problem(s): " + "; ".join(report.problems))
 
 
 @main.command()

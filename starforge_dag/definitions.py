@@ -14,10 +14,12 @@ from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
 from .resources.git import GitSource
+from .resources.github import GitHubAppResource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
 from .settings import Settings, get_settings
 
 
@@ -93,6 +95,14 @@ def resources_for(settings: Settings) -> dict[str, object]:
             username=settings.registry_username,
             password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         ),
+        "github": GitHubAppResource(
+            app_id=settings.github_app_id,
+            private_key=_from_env("STARFORGE_GITHUB_APP_PRIVATE_KEY", None),
+            api_url=settings.github_api_url,
+            status_context=settings.github_status_context,
+            public_url=settings.public_url,
+            dagster_url=settings.dagster_url,
+        ),
         "planner": Planner(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
         ),
@@ -101,9 +111,16 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    settings = get_settings()
     return dg.Definitions(
         assets=[app_image],
         jobs=[build_job],
-        sensors=[build_queue_sensor, build_run_failure_sensor, build_run_canceled_sensor],
-        resources=resources_for(get_settings()),
+        sensors=[
+            build_queue_sensor,
+            build_run_failure_sensor,
+            build_run_canceled_sensor,
+            commit_status_sensor,
+            github_reconcile_sensor_every(settings.github_reconcile_interval_s),
+        ],
+        resources=resources_for(settings),
     )

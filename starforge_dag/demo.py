@@ -150,4 +150,8 @@ def _run_demo(settings: Settings) -> int:
     )
     print(f"  build store:   {settings.resolved_database_url}")
     ok = build.status.value == "succeeded" and desired is not None and desired.commit_sha == sha
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    from .demo_github import run_github_demo
+
+    return run_github_demo(settings, str(bare))

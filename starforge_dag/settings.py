@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     )
     fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
+    github_app_id: int | None = Field(default=None, description="The GitHub App's id (private repos, statuses).")
+    github_app_private_key: SecretStr = Field(
+        default=SecretStr(""), description="The GitHub App's private key: PEM text or the path of a PEM file."
+    )
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API base URL.")
+    github_status_context: str = Field(default="starforge", description="Prefix of the commit status context.")
+    github_reconcile_interval_s: int = Field(
+        default=60, description="How often branch heads are compared with builds (missed pushes)."
+    )
+    public_url: str | None = Field(default=None, description="The API's public base URL (commit status links).")
+    dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL (commit status links).")
     git_allowed_schemes: str = Field(
         default="https", description="Comma-separated URL schemes git may use: https, http, ssh, git, file."
     )
@@ -77,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.resolved_home / 'starforge.db'}"
+
+    @property
+    def github_app_configured(self) -> bool:
+        return self.github_app_id is not None and bool(self.github_app_private_key.get_secret_value())
 
     @property
     def git_policy(self) -> RepoUrlPolicy:

@@ -162,6 +162,15 @@ def depot_emulator(buildkit_addr: str) -> Iterator[DepotEmulator]:
         yield emulator
 
 
+@pytest.fixture
+def github_emulator():
+    """A running GitHub emulator (App, installations, statuses, deliveries, private git remote); stopped after."""
+    from starforge_dag.emulators.github import GitHubEmulator
+
+    with GitHubEmulator(webhook_secret="emulated-webhook-secret") as emulator:
+        yield emulator
+
+
 # -- the API over a fresh build store -------------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ class IgnoredApp(BaseModel):
 
 
 class WebhookResult(BaseModel):
-    status: Literal["pong", "queued", "ignored", "redelivery"]
+    status: Literal["pong", "queued", "ignored", "redelivery", "recorded"]
     event: str
     delivery: str | None = None
     builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or joined).")
@@ -110,9 +110,11 @@ class AppView(BaseModel):
     branch: str
     root_dir: str
     watch_paths: list[str]
+    github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
+    paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
 
     @classmethod
-    def of(cls, app: App) -> AppView:
+    def of(cls, app: App, github_repo_id: int | None = None, paused: str | None = None) -> AppView:
         return cls(
             id=app.id,
             name=f"{app.workspace}/{app.name}",
@@ -122,6 +124,8 @@ class AppView(BaseModel):
             branch=app.branch,
             root_dir=app.root_dir,
             watch_paths=list(app.watch_paths),
+            github_repo_id=github_repo_id,
+            paused=paused,
         )
 
 

@@ -85,7 +85,7 @@ class BuildRequest(_Model):
     commit_sha: str
     root_dir: str = ""
     dockerfile_path: str | None = None
-    trigger: Literal["push", "manual"] = "push"
+    trigger: Literal["push", "manual", "reconcile"] = "push"
     delivery_id: str | None = None
 
 

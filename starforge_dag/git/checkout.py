@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,14 +60,18 @@ def checkout(
     root_dir: str = "",
     submodules: bool = True,
     timeout_s: float = CHECKOUT_TIMEOUT_S,
+    auth_config: Mapping[str, str] | None = None,
 ) -> SourceTree:
-    """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`."""
+    """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`.
+
+    `auth_config` (git config carrying an auth header) reaches git through its environment only.
+    """
     try:
         check_repo_url(url, policy)
         check_commit_id(sha)
     except InvalidInput as exc:
         raise UserBuildError(str(exc), step="clone") from None
-    git = Git(policy, timeout_s)
+    git = Git(policy, timeout_s, tuple((auth_config or {}).items()))
     dest = Path(dest)
     try:
         if (dest / ".git").is_dir() and _head(git, dest) == sha:

@@ -15,13 +15,16 @@ from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransitio
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
 from ..git.checkout import SourceTree, resolve_inside
+from ..github.clone import clone_with_app
 from ..resources.build_service import BuildService
 from ..resources.build_store import BuildStoreResource
 from ..resources.git import GitSource
+from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
 from ..store import BuildStore
+from ..store.github import GitHubStore
 from ..store.retry import DbRetry, is_connectivity_error
 
 BACKEND_BUILD_TAG = "starforge/backend_build_id"
@@ -176,12 +179,28 @@ def load_build(
 
 @dg.op(retry_policy=TRANSIENT_RETRY)
 def clone_source(
-    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitSource
+    context: dg.OpExecutionContext,
+    request: BuildRequest,
+    build_store: BuildStoreResource,
+    git: GitSource,
+    github: GitHubAppResource,
 ) -> SourceTree:
-    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory."""
+    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory.
+
+    An app following a GitHub repository clones it by id through the App (private repositories too).
+    """
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
-        source = git.checkout(request.build_id, request.repo_url, request.commit_sha, request.root_dir)
+        gh = GitHubStore(build_store.store().engine)
+        source = clone_with_app(
+            gh,
+            github.app(),
+            request.app_id,
+            request.repo_url,
+            lambda url, auth: git.checkout(
+                request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth
+            ),
+        )
     _db(build_store, lambda db: db.set_commit_time(request.build_id, source.commit_time), "record commit time")
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}

@@ -10,7 +10,7 @@ from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 
-KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner"}
+KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner", "github"}
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,8 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
         "build_queue_sensor",
         "build_run_failure_sensor",
         "build_run_canceled_sensor",
+        "commit_status_sensor",
+        "github_reconcile_sensor",
     }
     (spec,) = [s for s in loaded.resolve_all_asset_specs() if s.key == dg.AssetKey("app_image")]
     assert spec.partitions_def.name == "apps" and "dagster/kind/docker" in spec.tags
