@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 
 import click
 
@@ -106,7 +104,7 @@ def build(app: str, ref: str | None) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the build ends.")
 def logs(build_id: int, follow: bool) -> None:
     """Print a build's log."""
-    from .logs import open_log_store
+    from .logs import follow_log, open_log_store
     from .store import NotFound
 
     settings = get_settings()
@@ -115,19 +113,10 @@ def logs(build_id: int, follow: bool) -> None:
         store.get_build(build_id)
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
-    after = -1
+    ended = (lambda: store.get_build(build_id).status.terminal) if follow else None
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as log_store:
-        while True:
-            lines = log_store.read(build_id, after_seq=after)
-            for line in lines:
-                click.echo(line.text)
-                after = line.seq
-            if lines:
-                continue
-            if not follow or store.get_build(build_id).status.terminal:
-                if not follow or not log_store.read(build_id, after_seq=after):
-                    break
-            time.sleep(0.5)
+        for line in follow_log(log_store, build_id, ended=ended):
+            click.echo(line.text)
 
 
 @main.command()
@@ -184,9 +173,8 @@ def demo(backend: str | None) -> None:
     """Carry a sample app from a signed push webhook to desired state, on embedded defaults."""
     from .demo import run_demo
 
-    if backend:
-        os.environ["STARFORGE_BUILD_BACKEND"] = backend
-    sys.exit(run_demo())
+    settings = get_settings()
+    sys.exit(run_demo(settings.model_copy(update={"build_backend": backend}) if backend else settings))
 
 
 @main.command()

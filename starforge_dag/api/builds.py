@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,15 +10,13 @@ from fastapi.responses import StreamingResponse
 
 from starforge_dag.core.models import App, DesiredState, LogLine
 from starforge_dag.core.states import BuildState
-from starforge_dag.logs import open_log_store
+from starforge_dag.logs import follow_log, open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 
 from .deps import SettingsDep, StoreDep, require_token
 from .refs import RefError, RefNotFound, resolve_ref
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
-
-FOLLOW_POLL_S = 0.5
 
 _AUTH = {401: {"model": Problem}, 503: {"model": Problem}}
 _NOT_FOUND = {404: {"model": Problem}}
@@ -70,18 +66,10 @@ def get_logs(
 
 
 def _follow(store: BuildStore, settings: Settings, build_id: int, after: int) -> Iterator[str]:
-    """Poll the log store; stop once the build was terminal before a read that found nothing new."""
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
-        while True:
-            ended = store.get_build(build_id).status.terminal
-            lines = logs.read(build_id, after_seq=after)
-            for line in lines:
-                yield json.dumps(line.model_dump(mode="json")) + "\n"
-                after = line.seq
-            if not lines:
-                if ended:
-                    return
-                time.sleep(FOLLOW_POLL_S)
+        ended = lambda: store.get_build(build_id).status.terminal  # noqa: E731
+        for line in follow_log(logs, build_id, after=after, ended=ended):
+            yield line.model_dump_json() + "\n"
 
 
 @builds_router.post(

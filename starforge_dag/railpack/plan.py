@@ -112,7 +112,10 @@ def _parse_command(value: Any) -> Any:
 
 
 Command = Annotated[
-    Annotated[ExecCommand, Tag("exec")] | Annotated[PathCommand, Tag("path")] | Annotated[CopyCommand, Tag("copy")] | Annotated[FileCommand, Tag("file")],
+    Annotated[ExecCommand, Tag("exec")]
+    | Annotated[PathCommand, Tag("path")]
+    | Annotated[CopyCommand, Tag("copy")]
+    | Annotated[FileCommand, Tag("file")],
     Discriminator(_command_kind),
     BeforeValidator(_parse_command),
 ]

@@ -21,6 +21,7 @@ from ..buildkit.session import Session
 from ..buildkit.transport import TLSConfig
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..settings import BUILD_SECRET_PREFIX, build_secret
 from .build_service import BuildService, CancelCheck, LogSink, _never
 
 _MISSING_SECRET = re.compile(r"secret \S+ not found")
@@ -57,7 +58,7 @@ class BuildKitBuildService(BuildService):
         default="none", description="Network of RUN steps; host needs the network.host entitlement on the daemon."
     )
     secret_env_prefix: str = Field(
-        default="STARFORGE_BUILD_SECRET_", description="A build secret NAME is read from the variable PREFIX+NAME."
+        default=BUILD_SECRET_PREFIX, description="A build secret NAME is read from the variable PREFIX+NAME."
     )
     connect_timeout_s: float = Field(default=30.0, description="How long submit waits for the endpoint to answer.")
     build_timeout_s: float | None = Field(default=None, description="Stop a solve running longer than this.")
@@ -111,7 +112,7 @@ class BuildKitBuildService(BuildService):
     def _secrets(self, spec: BuildSpec) -> dict[str, str]:
         values = {}
         for name in spec.secrets:
-            value = os.environ.get(self.secret_env_prefix + name)
+            value = build_secret(name, self.secret_env_prefix)
             if value is None:
                 raise UserBuildError(f"build secret {name} is not set", step="secrets")
             values[name] = value

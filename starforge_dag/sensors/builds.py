@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ..assets import APP_PARTITIONS, app_partition_key
+from ..assets import APP_PARTITIONS, APP_PARTITIONS_NAME, app_partition_key
 from ..core.models import Build, utcnow
 from ..core.states import BuildState
 from ..jobs import APP_TAG, BUILD_ID_TAG, COMMIT_TAG, TRIGGER_TAG, WORKSPACE_TAG, build_job
@@ -84,7 +84,7 @@ def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildSt
     claimed = store.claim_queued(build_store.claims_per_tick, claimer=actor)
     if not claimed:
         return dg.SkipReason("no queued builds" + (f"; reconciled: {'; '.join(notes)}" if notes else ""))
-    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS.name))
+    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS_NAME))
     new_keys = sorted({app_partition_key(b.workspace, b.app) for b in claimed} - known)
     return dg.SensorResult(
         run_requests=[
@@ -133,7 +133,7 @@ def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: B
     failures = context.get_step_failure_events()
     if failures:
         step = failures[0].step_key
-        error = failures[0].event_specific_data.error
+        error = failures[0].step_failure_data.error
         message = error.message.strip() if error else "step failed"
     else:
         step, message = None, context.failure_event.message or "run failed"
