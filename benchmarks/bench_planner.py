@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def main() -> int:
         for name in sorted(apps.APPS):
             root = apps.write_app(name, base / "fixtures")
             generate_plan(root)  # warm the OS cache and imports
-            samples = _time_ms(lambda: generate_plan(root), args.iterations)
+            samples = _time_ms(partial(generate_plan, root), args.iterations)
             per_repo += samples
             if statistics.median(samples) > slowest[1]:
                 slowest = (name, statistics.median(samples))
@@ -132,9 +133,9 @@ def main() -> int:
         walk_samples: dict[str, list[float]] = {label: [] for label, _, _ in roots}
         for i in range(30):
             for label, root, _ in roots:
-                plan_samples[label] += _time_ms(lambda: generate_plan(root), 1)
+                plan_samples[label] += _time_ms(partial(generate_plan, root), 1)
                 if i < 3:
-                    walk_samples[label] += _time_ms(lambda: _walk(root), 1)
+                    walk_samples[label] += _time_ms(partial(_walk, root), 1)
         rows = []
         for label, root, total in roots:
             info = generate_plan(root).info

@@ -78,6 +78,7 @@ def apps_list() -> None:
 def build(app: str, ref: str | None) -> None:
     """Queue a build of APP (workspace/app or app)."""
     from .api.refs import RefError, RefNotFound, resolve_ref
+    from .core.models import Trigger
     from .store import NotFound
 
     store = _store()
@@ -86,7 +87,7 @@ def build(app: str, ref: str | None) -> None:
         name, sha = resolve_ref(found.repo_url, ref or found.branch)
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    outcome = store.enqueue(found, name, sha, trigger="manual", actor="cli")
+    outcome = store.enqueue(found, name, sha, trigger=Trigger.MANUAL, actor="cli")
     click.echo(
         json.dumps(
             {

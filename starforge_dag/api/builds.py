@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from starforge_dag.core.models import App, DesiredState, LogLine
+from starforge_dag.core.models import App, DesiredState, LogLine, Trigger
 from starforge_dag.core.states import BuildState
 from starforge_dag.logs import follow_log, open_log_store
 from starforge_dag.settings import Settings
@@ -18,8 +18,9 @@ from .deps import SettingsDep, StoreDep, require_token
 from .refs import RefError, RefNotFound, resolve_ref
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
 
-_AUTH = {401: {"model": Problem}, 503: {"model": Problem}}
-_NOT_FOUND = {404: {"model": Problem}}
+_Responses = dict[int | str, dict[str, Any]]
+_AUTH: _Responses = {401: {"model": Problem}, 503: {"model": Problem}}
+_NOT_FOUND: _Responses = {404: {"model": Problem}}
 builds_router = APIRouter(tags=["builds"], dependencies=[Depends(require_token)], responses=_AUTH)
 apps_router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_AUTH)
 
@@ -39,7 +40,7 @@ def list_builds(
 @builds_router.get("/builds/{build_id}", response_model=BuildDetail, responses=_NOT_FOUND)
 def get_build(build_id: int, store: StoreDep) -> BuildDetail:
     """Status, phases with timestamps, error and failing step, image."""
-    return BuildDetail.of(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
+    return BuildDetail.of_build(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
 
 
 @builds_router.get(
@@ -109,7 +110,7 @@ def manual_build(app: str, store: StoreDep, response: Response, body: ManualBuil
     """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
     target = store.get_app(app)
     ref, sha = _resolve(target, (body.ref if body else None) or target.branch)
-    outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
+    outcome = store.enqueue(target, ref, sha, trigger=Trigger.MANUAL, actor="api")
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 MAX_DELIVERY_ID = 100  # GitHub sends a GUID; the deliveries table keys on at most this many characters
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Missing header, malformed JSON or not a push payload"},
     401: {"model": Problem, "description": "Missing or wrong X-Hub-Signature-256"},
     413: {"model": Problem, "description": "Body larger than STARFORGE_MAX_BODY_BYTES"},
@@ -124,7 +124,7 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason=decision.reason))
     outcome = store.record_delivery(delivery, "push", wanted, actor=event.actor)
     builds = [b.id for b in outcome.builds]
-    common = dict(event="push", delivery=delivery, builds=builds, ignored=ignored)
+    common: dict[str, Any] = dict(event="push", delivery=delivery, builds=builds, ignored=ignored)
     if outcome.redelivery:
         return WebhookResult(status="redelivery", created=[], reason="delivery already processed", **common)
     if not wanted:

@@ -595,7 +595,7 @@ class _Connection:
     def _receive(self, data: bytes) -> None:
         for event in self._h2.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
-                self._open(event.stream_id, event.headers or [])
+                self._open(event.stream_id, [(str(name), str(value)) for name, value in event.headers or []])
             elif isinstance(event, h2.events.DataReceived):
                 self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 stream = self._streams.get(event.stream_id)
@@ -613,7 +613,7 @@ class _Connection:
                 self._closed = True
 
     def _open(self, stream_id: int, headers: Iterable[tuple[str, str]]) -> None:
-        path, metadata = "", {}
+        path, metadata = "", dict[str, list[str]]()
         for name, value in headers:
             if name == ":path":
                 path = value

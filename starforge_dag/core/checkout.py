@@ -114,7 +114,7 @@ def _finish(dest: Path, sha: str, root_dir: str) -> SourceTree:
     app_dir = resolve_inside(dest, root_dir or ".", what="root directory")
     if not app_dir.is_dir():
         raise UserBuildError(f"root directory {root_dir!r} does not exist in commit {sha[:12]}", step="clone")
-    subs = [s.path for s in repo.submodules] if (dest / ".gitmodules").exists() else []
+    subs = [str(s.path) for s in repo.submodules] if (dest / ".gitmodules").exists() else []
     return SourceTree(
         path=str(dest),
         app_dir=str(app_dir),

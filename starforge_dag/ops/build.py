@@ -127,7 +127,7 @@ def load_build(
         commit_sha=build.commit_sha,
         root_dir=app.root_dir,
         dockerfile_path=app.dockerfile_path,
-        trigger=build.trigger,  # type: ignore[arg-type]
+        trigger=build.trigger,
         delivery_id=build.delivery_id,
     )
 

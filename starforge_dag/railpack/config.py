@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 
-from starforge_dag.railpack.plan import Cache, Command, LayerInput, _Model
+from starforge_dag.railpack.plan import Cache, Command, ExecCommand, LayerInput, _Model
 
 DEFAULT_BUILDER_IMAGE = "ghcr.io/railwayapp/railpack-builder:latest"
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/railwayapp/railpack-runtime:latest"
@@ -65,7 +65,7 @@ class DeployConfig(_Model):
 class Config(_Model):
     """The root of railpack.json."""
 
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
 
     provider: str | None = None
     build_apt_packages: list[str] = Field(default_factory=list)
@@ -155,9 +155,9 @@ def config_from_env(env: Env) -> Config:
     """The parts of a Config that RAILPACK_* variables set; they win over railpack.json."""
     config = Config()
     if cmd := env.railpack("INSTALL_CMD"):
-        config.steps["install"] = StepConfig(commands=[{"cmd": cmd}])  # type: ignore[list-item]
+        config.steps["install"] = StepConfig(commands=[ExecCommand(cmd=cmd)])
     if cmd := env.railpack("BUILD_CMD"):
-        config.steps["build"] = StepConfig(commands=[{"cmd": cmd}])  # type: ignore[list-item]
+        config.steps["build"] = StepConfig(commands=[ExecCommand(cmd=cmd)])
     if cmd := env.railpack("START_CMD"):
         config.deploy.start_command = cmd
     for spec in env.railpack_list("PACKAGES"):

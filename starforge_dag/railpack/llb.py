@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform as _platform
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starforge_dag.buildkit import llb
 from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand, FileCommand, Layer, PathCommand, Step
@@ -57,7 +57,7 @@ class _Converter:
         plan: BuildPlan,
         builder_image: str | None,
         runtime_image: str | None,
-        network: str | None,
+        network: llb.Network | Literal["sandbox"],
         context_name: str,
         platform: str | None,
     ):
@@ -198,7 +198,7 @@ def plan_to_llb(
     builder_image: str | None = None,
     runtime_image: str | None = None,
     *,
-    network: str | None = None,
+    network: llb.Network | Literal["sandbox"] = None,
     context_name: str = CONTEXT_NAME,
     platform: str | None = None,
 ) -> PlanLLB:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -144,7 +144,7 @@ class BuildKitBuildService(BuildService):
         def push_line(text: str) -> None:
             on_progress(ProgressLine(stream="system", text=text, vertex="push"))
 
-        common = dict(
+        common: dict[str, Any] = dict(
             ref=ticket.ref,
             registry_auth=self._registry_auth(),
             insecure_registry=self.insecure_registry,

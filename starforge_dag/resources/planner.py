@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import BaseModel, Field
@@ -28,7 +28,7 @@ class Planner(dg.ConfigurableResource):
 
     builder_image: str = Field(description="Image every build step runs in.")
     runtime_image: str = Field(description="Base image of the deployed image.")
-    network: str = Field(
+    network: Literal["none", "host", "sandbox"] = Field(
         default="none",
         description="Network of build steps: none, host (needs the network.host entitlement) or sandbox.",
     )
@@ -47,7 +47,7 @@ class Planner(dg.ConfigurableResource):
             result.plan,
             builder_image=self.builder_image,
             runtime_image=self.runtime_image,
-            network=None if self.network == "sandbox" else self.network,
+            network=self.network,
         )
         return PlannedBuild(
             plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),

@@ -27,7 +27,7 @@ def run_tags(build: Build, timeout_s: int) -> dict[str, str]:
         WORKSPACE_TAG: build.workspace,
         APP_TAG: build.app,
         COMMIT_TAG: build.commit_sha,
-        TRIGGER_TAG: build.trigger,
+        TRIGGER_TAG: build.trigger.value,
         "dagster/max_runtime": str(timeout_s + 60),
     }
 
@@ -61,11 +61,12 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
             reason = f"run {run.run_id[:8]} ended {run.status.value} without finishing the build"
             if store.finish(build.id, state, reason, actor, run_id=run.run_id, only_run_id=run.run_id):
                 notes.append(f"build {build.id}: {state.value}")
-        elif (now - build.attempt_started_at).total_seconds() > timeout_s:
-            if store.finish(build.id, BuildState.TIMED_OUT, f"no result after {timeout_s}s", actor):
-                if run is not None and not run.is_finished:
-                    instance.run_coordinator.cancel_run(run.run_id)
-                notes.append(f"build {build.id}: timed out")
+        elif (now - build.attempt_started_at).total_seconds() > timeout_s and store.finish(
+            build.id, BuildState.TIMED_OUT, f"no result after {timeout_s}s", actor
+        ):
+            if run is not None and not run.is_finished:
+                instance.run_coordinator.cancel_run(run.run_id)
+            notes.append(f"build {build.id}: timed out")
     return notes
 
 

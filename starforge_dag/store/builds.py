@@ -12,6 +12,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import roles
 
 from ..core.errors import IllegalTransition
 from ..core.models import App, Build, DesiredState, Transition, utcnow
@@ -51,7 +52,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-_BUILD_COLUMNS = [
+_BUILD_COLUMNS: list[roles.ColumnsClauseRole] = [
     t.builds,
     t.apps.c.name.label("app"),
     t.workspaces.c.name.label("workspace"),

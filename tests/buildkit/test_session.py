@@ -253,7 +253,7 @@ def private_image(
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        host = "127.0.0.1:%d" % probe.getsockname()[1]
+        host = f"127.0.0.1:{probe.getsockname()[1]}"
     (root / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n"
         f"auth:\n  htpasswd:\n    realm: starforge-test\n    path: {root}/htpasswd\n"

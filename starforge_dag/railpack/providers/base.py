@@ -33,12 +33,7 @@ class Context:
 
     def resolve(self, name: str, default: str, *candidates: tuple[str | None, str]) -> str:
         """Pick the first non-empty candidate version (value, source) or the default, and record it."""
-        for value, source in candidates:
-            if value:
-                version = value.strip()
-                break
-        else:
-            version, source = default, "default"
+        version, source = next(((value.strip(), source) for value, source in candidates if value), (default, "default"))
         self.packages[name] = ResolvedPackage(name, version, source)
         return version
 
