@@ -7,11 +7,14 @@ import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import git
 from pydantic import BaseModel
 
 from .errors import PermanentBuildError, TransientBuildError, UserBuildError
+
+if TYPE_CHECKING:
+    import git
 
 _SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")
@@ -64,6 +67,8 @@ def checkout(
     url: str, sha: str, dest: Path, *, root_dir: str = "", allowed_schemes=ALLOWED_SCHEMES, submodules: bool = True
 ) -> SourceTree:
     """Fetch only `sha` (shallow) into `dest`, with submodules; reuse `dest` if it already holds it."""
+    import git  # GitPython is slow to import; only the clone step needs it
+
     check_repo_url(url, allowed_schemes)
     if not _SHA.match(sha):
         raise UserBuildError(f"{sha!r} is not a full commit sha", step="clone")
@@ -106,6 +111,8 @@ def _classify(exc: git.GitCommandError, url: str, sha: str) -> Exception:
 
 
 def _finish(dest: Path, sha: str, root_dir: str) -> SourceTree:
+    import git
+
     repo = git.Repo(dest)
     head = repo.head.commit
     if head.hexsha != sha:

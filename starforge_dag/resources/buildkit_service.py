@@ -10,19 +10,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ..buildkit.client import BuildEvent, BuildKitClient, LogEvent, VertexEvent
-from ..buildkit.dockerfile import FRONTEND, dockerfile_build
-from ..buildkit.registry import RegistryAuth
-from ..buildkit.session import Session
-from ..buildkit.transport import TLSConfig
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..settings import BUILD_SECRET_PREFIX, build_secret
 from .build_service import BuildService, CancelCheck, LogSink, _never
+
+if TYPE_CHECKING:  # the BuildKit client (grpc, protobuf, h2) loads when a build needs it, not with the definitions
+    from ..buildkit.client import BuildEvent, BuildKitClient
+    from ..buildkit.registry import RegistryAuth
+    from ..buildkit.session import Session
+    from ..buildkit.transport import TLSConfig
 
 _MISSING_SECRET = re.compile(r"secret \S+ not found")
 _VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
@@ -30,6 +31,8 @@ _VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DO
 
 def progress_line(event: BuildEvent) -> ProgressLine:
     """A build event as the log shows it: step changes as system lines, output as stdout/stderr."""
+    from ..buildkit.client import LogEvent, VertexEvent
+
     if isinstance(event, LogEvent):
         return ProgressLine(stream=event.stream, text=event.text, vertex=event.vertex, ts=event.ts)
     assert isinstance(event, VertexEvent)
@@ -68,17 +71,23 @@ class BuildKitBuildService(BuildService):
     )
 
     def _tls(self) -> TLSConfig | None:
+        from ..buildkit.transport import TLSConfig
+
         if not (self.tls_ca or self.tls_cert or self.tls_key):
             return None
         return TLSConfig.from_files(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
 
     def _registry_auth(self) -> RegistryAuth | None:
+        from ..buildkit.registry import RegistryAuth
+
         if not self.registry_username:
             return None
         return RegistryAuth(self.registry_username, self.registry_password or "")
 
     @contextmanager
     def _client(self) -> Iterator[BuildKitClient]:
+        from ..buildkit.client import BuildKitClient
+
         try:
             client = BuildKitClient(self.address, self._tls())
         except OSError as exc:
@@ -88,6 +97,8 @@ class BuildKitBuildService(BuildService):
 
     @contextmanager
     def _session(self, spec: BuildSpec, local_dirs: dict[str, str]) -> Iterator[Session]:
+        from ..buildkit.session import Session
+
         auth = self._registry_auth()
         session = Session(
             self.address,
@@ -122,6 +133,8 @@ class BuildKitBuildService(BuildService):
         return Path(self.cancel_dir) / ticket.ref
 
     def submit(self, spec: BuildSpec) -> BuildTicket:
+        from ..buildkit.dockerfile import dockerfile_build
+
         if spec.frontend == "dockerfile":
             dockerfile_build(spec.context_dir, spec.dockerfile)
         elif not spec.llb_definition:
@@ -131,6 +144,8 @@ class BuildKitBuildService(BuildService):
         return BuildTicket(spec=spec, backend="buildkit", ref=uuid.uuid4().hex, endpoint=self.address)
 
     def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
+        from ..buildkit.dockerfile import FRONTEND, dockerfile_build
+
         spec = ticket.spec
         marker = self._cancel_marker(ticket)
         deadline = time.monotonic() + self.build_timeout_s if self.build_timeout_s else None

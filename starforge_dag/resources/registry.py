@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import dagster as dg
-import httpx
 from pydantic import Field
 
 from ..core.errors import PermanentBuildError, TransientBuildError
@@ -35,6 +34,8 @@ class ImageRegistry(dg.ConfigurableResource):
 
     def manifest_digest(self, image: ImageRef) -> str:
         """The registry's own digest for the image's tag (Docker-Content-Digest)."""
+        import httpx  # only the publish step talks to the registry
+
         host = image.registry
         scheme = "http" if self.insecure and (host.startswith("127.") or host.startswith("localhost")) else "https"
         headers = {"Accept": MANIFEST_TYPES}
