@@ -46,7 +46,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _signal(processes: Collection[psutil.Process], sig: signal.Signals) -> None:
+def _signal(groups: Collection[int], processes: Collection[psutil.Process], sig: signal.Signals) -> None:
+    """`sig` to each process group in `groups` and to each of `processes`, skipping those already gone."""
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            pass
     for process in processes:
         try:
             process.send_signal(sig)
@@ -79,12 +85,8 @@ def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> No
     """SIGTERM to every process, its group and its descendants at once; SIGKILL whatever is left after the grace."""
     running = [s.process for s in services if s.process is not None and s.process.poll() is None]
     below = [child for process in running for child in _descendants(process.pid)]
-    for process in running:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    _signal(below, signal.SIGTERM)
+    groups = [process.pid for process in running]  # each service leads its own session and group
+    _signal(groups, below, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     _, left = psutil.wait_procs(below, timeout=grace_s)
     for process in running:  # our own children: Popen reaps them
@@ -92,12 +94,7 @@ def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> No
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-    for process in running:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _signal(left, signal.SIGKILL)
+    _signal(groups, left, signal.SIGKILL)
     for process in running:
         process.wait()
     for service in services:
