@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import uuid
@@ -13,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .settings import Settings, get_settings
+from .settings import Settings, child_environ, get_settings
 
 SAMPLE_FILES = {
     "Dockerfile": (
@@ -29,13 +28,14 @@ SAMPLE_FILES = {
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Starforge Demo",
-        "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
-        "GIT_COMMITTER_NAME": "Starforge Demo",
-        "GIT_COMMITTER_EMAIL": "demo@starforge.invalid",
-    }
+    env = child_environ(
+        {
+            "GIT_AUTHOR_NAME": "Starforge Demo",
+            "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
+            "GIT_COMMITTER_NAME": "Starforge Demo",
+            "GIT_COMMITTER_EMAIL": "demo@starforge.invalid",
+        }
+    )
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
