@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_secrets_are_used_yet_stay_out_of_run_config_tags_and_logs(
     assert httpx.get(f"http://{registry.host}/v2/").status_code == 401  # nothing gets in without the password
     store = open_store(settings.resolved_database_url)
     repo = git_repo("secretive")
-    sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo built\n"})
+    sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo built\n"})  # never cached
     store.add_app("acme", "secretive", repo.url, "main", repo_full_name="acme/secretive")
     resources = resources_for(settings)
     for resource, field in ((resources["registry"], "password"), (resources["build_service"], "registry_password")):
