@@ -10,11 +10,11 @@ import dagster as dg
 from .assets import app_image
 from .jobs import build_job
 from .resources.build_service import BuildService
-from .resources.build_store import BuildStoreResource, GitSource
+from .resources.build_store import BuildStoreResource, GitResource
 from .resources.fake_build_service import FakeBuildService, Outcome
-from .resources.log_store import LogStore
-from .resources.planner import Planner
-from .resources.registry import ImageRegistry
+from .resources.log_store import LogStoreResource
+from .resources.planner import PlannerResource
+from .resources.registry import RegistryResource
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
 from .settings import Settings, get_settings
 
@@ -89,17 +89,17 @@ def resources_for(settings: Settings) -> dict[str, object]:
     return {
         "build_service": build_service_for(settings, backend),
         "build_store": BuildStoreResource(database_url=database_url, build_timeout_s=settings.build_timeout_s),
-        "log_store": LogStore(
+        "log_store": LogStoreResource(
             dsn=_by_name(settings, "log_store_dsn", settings.log_store_dsn), database_url=database_url
         ),
-        "git": GitSource(workdir=str(settings.workdir)),
-        "registry": ImageRegistry(
+        "git": GitResource(workdir=str(settings.workdir)),
+        "registry": RegistryResource(
             prefix=settings.registry,
             verify_pushes=backend != "fake",
             username=settings.registry_username,
             password=_secret(settings, "registry_password"),
         ),
-        "planner": Planner(
+        "planner": PlannerResource(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
         ),
     }

@@ -15,10 +15,10 @@ from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransitio
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
 from ..resources.build_service import BuildService
-from ..resources.build_store import BuildStoreResource, GitSource
-from ..resources.log_store import LogStore
-from ..resources.planner import Planner
-from ..resources.registry import ImageRegistry
+from ..resources.build_store import BuildStoreResource, GitResource
+from ..resources.log_store import LogStoreResource
+from ..resources.planner import PlannerResource
+from ..resources.registry import RegistryResource
 
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -134,7 +134,7 @@ def load_build(
 
 @dg.op(retry_policy=TRANSIENT_RETRY)
 def clone_source(
-    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitSource
+    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitResource
 ) -> SourceTree:
     """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory."""
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
@@ -179,7 +179,7 @@ def inspect_repo(
 
 
 @dg.op
-def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> BuildSpec:
+def dockerfile_frontend(planned: PlannedSource, registry: RegistryResource) -> BuildSpec:
     """Build with BuildKit's Dockerfile frontend, context = the app's root directory."""
     r = planned.request
     return BuildSpec(
@@ -195,8 +195,8 @@ def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> Buil
 def railpack_frontend(
     context: dg.OpExecutionContext,
     planned: PlannedSource,
-    registry: ImageRegistry,
-    planner: Planner,
+    registry: RegistryResource,
+    planner: PlannerResource,
     build_store: BuildStoreResource,
 ) -> BuildSpec:
     """Detect the framework, make a Railpack plan and its LLB; the plan shows in the UI."""
@@ -241,7 +241,7 @@ def await_build(
     ticket: BuildTicket,
     build_service: BuildService,
     build_store: BuildStoreResource,
-    log_store: LogStore,
+    log_store: LogStoreResource,
 ) -> BuildResult:
     """Run the build to the end, streaming every line to the log store and the step's stdout."""
     build_id = ticket.spec.build_id
@@ -279,7 +279,7 @@ def publish_image(
     result: BuildResult,
     source: SourceTree,
     build_store: BuildStoreResource,
-    registry: ImageRegistry,
+    registry: RegistryResource,
 ):
     """Verify the digest with the registry, materialize app_image, and move desired state forward only."""
     db = build_store.store()

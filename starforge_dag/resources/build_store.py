@@ -22,7 +22,7 @@ class BuildStoreResource(dg.ConfigurableResource):
         return open_store(self.database_url)
 
 
-class GitSource(dg.ConfigurableResource):
+class GitResource(dg.ConfigurableResource):
     """Shallow, exact-commit checkouts under a work directory (one per build, reused on re-execution)."""
 
     workdir: str = Field(description="Where build checkouts live.")

@@ -23,7 +23,7 @@ class PlannedBuild(BaseModel):
     secrets: list[str]
 
 
-class Planner(dg.ConfigurableResource):
+class PlannerResource(dg.ConfigurableResource):
     """Plans apps without a Dockerfile; builder/runtime images stand in for Railpack's own."""
 
     builder_image: str = Field(description="Image every build step runs in.")

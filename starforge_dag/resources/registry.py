@@ -20,7 +20,7 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-class ImageRegistry(dg.ConfigurableResource):
+class RegistryResource(dg.ConfigurableResource):
     """Names images `<prefix>/<workspace>/<app>:<commit>` and checks pushed digests."""
 
     prefix: str = Field(description="Registry host and path prefix, e.g. 127.0.0.1:5000/apps.")
