@@ -18,6 +18,7 @@ import os
 import secrets
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,9 +37,12 @@ from starforge_dag.github.signature import sign
 from starforge_dag.jobs import BUILD_ID_TAG
 from starforge_dag.local import drain_queue
 from starforge_dag.settings import Settings
-from starforge_dag.stack import Stack, post_push, push_payload, wait_for_build
+from starforge_dag.stack import Stack
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.db import dispose_all, normalize_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.stack_client import post_push, push_payload, wait_for_build  # the helpers the e2e tests drive a stack with
 
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 SECRET, TOKEN = secrets.token_hex(16), secrets.token_hex(16)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from .assets import app_image
@@ -11,24 +9,35 @@ from .backend import resolve_backend
 from .jobs import build_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
-from .resources.fake_build_service import FakeBuildService
-from .resources.git import GitSource
-from .resources.log_store import LogStore
-from .resources.planner import Planner
-from .resources.registry import ImageRegistry
+from .resources.fake_build_service import FakeBuildService, Outcome
+from .resources.git import GitResource
+from .resources.log_store import LogStoreResource
+from .resources.planner import PlannerResource
+from .resources.registry import RegistryResource
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
 from .settings import Settings, get_settings
 
 
-def _from_env(name: str, value: str | None) -> str | dg.EnvVar | None:
-    """Secrets and DSNs reach resources as EnvVars, so the UI shows the variable's name, never its value."""
-    return dg.EnvVar(name) if os.environ.get(name) else value
+def _by_name(settings: Settings, field: str, default: str) -> str | dg.EnvVar:
+    """A DSN read from the environment reaches resources as an EnvVar (it may hold a password); else the default."""
+    name = settings.env_var(field)
+    return dg.EnvVar(name) if name else default
 
 
-def build_service_for(settings: Settings) -> BuildService:
-    if resolve_backend(settings) == "fake":
+def _secret(settings: Settings, field: str) -> dg.EnvVar | None:
+    """Secrets reach resources only as EnvVars, so config and the UI show the variable's name, never its value."""
+    name = settings.env_var(field)
+    if name:
+        return dg.EnvVar(name)
+    if getattr(settings, field).get_secret_value():
+        raise ValueError(f"{field} must come from the environment (STARFORGE_{field.upper()}), never as a value")
+    return None
+
+
+def build_service_for(settings: Settings, backend: str | None = None) -> BuildService:
+    if (backend or resolve_backend(settings)) == "fake":
         return FakeBuildService(
-            outcome=settings.fake_outcome,
+            outcome=Outcome(settings.fake_outcome),
             fail_until_file=settings.fake_fail_until_file,
             step_delay_s=settings.fake_step_delay_s,
         )
@@ -41,34 +50,34 @@ def build_service_for(settings: Settings) -> BuildService:
         tls_key=settings.buildkit_tls_key,
         tls_server_name=settings.buildkit_tls_server_name,
         registry_username=settings.registry_username,
-        registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+        registry_password=_secret(settings, "registry_password"),
         network_mode=settings.build_network,
     )
 
 
 def resources_for(settings: Settings) -> dict[str, object]:
     """Same keys in every environment; only the adapters behind them change."""
-    database_url = _from_env("STARFORGE_DATABASE_URL", settings.resolved_database_url)
+    database_url = _by_name(settings, "database_url", settings.resolved_database_url)
     backend = resolve_backend(settings)
     return {
-        "build_service": build_service_for(settings),
+        "build_service": build_service_for(settings, backend),
         "build_store": BuildStoreResource(database_url=database_url, build_timeout_s=settings.build_timeout_s),
-        "log_store": LogStore(
-            dsn=_from_env("STARFORGE_LOG_STORE_DSN", settings.log_store_dsn), database_url=database_url
+        "log_store": LogStoreResource(
+            dsn=_by_name(settings, "log_store_dsn", settings.log_store_dsn), database_url=database_url
         ),
-        "git": GitSource(
+        "git": GitResource(
             workdir=str(settings.workdir),
             allowed_schemes=list(settings.git_policy.schemes),
             allowed_hosts=list(settings.git_policy.hosts),
             timeout_s=settings.git_checkout_timeout_s,
         ),
-        "registry": ImageRegistry(
+        "registry": RegistryResource(
             prefix=settings.registry,
             verify_pushes=backend != "fake",
             username=settings.registry_username,
-            password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+            password=_secret(settings, "registry_password"),
         ),
-        "planner": Planner(
+        "planner": PlannerResource(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
         ),
     }

@@ -3,7 +3,8 @@
 import dagster as dg
 import pytest
 
-from starforge_dag.definitions import defs, resolve_backend
+from starforge_dag.backend import docker_reachable, resolve_backend
+from starforge_dag.definitions import defs, resources_for
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
@@ -46,3 +47,12 @@ def test_auto_backend_picks_buildkit_only_when_the_daemon_answers(tmp_path):
     assert resolve_backend(Settings(build_backend="auto", buildkit_addr=f"docker://{tmp_path}/none.sock")) == "fake"
     with pytest.raises(ValueError, match="use buildkit, depot, fake or auto"):
         resolve_backend(Settings(build_backend="kaniko"))
+
+
+def test_auto_backend_asks_the_socket_once_per_process(tmp_path):
+    settings = Settings(home=tmp_path, build_backend="auto", buildkit_addr=f"docker://{tmp_path}/once.sock")
+    asked = docker_reachable.cache_info().misses
+    resources_for(settings)
+    resources_for(settings)
+    resolve_backend(settings)
+    assert docker_reachable.cache_info().misses == asked + 1

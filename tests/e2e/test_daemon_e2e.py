@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from deliveries import GitHub
+from support.stack_client import wait_for_build
 
-from starforge_dag.stack import Stack, graphql, wait_for_build
+from starforge_dag.stack import Stack, graphql
 from starforge_dag.store import open_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
