@@ -56,6 +56,7 @@ def settings(tmp_path, services, registry: PasswordRegistry, monkeypatch) -> Set
         "STARFORGE_REGISTRY_PASSWORD": registry.password,
         "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
         "STARFORGE_API_TOKEN": API_TOKEN,
+        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",  # the test's repository is a local one
     }.items():
         monkeypatch.setenv(name, value)
     return Settings()
