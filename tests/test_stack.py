@@ -11,11 +11,10 @@ import psutil
 from starforge_dag.stack import Service, stop_all
 
 # A service that starts a worker in its own session (like a run worker leaving the group), ignores SIGTERM,
-# and says when both are up.
+# and says when both are up (the worker speaks for itself once it has its own session).
 STUBBORN = """
 trap '' TERM
-setsid sleep 600 &
-echo "worker $!"
+setsid bash -c 'echo "worker $$"; exec sleep 600' &
 sleep 600 &
 echo ready
 wait
@@ -28,8 +27,9 @@ def test_stop_all_ends_services_and_workers_outside_their_group(tmp_path: Path) 
         service.argv, stdout=subprocess.PIPE, text=True, start_new_session=True, stdin=subprocess.DEVNULL
     )
     assert service.process.stdout is not None
-    worker = psutil.Process(int(service.process.stdout.readline().split()[1]))
-    assert service.process.stdout.readline().strip() == "ready"
+    said = dict(service.process.stdout.readline().strip().partition(" ")[::2] for _ in range(2))
+    assert said.keys() == {"worker", "ready"}, said
+    worker = psutil.Process(int(said["worker"]))
     below = psutil.Process(service.process.pid).children(recursive=True)
     assert worker in below and os.getpgid(worker.pid) != service.process.pid  # out of reach of killpg
 
