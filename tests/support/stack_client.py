@@ -2,48 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Collection
 from typing import Any
 
 import httpx
+from deliveries import GitHub
 
-from starforge_dag.github.signature import sign
 from starforge_dag.stack import Stack, StackError
 
 POLL_S = 0.25
 
 
-def push_payload(
-    repo_url: str, full_name: str, sha: str, branch: str = "main", message: str = "Update app"
-) -> dict[str, Any]:
-    """The fields of a GitHub push delivery that the webhook reads, for one commit on `branch`."""
-    commit = {"id": sha, "message": message, "added": [], "modified": ["app.py"], "removed": []}
-    return {
-        "ref": f"refs/heads/{branch}",
-        "before": "0" * 40,
-        "after": sha,
-        "repository": {"full_name": full_name, "clone_url": repo_url, "html_url": repo_url},
-        "head_commit": commit,
-        "commits": [commit],
-        "pusher": {"name": "starforge-stack"},
-    }
-
-
 def post_push(
     stack: Stack, repo_url: str, full_name: str, sha: str, delivery_id: str | None = None, branch: str = "main"
 ) -> httpx.Response:
-    """Deliver a push signed with the stack's webhook secret, as GitHub would."""
-    body = json.dumps(push_payload(repo_url, full_name, sha, branch)).encode()
-    headers = {
-        "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(stack.webhook_secret.encode(), body),
-        "Content-Type": "application/json",
-    }
-    return httpx.post(f"{stack.api_url}/webhooks/github", content=body, headers=headers, timeout=30)
+    """Deliver a push of one commit, signed with the stack's webhook secret, over real HTTP as GitHub would."""
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        github = GitHub(client, stack.webhook_secret)
+        payload = github.push(
+            github.commit(sha=sha), full_name=full_name, ref=f"refs/heads/{branch}", repo_url=repo_url
+        )
+        return github.deliver(payload, delivery=delivery_id)
 
 
 def wait_for_build(stack: Stack, build_id: int, states: Collection[str], timeout: float = 180.0) -> dict[str, Any]:
