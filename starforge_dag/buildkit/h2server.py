@@ -159,7 +159,7 @@ class Connection:
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self._closed = True
 
-    def _open(self, stream_id: int, headers: Iterable[Any]) -> None:
+    def _open(self, stream_id: int, headers: Iterable[tuple[str, str]]) -> None:
         """Start a call; headers are str pairs (the connection decodes them as UTF-8)."""
         path, metadata = "", dict[str, list[str]]()
         for name, value in headers:
