@@ -13,11 +13,11 @@ Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,13 +32,16 @@ from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
 from starforge_dag.definitions import resources_for
-from starforge_dag.github.signature import sign
 from starforge_dag.jobs import BUILD_ID_TAG
 from starforge_dag.local import drain_queue
 from starforge_dag.settings import Settings
-from starforge_dag.stack import Stack, post_push, push_payload, wait_for_build
+from starforge_dag.stack import Stack
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.db import dispose_all, normalize_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from deliveries import GitHub  # the signed pushes the tests send
+from support.stack_client import post_push, wait_for_build  # the helpers the e2e tests drive a stack with
 
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 SECRET, TOKEN = secrets.token_hex(16), secrets.token_hex(16)
@@ -165,14 +168,9 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
     ):
 
         def deliver(i: int) -> list[int]:
-            body = json.dumps(push_payload(urls[i], f"bench/app-{i}", sha)).encode()
-            headers = {
-                "X-GitHub-Event": "push",
-                "X-GitHub-Delivery": secrets.token_hex(16),
-                "X-Hub-Signature-256": sign(SECRET.encode(), body),
-                "Content-Type": "application/json",
-            }
-            return client.post("/webhooks/github", content=body, headers=headers).json()["created"]
+            github = GitHub(client, SECRET)
+            payload = github.push(github.commit(sha=sha), full_name=f"bench/app-{i}", repo_url=urls[i])
+            return github.deliver(payload).json()["created"]
 
         def drain() -> None:
             with redirect_stdout(log), redirect_stderr(log):

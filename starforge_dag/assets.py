@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-APP_PARTITIONS = dg.DynamicPartitionsDefinition(name="apps")
+APP_PARTITIONS_NAME = "apps"
+APP_PARTITIONS = dg.DynamicPartitionsDefinition(name=APP_PARTITIONS_NAME)
 
 app_image = dg.AssetSpec(
     "app_image",

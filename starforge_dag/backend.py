@@ -10,17 +10,19 @@ Public API:
 from __future__ import annotations
 
 import socket
-from typing import Literal
+from functools import cache
+from typing import TYPE_CHECKING, Literal
 
-from .buildkit.builder import BuildKitBuilder, SecretLookup
-from .buildkit.registry import RegistryAuth
-from .buildkit.transport import TLSConfig
-from .depot.builder import DepotBuilder, DepotConfig
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .buildkit.builder import BuildKitBuilder, SecretLookup
+    from .depot.builder import DepotBuilder
 
+
+@cache
 def docker_reachable(addr: str) -> bool:
-    """`auto` builds with BuildKit only where a daemon's socket answers."""
+    """Asked once per process and address: `auto` builds with BuildKit only where a daemon's socket answers."""
     if not addr.startswith("docker://") and not addr.startswith("unix://"):
         return False
     path = addr.split("://", 1)[1]
@@ -46,6 +48,10 @@ def buildkit_builder(
     settings: Settings, *, secret_lookup: SecretLookup | None = None, no_cache: bool = False
 ) -> BuildKitBuilder:
     """The BuildKit backend as settings describe it, for callers outside Dagster."""
+    from .buildkit.builder import BuildKitBuilder  # grpc and protobuf load only when a build needs them
+    from .buildkit.registry import RegistryAuth
+    from .buildkit.transport import TLSConfig
+
     tls = None
     if settings.buildkit_tls_ca or settings.buildkit_tls_cert or settings.buildkit_tls_key:
         tls = TLSConfig.from_files(
@@ -69,6 +75,7 @@ def buildkit_builder(
 
 def depot_builder(settings: Settings, *, secret_lookup: SecretLookup | None = None) -> DepotBuilder:
     """The Depot backend as settings describe it, for callers outside Dagster; projects live in the build store."""
+    from .depot.builder import DepotBuilder, DepotConfig
     from .store import open_store
 
     platform: Literal["amd64", "arm64"] = "arm64" if settings.depot_platform == "arm64" else "amd64"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import click
@@ -121,6 +119,7 @@ def apps_list() -> None:
 def build(app: str, ref: str | None) -> None:
     """Queue a build of APP (workspace/app or app)."""
     from .core.inputs import check_text
+    from .core.models import Trigger
     from .git.refs import RefError, RefNotFound, resolve_ref
     from .store import NotFound
 
@@ -132,7 +131,7 @@ def build(app: str, ref: str | None) -> None:
         name, sha = resolve_ref(found.repo_url, wanted, settings.git_policy, settings.git_timeout_s)
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    outcome = store.enqueue(found, name, sha, trigger="manual", actor="cli")
+    outcome = store.enqueue(found, name, sha, trigger=Trigger.MANUAL, actor="cli")
     click.echo(
         json.dumps(
             {
@@ -150,7 +149,7 @@ def build(app: str, ref: str | None) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the build ends.")
 def logs(build_id: int, follow: bool) -> None:
     """Print a build's log."""
-    from .logs import open_log_store
+    from .logs import follow_log, open_log_store
     from .store import NotFound
 
     settings = get_settings()
@@ -159,20 +158,10 @@ def logs(build_id: int, follow: bool) -> None:
         store.get_build(build_id)
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
-    after = -1
+    ended = (lambda: store.get_build(build_id).status.terminal) if follow else None
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as log_store:
-        while True:
-            lines = log_store.read(build_id, after_seq=after)
-            for line in lines:
-                click.echo(line.text)
-                after = line.seq
-            if lines:
-                continue
-            if (not follow or store.get_build(build_id).status.terminal) and (
-                not follow or not log_store.read(build_id, after_seq=after)
-            ):
-                break
-            time.sleep(0.5)
+        for line in follow_log(log_store, build_id, ended=ended):
+            click.echo(line.text)
 
 
 @main.command()
@@ -213,7 +202,9 @@ def status(build_id: int | None) -> None:
     "--secret", "secrets", multiple=True, metavar="id=NAME,env=VAR|src=FILE", help="Build secret (repeatable)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
-@click.option("--workspace", default=None, help="Workspace (its Depot project on the depot backend); default: settings.")
+@click.option(
+    "--workspace", default=None, help="Workspace (its Depot project on the depot backend); default: settings."
+)
 def build_dir(
     path: str,
     image: str,
@@ -266,9 +257,8 @@ def demo(backend: str | None) -> None:
     """Carry a sample app from a signed push webhook to desired state, on embedded defaults."""
     from .demo import run_demo
 
-    if backend:
-        os.environ["STARFORGE_BUILD_BACKEND"] = backend
-    sys.exit(run_demo())
+    settings = get_settings()
+    sys.exit(run_demo(settings.model_copy(update={"build_backend": backend}) if backend else settings))
 
 
 @main.command("depot-emulator")

@@ -7,9 +7,13 @@ import os
 import secrets
 import subprocess
 import uuid
+import warnings
 from pathlib import Path
+from typing import Any
 
-from .settings import Settings, get_settings
+from pydantic import SecretStr
+
+from .settings import Settings, child_environ, get_settings
 
 SAMPLE_FILES = {
     "Dockerfile": (
@@ -25,13 +29,14 @@ SAMPLE_FILES = {
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Starforge Demo",
-        "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
-        "GIT_COMMITTER_NAME": "Starforge Demo",
-        "GIT_COMMITTER_EMAIL": "demo@starforge.invalid",
-    }
+    env = child_environ(
+        {
+            "GIT_AUTHOR_NAME": "Starforge Demo",
+            "GIT_AUTHOR_EMAIL": "demo@starforge.invalid",
+            "GIT_COMMITTER_NAME": "Starforge Demo",
+            "GIT_COMMITTER_EMAIL": "demo@starforge.invalid",
+        }
+    )
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -51,7 +56,7 @@ def make_sample_repo(root: Path, base_image: str) -> tuple[Path, str]:
     return bare, _git(work, "rev-parse", "HEAD")
 
 
-def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict:
+def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict[str, Any]:
     return {
         "ref": "refs/heads/main",
         "before": before,
@@ -67,21 +72,18 @@ def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict:
 
 def run_demo(settings: Settings | None = None) -> int:
     """On the depot backend without a token, a Depot emulator in front of the local dockerd stands in for Depot."""
-    if not os.environ.get("STARFORGE_GITHUB_WEBHOOK_SECRET"):
-        os.environ["STARFORGE_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(16)
-    os.environ.setdefault("STARFORGE_GIT_ALLOWED_SCHEMES", "https,file")  # the sample repo is a local one
     settings = settings or get_settings()
-    from .definitions import resolve_backend
+    from .backend import resolve_backend
 
     if resolve_backend(settings) != "depot" or settings.depot_token.get_secret_value():
         return _run_demo(settings)
     from .emulators.depot import DepotEmulator
 
     with DepotEmulator(docker_addr=settings.buildkit_addr) as emulator:
-        os.environ["STARFORGE_DEPOT_API_URL"] = emulator.url
+        # Resources take the Depot token by its variable's name (an EnvVar), as in production: hand it over that way.
         os.environ["STARFORGE_DEPOT_TOKEN"] = emulator.token
         print(f"Depot emulator at {emulator.url} (organization {emulator.organization_id})", flush=True)
-        code = _run_demo(get_settings())
+        code = _run_demo(settings.model_copy(update={"depot_api_url": emulator.url}))
         for build in emulator.builds():
             outcome = build.result or ("expired" if build.expired else "running")
             print(
@@ -94,17 +96,24 @@ def run_demo(settings: Settings | None = None) -> int:
 
 def _run_demo(settings: Settings) -> int:
     import dagster as dg
-    from fastapi.testclient import TestClient
+
+    with warnings.catch_warnings():  # starlette's notice about its own httpx use says nothing about the demo
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
 
     from .api import create_app
-    from .definitions import resolve_backend, resources_for
+    from .backend import resolve_backend
+    from .definitions import resources_for
     from .github.signature import sign
     from .instance import prepare_dagster_home
     from .local import drain_queue
     from .store import NotFound, open_store
 
+    if not settings.github_webhook_secret.get_secret_value():
+        settings = settings.model_copy(update={"github_webhook_secret": SecretStr(secrets.token_hex(16))})
+    if not settings.env_var("git_allowed_schemes"):
+        settings = settings.model_copy(update={"git_allowed_schemes": "https,file"})  # the sample repo is a local one
     dagster_home = prepare_dagster_home(settings)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
     backend = resolve_backend(settings)
     print(f"starforge demo: home {settings.resolved_home}, backend {backend}", flush=True)
 
@@ -129,8 +138,9 @@ def _run_demo(settings: Settings) -> int:
     if answer.status_code != 202:
         return 1
 
-    with dg.DagsterInstance.get() as instance:
-        runs = drain_queue(instance, resources_for(settings))
+    print("build output:", flush=True)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = drain_queue(instance, resources_for(settings), log_level="INFO")
     build = store.list_builds(app_id=app.id, limit=1)[0]
     desired = store.desired_state(app.id)
     print(f"build {build.id}: {build.status.value}" + (f" ({build.error})" if build.error else ""))

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from .assets import APP_PARTITIONS
+from .assets import APP_PARTITIONS_NAME
 from .jobs import build_job
 from .sensors.builds import build_queue_sensor, reconcile
 
@@ -24,20 +24,24 @@ def tick_queue_sensor(instance: dg.DagsterInstance, resources: Mapping[str, Any]
 
 
 def drain_queue(
-    instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3
+    instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3, log_level: str | None = None
 ) -> list[dg.ExecuteInProcessResult]:
-    """Tick the queue sensor and execute each requested run in process, until the queue is empty."""
+    """Tick the queue sensor and execute each requested run in process, until the queue is empty.
+
+    `log_level` sets the console logger of those runs (e.g. INFO hides Dagster's per-event DEBUG lines).
+    """
+    loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}} if log_level else {}
     results: list[dg.ExecuteInProcessResult] = []
     for _ in range(rounds):
         tick = tick_queue_sensor(instance, resources)
         if not isinstance(tick, dg.SensorResult) or not tick.run_requests:
             break
         for request in tick.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(APP_PARTITIONS.name or "apps", list(request.partition_keys))
+            instance.add_dynamic_partitions(APP_PARTITIONS_NAME, list(request.partition_keys or []))
         for run_request in tick.run_requests:
             results.append(
                 build_job.execute_in_process(
-                    run_config=run_request.run_config,
+                    run_config={**dict(run_request.run_config), **loggers},
                     tags=run_request.tags,
                     instance=instance,
                     resources=dict(resources),

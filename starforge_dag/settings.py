@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .core.inputs import RepoUrlPolicy
 
+ENV_PREFIX = "STARFORGE_"
+BUILD_SECRET_PREFIX = "STARFORGE_BUILD_SECRET_"
+
+
+class _EnvironSource(EnvSettingsSource):
+    """STARFORGE_* variables from a given mapping instead of this process's environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key if self.case_sensitive else key.lower(): value for key, value in self._environ.items()}
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("starforge_settings_environ", default=None)
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STARFORGE_", extra="ignore")
+    """Every STARFORGE_* variable; the one reader of the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(
         default=Path(".starforge"), description="Where embedded state lives (SQLite, clones, Dagster home)."
@@ -49,7 +72,7 @@ class Settings(BaseSettings):
     runtime_image: str = Field(
         default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds."
     )
-    build_network: str = Field(
+    build_network: Literal["none", "host"] = Field(
         default="none", description="Network of build steps: none | host (needs the network.host entitlement)."
     )
     build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
@@ -81,6 +104,36 @@ class Settings(BaseSettings):
     git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
     git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        return init_settings, _EnvironSource(settings_cls, environ)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The Settings a process started with exactly `environ` reads, whatever this process's environment holds."""
+        token = _ENVIRON.set(environ)
+        try:
+            return cls()
+        finally:
+            _ENVIRON.reset(token)
+
+    def env_var(self, field: str) -> str | None:
+        """The variable `field` came from, if the environment holds its value: resources take it by name (EnvVar)."""
+        name = ENV_PREFIX + field.upper()
+        value = getattr(self, field)
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return name if raw and os.environ.get(name) == str(raw) else None
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
@@ -106,3 +159,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """A fresh read of the environment on every call, so tests and CLIs can change it."""
     return Settings()
+
+
+def build_secret(name: str, prefix: str = BUILD_SECRET_PREFIX) -> str | None:
+    """A build secret's value, read when the build needs it: only its name travels in specs and config."""
+    return os.environ.get(prefix + name)
+
+
+def starforge_environ() -> dict[str, str]:
+    """This process's STARFORGE_* variables, to hand to processes it starts."""
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+
+
+def child_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without its STARFORGE_* settings and DAGSTER_HOME, then `env` on top."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "DAGSTER_HOME"}
+    return {**inherited, **env}

@@ -1,4 +1,4 @@
-"""The whole pipeline as real processes (API, dagster-daemon, dagster-webserver) for e2e tests, benchmarks and operators."""
+"""The whole pipeline as real processes (API, dagster-daemon, dagster-webserver): `starforge up`, e2e tests, benchmarks."""
 
 from __future__ import annotations
 
@@ -9,22 +9,20 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
 import httpx
+import psutil
 
-from .github.signature import sign
 from .instance import PROJECT_ROOT, prepare_dagster_home
-from .settings import Settings
+from .settings import Settings, child_environ, starforge_environ
 from .store.db import normalize_url
 
-ENV_PREFIX = "STARFORGE_"
 BIN = Path(sys.executable).parent
-POLL_S = 0.25
+POLL_S = 0.5
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 40
 LOCATION = "starforge"
@@ -34,66 +32,31 @@ class StackError(RuntimeError):
     """A process of the stack died or never answered, or a wait ran out; the message says what was seen."""
 
 
-class _MappingSettings(Settings):
-    """Settings from the stack's own mapping only, so a stack never picks up the caller's STARFORGE_* variables."""
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *sources, **named_sources):  # type: ignore[override]
-        return (init_settings,)
-
-
-def settings_from(env: Mapping[str, str]) -> Settings:
-    """The Settings the stack's processes will read from `env`."""
-    fields = {
-        name: env[ENV_PREFIX + name.upper()] for name in Settings.model_fields if ENV_PREFIX + name.upper() in env
-    }
-    return _MappingSettings(**fields)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def _descendants(pid: int) -> set[int]:
+def _descendants(pid: int) -> list[psutil.Process]:
     """Every process below `pid` (code servers, run workers), found before signals reparent them."""
-    tree, found, todo = _children_by_parent(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
-def _signal(pids: Collection[int], sig: signal.Signals) -> None:
-    for pid in pids:
+def _signal(groups: Collection[int], processes: Collection[psutil.Process], sig: signal.Signals) -> None:
+    """`sig` to each process group in `groups` and to each of `processes`, skipping those already gone."""
+    for group in groups:
         try:
-            os.kill(pid, sig)
+            os.killpg(group, sig)
         except ProcessLookupError:
+            pass
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except psutil.NoSuchProcess:
             pass
 
 
@@ -121,24 +84,17 @@ class Service:
 def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> None:
     """SIGTERM to every process, its group and its descendants at once; SIGKILL whatever is left after the grace."""
     running = [s.process for s in services if s.process is not None and s.process.poll() is None]
-    pids = {p.pid for p in running}.union(*(_descendants(p.pid) for p in running))
-    for process in running:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    _signal(pids, signal.SIGTERM)
+    below = [child for process in running for child in _descendants(process.pid)]
+    groups = [process.pid for process in running]  # each service leads its own session and group
+    _signal(groups, below, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        for process in running:
-            process.poll()
-        time.sleep(0.1)
-    for process in running:
+    _, left = psutil.wait_procs(below, timeout=grace_s)
+    for process in running:  # our own children: Popen reaps them
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             pass
-    _signal([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+    _signal(groups, left, signal.SIGKILL)
     for process in running:
         process.wait()
     for service in services:
@@ -159,7 +115,7 @@ class Stack:
     ):
         if not env.get("STARFORGE_DAGSTER_PG_URL"):
             raise ValueError("a stack keeps Dagster storage in Postgres: set STARFORGE_DAGSTER_PG_URL")
-        self.settings = settings_from(env)
+        self.settings = Settings.from_environ(env)
         self.root = root
         self.startup_timeout_s = startup_timeout_s
         self.api_port = api_port or free_port()
@@ -169,15 +125,16 @@ class Stack:
         self.home = self.settings.resolved_home
         self.logs_dir = self.home / "logs"
         self.dagster_home = self.home / "dagster-postgres"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "DAGSTER_HOME"},
-            **env,
-            # dagster-postgres hands the URL to SQLAlchemy 2.1, where a bare postgresql:// means psycopg 3.
-            "STARFORGE_DAGSTER_PG_URL": normalize_url(env["STARFORGE_DAGSTER_PG_URL"]),
-            "STARFORGE_HOME": str(self.home),
-            "DAGSTER_HOME": str(self.dagster_home),
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = child_environ(
+            {
+                **env,
+                # dagster-postgres hands the URL to SQLAlchemy 2.1, where a bare postgresql:// means psycopg 3.
+                "STARFORGE_DAGSTER_PG_URL": normalize_url(env["STARFORGE_DAGSTER_PG_URL"]),
+                "STARFORGE_HOME": str(self.home),
+                "DAGSTER_HOME": str(self.dagster_home),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         workspace = str(root / "workspace.yaml")
         self.services = {
             "api": Service(
@@ -253,7 +210,7 @@ class Stack:
             if missing is None:
                 return
             last = missing
-            time.sleep(POLL_S * 2)
+            time.sleep(POLL_S)
         raise StackError(f"{name} not ready after {self.startup_timeout_s:g}s ({last}):\n{service.log_tail()}")
 
     def _api_ready(self) -> str | None:
@@ -313,58 +270,9 @@ def graphql(stack: Stack, query: str, variables: Mapping[str, Any] | None = None
     return body["data"]
 
 
-def push_payload(
-    repo_url: str, full_name: str, sha: str, branch: str = "main", message: str = "Update app"
-) -> dict[str, Any]:
-    """The fields of a GitHub push delivery that the webhook reads, for one commit on `branch`."""
-    commit = {"id": sha, "message": message, "added": [], "modified": ["app.py"], "removed": []}
-    return {
-        "ref": f"refs/heads/{branch}",
-        "before": "0" * 40,
-        "after": sha,
-        "repository": {"full_name": full_name, "clone_url": repo_url, "html_url": repo_url},
-        "head_commit": commit,
-        "commits": [commit],
-        "pusher": {"name": "starforge-stack"},
-    }
-
-
-def post_push(
-    stack: Stack, repo_url: str, full_name: str, sha: str, delivery_id: str | None = None, branch: str = "main"
-) -> httpx.Response:
-    """Deliver a push signed with the stack's webhook secret, as GitHub would."""
-    body = json.dumps(push_payload(repo_url, full_name, sha, branch)).encode()
-    headers = {
-        "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(stack.webhook_secret.encode(), body),
-        "Content-Type": "application/json",
-    }
-    return httpx.post(f"{stack.api_url}/webhooks/github", content=body, headers=headers, timeout=30)
-
-
-def wait_for_build(stack: Stack, build_id: int, states: Collection[str], timeout: float = 180.0) -> dict[str, Any]:
-    """The build (as GET /builds/{id} shows it) once its status is one of `states`; on timeout, what it did instead."""
-    deadline = time.monotonic() + timeout
-    build: dict[str, Any] = {}
-    with stack.api() as client:
-        while time.monotonic() < deadline:
-            response = client.get(f"/builds/{build_id}")
-            response.raise_for_status()
-            build = response.json()
-            if build["status"] in states:
-                return build
-            time.sleep(POLL_S)
-    phases = "\n".join(f"  {p['state']:<10} {p['reason']} ({p['actor']})" for p in build.get("phases", []))
-    raise StackError(
-        f"build {build_id} is {build.get('status')} (error: {build.get('error')}), not in {sorted(states)} "
-        f"after {timeout:g}s; phases:\n{phases}\n{stack.log_tails()}"
-    )
-
-
 def run_stack_forever(env: Mapping[str, str] | None = None, api_port: int = 8000, webserver_port: int = 3000) -> None:
     """`starforge up`: the stack on this environment's STARFORGE_* settings until Ctrl-C or SIGTERM."""
-    chosen = env if env is not None else {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    chosen = env if env is not None else starforge_environ()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Stack(chosen, api_port=api_port, webserver_port=webserver_port) as stack:
         print(f"API        {stack.api_url}", flush=True)

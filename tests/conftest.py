@@ -21,6 +21,7 @@ from gitrepos import GitRepo
 from starforge_dag.api import create_app
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
+from starforge_dag.store.db import close_idle_connections
 from starforge_dag.store.schema import metadata
 
 API_TOKEN = "api-token-for-tests"
@@ -72,6 +73,14 @@ def postgres_database():
         for name in made:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _close_idle_database_connections() -> Iterator[None]:
+    """Each test's scratch database gets its own engine; closing their pools after the test keeps one run's
+    Postgres connections to what the current test holds, far below max_connections."""
+    yield
+    close_idle_connections()
 
 
 @pytest.fixture

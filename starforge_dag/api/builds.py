@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -11,11 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from starforge_dag.core.inputs import InvalidInput, check_branch, check_commit_id, check_repo_url, check_text
-from starforge_dag.core.models import App, DesiredState, LogLine
+from starforge_dag.core.models import App, DesiredState, LogLine, Trigger
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
 from starforge_dag.github.app import GitHubApp, GitHubAppError
-from starforge_dag.logs import open_log_store
+from starforge_dag.logs import follow_log, open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import AppRepo, GitHubStore
@@ -23,10 +21,9 @@ from starforge_dag.store.github import AppRepo, GitHubStore
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
 
-FOLLOW_POLL_S = 0.5
-
-_AUTH: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 503: {"model": Problem}}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
+_Responses = dict[int | str, dict[str, Any]]
+_AUTH: _Responses = {401: {"model": Problem}, 503: {"model": Problem}}
+_NOT_FOUND: _Responses = {404: {"model": Problem}}
 builds_router = APIRouter(tags=["builds"], dependencies=[Depends(require_token)], responses=_AUTH)
 apps_router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_AUTH)
 
@@ -46,7 +43,7 @@ def list_builds(
 @builds_router.get("/builds/{build_id}", response_model=BuildDetail, responses=_NOT_FOUND)
 def get_build(build_id: int, store: StoreDep) -> BuildDetail:
     """Status, phases with timestamps, error and failing step, image."""
-    return BuildDetail.of(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
+    return BuildDetail.of_build(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
 
 
 @builds_router.get(
@@ -73,18 +70,10 @@ def get_logs(
 
 
 def _follow(store: BuildStore, settings: Settings, build_id: int, after: int) -> Iterator[str]:
-    """Poll the log store; stop once the build was terminal before a read that found nothing new."""
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
-        while True:
-            ended = store.get_build(build_id).status.terminal
-            lines = logs.read(build_id, after_seq=after)
-            for line in lines:
-                yield json.dumps(line.model_dump(mode="json")) + "\n"
-                after = line.seq
-            if not lines:
-                if ended:
-                    return
-                time.sleep(FOLLOW_POLL_S)
+        ended = lambda: store.get_build(build_id).status.terminal  # noqa: E731
+        for line in follow_log(logs, build_id, after=after, ended=ended):
+            yield line.model_dump_json() + "\n"
 
 
 @builds_router.post(
@@ -141,7 +130,7 @@ def manual_build(
         ref, sha = _resolve_through_app(link, requested or target.branch, settings)
     else:
         ref, sha = _resolve(target, requested or target.branch, settings)
-    outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
+    outcome = store.enqueue(target, ref, sha, trigger=Trigger.MANUAL, actor="api")
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))

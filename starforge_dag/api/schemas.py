@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from starforge_dag.core.models import App, Build, Transition
+from starforge_dag.core.models import App, Build, Transition, Trigger
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.command import redact_url
 
@@ -50,7 +50,7 @@ class BuildSummary(BaseModel):
     ref: str = Field(description="Branch name, or the commit sha for a build of an exact commit.")
     commit_sha: str
     status: BuildState
-    trigger: str
+    trigger: Trigger
     error: str | None = None
     error_step: str | None = Field(default=None, description="The step that failed.")
     image_ref: str | None = None
@@ -75,7 +75,7 @@ class BuildDetail(BuildSummary):
     phases: list[Phase]
 
     @classmethod
-    def of(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> BuildDetail:
+    def of_build(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> BuildDetail:
         return cls(
             **_summary_fields(build),
             delivery_id=build.delivery_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
@@ -31,7 +31,7 @@ _DELIVERY_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_DELIVERY_ID}}}")
 _EVENT = re.compile(r"[a-z_]{1,50}")
 FORM = "application/x-www-form-urlencoded"
 
-_ERRORS: dict[int | str, dict] = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": Problem,
         "description": "Missing or invalid header, or a body that is not a readable push payload "

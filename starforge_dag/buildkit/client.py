@@ -84,7 +84,7 @@ _USER_TEXT = (
     "failed to resolve source metadata",
     "pull access denied",
 )
-_STREAMS = {1: "stdout", 2: "stderr"}
+_STREAMS: dict[int, Literal["stdout", "stderr"]] = {1: "stdout", 2: "stderr"}
 _CONFIG_FIELDS = {"Env", "WorkingDir", "Cmd", "Entrypoint", "User", "ExposedPorts", "Labels", "StopSignal"}
 
 DefinitionLike = bytes | ops_pb2.Definition
@@ -199,7 +199,7 @@ class _StatusTracker:
     def _line(self, digest: str, stream: int, line: bytes, ts: datetime) -> None:
         text = line.rstrip(b"\r").decode("utf-8", errors="replace")
         name = self._names.get(digest, "")
-        self._emit(LogEvent(digest, name, _STREAMS.get(stream, "stderr"), text, ts))  # type: ignore[arg-type]
+        self._emit(LogEvent(digest, name, _STREAMS.get(stream, "stderr"), text, ts))
 
     def _flush(self, digest: str) -> None:
         for key in [k for k in self._partial if k[0] == digest]:
@@ -485,8 +485,8 @@ class BuildKitClient:
         sock = self.docker_socket
         if sock is None:
             raise PermanentBuildError(f"the moby exporter needs a docker:// address, not {self.addr}")
-        if image_config is not None:
-            result = self._solve_with_config(image, definition, image_config, ref, common)  # type: ignore[arg-type]
+        if image_config is not None and definition is not None:  # the check above makes these the same
+            result = self._solve_with_config(image, definition, image_config, ref, common)
         else:
             result = self.solve(
                 definition,

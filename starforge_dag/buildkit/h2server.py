@@ -142,7 +142,7 @@ class Connection:
     def _receive(self, data: bytes) -> None:
         for event in self._h2.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
-                self._open(event.stream_id, event.headers or [])
+                self._open(event.stream_id, [(str(name), str(value)) for name, value in event.headers or []])
             elif isinstance(event, h2.events.DataReceived):
                 self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 stream = self._streams.get(event.stream_id)
@@ -159,9 +159,9 @@ class Connection:
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self._closed = True
 
-    def _open(self, stream_id: int, headers: Iterable[Any]) -> None:
+    def _open(self, stream_id: int, headers: Iterable[tuple[str, str]]) -> None:
         """Start a call; headers are str pairs (the connection decodes them as UTF-8)."""
-        path, metadata = "", {}  # type: tuple[str, dict[str, list[str]]]
+        path, metadata = "", dict[str, list[str]]()
         for name, value in headers:
             if name == ":path":
                 path = value

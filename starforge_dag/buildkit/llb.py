@@ -111,12 +111,12 @@ class Mount:
     """A mount of an ExecOp other than the root filesystem."""
 
     dest: str | None
-    type: int
+    type: pb.MountType
     source: State | None = None
     selector: str = ""
     readonly: bool = False
     cache_id: str = ""
-    sharing: int = pb.SHARED
+    sharing: pb.CacheSharingOpt = pb.SHARED
     secret_id: str = ""
     secret_env: str | None = None
     optional: bool = False
@@ -159,7 +159,7 @@ class ExecVertex(Vertex):
         cwd: str,
         user: str,
         mounts: Sequence[Mount],
-        network: int,
+        network: pb.NetMode,
         platform: pb.Platform,
         name: str | None,
         ignore_cache: bool,
@@ -194,7 +194,7 @@ class ExecVertex(Vertex):
                     next_output += 1
             elif m.type == pb.CACHE:
                 mp.cacheOpt.ID = m.cache_id
-                mp.cacheOpt.sharing = m.sharing  # type: ignore[assignment]
+                mp.cacheOpt.sharing = m.sharing
             elif m.type == pb.SECRET:
                 mp.secretOpt.ID = m.secret_id
                 mp.secretOpt.mode = m.mode
@@ -207,7 +207,7 @@ class ExecVertex(Vertex):
     def _fill(self, op: pb.Op) -> None:
         op.exec.meta.CopyFrom(self.meta)
         op.exec.mounts.extend(self.mount_pbs)
-        op.exec.network = self.network  # type: ignore[assignment]
+        op.exec.network = self.network
         op.exec.secretenv.extend(self.secret_envs)
 
 

@@ -169,12 +169,13 @@ class DockerBridge:
                     src = key.fileobj
                     if src is self._wake_r:
                         return
+                    assert isinstance(src, socket.socket)
                     try:
-                        data = src.recv(65536)  # type: ignore[union-attr]
+                        data = src.recv(65536)
                         if data:
-                            peers[src].sendall(data)  # type: ignore[index]
+                            peers[src].sendall(data)
                             continue
-                        peers[src].shutdown(socket.SHUT_WR)  # type: ignore[index]
+                        peers[src].shutdown(socket.SHUT_WR)
                     except OSError:
                         return
                     sel.unregister(src)

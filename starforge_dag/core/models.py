@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -15,11 +16,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _Model(BaseModel):
+class _FrozenModel(BaseModel):
+    """Values passed between processes and layers: never changed in place."""
+
     model_config = ConfigDict(frozen=True)
 
 
-class ImageRef(_Model):
+class Trigger(StrEnum):
+    """What asked for a build (a re-execution resumes its build, keeping the trigger)."""
+
+    PUSH = "push"  # a GitHub push webhook
+    MANUAL = "manual"  # `starforge build`, POST /apps/{app}/builds
+    RECONCILE = "reconcile"  # a push that never arrived, found by comparing the repository with the builds
+
+
+class ImageRef(_FrozenModel):
     """Where an image lives; `digest` is the registry's manifest digest once pushed."""
 
     registry: str
@@ -60,7 +71,7 @@ class ImageRef(_Model):
         return cls(registry=host, repository=repository, tag=tag, digest=digest or None)
 
 
-class App(_Model):
+class App(_FrozenModel):
     id: int
     workspace: str
     name: str
@@ -73,7 +84,7 @@ class App(_Model):
     cancel_running: bool = False
 
 
-class BuildRequest(_Model):
+class BuildRequest(_FrozenModel):
     """A build as the pipeline sees it: which app, which commit, who asked."""
 
     build_id: int
@@ -85,11 +96,11 @@ class BuildRequest(_Model):
     commit_sha: str
     root_dir: str = ""
     dockerfile_path: str | None = None
-    trigger: Literal["push", "manual", "reconcile"] = "push"
+    trigger: Trigger = Trigger.PUSH
     delivery_id: str | None = None
 
 
-class Build(_Model):
+class Build(_FrozenModel):
     """A row of the builds table."""
 
     id: int
@@ -99,7 +110,7 @@ class Build(_Model):
     ref: str
     commit_sha: str
     status: BuildState
-    trigger: str
+    trigger: Trigger
     delivery_id: str | None = None
     run_id: str | None = None
     error: str | None = None
@@ -120,7 +131,7 @@ class Build(_Model):
         return self.started_at or self.created_at
 
 
-class Transition(_Model):
+class Transition(_FrozenModel):
     build_id: int
     from_state: BuildState | None
     to_state: BuildState
@@ -129,7 +140,7 @@ class Transition(_Model):
     at: datetime
 
 
-class BuildSpec(_Model):
+class BuildSpec(_FrozenModel):
     """Everything a BuildService needs to build and push one image; no secrets, only their names."""
 
     build_id: int
@@ -155,7 +166,7 @@ class BuildSpec(_Model):
         return base64.b64decode(value) if isinstance(value, str) else value
 
 
-class BuildTicket(_Model):
+class BuildTicket(_FrozenModel):
     """A submitted build: enough to follow or cancel it from any process."""
 
     spec: BuildSpec
@@ -165,7 +176,7 @@ class BuildTicket(_Model):
     endpoint: str | None = None
 
 
-class ProgressLine(_Model):
+class ProgressLine(_FrozenModel):
     """One line of build output as a BuildService reports it, before it gets a sequence number."""
 
     stream: Literal["stdout", "stderr", "system"] = "system"
@@ -174,7 +185,7 @@ class ProgressLine(_Model):
     ts: datetime = Field(default_factory=utcnow)
 
 
-class LogLine(_Model):
+class LogLine(_FrozenModel):
     """A stored log line: (build_id, seq) is unique and orders the log."""
 
     build_id: int
@@ -185,7 +196,7 @@ class LogLine(_Model):
     ts: datetime = Field(default_factory=utcnow)
 
 
-class BuildResult(_Model):
+class BuildResult(_FrozenModel):
     build_id: int
     image: ImageRef
     config_digest: str | None = None
@@ -196,7 +207,7 @@ class BuildResult(_Model):
     backend_url: str | None = Field(default=None, description="Where the backend shows the build, if anywhere.")
 
 
-class DepotProject(_Model):
+class DepotProject(_FrozenModel):
     """A Depot project: one per workspace, so each workspace has its own build cache."""
 
     project_id: str
@@ -205,7 +216,7 @@ class DepotProject(_Model):
     organization_id: str | None = None
 
 
-class DesiredState(_Model):
+class DesiredState(_FrozenModel):
     app_id: int
     workspace: str
     app: str

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from .base import LogStoreBackend
+from .follow import follow_log
 from .sql import SqlLogStore
 from .writer import Backoff, BufferedLogWriter, LogsNotSaved
 
@@ -23,6 +24,7 @@ __all__ = [
     "LogStoreBackend",
     "LogsNotSaved",
     "SqlLogStore",
+    "follow_log",
     "open_build_log",
     "open_log_store",
 ]
@@ -30,6 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _CLICKHOUSE_SCHEMES = ("chdb:", "http:", "https:", "clickhouse:")
+_RETRY = Backoff()
 
 
 def open_log_store(dsn: str, database_url: str) -> LogStoreBackend:
@@ -46,9 +49,7 @@ def open_log_store(dsn: str, database_url: str) -> LogStoreBackend:
 
 
 @contextmanager
-def open_build_log(
-    dsn: str, database_url: str, build_id: int, retry: Backoff = Backoff()
-) -> Iterator[BufferedLogWriter]:
+def open_build_log(dsn: str, database_url: str, build_id: int, retry: Backoff = _RETRY) -> Iterator[BufferedLogWriter]:
     """A writer that continues the build's stored log, waiting out a store that is down when the build starts."""
     store, start_seq = _resume(dsn, database_url, build_id, retry)
     with store, BufferedLogWriter(store, build_id, start_seq=start_seq, retry=retry) as writer:

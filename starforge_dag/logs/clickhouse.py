@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.models import LogLine
 from .base import LogStoreBackend, as_utc
@@ -43,8 +43,8 @@ class ClickHouseLogStore(LogStoreBackend):
         self._database = database
         self._name = f"{_identifier(database)}.{_identifier(table)}"
         # The default database always exists; ours may not yet, so every statement names it.
-        interface = {"interface": "https"} if dsn.startswith("https:") else {}
-        self._client: Client = clickhouse_connect.get_client(dsn=dsn, database="default", **interface)
+        interface = "https" if dsn.startswith("https:") else None
+        self._client: Client = clickhouse_connect.get_client(dsn=dsn, database="default", interface=interface)
         self._lock = threading.Lock()
         try:
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {_identifier(database)}")
@@ -61,7 +61,7 @@ class ClickHouseLogStore(LogStoreBackend):
     def append(self, lines: Sequence[LogLine]) -> None:
         if not lines:
             return
-        columns = [
+        columns: list[list[Any]] = [
             [ln.build_id for ln in lines],
             [ln.seq for ln in lines],
             [ln.ts for ln in lines],

@@ -18,11 +18,11 @@ from ..git.checkout import SourceTree, resolve_inside
 from ..github.clone import clone_with_app
 from ..resources.build_service import BuildService
 from ..resources.build_store import BuildStoreResource
-from ..resources.git import GitSource
+from ..resources.git import GitResource
 from ..resources.github import GitHubAppResource
-from ..resources.log_store import LogStore
-from ..resources.planner import Planner
-from ..resources.registry import ImageRegistry
+from ..resources.log_store import LogStoreResource
+from ..resources.planner import PlannerResource
+from ..resources.registry import RegistryResource
 from ..store import BuildStore
 from ..store.github import GitHubStore
 from ..store.retry import DbRetry, is_connectivity_error
@@ -172,7 +172,7 @@ def load_build(
         commit_sha=build.commit_sha,
         root_dir=app.root_dir,
         dockerfile_path=app.dockerfile_path,
-        trigger=build.trigger,  # type: ignore[arg-type]
+        trigger=build.trigger,
         delivery_id=build.delivery_id,
     )
 
@@ -182,7 +182,7 @@ def clone_source(
     context: dg.OpExecutionContext,
     request: BuildRequest,
     build_store: BuildStoreResource,
-    git: GitSource,
+    git: GitResource,
     github: GitHubAppResource,
 ) -> SourceTree:
     """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory.
@@ -240,7 +240,7 @@ def inspect_repo(
 
 
 @dg.op
-def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> BuildSpec:
+def dockerfile_frontend(planned: PlannedSource, registry: RegistryResource) -> BuildSpec:
     """Build with BuildKit's Dockerfile frontend, context = the app's root directory."""
     r = planned.request
     return BuildSpec(
@@ -257,8 +257,8 @@ def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> Buil
 def railpack_frontend(
     context: dg.OpExecutionContext,
     planned: PlannedSource,
-    registry: ImageRegistry,
-    planner: Planner,
+    registry: RegistryResource,
+    planner: PlannerResource,
     build_store: BuildStoreResource,
 ) -> BuildSpec:
     """Detect the framework, make a Railpack plan and its LLB; the plan shows in the UI."""
@@ -304,7 +304,7 @@ def await_build(
     ticket: BuildTicket,
     build_service: BuildService,
     build_store: BuildStoreResource,
-    log_store: LogStore,
+    log_store: LogStoreResource,
 ) -> BuildResult:
     """Run the build to the end, streaming every line to the log store and the step's stdout."""
     build_id = ticket.spec.build_id
@@ -364,7 +364,7 @@ def publish_image(
     result: BuildResult,
     source: SourceTree,
     build_store: BuildStoreResource,
-    registry: ImageRegistry,
+    registry: RegistryResource,
 ):
     """Verify the digest with the registry, then succeed in one transaction: image, desired state, status."""
     build_id = result.build_id

@@ -1,4 +1,4 @@
-"""Plan → Dockerfile text, for build engines that take a Dockerfile rather than raw LLB.
+"""Plan → Dockerfile text: the LLB rendering's steps, caches and secrets as a Dockerfile people can read and run.
 
 Each step is a stage; cache mounts and secret mounts use `RUN --mount` (secrets are read
 from /run/secrets into the command's environment, so no value reaches a layer); assets are

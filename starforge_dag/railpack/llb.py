@@ -59,7 +59,7 @@ class _Converter:
         plan: BuildPlan,
         builder_image: str | None,
         runtime_image: str | None,
-        network: str | None,
+        network: llb.Network | Literal["sandbox"],
         context_name: str,
         platform: str | None,
     ):
@@ -211,7 +211,7 @@ def plan_to_llb(
     builder_image: str | None = None,
     runtime_image: str | None = None,
     *,
-    network: str | None = None,
+    network: llb.Network | Literal["sandbox"] = None,
     context_name: str = CONTEXT_NAME,
     platform: str | None = None,
 ) -> PlanLLB:

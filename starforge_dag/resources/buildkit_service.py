@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ..buildkit.builder import BuildKitBuilder
-from ..buildkit.registry import RegistryAuth
-from ..buildkit.transport import TLSConfig
 from ..core.models import BuildResult, BuildSpec, BuildTicket
+from ..settings import BUILD_SECRET_PREFIX, build_secret
 from .build_service import BuildService, CancelCheck, LogSink, _never
+
+if TYPE_CHECKING:  # the BuildKit client (grpc, protobuf, h2) loads when a build needs it, not with the definitions
+    from ..buildkit.builder import BuildKitBuilder
 
 
 class BuildKitBuildService(BuildService):
@@ -33,7 +34,7 @@ class BuildKitBuildService(BuildService):
         default="none", description="Network of RUN steps; host needs the network.host entitlement on the daemon."
     )
     secret_env_prefix: str = Field(
-        default="STARFORGE_BUILD_SECRET_", description="A build secret NAME is read from the variable PREFIX+NAME."
+        default=BUILD_SECRET_PREFIX, description="A build secret NAME is read from the variable PREFIX+NAME."
     )
     connect_timeout_s: float = Field(default=30.0, description="How long submit waits for the endpoint to answer.")
     build_timeout_s: float | None = Field(default=None, description="Stop a solve running longer than this.")
@@ -43,6 +44,10 @@ class BuildKitBuildService(BuildService):
     )
 
     def _builder(self) -> BuildKitBuilder:
+        from ..buildkit.builder import BuildKitBuilder
+        from ..buildkit.registry import RegistryAuth
+        from ..buildkit.transport import TLSConfig
+
         tls = None
         if self.tls_ca or self.tls_cert or self.tls_key:
             tls = TLSConfig.from_files(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
@@ -53,7 +58,7 @@ class BuildKitBuildService(BuildService):
             registry_auth=auth,
             insecure_registry=self.insecure_registry,
             network_mode=self.network_mode,
-            secret_lookup=lambda name: os.environ.get(self.secret_env_prefix + name),
+            secret_lookup=lambda name: build_secret(name, self.secret_env_prefix),
             connect_timeout_s=self.connect_timeout_s,
             build_timeout_s=self.build_timeout_s,
             cancel_dir=self.cancel_dir,

@@ -12,7 +12,7 @@ from ..core.inputs import RepoUrlPolicy
 from ..git.checkout import CHECKOUT_TIMEOUT_S, SourceTree, checkout
 
 
-class GitSource(dg.ConfigurableResource):
+class GitResource(dg.ConfigurableResource):
     """Shallow, exact-commit checkouts under a work directory (one per build, reused on re-execution)."""
 
     workdir: str = Field(description="Where build checkouts live.")

@@ -12,7 +12,7 @@ from ..core.models import LogLine
 from ..logs import BufferedLogWriter, LogStoreBackend, open_build_log, open_log_store
 
 
-class LogStore(dg.ConfigurableResource):
+class LogStoreResource(dg.ConfigurableResource):
     """Where build logs go: the build store's database ("sql") or ClickHouse (chdb:// or a server)."""
 
     dsn: str = Field(

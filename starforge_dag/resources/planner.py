@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import BaseModel, Field
@@ -23,12 +23,12 @@ class PlannedBuild(BaseModel):
     secrets: list[str]
 
 
-class Planner(dg.ConfigurableResource):
+class PlannerResource(dg.ConfigurableResource):
     """Plans apps without a Dockerfile; builder/runtime images stand in for Railpack's own."""
 
     builder_image: str = Field(description="Image every build step runs in.")
     runtime_image: str = Field(description="Base image of the deployed image.")
-    network: str = Field(
+    network: Literal["none", "host", "sandbox"] = Field(
         default="none",
         description="Network of build steps: none, host (needs the network.host entitlement) or sandbox.",
     )
@@ -48,7 +48,7 @@ class Planner(dg.ConfigurableResource):
             result.plan,
             builder_image=self.builder_image,
             runtime_image=self.runtime_image,
-            network=None if self.network == "sandbox" else self.network,
+            network=self.network,
         )
         return PlannedBuild(
             plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from ..buildkit.registry import RegistryAuth, RegistryClient
 from ..core.errors import BuildError, PermanentBuildError, TransientBuildError
 from ..core.models import ImageRef
 
 
-class ImageRegistry(dg.ConfigurableResource):
+class RegistryResource(dg.ConfigurableResource):
     """Names images `<prefix>/<workspace>/<app>:<commit>` and checks pushed digests."""
 
     prefix: str = Field(description="Registry host and path prefix, e.g. 127.0.0.1:5000/apps.")
@@ -24,6 +23,8 @@ class ImageRegistry(dg.ConfigurableResource):
 
     def manifest_digest(self, image: ImageRef) -> str:
         """The registry's own digest for the image's tag (Docker-Content-Digest), through Basic or Bearer auth."""
+        from ..buildkit.registry import RegistryAuth, RegistryClient  # httpx loads only for the publish step
+
         auth = RegistryAuth(self.username, self.password or "", image.registry) if self.username else None
         client = RegistryClient(auth, insecure=None if self.insecure else False, timeout=10)
         try:

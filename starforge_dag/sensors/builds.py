@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ..assets import APP_PARTITIONS, app_partition_key
+from ..assets import APP_PARTITIONS, APP_PARTITIONS_NAME, app_partition_key
 from ..core.models import Build, utcnow
 from ..core.reconcile import AttachRun, CancelRun, EndBuild, ReconcileInput, ReleaseClaim, RunState, decide
 from ..core.states import BuildState
@@ -28,7 +28,7 @@ def run_tags(build: Build, timeout_s: int) -> dict[str, str]:
         WORKSPACE_TAG: build.workspace,
         APP_TAG: build.app,
         COMMIT_TAG: build.commit_sha,
-        TRIGGER_TAG: build.trigger,
+        TRIGGER_TAG: build.trigger.value,
         "dagster/max_runtime": str(timeout_s + 60),
     }
 
@@ -101,7 +101,7 @@ def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildSt
     claimed = store.claim_queued(build_store.claims_per_tick, claimer=actor)
     if not claimed:
         return dg.SkipReason("no queued builds" + (f"; reconciled: {'; '.join(notes)}" if notes else ""))
-    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS.name or "apps"))
+    known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS_NAME))
     new_keys = sorted({app_partition_key(b.workspace, b.app) for b in claimed} - known)
     return dg.SensorResult(
         run_requests=[

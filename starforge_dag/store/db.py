@@ -90,6 +90,13 @@ def upgrade(engine: sa.Engine) -> None:
                 conn.commit()
 
 
+def close_idle_connections() -> None:
+    """Close every engine's pooled connections but keep the engines (and their upgraded schemas) for reuse."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+
+
 def dispose_all() -> None:
     with _lock:
         for engine in _engines.values():

@@ -6,18 +6,15 @@ import hashlib
 import os
 import socket
 import stat
-import subprocess
 import threading
-import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.registry import password_registry
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
@@ -243,35 +240,9 @@ def private_image(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, RegistryAuth]]:
     """An image in a second local registry that wants a password; the daemon keeps no copy of it."""
-    root = tmp_path_factory.mktemp("private-registry")
-    auth = RegistryAuth("robot", uuid.uuid4().hex)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # bcrypt, which docker-registry's htpasswd wants, without another dependency
-
-    (root / "htpasswd").write_text(
-        f"{auth.username}:{crypt.crypt(auth.password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
-    )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{probe.getsockname()[1]}"
-    (root / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n"
-        f"auth:\n  htpasswd:\n    realm: starforge-test\n    path: {root}/htpasswd\n"
-    )
-    log = (root / "registry.log").open("w")
-    registry = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://{host}/v2/", timeout=1).status_code == 401:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and registry.poll() is None, (root / "registry.log").read_text()
-            time.sleep(0.2)
-        image = f"{host}/private/base:{uuid.uuid4().hex[:8]}"
+    with password_registry(tmp_path_factory.mktemp("private-registry")) as registry:
+        auth = RegistryAuth(registry.username, registry.password)
+        image = f"{registry.host}/private/base:{uuid.uuid4().hex[:8]}"
         context = write(
             tmp_path_factory.mktemp("private-image"), {"Dockerfile": f"FROM {base_image}\nRUN echo private > /marker\n"}
         )
@@ -282,10 +253,6 @@ def private_image(
             )
         remove_image(docker_sock, image)
         yield image, auth
-    finally:
-        registry.terminate()
-        registry.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.integration

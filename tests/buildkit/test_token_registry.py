@@ -20,7 +20,7 @@ from starforge_dag.buildkit.registry import RegistryAuth, RegistryClient, push_i
 from starforge_dag.buildkit.session import Session
 from starforge_dag.core.errors import PermanentBuildError
 from starforge_dag.core.models import ImageRef
-from starforge_dag.resources.registry import ImageRegistry
+from starforge_dag.resources.registry import RegistryResource
 
 
 def _pushed(client: BuildKitClient, base_image: str, registry: TokenRegistry) -> tuple[str, str]:
@@ -38,7 +38,7 @@ def test_push_and_digest_check_through_the_bearer_challenge(
     image, digest = _pushed(client, base_image, token_registry)
 
     assert RegistryClient(token_registry.auth).manifest_digest(image) == digest
-    resource = ImageRegistry(
+    resource = RegistryResource(
         prefix=f"{token_registry.host}/private", username="robot", password=token_registry.password
     )
     assert resource.manifest_digest(ImageRef.parse(image)) == digest

@@ -3,7 +3,8 @@
 import dagster as dg
 import pytest
 
-from starforge_dag.definitions import defs, resolve_backend
+from starforge_dag.backend import docker_reachable, resolve_backend
+from starforge_dag.definitions import defs, resources_for
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
 from starforge_dag.resources.depot_service import DepotBuildService
@@ -66,3 +67,12 @@ def test_the_depot_token_reaches_the_resource_as_an_env_var(monkeypatch, tmp_pat
     assert isinstance(service.token, dg.EnvVar) and service.token == "STARFORGE_DEPOT_TOKEN"
     assert (service.api_url, service.platform) == ("http://127.0.0.1:1", "arm64")
     assert service.process_config_and_initialize().token == "depot-org-token-value"
+
+
+def test_auto_backend_asks_the_socket_once_per_process(tmp_path):
+    settings = Settings(home=tmp_path, build_backend="auto", buildkit_addr=f"docker://{tmp_path}/once.sock")
+    asked = docker_reachable.cache_info().misses
+    resources_for(settings)
+    resources_for(settings)
+    resolve_backend(settings)
+    assert docker_reachable.cache_info().misses == asked + 1

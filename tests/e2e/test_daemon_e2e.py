@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from deliveries import GitHub
+from support.stack_client import post_push, wait_for_build
 
-from starforge_dag.stack import Stack, graphql, wait_for_build
+from starforge_dag.stack import Stack, graphql
 from starforge_dag.store import open_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -174,15 +173,6 @@ def wait_for_sensor_tick(stack: Stack, after: float, timeout: float = 60.0) -> N
 
 def metadata(materialization: dict[str, Any]) -> dict[str, Any]:
     return {e["label"]: e.get("text", e.get("intValue")) for e in materialization["metadataEntries"]}
-
-
-def post_push(stack: Stack, repo_url: str, full_name: str, sha: str, delivery_id: str | None = None) -> httpx.Response:
-    """A signed push of one commit to the stack's API, over real HTTP."""
-    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
-        github = GitHub(client, stack.webhook_secret)
-        return github.deliver(
-            github.push(github.commit(sha=sha), full_name=full_name, repo_url=repo_url), delivery=delivery_id
-        )
 
 
 def phase_states(build: dict[str, Any]) -> list[str]:

@@ -7,17 +7,17 @@ import pytest
 
 from starforge_dag.core.models import ProgressLine
 from starforge_dag.logs import SqlLogStore
-from starforge_dag.resources.log_store import LogStore
+from starforge_dag.resources.log_store import LogStoreResource
 
 
-def write_lines(log_store: LogStore, build_id: int, texts: list[str]) -> None:
+def write_lines(log_store: LogStoreResource, build_id: int, texts: list[str]) -> None:
     with log_store.writer(build_id) as writer:
         for text in texts:
             writer.write(ProgressLine(stream="stdout", text=text))
 
 
 def test_a_resumed_build_continues_its_log(sqlite_url: str, build_id: int) -> None:
-    log_store = LogStore(dsn="sql", database_url=sqlite_url)
+    log_store = LogStoreResource(dsn="sql", database_url=sqlite_url)
     write_lines(log_store, build_id, ["clone", "plan"])
     write_lines(log_store, build_id, ["build", "push"])
 
@@ -36,7 +36,7 @@ def test_a_resumed_build_continues_its_log(sqlite_url: str, build_id: int) -> No
 @pytest.mark.integration
 def test_an_op_streams_its_log_to_clickhouse(chdb_dsn: str, sqlite_url: str, build_id: int) -> None:
     @dg.op
-    def emit(log_store: LogStore) -> int:
+    def emit(log_store: LogStoreResource) -> int:
         write_lines(log_store, build_id, [f"line {i}" for i in range(500)])
         return log_store.last_seq(build_id)
 
@@ -44,9 +44,11 @@ def test_an_op_streams_its_log_to_clickhouse(chdb_dsn: str, sqlite_url: str, bui
     def emit_job() -> None:
         emit()
 
-    result = emit_job.execute_in_process(resources={"log_store": LogStore(dsn=chdb_dsn, database_url=sqlite_url)})
+    result = emit_job.execute_in_process(
+        resources={"log_store": LogStoreResource(dsn=chdb_dsn, database_url=sqlite_url)}
+    )
 
     assert result.output_for_node("emit") == 499
-    assert [ln.text for ln in LogStore(dsn=chdb_dsn, database_url=sqlite_url).read(build_id, limit=600)] == [
+    assert [ln.text for ln in LogStoreResource(dsn=chdb_dsn, database_url=sqlite_url).read(build_id, limit=600)] == [
         f"line {i}" for i in range(500)
     ]

@@ -21,7 +21,7 @@ from starforge_dag.core.inputs import InvalidInput, RepoUrlPolicy
 from starforge_dag.git.checkout import checkout
 from starforge_dag.git.command import Git, GitFailed
 from starforge_dag.git.refs import resolve_ref
-from starforge_dag.resources.git import GitSource
+from starforge_dag.resources.git import GitResource
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
 
@@ -120,8 +120,8 @@ def test_the_checkout_resource_allows_only_https_to_github_unless_configured(git
     repo = git_repo("local")
     sha = repo.commit({"a": "1"})
     with pytest.raises(UserBuildError, match="scheme 'file' is not allowed"):
-        GitSource(workdir=str(tmp_path / "work")).checkout(1, repo.url, sha)
-    tree = GitSource(workdir=str(tmp_path / "work"), allowed_schemes=["file"], allowed_hosts=[]).checkout(
+        GitResource(workdir=str(tmp_path / "work")).checkout(1, repo.url, sha)
+    tree = GitResource(workdir=str(tmp_path / "work"), allowed_schemes=["file"], allowed_hosts=[]).checkout(
         1, repo.url, sha
     )
     assert tree.commit_sha == sha

@@ -8,7 +8,10 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     from sqlalchemy import create_engine
 
-    with create_engine(context.config.get_main_option("sqlalchemy.url") or "").connect() as conn:
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic needs a connection from store.db.upgrade or a sqlalchemy.url")
+    with create_engine(url).connect() as conn:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()

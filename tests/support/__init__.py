@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks (benchmarks put `tests/` on sys.path to import them)."""
