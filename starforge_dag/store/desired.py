@@ -306,7 +306,9 @@ class Desired(StoreBase):
             if current is None:
                 raise ChangeRefused("nothing to pin: the app has no desired state yet")
             if current.pinned:
-                raise ChangeRefused(f"{current.workspace}/{current.app} is already pinned (revision {current.revision})")
+                raise ChangeRefused(
+                    f"{current.workspace}/{current.app} is already pinned (revision {current.revision})"
+                )
             build = get_build(conn, current.build_id)
             text = note or f"pinned to build {build.id} of {build.commit_sha[:12]}"
             return set_desired(conn, app_id, build, "pin", text, actor, pinned=True)
@@ -359,9 +361,7 @@ class Desired(StoreBase):
                 conn.execute(t.builds.update().where(t.builds.c.id.in_(ids)).values(image_deleted_at=None))
 
 
-def _retention_inputs(
-    conn: sa.Connection, app_id: int
-) -> tuple[list[Build], list[DesiredChange], DesiredState | None]:
+def _retention_inputs(conn: sa.Connection, app_id: int) -> tuple[list[Build], list[DesiredChange], DesiredState | None]:
     builds = [
         to_build(r)
         for r in conn.execute(
@@ -389,7 +389,9 @@ def rollback_target(conn: sa.Connection, app_id: int, build_id: int) -> Build:
         raise ChangeRefused(f"build {build_id} is not a build of this app")
     build = to_build(row)
     if build.status != BuildState.SUCCEEDED or not build.image_digest:
-        raise ChangeRefused(f"build {build.id} did not succeed ({build.status.value}); only succeeded builds have images")
+        raise ChangeRefused(
+            f"build {build.id} did not succeed ({build.status.value}); only succeeded builds have images"
+        )
     if build.image_deleted_at is not None:
         raise ChangeRefused(
             f"the image of build {build.id} was deleted by image retention at {build.image_deleted_at.isoformat()}; "
