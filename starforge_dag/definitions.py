@@ -9,6 +9,7 @@ import dagster as dg
 
 from .assets import app_image
 from .jobs import build_job
+from .ops.retention import collect_images_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
@@ -17,6 +18,7 @@ from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+from .sensors.desired import desired_state_sensor, image_retention_schedule
 from .settings import Settings, get_settings
 
 
@@ -100,9 +102,11 @@ def resources_for(settings: Settings) -> dict[str, object]:
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    settings = get_settings()
     return dg.Definitions(
         assets=[app_image],
-        jobs=[build_job],
-        sensors=[build_queue_sensor, build_run_failure_sensor, build_run_canceled_sensor],
-        resources=resources_for(get_settings()),
+        jobs=[build_job, collect_images_job],
+        sensors=[build_queue_sensor, build_run_failure_sensor, build_run_canceled_sensor, desired_state_sensor],
+        schedules=[image_retention_schedule(settings.retain_builds, settings.retain_desired_days)],
+        resources=resources_for(settings),
     )
