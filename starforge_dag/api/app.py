@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 TAGS = [
     {"name": "webhooks", "description": "GitHub deliveries, authenticated by X-Hub-Signature-256."},
     {"name": "builds", "description": "Build status, phases, logs and cancellation."},
-    {"name": "apps", "description": "Apps, manual builds and the desired state the deployer reads."},
-    {"name": "desired state", "description": "The deployer's feed of desired-state changes; rollback and pins."},
+    {
+        "name": "apps",
+        "description": "Apps, manual builds, the desired state and its change feed the deployer reads, rollback and pins.",
+    },
     {"name": "health", "description": "Liveness with a database check."},
 ]
 

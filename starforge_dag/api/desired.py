@@ -30,7 +30,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem},
     404: {"model": Problem},
 }
-router = APIRouter(tags=["desired state"], dependencies=[Depends(require_token)], responses=_ERRORS)
+router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_ERRORS)
 
 
 class ChangeView(BaseModel):
