@@ -16,7 +16,6 @@ from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update
 from .transitions import end_as_requested, locked_state, set_state
 
 AUTOMATIC: frozenset[str] = frozenset({"build", "rewind"})
-NOTIFY_CHANNEL = "starforge_desired"
 
 
 class ChangeRefused(ValueError):
@@ -136,8 +135,6 @@ def set_desired(
         at=now,
     )
     conn.execute(t.desired_changes.insert().values(**row))
-    if conn.dialect.name == "postgresql":  # delivered on commit: wakes long-polls in every API process
-        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(revision))))
     return DesiredChange(**row)  # type: ignore[arg-type]
 
 
