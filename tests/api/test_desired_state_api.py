@@ -111,6 +111,7 @@ def manifest_exists(repository: str, digest: str) -> bool:
     return response.status_code == 200
 
 
+@pytest.mark.integration
 def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: str, store: BuildStore):
     apps = [store.add_app("acme", f"svc{i}", f"https://github.com/acme/svc{i}.git", "main") for i in range(5)]
     builds = [(a, _pushing(store, a, n)) for n in range(1, 5) for a in apps]
@@ -170,7 +171,7 @@ def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: st
 
 
 def _produce(pool, build, builds, apps, api_url: str, store: BuildStore) -> int:
-    """Succeed the builds concurrently, pin, try a refused rollback and unpin three apps, then one more build each."""
+    """Succeed the builds concurrently; pin, try a refused rollback and unpin three apps; build again; roll one back."""
     moves = sum(pool.map(build, builds))
     with _api(api_url) as api:
         for a in apps[:3]:
@@ -179,8 +180,21 @@ def _produce(pool, build, builds, apps, api_url: str, store: BuildStore) -> int:
             refused = api.post(f"/apps/acme/{a.name}/rollback", json={"build_id": oldest})
             assert refused.status_code == 409 and "no longer in the registry" in refused.json()["detail"]
             assert api.post(f"/apps/acme/{a.name}/unpin").status_code == 200
-    extra = [pool.submit(build, (a, _pushing(store, a, 9))) for a in apps]
-    return moves + sum(f.result() for f in extra)
+    extra = [pool.submit(build, (a, _pushing(store, a, 9))) for a in apps[:3] + apps[4:]]
+    moves += sum(f.result() for f in extra)
+    kept, repository = apps[3], f"apps/acme/{apps[3].name}-{uuid.uuid4().hex[:8]}"
+    real = []
+    for n in (8, 9):  # images really in the registry, so a rollback to the first is allowed
+        real.append(_pushing(store, kept, n))
+        digest = push_manifest(repository, f"{n:040x}")
+        ref = f"{REGISTRY}/{repository}:{n:040x}"
+        moves += store.succeed(real[-1].id, ref, digest, "pushed", "run:test", run_id=None).moved
+    previous = real[0]
+    with _api(api_url) as api:
+        back = api.post(f"/apps/acme/{kept.name}/rollback", json={"build_id": previous.id, "note": "bad release"})
+        assert back.status_code == 200, back.text
+        assert (back.json()["reason"], back.json()["note"], back.json()["actor"]) == ("rollback", "bad release", "api")
+    return moves + 1
 
 
 def test_the_feed_validates_its_parameters_and_waits_at_most_wait(api_url: str, store: BuildStore):
