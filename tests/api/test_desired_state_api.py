@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -27,9 +28,9 @@ API_TOKEN = "api-token-for-tests"
 REGISTRY = "127.0.0.1:5000"
 
 
-@pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
-    """The API served by uvicorn on a free port in this process."""
+@contextmanager
+def _serve(settings: Settings) -> Iterator[str]:
+    """One API instance (its own app and feed watcher) served by uvicorn on a free port."""
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -38,9 +39,17 @@ def api_url(settings: Settings) -> Iterator[str]:
         assert time.monotonic() < deadline, "API server did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def api_url(settings: Settings) -> Iterator[str]:
+    with _serve(settings) as url:
+        yield url
 
 
 def _api(url: str) -> httpx.Client:
@@ -236,3 +245,20 @@ def test_rollback_checks_the_registry_and_retention_deletes_exactly_the_expected
         assert status["image_deleted_at"] is not None
         assert api.get(f"/apps/acme/{name}/desired-state").json()["build_id"] == builds[1].id
     assert collect_images(store, RetentionPolicy(keep_builds=2, keep_days=0)).deleted == []
+
+
+def test_a_change_made_through_one_api_instance_wakes_a_long_poll_on_another(
+    api_url: str, settings: Settings, store: BuildStore
+):
+    app = store.add_app("acme", "pinme", "https://github.com/acme/pinme.git", "main")
+    build = _pushing(store, app, 1)
+    store.succeed(build.id, f"{REGISTRY}/apps/acme/pinme:1", f"sha256:{build.id:064x}", "ok", "run:test", run_id=None)
+    with ThreadPoolExecutor(max_workers=1) as pool, _serve(settings) as other:
+        waiting = pool.submit(lambda: _api(api_url).get("/desired-state", params={"after": 1, "wait": 30}))
+        time.sleep(0.3)  # most likely waiting by now; were it not, it would answer at once and still pass
+        with _api(other) as api:
+            assert api.post("/apps/acme/pinme/pin", json={"by": "grace"}).status_code == 200
+        woke = time.monotonic()
+        page = waiting.result(timeout=30).json()
+        assert time.monotonic() - woke < 5  # woken by the change, long before its 30 s wait ran out
+    assert [(c["revision"], c["reason"], c["actor"]) for c in page["changes"]] == [(2, "pin", "api:grace")]

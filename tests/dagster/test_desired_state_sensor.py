@@ -36,3 +36,19 @@ def test_rollbacks_and_pins_are_materialized_once_and_a_lost_run_change_is_not_m
     assert events[2].metadata["actor"].value == "grace" and events[2].partition == "acme.web"
     again = desired_state_sensor(dg.build_sensor_context(instance=instance, cursor="4"), build_store=resource)
     assert isinstance(again, dg.SkipReason)
+
+
+def test_the_retention_job_counts_what_it_would_delete(settings, store, make_resources):
+    from starforge_dag.ops.retention import CollectImagesConfig, collect_images_job
+
+    app = store.add_app("acme", "web", "https://github.com/acme/web.git", "main")
+    for n in range(1, 5):
+        _succeeded(store, app, n, run_id=None)
+    result = collect_images_job.execute_in_process(
+        run_config=dg.RunConfig(
+            ops={"collect_images": CollectImagesConfig(keep_builds=2, keep_desired_days=0, dry_run=True)}
+        ),
+        resources=make_resources(),
+    )
+    assert result.success and result.output_for_node("collect_images") == 2
+    assert all(b.image_deleted_at is None for b in store.list_builds(app_id=app.id))
