@@ -9,6 +9,7 @@ of the tree, the baseline, grows with the tree.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -113,7 +114,7 @@ def main() -> int:
         for name in sorted(apps.APPS):
             root = apps.write_app(name, base / "fixtures")
             generate_plan(root)  # warm the OS cache and imports
-            samples = _time_ms(lambda: generate_plan(root), args.iterations)
+            samples = _time_ms(functools.partial(generate_plan, root), args.iterations)
             per_repo += samples
             rows_by_app.append((name, _percentile(samples, 50), _percentile(samples, 95)))
             if statistics.median(samples) > slowest[1]:
@@ -137,9 +138,9 @@ def main() -> int:
         walk_samples: dict[str, list[float]] = {label: [] for label, _, _ in roots}
         for i in range(30):
             for label, root, _ in roots:
-                plan_samples[label] += _time_ms(lambda: generate_plan(root), 1)
+                plan_samples[label] += _time_ms(functools.partial(generate_plan, root), 1)
                 if i < 3:
-                    walk_samples[label] += _time_ms(lambda: _walk(root), 1)
+                    walk_samples[label] += _time_ms(functools.partial(_walk, root), 1)
         rows = []
         for label, root, total in roots:
             info = generate_plan(root).info

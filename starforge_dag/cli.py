@@ -6,10 +6,14 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from .settings import get_settings
+
+if TYPE_CHECKING:
+    from .emulators.depot import DepotEmulator
 
 
 def _store():
@@ -42,8 +46,13 @@ def apps() -> None:
 @click.argument("name")
 @click.option(
     "--repo",
-    required=True,
+    default=None,
     help="Clone URL; its scheme and host must be allowed (STARFORGE_GIT_ALLOWED_SCHEMES/_HOSTS).",
+)
+@click.option(
+    "--github-repo",
+    default=None,
+    help="owner/name of a GitHub repository reached through the GitHub App (private ones too); followed by id.",
 )
 @click.option("--branch", default="main", show_default=True, help="Branch whose pushes are built.")
 @click.option("--workspace", default="default", show_default=True)
@@ -52,10 +61,20 @@ def apps() -> None:
 @click.option("--watch", multiple=True, help="Only pushes touching these globs build (repeatable).")
 @click.option("--repo-name", default=None, help="GitHub owner/repo, when the URL does not show it.")
 @click.option("--cancel-running/--no-cancel-running", default=False, help="A new push stops the running build.")
-def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running) -> None:
+def apps_add(
+    name, repo, github_repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running
+) -> None:
     """Register an app so pushes to its repository build it."""
     from .core.inputs import InvalidInput, check_branch, check_repo_url, check_text
 
+    if (repo is None) == (github_repo is None):
+        raise click.ClickException("give exactly one of --repo URL and --github-repo owner/name")
+    link = None
+    if github_repo is not None:
+        from .github_cli import resolve_github_repo
+
+        link = resolve_github_repo(get_settings(), github_repo)
+        repo, repo_name = link.clone_url, link.full_name
     try:
         check_repo_url(repo, get_settings().git_policy)
         check_branch(branch)
@@ -80,7 +99,13 @@ def apps_add(name, repo, branch, workspace, root_dir, dockerfile, watch, repo_na
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(app.model_dump(mode="json")))
+    out = app.model_dump(mode="json")
+    if link is not None:
+        from .store.github import GitHubStore
+
+        GitHubStore(_store().engine).link_app(app.id, link.repo_id, link.full_name, link.installation_id)
+        out.update(github_repo_id=link.repo_id, github_installation_id=link.installation_id)
+    click.echo(json.dumps(out))
 
 
 @apps.command("list")
@@ -143,9 +168,10 @@ def logs(build_id: int, follow: bool) -> None:
                 after = line.seq
             if lines:
                 continue
-            if not follow or store.get_build(build_id).status.terminal:
-                if not follow or not log_store.read(build_id, after_seq=after):
-                    break
+            if (not follow or store.get_build(build_id).status.terminal) and (
+                not follow or not log_store.read(build_id, after_seq=after)
+            ):
+                break
             time.sleep(0.5)
 
 
@@ -158,7 +184,10 @@ def status(build_id: int | None) -> None:
     store = _store()
     if build_id is None:
         for b in store.list_builds(limit=20):
-            click.echo(f"{b.id}\t{b.status.value}\t{b.workspace}/{b.app}\t{b.commit_sha[:12]}\t{b.error or ''}")
+            backend = b.backend_url or b.backend_build_id or ""
+            click.echo(
+                f"{b.id}\t{b.status.value}\t{b.workspace}/{b.app}\t{b.commit_sha[:12]}\t{b.error or ''}\t{backend}"
+            )
         return
     try:
         b = store.get_build(build_id)
@@ -300,12 +329,46 @@ def gc(dry_run: bool) -> None:
 
 @main.command("build-dir")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
-def build_dir(path: str, image: str) -> None:
-    """Build a directory with the configured BuildService; print one JSON object."""
-    from .buildkit.build_dir import build_dir_command
+@click.option("-t", "--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile (path from here; default PATH/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Build-time variable (repeatable).")
+@click.option("--target", default=None, help="Build this stage of a multi-stage Dockerfile.")
+@click.option("--platform", default=None, help="Target platform, e.g. linux/amd64.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option(
+    "--secret", "secrets", multiple=True, metavar="id=NAME,env=VAR|src=FILE", help="Build secret (repeatable)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
+@click.option("--workspace", default=None, help="Workspace (its Depot project on the depot backend); default: settings.")
+def build_dir(
+    path: str,
+    image: str,
+    dockerfile: str | None,
+    build_args: tuple[str, ...],
+    target: str | None,
+    platform: str | None,
+    no_cache: bool,
+    secrets: tuple[str, ...],
+    quiet: bool,
+    workspace: str | None,
+) -> None:
+    """Build PATH and push it like `docker build` + `docker push`; print one JSON object."""
+    from .cli_build import build_dir_command
 
-    sys.exit(build_dir_command(path, image))
+    sys.exit(
+        build_dir_command(
+            path,
+            image,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            target=target,
+            platform=platform,
+            no_cache=no_cache,
+            secrets=secrets,
+            quiet=quiet,
+            workspace=workspace,
+        )
+    )
 
 
 @main.command()
@@ -321,7 +384,7 @@ def plan(directory: str, info: bool) -> None:
 @main.command()
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "buildkit", "fake"]),
+    type=click.Choice(["auto", "buildkit", "depot", "fake"]),
     default=None,
     help="Build backend (default: STARFORGE_BUILD_BACKEND, else buildkit when dockerd is reachable).",
 )
@@ -332,6 +395,92 @@ def demo(backend: str | None) -> None:
     if backend:
         os.environ["STARFORGE_BUILD_BACKEND"] = backend
     sys.exit(run_demo())
+
+
+@main.command("depot-emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--token", default=None, help="Organization token to accept (default: a fresh random one).")
+@click.option("--organization", default="org-emulator", show_default=True)
+@click.option(
+    "--pending", default=1, show_default=True, type=int, help="Pending messages before an endpoint is active."
+)
+@click.option("--pending-delay", default=0.0, show_default=True, type=float, help="Seconds between pending messages.")
+@click.option(
+    "--health-timeout",
+    default=300.0,
+    show_default=True,
+    type=float,
+    help="Seconds without health reports before a build expires.",
+)
+def depot_emulator(
+    host: str,
+    port: int,
+    token: str | None,
+    organization: str,
+    pending: int,
+    pending_delay: float,
+    health_timeout: float,
+) -> None:
+    """Serve a Depot emulator in front of the local dockerd until Ctrl-C, printing each build's lifecycle."""
+    import signal
+    import threading
+
+    from .buildkit.registry import RegistryAuth
+    from .emulators.depot import DepotEmulator, Faults
+
+    settings = get_settings()
+    password = settings.registry_password.get_secret_value()
+    auth = RegistryAuth(settings.registry_username, password) if settings.registry_username and password else None
+    emulator = DepotEmulator(
+        token=token,
+        organization_id=organization,
+        host=host,
+        port=port,
+        docker_addr=settings.buildkit_addr,
+        registry_auth=auth,
+        health_timeout_s=health_timeout,
+        faults=Faults(pending_messages=pending, pending_delay_s=pending_delay),
+    )
+    try:
+        url = emulator.start()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise click.ClickException(f"cannot start the Depot emulator: {exc}") from None
+    click.echo(f"Depot emulator for organization {organization}, builds on {settings.buildkit_addr}")
+    click.echo(
+        f"  export STARFORGE_BUILD_BACKEND=depot STARFORGE_DEPOT_API_URL={url} STARFORGE_DEPOT_TOKEN={emulator.token}"
+    )
+    click.echo("  each project and build is printed below as it changes; Ctrl-C stops the emulator")
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    seen: dict[str, str] = {}
+    try:
+        while not stopping.is_set():
+            emulator.wait_for(lambda emu: stopping.is_set() or _depot_lines(emu) != seen, timeout=0.5)
+            for key, line in _depot_lines(emulator).items():
+                if seen.get(key) != line:
+                    click.echo(line)
+                    seen[key] = line
+    finally:
+        emulator.stop()
+
+
+def _depot_lines(emulator: DepotEmulator) -> dict[str, str]:
+    """One summary line per project and build of the emulator."""
+    lines = {
+        p.project_id: f"project {p.project_id} {p.name!r} region={p.region_id}{' deleted' if p.deleted else ''}"
+        for p in emulator.projects()
+    }
+    for b in emulator.builds():
+        state = b.result or ("expired" if b.expired else "running")
+        images = ", ".join(f"{s.images[0] if s.images else s.ref}@{s.digest or '-'}" for s in b.solves)
+        lines[b.build_id] = (
+            f"build {b.build_id} project={b.project_id} {state}{': ' + b.error if b.error else ''}"
+            f" health={b.health_reports} endpoint={'released' if b.released else b.endpoint or '-'}"
+            f" solves=[{images}]"
+        )
+    return lines
 
 
 @main.command()
@@ -345,6 +494,23 @@ def up(api_port: int, ui_port: int) -> None:
         run_stack_forever(api_port=api_port, webserver_port=ui_port)
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def github() -> None:
+    """The GitHub App: check its settings and what it reaches."""
+
+
+@github.command("check")
+def github_check() -> None:
+    """Verify the App's settings with GitHub, list installations and reachable repositories, name what is wrong."""
+    from .github_cli import run_check
+
+    report = run_check(get_settings())
+    for line in report.lines:
+        click.echo(line)
+    if report.problems:
+        raise click.ClickException(f"{len(report.problems)} problem(s): " + "; ".join(report.problems))
 
 
 @main.command()

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import os
-import socket
+from typing import Any
 
 import dagster as dg
 
 from .assets import app_image
+from .backend import resolve_backend
 from .jobs import build_job
 from .ops.retention import collect_images_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService
 from .resources.git import GitSource
+from .resources.github import GitHubAppResource
 from .resources.log_store import LogStore
 from .resources.planner import Planner
 from .resources.registry import ImageRegistry
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
 from .sensors.desired import desired_state_sensor, image_retention_schedule
+from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
 from .settings import Settings, get_settings
 
 
@@ -27,32 +30,11 @@ def _from_env(name: str, value: str | None) -> str | dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else value
 
 
-def docker_reachable(addr: str) -> bool:
-    if not addr.startswith("docker://") and not addr.startswith("unix://"):
-        return False
-    path = addr.split("://", 1)[1]
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(1)
-            sock.connect(path)
-        return True
-    except OSError:
-        return False
-
-
-def resolve_backend(settings: Settings) -> str:
-    backend = settings.build_backend
-    if backend == "auto":
-        backend = "buildkit" if docker_reachable(settings.buildkit_addr) else "fake"
-    if backend not in ("buildkit", "fake", "depot"):
-        raise ValueError(f"STARFORGE_BUILD_BACKEND={backend!r}: use buildkit, depot, fake or auto")
-    if backend == "depot":
-        raise ValueError("STARFORGE_BUILD_BACKEND=depot is not available in this release; use buildkit or fake")
-    return backend
-
-
 def build_service_for(settings: Settings) -> BuildService:
-    if resolve_backend(settings) == "fake":
+    backend = resolve_backend(settings)
+    if backend == "depot":
+        return depot_service_for(settings)
+    if backend == "fake":
         return FakeBuildService(
             outcome=settings.fake_outcome,
             fail_until_file=settings.fake_fail_until_file,
@@ -70,6 +52,27 @@ def build_service_for(settings: Settings) -> BuildService:
         registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         network_mode=settings.build_network,
     )
+
+
+def depot_service_for(settings: Settings, **overrides: Any) -> BuildService:
+    """Depot: the token is an EnvVar (the UI shows its name); each workspace's project id lives in the build store."""
+    from .resources.depot_service import DepotBuildService
+
+    fields: dict[str, Any] = dict(
+        token=dg.EnvVar("STARFORGE_DEPOT_TOKEN"),
+        api_url=settings.depot_api_url,
+        region=settings.depot_region,
+        platform=settings.depot_platform,
+        endpoint_timeout_s=settings.depot_endpoint_timeout_s,
+        organization_id=settings.depot_org,
+        cache_keep_gb=settings.depot_cache_keep_gb,
+        database_url=_from_env("STARFORGE_DATABASE_URL", settings.resolved_database_url),
+        default_workspace=settings.default_workspace,
+        registry_username=settings.registry_username,
+        registry_password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
+        network_mode=settings.build_network,
+    )
+    return DepotBuildService(**{**fields, **overrides})
 
 
 def resources_for(settings: Settings) -> dict[str, object]:
@@ -94,6 +97,14 @@ def resources_for(settings: Settings) -> dict[str, object]:
             username=settings.registry_username,
             password=_from_env("STARFORGE_REGISTRY_PASSWORD", None),
         ),
+        "github": GitHubAppResource(
+            app_id=settings.github_app_id,
+            private_key=_from_env("STARFORGE_GITHUB_APP_PRIVATE_KEY", None),
+            api_url=settings.github_api_url,
+            status_context=settings.github_status_context,
+            public_url=settings.public_url,
+            dagster_url=settings.dagster_url,
+        ),
         "planner": Planner(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
         ),
@@ -106,7 +117,14 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[app_image],
         jobs=[build_job, collect_images_job],
-        sensors=[build_queue_sensor, build_run_failure_sensor, build_run_canceled_sensor, desired_state_sensor],
+        sensors=[
+            build_queue_sensor,
+            build_run_failure_sensor,
+            build_run_canceled_sensor,
+            commit_status_sensor,
+            github_reconcile_sensor_every(settings.github_reconcile_interval_s),
+            desired_state_sensor,
+        ],
         schedules=[image_retention_schedule(settings.retain_builds, settings.retain_desired_days)],
         resources=resources_for(settings),
     )

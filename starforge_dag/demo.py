@@ -66,6 +66,33 @@ def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict:
 
 
 def run_demo(settings: Settings | None = None) -> int:
+    """On the depot backend without a token, a Depot emulator in front of the local dockerd stands in for Depot."""
+    if not os.environ.get("STARFORGE_GITHUB_WEBHOOK_SECRET"):
+        os.environ["STARFORGE_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(16)
+    os.environ.setdefault("STARFORGE_GIT_ALLOWED_SCHEMES", "https,file")  # the sample repo is a local one
+    settings = settings or get_settings()
+    from .definitions import resolve_backend
+
+    if resolve_backend(settings) != "depot" or settings.depot_token.get_secret_value():
+        return _run_demo(settings)
+    from .emulators.depot import DepotEmulator
+
+    with DepotEmulator(docker_addr=settings.buildkit_addr) as emulator:
+        os.environ["STARFORGE_DEPOT_API_URL"] = emulator.url
+        os.environ["STARFORGE_DEPOT_TOKEN"] = emulator.token
+        print(f"Depot emulator at {emulator.url} (organization {emulator.organization_id})", flush=True)
+        code = _run_demo(get_settings())
+        for build in emulator.builds():
+            outcome = build.result or ("expired" if build.expired else "running")
+            print(
+                f"  Depot build {build.build_id} (project {build.project_id}): {outcome},"
+                f" {build.health_reports} health reports, released={build.released}"
+                + (f", error: {build.error}" if build.error else "")
+            )
+        return code
+
+
+def _run_demo(settings: Settings) -> int:
     import dagster as dg
     from fastapi.testclient import TestClient
 
@@ -76,10 +103,6 @@ def run_demo(settings: Settings | None = None) -> int:
     from .local import drain_queue
     from .store import NotFound, open_store
 
-    if not os.environ.get("STARFORGE_GITHUB_WEBHOOK_SECRET"):
-        os.environ["STARFORGE_GITHUB_WEBHOOK_SECRET"] = secrets.token_hex(16)
-    os.environ.setdefault("STARFORGE_GIT_ALLOWED_SCHEMES", "https,file")  # the sample repo is a local one
-    settings = settings or get_settings()
     dagster_home = prepare_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     backend = resolve_backend(settings)
@@ -111,6 +134,8 @@ def run_demo(settings: Settings | None = None) -> int:
     build = store.list_builds(app_id=app.id, limit=1)[0]
     desired = store.desired_state(app.id)
     print(f"build {build.id}: {build.status.value}" + (f" ({build.error})" if build.error else ""))
+    if build.backend_build_id:
+        print(f"  backend build: {build.backend_build_id}" + (f"  {build.backend_url}" if build.backend_url else ""))
     for transition in store.transitions(build.id):
         print(f"  {transition.at:%H:%M:%S.%f} {transition.to_state.value:<10} {transition.reason}")
     if desired:
@@ -125,4 +150,8 @@ def run_demo(settings: Settings | None = None) -> int:
     )
     print(f"  build store:   {settings.resolved_database_url}")
     ok = build.status.value == "succeeded" and desired is not None and desired.commit_sha == sha
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    from .demo_github import run_github_demo
+
+    return run_github_demo(settings, str(bare))

@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     buildkit_tls_cert: str | None = None
     buildkit_tls_key: str | None = None
     buildkit_tls_server_name: str | None = None
+    depot_token: SecretStr = Field(default=SecretStr(""), description="Depot organization token (depot backend).")
+    depot_api_url: str = Field(
+        default="https://api.depot.dev", description="Depot API: https://host or http://host:port."
+    )
+    depot_region: str = Field(default="us-east-1", description="Region of the Depot projects created for workspaces.")
+    depot_platform: str = Field(default="amd64", description="Depot builder platform: amd64 | arm64.")
+    depot_endpoint_timeout_s: float = Field(default=300.0, description="Longest wait for a Depot builder.")
+    depot_org: str | None = Field(default=None, description="Depot organization id, for dashboard links.")
+    depot_cache_keep_gb: int | None = Field(default=None, description="Cache size of new Depot projects (GB).")
+    default_workspace: str = Field(default="default", description="Workspace of one-off builds (build-dir).")
     registry: str = Field(default="127.0.0.1:5000/apps", description="Registry and prefix for pushed images.")
     registry_username: str | None = None
     registry_password: SecretStr = Field(default=SecretStr(""))
@@ -51,6 +61,17 @@ class Settings(BaseSettings):
     )
     fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
+    github_app_id: int | None = Field(default=None, description="The GitHub App's id (private repos, statuses).")
+    github_app_private_key: SecretStr = Field(
+        default=SecretStr(""), description="The GitHub App's private key: PEM text or the path of a PEM file."
+    )
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API base URL.")
+    github_status_context: str = Field(default="starforge", description="Prefix of the commit status context.")
+    github_reconcile_interval_s: int = Field(
+        default=60, description="How often branch heads are compared with builds (missed pushes)."
+    )
+    public_url: str | None = Field(default=None, description="The API's public base URL (commit status links).")
+    dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL (commit status links).")
     git_allowed_schemes: str = Field(
         default="https", description="Comma-separated URL schemes git may use: https, http, ssh, git, file."
     )
@@ -71,6 +92,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.resolved_home / 'starforge.db'}"
+
+    @property
+    def github_app_configured(self) -> bool:
+        return self.github_app_id is not None and bool(self.github_app_private_key.get_secret_value())
 
     @property
     def git_policy(self) -> RepoUrlPolicy:

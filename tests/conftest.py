@@ -1,11 +1,15 @@
-"""Fixtures every test package may use: real git repositories made on the spot, signed GitHub deliveries."""
+"""Fixtures every test package may use: real git repositories, signed GitHub deliveries, Postgres databases,
+dockerd, the registry and the Depot emulator."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -20,6 +24,9 @@ from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.schema import metadata
 
 API_TOKEN = "api-token-for-tests"
+
+if TYPE_CHECKING:
+    from starforge_dag.emulators.depot import DepotEmulator
 
 
 @pytest.fixture
@@ -107,6 +114,61 @@ def git_http(tmp_path: Path):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = REPO / "scripts" / "services.sh"
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    """Start (or find running) dockerd and the registry; a failure fails the tests, never skips them."""
+    up = subprocess.run(["bash", str(SERVICES), "up"], capture_output=True, text=True, timeout=1200, check=False)
+    if up.returncode != 0:
+        pytest.fail(f"scripts/services.sh up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}", pytrace=False)
+    env = subprocess.run(["bash", str(SERVICES), "env"], capture_output=True, text=True, check=True).stdout
+    words = shlex.split(env.strip())
+    assert words[0] == "export"
+    return dict(word.split("=", 1) for word in words[1:])
+
+
+@pytest.fixture(scope="session")
+def buildkit_addr(services: dict[str, str]) -> str:
+    return services["STARFORGE_BUILDKIT_ADDR"]
+
+
+@pytest.fixture(scope="session")
+def docker_sock(buildkit_addr: str) -> str:
+    return buildkit_addr.removeprefix("docker://")
+
+
+@pytest.fixture(scope="session")
+def base_image(services: dict[str, str]) -> str:
+    return services["STARFORGE_BASE_IMAGE"]
+
+
+@pytest.fixture
+def image_name(services: dict[str, str]) -> str:
+    """A fresh name:tag under the test registry, so tests never see each other's images."""
+    return f"{services['STARFORGE_REGISTRY']}/test-{uuid.uuid4().hex[:10]}:v1"
+
+
+@pytest.fixture
+def depot_emulator(buildkit_addr: str) -> Iterator[DepotEmulator]:
+    """A fresh Depot emulator fronting the local dockerd; tests script its faults and read its records."""
+    from starforge_dag.emulators.depot import DepotEmulator
+
+    with DepotEmulator(docker_addr=buildkit_addr) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def github_emulator():
+    """A running GitHub emulator (App, installations, statuses, deliveries, private git remote); stopped after."""
+    from starforge_dag.emulators.github import GitHubEmulator
+
+    with GitHubEmulator(webhook_secret="emulated-webhook-secret") as emulator:
+        yield emulator
 
 
 # -- the API over a fresh build store -------------------------------------------------------------------------------

@@ -49,3 +49,11 @@ class GitRepo:
         git(self.work, "commit", "-q", "--allow-empty", "-m", message, env=stamp)
         git(self.work, "push", "-q", "origin", f"HEAD:{branch}")
         return git(self.work, "rev-parse", "HEAD")
+
+    def link_submodule(self, path: str, url: str, commit: str, name: str | None = None) -> None:
+        """Record a submodule (a `.gitmodules` entry and a gitlink to `commit`) without cloning it: any URL goes."""
+        name = name or path
+        with (self.work / ".gitmodules").open("a") as gitmodules:
+            gitmodules.write(f'[submodule "{name}"]\n\tpath = {path}\n\turl = {url}\n')
+        (self.work / path).mkdir(parents=True, exist_ok=True)
+        git(self.work, "update-index", "--add", "--cacheinfo", f"160000,{commit},{path}")

@@ -10,13 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from starforge_dag.core.inputs import InvalidInput, check_repo_url, check_text
+from starforge_dag.core.inputs import InvalidInput, check_branch, check_commit_id, check_repo_url, check_text
 from starforge_dag.core.models import App, DesiredState, LogLine
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
+from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
+from starforge_dag.store.github import AppRepo, GitHubStore
 
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
@@ -104,7 +106,11 @@ def cancel_build(build_id: int, store: StoreDep, response: Response) -> BuildSum
 
 @apps_router.get("/apps", response_model=list[AppView])
 def list_apps(store: StoreDep) -> list[AppView]:
-    return [AppView.of(a) for a in store.list_apps()]
+    links = {link.app_id: link for link in GitHubStore(store.engine).app_repos()}
+    return [
+        AppView.of(a, links[a.id].repo_id, links[a.id].paused_reason) if a.id in links else AppView.of(a)
+        for a in store.list_apps()
+    ]
 
 
 @apps_router.post(
@@ -124,11 +130,17 @@ def manual_build(
 ) -> EnqueueResult:
     """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
     target = _app(store, app)
+    link = GitHubStore(store.engine).app_repo(target.id)
+    if link is not None and link.paused_reason:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} is {link.paused_reason}")
     try:
         requested = check_text(body.ref, "ref", max_chars=255) if body and body.ref is not None else None
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    ref, sha = _resolve(target, requested or target.branch, settings)
+    if link is not None and link.installation_id is not None and settings.github_app_configured:
+        ref, sha = _resolve_through_app(link, requested or target.branch, settings)
+    else:
+        ref, sha = _resolve(target, requested or target.branch, settings)
     outcome = store.enqueue(target, ref, sha, trigger="manual", actor="api")
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
@@ -142,6 +154,30 @@ def _app(store: BuildStore, name: str) -> App:
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     return store.get_app(name)
+
+
+def _resolve_through_app(link: AppRepo, ref: str, settings: Settings) -> tuple[str, str]:
+    """A private repository's branch head, asked of GitHub as the App's installation (no token-bearing git URL)."""
+    try:
+        return check_commit_id(ref), ref
+    except InvalidInput:
+        pass
+    try:
+        branch = check_branch(ref.removeprefix("refs/heads/"))
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    app = GitHubApp(
+        settings.github_app_id or 0, settings.github_app_private_key.get_secret_value(), settings.github_api_url
+    )
+    try:
+        head = app.branch_head(link.installation_id or 0, link.full_name or "", branch)
+    except GitHubAppError as exc:
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, f"GitHub could not be asked for branch {branch!r}: {exc}"
+        ) from None
+    if head is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"branch {branch!r} not found in {link.full_name}")
+    return branch, head
 
 
 def _resolve(app: App, ref: str, settings: Settings) -> tuple[str, str]:

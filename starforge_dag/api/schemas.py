@@ -24,7 +24,7 @@ class IgnoredApp(BaseModel):
 
 
 class WebhookResult(BaseModel):
-    status: Literal["pong", "queued", "ignored", "redelivery"]
+    status: Literal["pong", "queued", "ignored", "redelivery", "recorded"]
     event: str
     delivery: str | None = None
     builds: list[int] = Field(default_factory=list, description="Builds this delivery asked for (new or joined).")
@@ -69,6 +69,8 @@ class BuildDetail(BuildSummary):
     delivery_id: str | None = None
     run_id: str | None = Field(default=None, description="The Dagster run building it.")
     commit_time: datetime | None = None
+    backend_build_id: str | None = Field(default=None, description="The backend's build (a Depot build id).")
+    backend_url: str | None = Field(default=None, description="The backend's page for the build, when known.")
     stop_requested: BuildState | None = Field(
         default=None, description="Set while a running build is being stopped: the state it will end in."
     )
@@ -81,6 +83,8 @@ class BuildDetail(BuildSummary):
             delivery_id=build.delivery_id,
             run_id=build.run_id,
             commit_time=build.commit_time,
+            backend_build_id=build.backend_build_id,
+            backend_url=build.backend_url,
             stop_requested=None if build.status.terminal else stop,
             phases=phases(transitions),
         )
@@ -108,9 +112,11 @@ class AppView(BaseModel):
     branch: str
     root_dir: str
     watch_paths: list[str]
+    github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
+    paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
 
     @classmethod
-    def of(cls, app: App) -> AppView:
+    def of(cls, app: App, github_repo_id: int | None = None, paused: str | None = None) -> AppView:
         return cls(
             id=app.id,
             name=f"{app.workspace}/{app.name}",
@@ -120,6 +126,8 @@ class AppView(BaseModel):
             branch=app.branch,
             root_dir=app.root_dir,
             watch_paths=list(app.watch_paths),
+            github_repo_id=github_repo_id,
+            paused=paused,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Annotated
@@ -9,18 +10,22 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 
 from starforge_dag.core.models import App
 from starforge_dag.github.push import PushEvent, UndecodablePush, invalid_push, parse_push
 from starforge_dag.github.rules import decide
 from starforge_dag.github.signature import verify_signature
+from starforge_dag.github.sync import apply_installation_event, apps_for_push
 from starforge_dag.store import open_store
+from starforge_dag.store.github import GitHubStore
 
 from .deps import SettingsDep
 from .schemas import IgnoredApp, Problem, WebhookResult
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
+INSTALLATION_EVENTS = ("installation", "installation_repositories")
 MAX_DELIVERY_ID = 100  # GitHub sends a GUID; the deliveries table keys on at most this many characters
 _DELIVERY_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_DELIVERY_ID}}}")
 _EVENT = re.compile(r"[a-z_]{1,50}")
@@ -51,7 +56,7 @@ _ERRORS: dict[int | str, dict] = {
     responses={
         200: {
             "model": WebhookResult,
-            "description": "ping, an event other than push, a push that builds nothing, or a redelivery",
+            "description": "pong, ignored (an event other than push, or a push that builds nothing) or redelivery",
         },
         202: {"model": WebhookResult, "description": "push that queued or joined builds"},
         **_ERRORS,
@@ -85,6 +90,11 @@ async def github_webhook(
     response.status_code = status.HTTP_200_OK
     if x_github_event == "ping":
         return WebhookResult(status="pong", event="ping", delivery=delivery)
+    if x_github_event in INSTALLATION_EVENTS:
+        text = _payload_text(body, request.headers.get("content-type"))
+        return await run_in_threadpool(
+            _handle_installation, settings.resolved_database_url, x_github_event, delivery, text
+        )
     if x_github_event != "push":
         return WebhookResult(
             status="ignored",
@@ -161,11 +171,15 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     The store is opened here, after the signature check, so unsigned requests never reach the database.
     """
     store = open_store(database_url)
-    apps = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
+    gh = GitHubStore(store.engine)
+    by_name = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
+    targets = apps_for_push(store, gh, event.repository.id, by_name, event.after)
     wanted: list[tuple[App, str, str]] = []
-    ignored: list[IgnoredApp] = []
-    for app in apps:
+    ignored = [IgnoredApp(app=f"{app.workspace}/{app.name}", reason=why) for app, why in targets.left_out]
+    for app in targets.apps:
         decision = decide(app, event)
+        if not event.is_deletion:
+            gh.see(app.id, event.after, "push" if decision.build else "ignored")
         if decision.build:
             wanted.append((app, event.branch or event.ref, event.after))
         else:
@@ -197,6 +211,22 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     return WebhookResult(
         status="queued", event="push", delivery=delivery, builds=builds, ignored=ignored, created=outcome.created
     )
+
+
+def _handle_installation(database_url: str, event: str, delivery: str | None, text: str) -> WebhookResult:
+    """Installation events say which installation serves which repository; losing one pauses its apps."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON body: {exc}") from None
+    try:
+        store = open_store(database_url)
+        summary = apply_installation_event(store, GitHubStore(store.engine), event, data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not an {event} payload: bad or missing {fields}") from None
+    log.info("delivery %s: %s", delivery, summary)
+    return WebhookResult(status="recorded", event=event, delivery=delivery, reason=summary)
 
 
 def _url_variants(urls: list[str]) -> list[str]:

@@ -20,6 +20,9 @@ Errors raised are `core.errors` kinds: TransientBuildError (daemon unreachable, 
 exhaustion), UserBuildError (a failing RUN, a Dockerfile that does not parse; `step` names the vertex),
 PermanentBuildError (anything else), BuildCanceled (after cancel()/should_cancel()).
 
+A solve request carries its exporter twice, as BuildKit v0.13+'s repeated `Exporters` entry and
+as the single `Exporter`/`ExporterAttrs` fields older daemons read, so one request suits both.
+
 Image config on a Docker daemon: its `moby` exporter ignores `containerimage.config`, so a raw LLB
 result is exported under a temporary name and a metadata-only Dockerfile (FROM it; ENV, WORKDIR, CMD,
 ...) is solved on top; standalone BuildKit's `image` exporter takes the config as an exporter attr.
@@ -350,6 +353,9 @@ class BuildKitClient:
             FrontendAttrs=dict(frontend_attrs or {}),
             Entitlements=list(entitlements),
         )
+        if exporter:
+            # v0.13+ reads the repeated entries and ignores the single fields; v0.8 knows only those.
+            request.Exporters.add(Type=exporter, Attrs=dict(exporter_attrs or {}))
         if definition is not None:
             request.Definition.CopyFrom(_definition(definition))
         for name, value in (frontend_inputs or {}).items():

@@ -15,6 +15,7 @@ Public API:
     copy(src, src_path, dest, create_dest_path=False, allow_wildcard=False, ...) -> FileAction
     mkdir(path, mode=0o755, make_parents=False) / mkfile(path, data, mode=0o644) / rm(path, ...) -> FileAction
     definition(state) -> pb.Definition;  marshal(state) -> bytes (serialized pb.Definition)
+    without_cache(data) -> bytes                                every op of a serialized Definition ignores the cache
     DEFAULT_PATH: the PATH every image/local state starts with.
 
 The Definition lists every op once, inputs before the ops that use them, as the exact bytes
@@ -181,7 +182,7 @@ class ExecVertex(Vertex):
                 self.secret_envs.append(pb.SecretEnv(ID=m.secret_id, name=m.secret_env, optional=m.optional))
             if m.dest is None:
                 continue
-            mp = pb.Mount(dest=m.dest, mountType=m.type, input=NO_INPUT, output=SKIP_OUTPUT)
+            mp = pb.Mount(dest=m.dest, mountType=pb.MountType.ValueType(m.type), input=NO_INPUT, output=SKIP_OUTPUT)
             if m.type == pb.BIND:
                 assert m.source is not None
                 mp.input = input_index(m.source)
@@ -438,3 +439,12 @@ def definition(state: State) -> pb.Definition:
 def marshal(state: State) -> bytes:
     """The serialized pb.Definition, ready for SolveRequest.Definition or BuildSpec.llb_definition."""
     return definition(state).SerializeToString(deterministic=True)
+
+
+def without_cache(data: bytes) -> bytes:
+    """A serialized Definition whose ops all ignore the cache (`--no-cache`); op digests stay the same."""
+    result = pb.Definition.FromString(data)
+    ops = list(getattr(result, "def"))
+    for op in ops[:-1]:  # the last op only names the result
+        result.metadata["sha256:" + hashlib.sha256(op).hexdigest()].ignore_cache = True
+    return result.SerializeToString(deterministic=True)

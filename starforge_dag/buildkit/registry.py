@@ -6,8 +6,13 @@ Public API:
     push_image(docker_sock, image, auth=None, on_line=None) -> str
         POST /v1.41/images/{name}/push?tag=T on the Docker socket; on_line gets each progress
         line; returns the pushed manifest digest (the stream's aux.Digest).
-    manifest_digest(image, auth=None, insecure=None) -> str
-        HEAD/GET /v2/<repo>/manifests/<tag> with OCI and Docker Accept headers -> Docker-Content-Digest.
+    RegistryClient(auth=None, insecure=None, timeout=30.0)   auth: one RegistryAuth or {host: RegistryAuth}
+      .manifest_digest(image) -> str     HEAD /v2/<repo>/manifests/<tag> -> Docker-Content-Digest,
+                                         answering a Basic or Bearer challenge
+      .fetch_token(host, realm, service, scopes) -> Token   a bearer token, cached per scope set
+      .token_realm(host) -> (realm, service)  what the registry's own Bearer challenge names
+      .auth_for(host) -> RegistryAuth | None
+    manifest_digest(image, auth=None, insecure=None) -> str   one RegistryClient call
     remove_image(docker_sock, image) -> None          untag an image in the Docker daemon's store
 Errors are `core.errors` kinds: unreachable daemon/registry is transient, refusals permanent.
 """
@@ -18,8 +23,11 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote
 
 import httpx
@@ -128,46 +136,188 @@ def remove_image(docker_sock: str, image: str) -> None:
         raise PermanentBuildError(f"removing {image} failed ({response.status_code}): {response.text.strip()}")
 
 
-def _bearer_token(client: httpx.Client, challenge: str, auth: RegistryAuth | None) -> str:
-    """Answer a `Bearer realm=...,service=...,scope=...` challenge with a token."""
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    realm = params.pop("realm", "")
-    if not realm:
-        raise PermanentBuildError(f"registry sent an unusable auth challenge: {challenge}")
-    basic = (auth.username, auth.password) if auth else None
-    response = client.get(realm, params=params, auth=basic)
-    if response.status_code != 200:
-        raise PermanentBuildError(f"registry token request failed ({response.status_code})")
-    body = response.json()
-    return body.get("token") or body["access_token"]
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_DEFAULT_TOKEN_LIFETIME_S = 60
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A registry's `WWW-Authenticate` answer: `Basic realm=...` or `Bearer realm=...,service=...,scope=...`."""
+
+    scheme: str
+    params: dict[str, str]
+
+    @classmethod
+    def parse(cls, header: str) -> Challenge | None:
+        scheme, _, rest = header.strip().partition(" ")
+        if not scheme:
+            return None
+        return cls(scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest)))
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token for one scope set; `expires_in` seconds after `issued_at` (unix seconds)."""
+
+    token: str = field(repr=False)
+    expires_in: int
+    issued_at: int
+
+    @property
+    def fresh(self) -> bool:
+        return time.time() < self.issued_at + self.expires_in * 0.9
+
+
+class RegistryClient:
+    """The Docker Registry v2 API with Basic or Bearer-token auth (the token fetched with basic credentials).
+
+    Credentials go in an Authorization header only, never in a URL, a log line or an error message.
+    Tokens are cached per (realm, service, scopes) until 90% of their lifetime has passed.
+    """
+
+    def __init__(
+        self,
+        auth: RegistryAuth | Mapping[str, RegistryAuth] | None = None,
+        *,
+        insecure: bool | None = None,
+        timeout: float = 30.0,
+    ):
+        self._auth = auth
+        self._insecure = insecure
+        self._timeout = timeout
+        self._tokens: dict[tuple[str, str, tuple[str, ...]], Token] = {}
+        self._realms: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def auth_for(self, host: str) -> RegistryAuth | None:
+        """The credentials for a registry host (one RegistryAuth applies to every host)."""
+        if self._auth is None or isinstance(self._auth, RegistryAuth):
+            return self._auth
+        return self._auth.get(host)
+
+    def _http(self, host: str) -> httpx.Client:
+        plain = _is_local(host) if self._insecure is None else self._insecure
+        return httpx.Client(timeout=self._timeout, verify=not plain, trust_env=not _is_local(host))
+
+    def _base(self, host: str) -> str:
+        plain = _is_local(host) if self._insecure is None else self._insecure
+        return f"{'http' if plain else 'https'}://{host}"
+
+    def token_realm(self, host: str) -> tuple[str, str]:
+        """The (realm, service) the registry itself names in its Bearer challenge on /v2/ (cached per host)."""
+        with self._lock:
+            known = self._realms.get(host)
+        if known is not None:
+            return known
+        try:
+            with self._http(host) as client:
+                response = client.get(f"{self._base(host)}/v2/")
+        except httpx.TransportError as exc:
+            raise TransientBuildError(f"registry {host} unreachable: {type(exc).__name__}") from None
+        challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+        if response.status_code != 401 or challenge is None or challenge.scheme != "bearer":
+            raise PermanentBuildError(f"registry {host} does not use token auth")
+        found = (challenge.params.get("realm", ""), challenge.params.get("service", ""))
+        with self._lock:
+            self._realms[host] = found
+        return found
+
+    def fetch_token(self, host: str, realm: str, service: str, scopes: Sequence[str]) -> Token:
+        """A token for `scopes` from the registry's token realm, with the host's credentials (cached)."""
+        key = (realm, service, tuple(sorted(set(scopes))))
+        with self._lock:
+            cached = self._tokens.get(key)
+        if cached is not None and cached.fresh:
+            return cached
+        if not realm.startswith(("https://", "http://")):
+            raise PermanentBuildError(f"registry {host} named an unusable token realm")
+        auth = self.auth_for(host)
+        params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
+        params += [("scope", scope) for scope in key[2]]
+        try:
+            with httpx.Client(timeout=self._timeout, trust_env=not _is_local(host)) as client:
+                response = client.get(realm, params=params, auth=(auth.username, auth.password) if auth else None)
+        except httpx.TransportError as exc:
+            raise TransientBuildError(f"token service of registry {host} unreachable: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            who = f"user {auth.username!r}" if auth else "anonymous access"
+            raise PermanentBuildError(
+                f"registry {host} refused the credentials ({who}) at its token service ({response.status_code})"
+            )
+        if response.status_code != 200:
+            kind = TransientBuildError if response.status_code >= 500 else PermanentBuildError
+            raise kind(f"token request to registry {host} failed ({response.status_code})")
+        try:
+            body = response.json()
+            value = body.get("token") or body["access_token"]
+        except (ValueError, KeyError, AttributeError):
+            raise PermanentBuildError(f"token service of registry {host} answered without a token") from None
+        issued = body.get("issued_at")
+        try:
+            issued_at = int(datetime.fromisoformat(issued.replace("Z", "+00:00")).timestamp()) if issued else 0
+        except (AttributeError, ValueError):
+            issued_at = 0
+        token = Token(value, int(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME_S), issued_at or int(time.time()))
+        with self._lock:
+            self._tokens[key] = token
+        return token
+
+    def _authorization(self, host: str, challenge: Challenge | None, scope: str) -> str | None:
+        if challenge is None:
+            return None
+        auth = self.auth_for(host)
+        if challenge.scheme == "bearer":
+            scopes = [challenge.params.get("scope") or scope]
+            token = self.fetch_token(
+                host, challenge.params.get("realm", ""), challenge.params.get("service", ""), scopes
+            )
+            return f"Bearer {token.token}"
+        if challenge.scheme == "basic" and auth is not None:
+            return "Basic " + base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        return None
+
+    def manifest_digest(self, image: str | ImageRef) -> str:
+        """The registry's own digest of a tag's manifest (Docker-Content-Digest), as a pull by digest verifies it."""
+        ref = image if isinstance(image, ImageRef) else ImageRef.parse(image)
+        host = ref.registry
+        url = f"{self._base(host)}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        try:
+            with self._http(host) as client:
+                response = client.head(url, headers=headers)
+                if response.status_code == 401:
+                    challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+                    authorization = self._authorization(host, challenge, f"repository:{ref.repository}:pull")
+                    if authorization is None:
+                        raise PermanentBuildError(f"registry {host} wants credentials for {ref.ref} and none are set")
+                    headers["Authorization"] = authorization
+                    response = client.head(url, headers=headers)
+                    if response.status_code in (401, 403):
+                        auth = self.auth_for(host)
+                        who = f"user {auth.username!r}" if auth else "anonymous access"
+                        raise PermanentBuildError(
+                            f"registry {host} refused the credentials ({who}) for {ref.ref} ({response.status_code})"
+                        )
+                if response.status_code == 200 and response.headers.get("Docker-Content-Digest"):
+                    return response.headers["Docker-Content-Digest"]
+                if response.status_code == 200:
+                    body = client.get(url, headers=headers)
+                    if body.status_code == 200:
+                        digest = body.headers.get("Docker-Content-Digest")
+                        return digest or "sha256:" + hashlib.sha256(body.content).hexdigest()
+                    response = body
+        except httpx.TransportError as exc:
+            raise TransientBuildError(f"registry {host} unreachable: {type(exc).__name__}: {exc}") from None
+        if response.status_code == 404:
+            raise PermanentBuildError(f"registry has no manifest for {ref.ref} (404)")
+        kind = (
+            TransientBuildError if response.status_code >= 500 or response.status_code == 429 else PermanentBuildError
+        )
+        raise kind(f"registry has no manifest for {ref.ref} ({response.status_code})")
 
 
 def manifest_digest(
     image: str, auth: RegistryAuth | None = None, insecure: bool | None = None, timeout: float = 30.0
 ) -> str:
     """The registry's own digest of a tag's manifest, as pulling by digest would verify it."""
-    ref = ImageRef.parse(image)
-    plain_http = _is_local(ref.registry) if insecure is None else insecure
-    url = f"{'http' if plain_http else 'https'}://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
-    headers = {"Accept": MANIFEST_ACCEPT}
-    try:
-        with httpx.Client(timeout=timeout, verify=not plain_http, trust_env=not _is_local(ref.registry)) as client:
-            response = client.head(url, headers=headers)
-            if response.status_code == 401:
-                challenge = response.headers.get("WWW-Authenticate", "")
-                if challenge.lower().startswith("bearer"):
-                    headers["Authorization"] = f"Bearer {_bearer_token(client, challenge, auth)}"
-                elif auth:
-                    token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
-                    headers["Authorization"] = f"Basic {token}"
-                response = client.head(url, headers=headers)
-            if response.status_code == 200 and response.headers.get("Docker-Content-Digest"):
-                return response.headers["Docker-Content-Digest"]
-            if response.status_code == 200:
-                body = client.get(url, headers=headers)
-                body.raise_for_status()
-                return body.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body.content).hexdigest()
-    except httpx.TransportError as exc:
-        raise TransientBuildError(f"registry {ref.registry} unreachable: {exc}") from exc
-    kind = TransientBuildError if response.status_code >= 500 else PermanentBuildError
-    raise kind(f"registry has no manifest for {ref.ref} ({response.status_code})")
+    return RegistryClient(auth, insecure=insecure, timeout=timeout).manifest_digest(image)

@@ -9,14 +9,19 @@ Public API:
     docker_upgrade(sock_path: str, path: str, headers=()) -> socket.socket
         POSTs `path` on the Docker socket with an h2c upgrade and returns the raw
         connection after `101 Switching Protocols` (used for /grpc and /session).
-    DockerBridge(sock_path, path="/grpc", headers=())  loopback TCP listener that upgrades
-        each accepted connection through docker_upgrade and pipes bytes; `.target`, `.close()`.
+    DockerBridge(sock_path, path="/grpc", headers=())  a private unix socket (mode 0600 in a fresh
+        0700 directory) that upgrades each accepted connection through docker_upgrade and pipes
+        bytes; `.target` is grpcio's `unix:` target, `.close()` removes the socket. No TCP port
+        is ever opened, so no other local user reaches the daemon's BuildKit through it.
 """
 
 from __future__ import annotations
 
+import os
 import selectors
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -102,7 +107,7 @@ def _read_head(sock: socket.socket) -> bytes:
 
 
 class DockerBridge:
-    """Loopback TCP endpoint for grpcio, each connection upgraded to h2c on the Docker socket."""
+    """A private unix endpoint for grpcio, each connection upgraded to h2c on the Docker socket."""
 
     def __init__(self, sock_path: str, path: str = "/grpc", headers: Headers = ()):
         self._sock_path = sock_path
@@ -112,8 +117,18 @@ class DockerBridge:
         self._closed = False
         self._threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = socket.socketpair()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.target = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._dir = tempfile.mkdtemp(prefix="starforge-bridge-")  # 0700: only this user may even look
+        self.path = os.path.join(self._dir, "buildkit.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._listener.bind(self.path)
+            os.chmod(self.path, 0o600)
+            self._listener.listen(16)
+        except BaseException:
+            self._listener.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        self.target = f"unix:{self.path}"
         self._spawn(self._accept_loop, "accept")
 
     def _spawn(self, fn: Any, name: str, *args: Any) -> None:
@@ -176,6 +191,7 @@ class DockerBridge:
         for thread in threads:
             thread.join(timeout=5)
         self._listener.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
         self._wake_r.close()
         self._wake_w.close()
 
@@ -254,5 +270,5 @@ def open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel:
         if tls is not None:
             raise ValueError("TLS over docker:// is not supported; the Docker socket is local")
         bridge = DockerBridge(rest)
-        return _BridgedChannel(grpc.insecure_channel(bridge.target, options=[*CHANNEL_OPTIONS, _NO_PROXY]), bridge)
+        return _BridgedChannel(grpc.insecure_channel(bridge.target, options=CHANNEL_OPTIONS), bridge)
     raise ValueError(f"unsupported BuildKit address scheme {scheme!r} in {addr!r}")

@@ -85,7 +85,7 @@ class BuildRequest(_Model):
     commit_sha: str
     root_dir: str = ""
     dockerfile_path: str | None = None
-    trigger: Literal["push", "manual"] = "push"
+    trigger: Literal["push", "manual", "reconcile"] = "push"
     delivery_id: str | None = None
 
 
@@ -109,6 +109,8 @@ class Build(_Model):
     commit_time: datetime | None = None
     rewind: bool = False
     started_at: datetime | None = None
+    backend_build_id: str | None = None
+    backend_url: str | None = None
     created_at: datetime
     updated_at: datetime
     held_by_pin: bool = False
@@ -135,6 +137,7 @@ class BuildSpec(_Model):
     build_id: int
     context_dir: str
     image: ImageRef
+    workspace: str | None = None
     frontend: Literal["dockerfile", "llb"] = "dockerfile"
     dockerfile: str = "Dockerfile"
     build_args: dict[str, str] = Field(default_factory=dict)
@@ -191,6 +194,17 @@ class BuildResult(_Model):
     duration_s: float = 0.0
     steps_total: int = 0
     steps_cached: int = 0
+    backend_build_id: str | None = Field(default=None, description="The backend's own id (a Depot build id).")
+    backend_url: str | None = Field(default=None, description="Where the backend shows the build, if anywhere.")
+
+
+class DepotProject(_Model):
+    """A Depot project: one per workspace, so each workspace has its own build cache."""
+
+    project_id: str
+    name: str
+    region: str
+    organization_id: str | None = None
 
 
 class DesiredState(_Model):

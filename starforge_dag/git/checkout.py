@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,14 +60,18 @@ def checkout(
     root_dir: str = "",
     submodules: bool = True,
     timeout_s: float = CHECKOUT_TIMEOUT_S,
+    auth_config: Mapping[str, str] | None = None,
 ) -> SourceTree:
-    """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`."""
+    """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`.
+
+    `auth_config` (git config carrying an auth header) reaches git through its environment only.
+    """
     try:
         check_repo_url(url, policy)
         check_commit_id(sha)
     except InvalidInput as exc:
         raise UserBuildError(str(exc), step="clone") from None
-    git = Git(policy, timeout_s)
+    git = Git(policy, timeout_s, tuple((auth_config or {}).items()))
     dest = Path(dest)
     try:
         if (dest / ".git").is_dir() and _head(git, dest) == sha:
@@ -84,11 +89,11 @@ def checkout(
         git.run("checkout", "--quiet", "--force", "--detach", sha, "--", cwd=dest)
         if submodules:
             found = _update_submodules(git, dest, url, policy, depth=1)
+        return _finish(git, dest, sha, root_dir, found)
     except GitFailed as exc:
         raise _classify(exc.stderr, url, sha) from None
     except GitTimeout as exc:
         raise TransientBuildError(f"cloning {redact_url(url)}: {exc}", step="clone") from None
-    return _finish(git, dest, sha, root_dir, found)
 
 
 def submodules_of(git: Git, worktree: Path, parent_url: str, policy: RepoUrlPolicy) -> list[Submodule]:
@@ -191,6 +196,9 @@ def _classify(stderr: str, url: str, sha: str) -> Exception:
         return UserBuildError(f"commit {sha} is not in {shown} (was it force-pushed away?)", step="clone")
     if "does not appear to be a git repository" in lowered or "repository not found" in lowered:
         return UserBuildError(f"{shown} is not a reachable git repository: {stderr}", step="clone")
+    if "gitmodules" in lowered:
+        found = next((line for line in stderr.splitlines() if "gitmodules" in line.lower()), stderr)
+        return UserBuildError(f"a submodule of {shown} was refused by git's object checks: {found}", step="clone")
     if "not allowed" in lowered or "fsck" in lowered or "submodule" in lowered:
         return UserBuildError(f"git refused part of {shown}: {stderr}", step="clone")
     return PermanentBuildError(f"git failed for {shown}: {stderr}", step="clone")

@@ -70,8 +70,11 @@ def git_config(policy: RepoUrlPolicy) -> dict[str, str]:
     return config
 
 
-def git_env(policy: RepoUrlPolicy) -> dict[str, str]:
-    """A fresh environment: no system or global config, no prompts, config passed so that child gits inherit it."""
+def git_env(policy: RepoUrlPolicy, extra_config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """A fresh environment: no system or global config, no prompts, config passed so that child gits inherit it.
+
+    `extra_config` (e.g. an auth header for one host) travels the same way: never on the command line or on disk.
+    """
     env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(
@@ -86,7 +89,7 @@ def git_env(policy: RepoUrlPolicy) -> dict[str, str]:
             "GIT_PROTOCOL_FROM_USER": "0",
         }
     )
-    config = git_config(policy)
+    config = {**git_config(policy), **dict(extra_config)}
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for i, (key, value) in enumerate(config.items()):
         env[f"GIT_CONFIG_KEY_{i}"] = key
@@ -100,10 +103,12 @@ class Git:
 
     policy: RepoUrlPolicy
     timeout_s: float = DEFAULT_TIMEOUT_S
+    extra_config: tuple[tuple[str, str], ...] = ()
 
     def run(self, *args: str, cwd: Path | None = None, timeout_s: float | None = None) -> str:
         """`git ARGS` in `cwd`; callers put `--` before URLs and refs themselves, this runs exactly what it is given."""
-        return run_git(args, cwd=cwd, env=git_env(self.policy), timeout_s=timeout_s or self.timeout_s)
+        env = git_env(self.policy, self.extra_config)
+        return run_git(args, cwd=cwd, env=env, timeout_s=timeout_s or self.timeout_s)
 
 
 def run_git(args: Sequence[str], *, cwd: Path | None, env: Mapping[str, str], timeout_s: float) -> str:

@@ -38,6 +38,7 @@ class _Payload(BaseModel):
 
 
 class Repository(_Payload):
+    id: int | None = Field(default=None, gt=0, lt=2**63)  # GitHub's repository id: survives renames and transfers
     full_name: Name
     clone_url: Url | None = None
     html_url: Url | None = None

@@ -15,15 +15,20 @@ from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransitio
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
 from ..git.checkout import SourceTree, resolve_inside
+from ..github.clone import clone_with_app
 from ..resources.build_service import BuildService
 from ..resources.build_store import BuildStoreResource
 from ..resources.git import GitSource
+from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStore
 from ..resources.planner import Planner
 from ..resources.registry import ImageRegistry
 from ..store import BuildStore
+from ..store.github import GitHubStore
 from ..store.retry import DbRetry, is_connectivity_error
 
+BACKEND_BUILD_TAG = "starforge/backend_build_id"
+BACKEND_URL_TAG = "starforge/backend_url"
 T = TypeVar("T")
 DB_RETRY = DbRetry(budget_s=120.0)
 STOPPED = (BuildState.CANCELED, BuildState.SUPERSEDED)
@@ -174,12 +179,28 @@ def load_build(
 
 @dg.op(retry_policy=TRANSIENT_RETRY)
 def clone_source(
-    context: dg.OpExecutionContext, request: BuildRequest, build_store: BuildStoreResource, git: GitSource
+    context: dg.OpExecutionContext,
+    request: BuildRequest,
+    build_store: BuildStoreResource,
+    git: GitSource,
+    github: GitHubAppResource,
 ) -> SourceTree:
-    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory."""
+    """Fetch exactly the pushed commit (shallow, with submodules) into the build's own directory.
+
+    An app following a GitHub repository clones it by id through the App (private repositories too).
+    """
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
-        source = git.checkout(request.build_id, request.repo_url, request.commit_sha, request.root_dir)
+        gh = GitHubStore(build_store.store().engine)
+        source = clone_with_app(
+            gh,
+            github.app(),
+            request.app_id,
+            request.repo_url,
+            lambda url, auth: git.checkout(
+                request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth
+            ),
+        )
     _db(build_store, lambda db: db.set_commit_time(request.build_id, source.commit_time), "record commit time")
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}
@@ -226,6 +247,7 @@ def dockerfile_frontend(planned: PlannedSource, registry: ImageRegistry) -> Buil
         build_id=r.build_id,
         context_dir=planned.source.app_dir,
         image=registry.image_for(r.workspace, r.app, r.commit_sha),
+        workspace=r.workspace,
         frontend="dockerfile",
         dockerfile=planned.dockerfile or "Dockerfile",
     )
@@ -255,6 +277,7 @@ def railpack_frontend(
         build_id=r.build_id,
         context_dir=planned.source.app_dir,
         image=registry.image_for(r.workspace, r.app, r.commit_sha),
+        workspace=r.workspace,
         frontend="llb",
         llb_definition=planned_build.definition,
         image_config=planned_build.image_config,
@@ -298,19 +321,41 @@ def await_build(
             pushing = True
             advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
 
-    with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
-        result = build_service.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
+    try:
+        with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
+            result = build_service.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
+    finally:
+        tag_backend_build(context, build_store, build_id)
     if not pushing:
         advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
-    context.add_output_metadata(
-        {
-            "digest": result.image.digest or "",
-            "duration_s": round(result.duration_s, 3),
-            "steps": result.steps_total,
-            "cached_steps": result.steps_cached,
-        }
-    )
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "digest": result.image.digest or "",
+        "duration_s": round(result.duration_s, 3),
+        "steps": result.steps_total,
+        "cached_steps": result.steps_cached,
+    }
+    if result.backend_build_id:
+        metadata["backend_build_id"] = result.backend_build_id
+    if result.backend_url:
+        metadata["backend_url"] = dg.MetadataValue.url(result.backend_url)
+    context.add_output_metadata(metadata)
     return result
+
+
+def tag_backend_build(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int) -> None:
+    """Tag the run with the backend's build (a Depot build), so an operator can go from the run to it.
+
+    Best effort: the build's own outcome matters more than a tag, so a database blip only logs.
+    """
+    try:
+        build = store.store().get_build(build_id)
+    except Exception as exc:
+        context.log.warning(f"could not read build {build_id} to tag the run with its backend build: {exc}")
+        return
+    tags = {BACKEND_BUILD_TAG: build.backend_build_id or "", BACKEND_URL_TAG: build.backend_url or ""}
+    tags = {key: value for key, value in tags.items() if value}
+    if tags and any(context.run.tags.get(key) != value for key, value in tags.items()):
+        context.instance.add_run_tags(context.run_id, tags)
 
 
 @dg.op(retry_policy=TRANSIENT_RETRY, out=dg.Out(int, description="The id of the build that succeeded."))

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 
 from starforge_dag.railpack.plan import Cache, Command, CopyCommand, ExecCommand, LayerInput, _Model, shell_command
 from starforge_dag.railpack.source import strip_jsonc
@@ -67,7 +67,7 @@ class DeployConfig(_Model):
 class Config(_Model):
     """The root of railpack.json."""
 
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
 
     provider: str | None = None
     build_apt_packages: list[str] | None = None

@@ -31,8 +31,10 @@ from starforge_dag.railpack.resolver import (
     MISE_CONFIG_GLOBS,
     SUPPORTING_MISE_FILES,
     TOOL_VERSIONS,
+    OfflineVersionResolver,
     PackageRequests,
     ResolvedPackage,
+    VersionResolver,
     idiomatic_version,
 )
 from starforge_dag.railpack.source import SourceTree
@@ -414,6 +416,7 @@ class GenerateContext:
         self.secrets: list[str] = []
         self.metadata: dict[str, str] = {}
         self.requests = PackageRequests()
+        self.resolver: VersionResolver = OfflineVersionResolver()
         self.warnings: list[str] = []
         self.infos: list[str] = []
         self._mise: MiseStepBuilder | None = None

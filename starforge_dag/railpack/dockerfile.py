@@ -54,7 +54,9 @@ class _Renderer:
         return lines
 
     def copy_lines(self, layer: Layer, runtime: bool) -> list[str]:
-        includes = layer.include or ["."]
+        includes = layer.include or []
+        if not includes:
+            return []  # a later input copies only the paths it includes, as in Railpack's own conversion
         if layer.local:
             return [f"COPY {path} {_in_app(path)}" for path in includes]
         if layer.step:

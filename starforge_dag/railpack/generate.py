@@ -77,6 +77,7 @@ def generate_plan(
         runtime_image=runtime_image or variables.railpack("RUNTIME_IMAGE") or DEFAULT_RUNTIME_IMAGE,
     )
 
+    ctx.resolver = resolver or OfflineVersionResolver()
     provider, detected = _pick_provider(ctx)
     ctx.set_metadata("providers", detected)
     if provider is not None:
@@ -85,7 +86,7 @@ def generate_plan(
 
     _apply_config(ctx)
     try:
-        resolved = ctx.requests.resolve(resolver or OfflineVersionResolver())
+        resolved = ctx.requests.resolve(ctx.resolver)
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
     plan = BuildPlan()

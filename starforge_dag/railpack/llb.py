@@ -13,13 +13,15 @@ from __future__ import annotations
 import platform as _platform
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from starforge_dag.buildkit import llb
 from starforge_dag.railpack.plan import BuildPlan, CopyCommand, ExecCommand, FileCommand, Layer, PathCommand, Step
 
 APP_DIR = "/app"
 CONTEXT_NAME = "context"
+Network = Literal["none", "host", "sandbox"] | None
+NETWORKS = (None, "none", "host", "sandbox")
 SECRETS_DIR = "/run/secrets"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -64,7 +66,9 @@ class _Converter:
         self.plan = plan
         self.builder_image = builder_image
         self.runtime_image = runtime_image
-        self.network = network
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of none, host, sandbox or unset, not {network!r}")
+        self.network = cast(Network, network)
         self.platform = platform
         self.context = llb.local(context_name, exclude=[".git", *plan.exclude], platform=platform)
         self.steps: dict[str, _StepState] = {}
@@ -96,9 +100,12 @@ class _Converter:
 
     def copy_layer(self, base: llb.State, layer: Layer, runtime: bool) -> llb.State:
         """Copy a filtered layer onto base; excludes are removed in a scratch state first."""
+        if not layer.include:
+            # As in Railpack's own conversion, a later input copies only the paths it includes.
+            return base
         source, from_context = self.layer_source(layer, runtime)
         actions = []
-        for path in layer.include or ["."]:
+        for path in layer.include:
             src = path if from_context else _in_app(path)
             dest = _in_app(path)
             actions.append(

@@ -47,7 +47,7 @@ def fuzzy_version(version: str) -> str:
                 return value.strip().split(".")[0]
     if version.startswith("^"):
         return version[1:].split(".")[0]
-    version = version.removeprefix("~").removeprefix("v").replace(".x", "")
+    version = version.removeprefix("~").removeprefix("v").replace(".x", "").replace(".*", "")
     return version.rstrip(".")
 
 

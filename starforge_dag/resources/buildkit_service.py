@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from ..buildkit.client import BuildEvent, BuildKitClient, LogEvent, VertexEvent
-from ..buildkit.dockerfile import FRONTEND, dockerfile_build
+from ..buildkit.builder import BuildKitBuilder
 from ..buildkit.registry import RegistryAuth
-from ..buildkit.session import Session
 from ..buildkit.transport import TLSConfig
-from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
-from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..core.models import BuildResult, BuildSpec, BuildTicket
 from .build_service import BuildService, CancelCheck, LogSink, _never
-
-_MISSING_SECRET = re.compile(r"secret \S+ not found")
-_VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
-
-
-def progress_line(event: BuildEvent) -> ProgressLine:
-    """A build event as the log shows it: step changes as system lines, output as stdout/stderr."""
-    if isinstance(event, LogEvent):
-        return ProgressLine(stream=event.stream, text=event.text, vertex=event.vertex, ts=event.ts)
-    assert isinstance(event, VertexEvent)
-    if event.status == "error":
-        return ProgressLine(stream="system", text=f"ERROR {event.name}: {event.error}", vertex=event.name, ts=event.ts)
-    return ProgressLine(
-        stream="system", text=_VERTEX_TEXT[event.status].format(name=event.name), vertex=event.name, ts=event.ts
-    )
 
 
 class BuildKitBuildService(BuildService):
-    """Adapter over our BuildKit client: session-served context, Dockerfile or raw LLB, push, manifest digest."""
+    """Configuration for a BuildKitBuilder, opened per call: the build logic lives in `buildkit.builder`."""
 
     address: str = Field(
         default="docker:///run/starforge/docker.sock",
@@ -66,141 +42,29 @@ class BuildKitBuildService(BuildService):
         description="Where cancel() leaves a marker that a run() on this machine stops at.",
     )
 
-    def _tls(self) -> TLSConfig | None:
-        if not (self.tls_ca or self.tls_cert or self.tls_key):
-            return None
-        return TLSConfig.from_files(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
-
-    def _registry_auth(self) -> RegistryAuth | None:
-        if not self.registry_username:
-            return None
-        return RegistryAuth(self.registry_username, self.registry_password or "")
-
-    @contextmanager
-    def _client(self) -> Iterator[BuildKitClient]:
-        try:
-            client = BuildKitClient(self.address, self._tls())
-        except OSError as exc:
-            raise TransientBuildError(f"BuildKit at {self.address} unreachable: {exc}", step="connect") from exc
-        with client:
-            yield client
-
-    @contextmanager
-    def _session(self, spec: BuildSpec, local_dirs: dict[str, str]) -> Iterator[Session]:
-        auth = self._registry_auth()
-        session = Session(
+    def _builder(self) -> BuildKitBuilder:
+        tls = None
+        if self.tls_ca or self.tls_cert or self.tls_key:
+            tls = TLSConfig.from_files(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
+        auth = RegistryAuth(self.registry_username, self.registry_password or "") if self.registry_username else None
+        return BuildKitBuilder(
             self.address,
-            self._tls(),
-            local_dirs=local_dirs,
-            secrets=self._secrets(spec),
-            registry_auth={spec.image.registry: (auth.username, auth.password)} if auth else None,
-            name=f"build-{spec.build_id}",
-            owner=(0, 0),
+            tls,
+            registry_auth=auth,
+            insecure_registry=self.insecure_registry,
+            network_mode=self.network_mode,
+            secret_lookup=lambda name: os.environ.get(self.secret_env_prefix + name),
+            connect_timeout_s=self.connect_timeout_s,
+            build_timeout_s=self.build_timeout_s,
+            cancel_dir=self.cancel_dir,
         )
-        try:
-            session.__enter__()
-        except OSError as exc:
-            raise TransientBuildError(
-                f"could not open a BuildKit session at {self.address}: {exc}", step="session"
-            ) from exc
-        try:
-            yield session
-        finally:
-            session.close()
-
-    def _secrets(self, spec: BuildSpec) -> dict[str, str]:
-        values = {}
-        for name in spec.secrets:
-            value = os.environ.get(self.secret_env_prefix + name)
-            if value is None:
-                raise UserBuildError(f"build secret {name} is not set", step="secrets")
-            values[name] = value
-        return values
-
-    def _cancel_marker(self, ticket: BuildTicket) -> Path:
-        return Path(self.cancel_dir) / ticket.ref
 
     def submit(self, spec: BuildSpec) -> BuildTicket:
-        if spec.frontend == "dockerfile":
-            dockerfile_build(spec.context_dir, spec.dockerfile)
-        elif not spec.llb_definition:
-            raise PermanentBuildError("an llb build needs a definition", step="submit")
-        with self._client() as client:
-            client.list_workers(timeout=self.connect_timeout_s)
-        return BuildTicket(spec=spec, backend="buildkit", ref=uuid.uuid4().hex, endpoint=self.address)
+        return self._builder().submit(spec)
 
     def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
-        spec = ticket.spec
-        marker = self._cancel_marker(ticket)
-        deadline = time.monotonic() + self.build_timeout_s if self.build_timeout_s else None
-        timed_out = False
-
-        def stop() -> bool:
-            nonlocal timed_out
-            timed_out = deadline is not None and time.monotonic() > deadline
-            return timed_out or should_cancel() or marker.exists()
-
-        def push_line(text: str) -> None:
-            on_progress(ProgressLine(stream="system", text=text, vertex="push"))
-
-        common = dict(
-            ref=ticket.ref,
-            registry_auth=self._registry_auth(),
-            insecure_registry=self.insecure_registry,
-            entitlements=["network.host"] if self.network_mode == "host" else [],
-            on_event=lambda event: on_progress(progress_line(event)),
-            on_push_line=push_line,
-            should_cancel=stop,
-        )
-        started = time.monotonic()
-        try:
-            if spec.frontend == "dockerfile":
-                build = dockerfile_build(
-                    spec.context_dir, spec.dockerfile, spec.build_args, spec.target, spec.platform, self.network_mode
-                )
-                with self._client() as client, self._session(spec, build.local_dirs) as session:
-                    image = client.build_image(
-                        spec.image.ref,
-                        frontend=FRONTEND,
-                        frontend_attrs=build.frontend_attrs,
-                        session=session.id,
-                        **common,
-                    )
-            else:
-                if not spec.llb_definition:
-                    raise PermanentBuildError("an llb build needs a definition", step="submit")
-                with self._client() as client, self._session(spec, {"context": spec.context_dir}) as session:
-                    image = client.build_image(
-                        spec.image.ref,
-                        definition=spec.llb_definition,
-                        image_config=spec.image_config,
-                        session=session.id,
-                        **common,
-                    )
-        except ValueError as exc:
-            raise PermanentBuildError(f"invalid build input: {exc}", step="submit") from exc
-        except PermanentBuildError as exc:
-            if _MISSING_SECRET.search(exc.message):
-                raise UserBuildError(exc.message, step=exc.step) from exc
-            raise
-        except BuildCanceled as exc:
-            if timed_out:
-                raise PermanentBuildError(f"build exceeded {self.build_timeout_s:g}s", step=exc.step) from exc
-            raise
-        finally:
-            marker.unlink(missing_ok=True)
-        push_line(f"pushed {spec.image.ref} {image.digest}")
-        return BuildResult(
-            build_id=spec.build_id,
-            image=spec.image.model_copy(update={"digest": image.digest}),
-            config_digest=image.config_digest,
-            duration_s=time.monotonic() - started,
-            steps_total=image.solve.steps_total,
-            steps_cached=image.solve.steps_cached,
-        )
+        return self._builder().run(ticket, on_progress, should_cancel)
 
     def cancel(self, ticket: BuildTicket) -> None:
         """Leave a marker the running solve checks; BuildKit's Control API has no cancel-by-ref."""
-        marker = self._cancel_marker(ticket)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        self._builder().cancel(ticket)

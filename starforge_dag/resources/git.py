@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,11 @@ class GitSource(dg.ConfigurableResource):
     )
     timeout_s: float = Field(default=CHECKOUT_TIMEOUT_S, description="Deadline of one checkout's git commands.")
 
-    def checkout(self, build_id: int, url: str, sha: str, root_dir: str = "") -> SourceTree:
+    def checkout(
+        self, build_id: int, url: str, sha: str, root_dir: str = "", auth_config: Mapping[str, str] | None = None
+    ) -> SourceTree:
         dest = Path(self.workdir) / f"build-{build_id}"
         policy = RepoUrlPolicy(schemes=tuple(self.allowed_schemes), hosts=tuple(self.allowed_hosts))
-        return checkout(url, sha, dest, policy=policy, root_dir=root_dir, timeout_s=self.timeout_s)
+        return checkout(
+            url, sha, dest, policy=policy, root_dir=root_dir, timeout_s=self.timeout_s, auth_config=auth_config
+        )

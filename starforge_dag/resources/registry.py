@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-
 import dagster as dg
-import httpx
 from pydantic import Field
 
-from ..core.errors import PermanentBuildError, TransientBuildError
+from ..buildkit.registry import RegistryAuth, RegistryClient
+from ..core.errors import BuildError, PermanentBuildError, TransientBuildError
 from ..core.models import ImageRef
-
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
 
 
 class ImageRegistry(dg.ConfigurableResource):
@@ -34,23 +23,12 @@ class ImageRegistry(dg.ConfigurableResource):
         return ImageRef.for_build(self.prefix, workspace, app, commit_sha)
 
     def manifest_digest(self, image: ImageRef) -> str:
-        """The registry's own digest for the image's tag (Docker-Content-Digest)."""
-        host = image.registry
-        scheme = "http" if self.insecure and (host.startswith("127.") or host.startswith("localhost")) else "https"
-        headers = {"Accept": MANIFEST_TYPES}
-        if self.username:
-            token = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        url = f"{scheme}://{host}/v2/{image.repository}/manifests/{image.tag}"
+        """The registry's own digest for the image's tag (Docker-Content-Digest), through Basic or Bearer auth."""
+        auth = RegistryAuth(self.username, self.password or "", image.registry) if self.username else None
+        client = RegistryClient(auth, insecure=None if self.insecure else False, timeout=10)
         try:
-            response = httpx.head(url, headers=headers, timeout=10)
-        except httpx.TransportError as exc:
-            raise TransientBuildError(f"registry {host} unreachable: {exc}", step="verify") from None
-        if response.status_code == 404:
-            raise PermanentBuildError(f"{image.ref} is not in the registry after the push", step="verify")
-        if response.status_code >= 400:
-            raise TransientBuildError(f"registry answered {response.status_code} for {image.ref}", step="verify")
-        digest = response.headers.get("Docker-Content-Digest")
-        if not digest:
-            raise PermanentBuildError(f"registry gave no digest for {image.ref}", step="verify")
-        return digest
+            return client.manifest_digest(image.model_copy(update={"digest": None}))
+        except TransientBuildError as exc:
+            raise TransientBuildError(exc.message, step="verify") from None
+        except BuildError as exc:
+            raise PermanentBuildError(exc.message, step="verify") from None

@@ -9,13 +9,14 @@ from ..core.models import Build, utcnow
 from ..core.states import ACTIVE, BuildState
 from . import schema as t
 from .apps import Apps
+from .depot import DepotRecords
 from .desired import Desired
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
 from .transitions import Transitions
 
 
-class BuildStore(Apps, Queue, Transitions, Desired):
+class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def get_build(self, build_id: int) -> Build:

@@ -65,6 +65,8 @@ builds = sa.Table(
     sa.Column("settings_key", sa.String(64), nullable=True),  # the app's build settings when it was queued
     sa.Column("rewind", sa.Boolean, nullable=False, server_default=sa.false()),  # may move desired state back once
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # this attempt began (resets on resume)
+    sa.Column("backend_build_id", sa.String(200), nullable=True),  # e.g. the Depot build of the latest attempt
+    sa.Column("backend_url", sa.Text, nullable=True),
     sa.Column("held_by_pin", sa.Boolean, nullable=False, server_default=sa.false()),  # succeeded while pinned
     sa.Column("image_deleted_at", sa.DateTime(timezone=True), nullable=True),  # retention deleted its image
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -154,4 +156,16 @@ build_logs = sa.Table(
     sa.Column("stream", sa.String(16), nullable=False),
     sa.Column("vertex", sa.Text, nullable=True),
     sa.Column("text", sa.Text, nullable=False),
+)
+
+# One Depot project per workspace (its build cache); the primary key makes a second create fail.
+depot_projects = sa.Table(
+    "depot_projects",
+    metadata,
+    sa.Column("workspace", sa.String(100), primary_key=True),
+    sa.Column("project_id", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("region", sa.String(50), nullable=False),
+    sa.Column("organization_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -10,6 +10,7 @@ from ..core.errors import IllegalTransition
 from ..core.models import Build, Transition, utcnow
 from ..core.states import WORKING, BuildState, check_transition
 from . import schema as t
+from .github import record_status
 from .rows import BUILD_SELECT, NotFound, StoreBase, for_update, get_build, to_build, to_model
 
 _ENDED_WITH_ERROR = (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED)
@@ -69,6 +70,7 @@ def record_transition(
             at=utcnow(),
         )
     )
+    record_status(conn, build_id, to, reason, run_id)  # the commit status outbox, in the same transaction
 
 
 def end_as_requested(

@@ -205,3 +205,42 @@ def test_push_without_a_usable_delivery_id_is_a_bad_request(
     response = github.deliver(github.push(), delivery=delivery)
     assert response.status_code == 400 and "X-GitHub-Delivery" in response.json()["detail"]
     assert store.list_builds() == []
+
+
+def test_form_encoded_delivery_is_accepted_with_the_signature_over_the_raw_body(
+    github: GitHub, store: BuildStore, shop
+) -> None:
+    payload = github.push(github.commit("Form"))
+    queued = github.deliver(payload, form=True)
+    assert queued.status_code == 202, queued.text
+    assert store.get_build(queued.json()["created"][0]).commit_sha == payload["after"]
+
+    raw = github.encode(github.push(github.commit("Other")), form=True)
+    signed_as_json = github.headers(github.encode(github.push(github.commit("Other"))))["X-Hub-Signature-256"]
+    refused = github.deliver(body=raw, form=True, signature=signed_as_json)  # signed over the JSON, not the body
+    assert refused.status_code == 401
+    assert len(store.list_builds()) == 1
+
+
+def test_every_answer_agrees_with_the_openapi_document(
+    github: GitHub, client: TestClient, store: BuildStore, shop
+) -> None:
+    documented = client.get("/openapi.json").json()["paths"]["/webhooks/github"]["post"]["responses"]
+    payload = github.push()
+    answers = {
+        "ping": github.deliver({"zen": "hi"}, event="ping"),
+        "other event": github.deliver({"action": "opened"}, event="issues"),
+        "ignored push": github.deliver(github.push(ref="refs/tags/v1")),
+        "queued": github.deliver(payload, delivery="agree-1"),
+        "redelivery": github.deliver(payload, delivery="agree-1"),
+        "bad signature": github.deliver(payload, secret="wrong"),
+        "bad body": github.deliver(body=b"{"),
+        "too large": github.deliver(github.push(github.commit("x" * 70_000))),
+        "bad content type": github.deliver(payload, content_type="text/plain"),
+        "bad commit id": github.deliver({**payload, "after": "HEAD"}),
+    }
+    expected = {"ping": 200, "other event": 200, "ignored push": 200, "queued": 202, "redelivery": 200}
+    expected |= {"bad signature": 401, "bad body": 400, "too large": 413, "bad content type": 415, "bad commit id": 422}
+    assert {name: answer.status_code for name, answer in answers.items()} == expected
+    assert {str(code) for code in expected.values()} <= set(documented)
+    assert "ignored" in documented["200"]["description"] and "queued" in documented["202"]["description"]

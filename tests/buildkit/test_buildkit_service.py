@@ -14,7 +14,7 @@ import pytest
 from test_dockerfile import image_config, image_files, registry_manifest, write
 
 from starforge_dag.buildkit import llb
-from starforge_dag.buildkit.build_dir import build_dir_command
+from starforge_dag.cli_build import build_dir_command
 from starforge_dag.core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from starforge_dag.core.models import BuildSpec, ImageRef, ProgressLine
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
@@ -195,7 +195,7 @@ def test_build_dir_prints_one_json_object_for_a_dockerfile(
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
     out, err = io.StringIO(), io.StringIO()
-    assert build_dir_command(str(tmp_path), image_name, service=service, stdout=out, stderr=err) == 0
+    assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=err) == 0
     report = json.loads(out.getvalue())
     assert report["status"] == "succeeded" and report["frontend"] == "dockerfile"
     assert report["image"] == image_name
@@ -209,7 +209,7 @@ def test_build_dir_plans_a_directory_without_a_dockerfile(
 ) -> None:
     write(tmp_path, {"start.sh": "#!/bin/sh\necho hello from the plan\n", "data.txt": f"{uuid.uuid4().hex}\n"})
     out = io.StringIO()
-    assert build_dir_command(str(tmp_path), image_name, service=service, stdout=out, stderr=io.StringIO()) == 0
+    assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=io.StringIO()) == 0
     report = json.loads(out.getvalue())
     assert report["frontend"] == "llb"
     assert report["digest"] == registry_manifest(image_name)[2]
@@ -222,7 +222,7 @@ def test_build_dir_reports_a_failure_as_json_and_exits_non_zero(
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; exit 3\n"})
     out = io.StringIO()
-    assert build_dir_command(str(tmp_path), image_name, service=service, stdout=out, stderr=io.StringIO()) == 1
+    assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=io.StringIO()) == 1
     report = json.loads(out.getvalue())
     assert report["status"] == "failed" and report["digest"] is None
     assert report["error_kind"] == "user" and report["step"].startswith("[2/2] RUN")

@@ -9,13 +9,13 @@ import dagster as dg
 import httpx
 import pytest
 
+from starforge_dag.buildkit.registry import MANIFEST_ACCEPT
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
 from starforge_dag.local import drain_queue
 from starforge_dag.logs import open_log_store
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
-from starforge_dag.resources.registry import MANIFEST_TYPES
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
 
@@ -50,7 +50,7 @@ def image_config(image_ref: str, digest: str) -> dict:
     """The pushed image's config, read from the registry itself."""
     image = ImageRef.parse(image_ref)
     base = f"http://{image.registry}/v2/{image.repository}"
-    manifest = httpx.get(f"{base}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}).json()
+    manifest = httpx.get(f"{base}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT}).json()
     return httpx.get(f"{base}/blobs/{manifest['config']['digest']}").json()["config"]
 
 

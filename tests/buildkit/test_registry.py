@@ -172,8 +172,10 @@ def test_standalone_buildkit_pushes_with_the_image_exporter(standalone: tuple[st
 
     assert (build.digest, build.config_digest) == (MANIFEST, CONFIG)
     [request] = control.requests
-    assert request.Exporter == "image"
-    attrs = dict(request.ExporterAttrs)
+    [entry] = request.Exporters  # what BuildKit v0.13+ reads
+    assert entry.Type == request.Exporter == "image"  # the single fields are what v0.8 reads
+    assert dict(entry.Attrs) == dict(request.ExporterAttrs)
+    attrs = dict(entry.Attrs)
     assert (attrs["name"], attrs["push"], attrs["registry.insecure"]) == (
         "registry.example/apps/web:abc",
         "true",

@@ -21,9 +21,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
+from starforge_dag.buildkit.filesync import ExcludeMatcher, go_file_mode, walk
 from starforge_dag.buildkit.pb import auth_pb2, auth_pb2_grpc, secrets_pb2, secrets_pb2_grpc
 from starforge_dag.buildkit.registry import RegistryAuth, remove_image
-from starforge_dag.buildkit.session import ExcludeMatcher, Session, go_file_mode, walk
+from starforge_dag.buildkit.session import Session
 from starforge_dag.core.errors import BuildError
 
 GO_DIR = 1 << 31
@@ -253,7 +254,7 @@ def private_image(
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        host = "127.0.0.1:%d" % probe.getsockname()[1]
+        host = f"127.0.0.1:{probe.getsockname()[1]}"
     (root / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n"
         f"auth:\n  htpasswd:\n    realm: starforge-test\n    path: {root}/htpasswd\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -134,11 +136,44 @@ def test_list_workers_through_the_docker_socket(buildkit_addr: str) -> None:
 
 
 @pytest.mark.integration
-def test_tcp_address_through_a_plain_tcp_proxy(docker_sock: str) -> None:
-    """dockerd's gRPC behind a loopback TCP port is an ordinary tcp:// BuildKit endpoint."""
-    with DockerBridge(docker_sock) as proxy, BuildKitClient(f"tcp://{proxy.target}") as client:
+def test_unix_address_through_the_bridge_socket(docker_sock: str) -> None:
+    """dockerd's gRPC behind a plain unix socket is an ordinary unix:// BuildKit endpoint."""
+    with DockerBridge(docker_sock) as proxy, BuildKitClient(f"unix://{proxy.path}") as client:
         assert client.exporter == "image"
         assert any("linux/amd64" in w.platforms for w in client.list_workers())
+
+
+def _tcp_listeners_of_this_process() -> list[str]:
+    """Listening TCP sockets among this process's file descriptors (from /proc, state 0A = LISTEN)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                found.append(fields[1])
+    return found
+
+
+@pytest.mark.integration
+def test_the_docker_bridge_opens_no_tcp_port_and_its_socket_is_private(docker_sock: str, buildkit_addr: str) -> None:
+    before = _tcp_listeners_of_this_process()
+    with DockerBridge(docker_sock) as bridge, BuildKitClient(buildkit_addr) as client:
+        assert client.list_workers()
+        assert _tcp_listeners_of_this_process() == before
+        directory = os.path.dirname(bridge.path)
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert stat.S_ISSOCK(os.stat(bridge.path).st_mode)
+        assert stat.S_IMODE(os.stat(bridge.path).st_mode) == 0o600
+        assert bridge.target == f"unix:{bridge.path}"
+    assert not os.path.exists(directory)
 
 
 @pytest.mark.integration
@@ -154,11 +189,11 @@ def test_docker_channels_leave_no_bridge_threads(buildkit_addr: str) -> None:
 @pytest.mark.integration
 def test_closed_bridge_refuses_connections(docker_sock: str) -> None:
     bridge = DockerBridge(docker_sock)
-    host, port = bridge.target.rsplit(":", 1)
-    socket.create_connection((host, int(port)), timeout=2).close()
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.connect(bridge.path)
     bridge.close()
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((host, int(port)), timeout=2).close()
+    with socket.socket(socket.AF_UNIX) as probe, pytest.raises(FileNotFoundError):
+        probe.connect(bridge.path)
 
 
 @pytest.mark.integration

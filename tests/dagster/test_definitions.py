@@ -6,13 +6,17 @@ import pytest
 from starforge_dag.definitions import defs, resolve_backend
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
+from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 
-KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner"}
+KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner", "github"}
 
 
-@pytest.mark.parametrize("backend,adapter", [("fake", FakeBuildService), ("buildkit", BuildKitBuildService)])
+@pytest.mark.parametrize(
+    "backend,adapter",
+    [("fake", FakeBuildService), ("buildkit", BuildKitBuildService), ("depot", DepotBuildService)],
+)
 def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_path):
     monkeypatch.setenv("STARFORGE_HOME", str(tmp_path))
     monkeypatch.setenv("STARFORGE_BUILD_BACKEND", backend)
@@ -37,6 +41,8 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
         "build_queue_sensor",
         "build_run_failure_sensor",
         "build_run_canceled_sensor",
+        "commit_status_sensor",
+        "github_reconcile_sensor",
         "desired_state_sensor",
     }
     (schedule,) = loaded.schedules
@@ -49,3 +55,17 @@ def test_auto_backend_picks_buildkit_only_when_the_daemon_answers(tmp_path):
     assert resolve_backend(Settings(build_backend="auto", buildkit_addr=f"docker://{tmp_path}/none.sock")) == "fake"
     with pytest.raises(ValueError, match="use buildkit, depot, fake or auto"):
         resolve_backend(Settings(build_backend="kaniko"))
+
+
+def test_the_depot_token_reaches_the_resource_as_an_env_var(monkeypatch, tmp_path):
+    monkeypatch.setenv("STARFORGE_HOME", str(tmp_path))
+    monkeypatch.setenv("STARFORGE_BUILD_BACKEND", "depot")
+    monkeypatch.setenv("STARFORGE_DEPOT_TOKEN", "depot-org-token-value")
+    monkeypatch.setenv("STARFORGE_DEPOT_API_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("STARFORGE_DEPOT_PLATFORM", "arm64")
+    service = defs().resources["build_service"]
+
+    assert isinstance(service, DepotBuildService)
+    assert isinstance(service.token, dg.EnvVar) and service.token == "STARFORGE_DEPOT_TOKEN"
+    assert (service.api_url, service.platform) == ("http://127.0.0.1:1", "arm64")
+    assert service.process_config_and_initialize().token == "depot-org-token-value"

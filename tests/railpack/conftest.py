@@ -22,6 +22,12 @@ def fixture_app(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
+def fixture_app_names() -> list[str]:
+    """Every fixture app, by name."""
+    return sorted(apps.APPS)
+
+
+@pytest.fixture
 def make_app(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     """Write an ad-hoc app from {path: content}."""
 

@@ -25,9 +25,9 @@ def test_plan_command_info(fixture_app, capsys) -> None:
     assert info["detectedProviders"] == ["golang"]
     assert info["resolvedPackages"]["go"] == {
         "name": "go",
-        "requestedVersion": "1.21",
-        "resolvedVersion": "1.21",
-        "source": "go.mod",
+        "requestedVersion": "1.20",
+        "resolvedVersion": "1.20",
+        "source": "RAILPACK_GO_VERSION",
     }
 
 

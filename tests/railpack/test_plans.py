@@ -1,4 +1,4 @@
-"""Whole plans of the fixture apps whose providers follow Railpack's step layout, compared field by field.
+"""Whole plans of every fixture app, compared field by field with the expected plan files.
 
 Each expected plan under tests/fixtures/railpack/plans/ was reviewed against Railpack's provider
 logic: step names and order, every command with its `sh -c` wrapping, caches, variables, secrets,
@@ -19,6 +19,10 @@ PLANS = Path(__file__).resolve().parents[1] / "fixtures" / "railpack" / "plans"
 WHOLE_PLAN_APPS = sorted(p.stem for p in PLANS.glob("*.json"))
 
 
+def test_every_fixture_app_has_a_whole_plan(fixture_app_names: list[str]) -> None:
+    assert fixture_app_names == WHOLE_PLAN_APPS
+
+
 @pytest.mark.parametrize("name", WHOLE_PLAN_APPS)
 def test_whole_plan(fixture_app, name: str) -> None:
     result = generate_plan(fixture_app(name))
@@ -31,4 +35,21 @@ def test_whole_plan(fixture_app, name: str) -> None:
 
 def test_every_ported_provider_has_a_whole_plan() -> None:
     prefixes = {name.split("-")[0] for name in WHOLE_PLAN_APPS}
-    assert {"node", "python", "shell", "static", "staticfile", "procfile"} <= prefixes
+    assert {
+        "node",
+        "python",
+        "shell",
+        "static",
+        "staticfile",
+        "procfile",
+        "ruby",
+        "go",
+        "rust",
+        "java",
+        "php",
+        "elixir",
+        "dotnet",
+        "cpp",
+        "deno",
+        "gleam",
+    } <= prefixes

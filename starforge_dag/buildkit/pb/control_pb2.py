@@ -27,7 +27,7 @@ from . import ops_pb2 as ops__pb2
 from . import worker_pb2 as worker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rcontrol.proto\x12\x10moby.buildkit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\tops.proto\x1a\x0cworker.proto\"\xcc\x04\n\x0cSolveRequest\x12\x0b\n\x03Ref\x18\x01 \x01(\t\x12\"\n\nDefinition\x18\x02 \x01(\x0b\x32\x0e.pb.Definition\x12\x10\n\x08\x45xporter\x18\x03 \x01(\t\x12H\n\rExporterAttrs\x18\x04 \x03(\x0b\x32\x31.moby.buildkit.v1.SolveRequest.ExporterAttrsEntry\x12\x0f\n\x07Session\x18\x05 \x01(\t\x12\x10\n\x08\x46rontend\x18\x06 \x01(\t\x12H\n\rFrontendAttrs\x18\x07 \x03(\x0b\x32\x31.moby.buildkit.v1.SolveRequest.FrontendAttrsEntry\x12-\n\x05\x43\x61\x63he\x18\x08 \x01(\x0b\x32\x1e.moby.buildkit.v1.CacheOptions\x12\x14\n\x0c\x45ntitlements\x18\t \x03(\t\x12J\n\x0e\x46rontendInputs\x18\n \x03(\x0b\x32\x32.moby.buildkit.v1.SolveRequest.FrontendInputsEntry\x1a\x34\n\x12\x45xporterAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x34\n\x12\x46rontendAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x45\n\x13\x46rontendInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1d\n\x05value\x18\x02 \x01(\x0b\x32\x0e.pb.Definition:\x02\x38\x01\"\xcd\x02\n\x0c\x43\x61\x63heOptions\x12\x1b\n\x13\x45xportRefDeprecated\x18\x01 \x01(\t\x12\x1c\n\x14ImportRefsDeprecated\x18\x02 \x03(\t\x12X\n\x15\x45xportAttrsDeprecated\x18\x03 \x03(\x0b\x32\x39.moby.buildkit.v1.CacheOptions.ExportAttrsDeprecatedEntry\x12\x34\n\x07\x45xports\x18\x04 \x03(\x0b\x32#.moby.buildkit.v1.CacheOptionsEntry\x12\x34\n\x07Imports\x18\x05 \x03(\x0b\x32#.moby.buildkit.v1.CacheOptionsEntry\x1a<\n\x1a\x45xportAttrsDeprecatedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8e\x01\n\x11\x43\x61\x63heOptionsEntry\x12\x0c\n\x04Type\x18\x01 \x01(\t\x12=\n\x05\x41ttrs\x18\x02 \x03(\x0b\x32..moby.buildkit.v1.CacheOptionsEntry.AttrsEntry\x1a,\n\nAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\rSolveResponse\x12O\n\x10\x45xporterResponse\x18\x01 \x03(\x0b\x32\x35.moby.buildkit.v1.SolveResponse.ExporterResponseEntry\x1a\x37\n\x15\x45xporterResponseEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\rStatusRequest\x12\x0b\n\x03Ref\x18\x01 \x01(\t\"\x99\x01\n\x0eStatusResponse\x12*\n\x08vertexes\x18\x01 \x03(\x0b\x32\x18.moby.buildkit.v1.Vertex\x12\x30\n\x08statuses\x18\x02 \x03(\x0b\x32\x1e.moby.buildkit.v1.VertexStatus\x12)\n\x04logs\x18\x03 \x03(\x0b\x32\x1b.moby.buildkit.v1.VertexLog\"\xb1\x01\n\x06Vertex\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12+\n\x07started\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcompleted\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xe3\x01\n\x0cVertexStatus\x12\n\n\x02ID\x18\x01 \x01(\t\x12\x0e\n\x06vertex\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07started\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcompleted\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\tVertexLog\x12\x0e\n\x06vertex\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06stream\x18\x03 \x01(\x03\x12\x0b\n\x03msg\x18\x04 \x01(\x0c\"\x1c\n\x0c\x42ytesMessage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"$\n\x12ListWorkersRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x03(\t\"K\n\x13ListWorkersResponse\x12\x34\n\x06record\x18\x01 \x03(\x0b\x32$.moby.buildkit.v1.types.WorkerRecord2\xcd\x02\n\x07\x43ontrol\x12H\n\x05Solve\x12\x1e.moby.buildkit.v1.SolveRequest\x1a\x1f.moby.buildkit.v1.SolveResponse\x12M\n\x06Status\x12\x1f.moby.buildkit.v1.StatusRequest\x1a .moby.buildkit.v1.StatusResponse0\x01\x12M\n\x07Session\x12\x1e.moby.buildkit.v1.BytesMessage\x1a\x1e.moby.buildkit.v1.BytesMessage(\x01\x30\x01\x12Z\n\x0bListWorkers\x12$.moby.buildkit.v1.ListWorkersRequest\x1a%.moby.buildkit.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rcontrol.proto\x12\x10moby.buildkit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\tops.proto\x1a\x0cworker.proto\"\xfb\x04\n\x0cSolveRequest\x12\x0b\n\x03Ref\x18\x01 \x01(\t\x12\"\n\nDefinition\x18\x02 \x01(\x0b\x32\x0e.pb.Definition\x12\x10\n\x08\x45xporter\x18\x03 \x01(\t\x12H\n\rExporterAttrs\x18\x04 \x03(\x0b\x32\x31.moby.buildkit.v1.SolveRequest.ExporterAttrsEntry\x12\x0f\n\x07Session\x18\x05 \x01(\t\x12\x10\n\x08\x46rontend\x18\x06 \x01(\t\x12H\n\rFrontendAttrs\x18\x07 \x03(\x0b\x32\x31.moby.buildkit.v1.SolveRequest.FrontendAttrsEntry\x12-\n\x05\x43\x61\x63he\x18\x08 \x01(\x0b\x32\x1e.moby.buildkit.v1.CacheOptions\x12\x14\n\x0c\x45ntitlements\x18\t \x03(\t\x12J\n\x0e\x46rontendInputs\x18\n \x03(\x0b\x32\x32.moby.buildkit.v1.SolveRequest.FrontendInputsEntry\x12-\n\tExporters\x18\r \x03(\x0b\x32\x1a.moby.buildkit.v1.Exporter\x1a\x34\n\x12\x45xporterAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x34\n\x12\x46rontendAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x45\n\x13\x46rontendInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1d\n\x05value\x18\x02 \x01(\x0b\x32\x0e.pb.Definition:\x02\x38\x01\"|\n\x08\x45xporter\x12\x0c\n\x04Type\x18\x01 \x01(\t\x12\x34\n\x05\x41ttrs\x18\x02 \x03(\x0b\x32%.moby.buildkit.v1.Exporter.AttrsEntry\x1a,\n\nAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x02\n\x0c\x43\x61\x63heOptions\x12\x1b\n\x13\x45xportRefDeprecated\x18\x01 \x01(\t\x12\x1c\n\x14ImportRefsDeprecated\x18\x02 \x03(\t\x12X\n\x15\x45xportAttrsDeprecated\x18\x03 \x03(\x0b\x32\x39.moby.buildkit.v1.CacheOptions.ExportAttrsDeprecatedEntry\x12\x34\n\x07\x45xports\x18\x04 \x03(\x0b\x32#.moby.buildkit.v1.CacheOptionsEntry\x12\x34\n\x07Imports\x18\x05 \x03(\x0b\x32#.moby.buildkit.v1.CacheOptionsEntry\x1a<\n\x1a\x45xportAttrsDeprecatedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8e\x01\n\x11\x43\x61\x63heOptionsEntry\x12\x0c\n\x04Type\x18\x01 \x01(\t\x12=\n\x05\x41ttrs\x18\x02 \x03(\x0b\x32..moby.buildkit.v1.CacheOptionsEntry.AttrsEntry\x1a,\n\nAttrsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\rSolveResponse\x12O\n\x10\x45xporterResponse\x18\x01 \x03(\x0b\x32\x35.moby.buildkit.v1.SolveResponse.ExporterResponseEntry\x1a\x37\n\x15\x45xporterResponseEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\rStatusRequest\x12\x0b\n\x03Ref\x18\x01 \x01(\t\"\x99\x01\n\x0eStatusResponse\x12*\n\x08vertexes\x18\x01 \x03(\x0b\x32\x18.moby.buildkit.v1.Vertex\x12\x30\n\x08statuses\x18\x02 \x03(\x0b\x32\x1e.moby.buildkit.v1.VertexStatus\x12)\n\x04logs\x18\x03 \x03(\x0b\x32\x1b.moby.buildkit.v1.VertexLog\"\xb1\x01\n\x06Vertex\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12+\n\x07started\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcompleted\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xe3\x01\n\x0cVertexStatus\x12\n\n\x02ID\x18\x01 \x01(\t\x12\x0e\n\x06vertex\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07started\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcompleted\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\tVertexLog\x12\x0e\n\x06vertex\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06stream\x18\x03 \x01(\x03\x12\x0b\n\x03msg\x18\x04 \x01(\x0c\"\x1c\n\x0c\x42ytesMessage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"$\n\x12ListWorkersRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x03(\t\"K\n\x13ListWorkersResponse\x12\x34\n\x06record\x18\x01 \x03(\x0b\x32$.moby.buildkit.v1.types.WorkerRecord2\xcd\x02\n\x07\x43ontrol\x12H\n\x05Solve\x12\x1e.moby.buildkit.v1.SolveRequest\x1a\x1f.moby.buildkit.v1.SolveResponse\x12M\n\x06Status\x12\x1f.moby.buildkit.v1.StatusRequest\x1a .moby.buildkit.v1.StatusResponse0\x01\x12M\n\x07Session\x12\x1e.moby.buildkit.v1.BytesMessage\x1a\x1e.moby.buildkit.v1.BytesMessage(\x01\x30\x01\x12Z\n\x0bListWorkers\x12$.moby.buildkit.v1.ListWorkersRequest\x1a%.moby.buildkit.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOLVEREQUEST_FRONTENDATTRSENTRY']._serialized_options = b'8\001'
   _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._loaded_options = None
   _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._serialized_options = b'8\001'
+  _globals['_EXPORTER_ATTRSENTRY']._loaded_options = None
+  _globals['_EXPORTER_ATTRSENTRY']._serialized_options = b'8\001'
   _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._loaded_options = None
   _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._serialized_options = b'8\001'
   _globals['_CACHEOPTIONSENTRY_ATTRSENTRY']._loaded_options = None
@@ -47,41 +49,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._loaded_options = None
   _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._serialized_options = b'8\001'
   _globals['_SOLVEREQUEST']._serialized_start=94
-  _globals['_SOLVEREQUEST']._serialized_end=682
-  _globals['_SOLVEREQUEST_EXPORTERATTRSENTRY']._serialized_start=505
-  _globals['_SOLVEREQUEST_EXPORTERATTRSENTRY']._serialized_end=557
-  _globals['_SOLVEREQUEST_FRONTENDATTRSENTRY']._serialized_start=559
-  _globals['_SOLVEREQUEST_FRONTENDATTRSENTRY']._serialized_end=611
-  _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._serialized_start=613
-  _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._serialized_end=682
-  _globals['_CACHEOPTIONS']._serialized_start=685
-  _globals['_CACHEOPTIONS']._serialized_end=1018
-  _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._serialized_start=958
-  _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._serialized_end=1018
-  _globals['_CACHEOPTIONSENTRY']._serialized_start=1021
-  _globals['_CACHEOPTIONSENTRY']._serialized_end=1163
-  _globals['_CACHEOPTIONSENTRY_ATTRSENTRY']._serialized_start=1119
-  _globals['_CACHEOPTIONSENTRY_ATTRSENTRY']._serialized_end=1163
-  _globals['_SOLVERESPONSE']._serialized_start=1166
-  _globals['_SOLVERESPONSE']._serialized_end=1319
-  _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._serialized_start=1264
-  _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._serialized_end=1319
-  _globals['_STATUSREQUEST']._serialized_start=1321
-  _globals['_STATUSREQUEST']._serialized_end=1349
-  _globals['_STATUSRESPONSE']._serialized_start=1352
-  _globals['_STATUSRESPONSE']._serialized_end=1505
-  _globals['_VERTEX']._serialized_start=1508
-  _globals['_VERTEX']._serialized_end=1685
-  _globals['_VERTEXSTATUS']._serialized_start=1688
-  _globals['_VERTEXSTATUS']._serialized_end=1915
-  _globals['_VERTEXLOG']._serialized_start=1917
-  _globals['_VERTEXLOG']._serialized_end=2020
-  _globals['_BYTESMESSAGE']._serialized_start=2022
-  _globals['_BYTESMESSAGE']._serialized_end=2050
-  _globals['_LISTWORKERSREQUEST']._serialized_start=2052
-  _globals['_LISTWORKERSREQUEST']._serialized_end=2088
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=2090
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2165
-  _globals['_CONTROL']._serialized_start=2168
-  _globals['_CONTROL']._serialized_end=2501
+  _globals['_SOLVEREQUEST']._serialized_end=729
+  _globals['_SOLVEREQUEST_EXPORTERATTRSENTRY']._serialized_start=552
+  _globals['_SOLVEREQUEST_EXPORTERATTRSENTRY']._serialized_end=604
+  _globals['_SOLVEREQUEST_FRONTENDATTRSENTRY']._serialized_start=606
+  _globals['_SOLVEREQUEST_FRONTENDATTRSENTRY']._serialized_end=658
+  _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._serialized_start=660
+  _globals['_SOLVEREQUEST_FRONTENDINPUTSENTRY']._serialized_end=729
+  _globals['_EXPORTER']._serialized_start=731
+  _globals['_EXPORTER']._serialized_end=855
+  _globals['_EXPORTER_ATTRSENTRY']._serialized_start=811
+  _globals['_EXPORTER_ATTRSENTRY']._serialized_end=855
+  _globals['_CACHEOPTIONS']._serialized_start=858
+  _globals['_CACHEOPTIONS']._serialized_end=1191
+  _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._serialized_start=1131
+  _globals['_CACHEOPTIONS_EXPORTATTRSDEPRECATEDENTRY']._serialized_end=1191
+  _globals['_CACHEOPTIONSENTRY']._serialized_start=1194
+  _globals['_CACHEOPTIONSENTRY']._serialized_end=1336
+  _globals['_CACHEOPTIONSENTRY_ATTRSENTRY']._serialized_start=811
+  _globals['_CACHEOPTIONSENTRY_ATTRSENTRY']._serialized_end=855
+  _globals['_SOLVERESPONSE']._serialized_start=1339
+  _globals['_SOLVERESPONSE']._serialized_end=1492
+  _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._serialized_start=1437
+  _globals['_SOLVERESPONSE_EXPORTERRESPONSEENTRY']._serialized_end=1492
+  _globals['_STATUSREQUEST']._serialized_start=1494
+  _globals['_STATUSREQUEST']._serialized_end=1522
+  _globals['_STATUSRESPONSE']._serialized_start=1525
+  _globals['_STATUSRESPONSE']._serialized_end=1678
+  _globals['_VERTEX']._serialized_start=1681
+  _globals['_VERTEX']._serialized_end=1858
+  _globals['_VERTEXSTATUS']._serialized_start=1861
+  _globals['_VERTEXSTATUS']._serialized_end=2088
+  _globals['_VERTEXLOG']._serialized_start=2090
+  _globals['_VERTEXLOG']._serialized_end=2193
+  _globals['_BYTESMESSAGE']._serialized_start=2195
+  _globals['_BYTESMESSAGE']._serialized_end=2223
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2225
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2261
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=2263
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=2338
+  _globals['_CONTROL']._serialized_start=2341
+  _globals['_CONTROL']._serialized_end=2674
 # @@protoc_insertion_point(module_scope)

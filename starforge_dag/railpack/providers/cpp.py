@@ -1,41 +1,44 @@
-"""C and C++ apps built with CMake or Meson and Ninja into /build."""
+"""C and C++ apps built with CMake or Meson (both through Ninja) into /build."""
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
+from starforge_dag.railpack.context import GenerateContext, local_layer, run
+from starforge_dag.railpack.plan import Layer
+from starforge_dag.railpack.providers.base import BaseProvider
 
 
-class CppProvider(StepLayoutProvider):
+class CppProvider(BaseProvider):
     """Apps with CMakeLists.txt or meson.build."""
 
     name = "cpp"
     looked_for = "CMakeLists.txt or meson.build"
 
-    def detect_app(self, ctx: Context) -> bool:
+    def detect(self, ctx: GenerateContext) -> bool:
         """A CMake or Meson project at the root."""
-        return ctx.app.has_any("CMakeLists.txt", "meson.build")
+        return ctx.source.has_file("CMakeLists.txt") or ctx.source.has_file("meson.build")
 
-    def start_command_help(self) -> str:
-        """C/C++ apps run the executable named after the app directory."""
-        return "name the executable target after the app's root directory"
-
-    def plan_app(self, ctx: Context) -> ProviderPlan:
-        """Configure and build into /build; run the executable named after the root directory."""
-        cmake = ctx.app.has_file("CMakeLists.txt")
-        tool = "cmake" if cmake else "meson"
-        ctx.metadata["buildSystem"] = tool
-        plan = ProviderPlan(
-            packages={
-                tool: ctx.resolve(tool, "latest", ctx.mise_version(tool)),
-                "ninja": ctx.resolve("ninja", "latest", ctx.mise_version("ninja")),
-            },
-            runtime_packages=False,
-            build_apt=["build-essential"],
-        )
+    def plan(self, ctx: GenerateContext) -> None:
+        """mise (build tools), build into /build, /build deployed; the binary is named after the app directory."""
+        mise = ctx.mise
+        cmake = ctx.source.has_file("CMakeLists.txt")
         if cmake:
-            plan.build = [sh("cmake -B /build -G Ninja /app"), sh("cmake --build /build")]
+            mise.default("cmake", "latest")
+            mise.default("ninja", "latest")
         else:
-            plan.build = [sh("meson setup /build"), sh("meson compile -C /build")]
-        plan.start_command = f"/build/{ctx.app.root.name}"
-        plan.deploy_inputs = [build_layer("/build")]
-        return plan
+            mise.default("meson", "latest")
+            mise.default("ninja", "latest")
+            mise.default("python", "latest")
+            mise.default("pipx", "latest")
+        mise.use_mise_versions(["meson", "ninja"])
+
+        build = ctx.new_command_step("build")
+        build.add_input(Layer(step=mise.name))
+        build.add_input(local_layer())
+        build.add(run("mkdir /build"))
+        if cmake:
+            build.add(run("cmake -B /build -GNinja /app"), run("cmake --build /build"))
+        else:
+            build.add(run("meson setup /build"), run("meson compile -C /build"))
+
+        ctx.deploy.start_command = f"/build/{ctx.source.root.name}"
+        ctx.deploy.inputs.append(Layer(step=build.name, include=["/build/"]))

@@ -1,47 +1,58 @@
-"""Deno apps run with `deno run --allow-all`."""
+"""Deno apps: the main module cached at build time and run with every permission."""
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
+from starforge_dag.railpack.context import GenerateContext, local_layer, run
+from starforge_dag.railpack.plan import Layer
+from starforge_dag.railpack.providers.base import BaseProvider
 
 DEFAULT_DENO_VERSION = "2"
+ROOT_CACHE = "/root/.cache"
 MAIN_FILES = ("main.ts", "main.js", "main.mjs", "main.mts")
-DENO_DIR = "/root/.cache/deno"  # where `deno cache` puts dependencies; shipped so the app starts offline
 
 
-class DenoProvider(StepLayoutProvider):
+class DenoProvider(BaseProvider):
     """Apps with deno.json or deno.jsonc."""
 
     name = "deno"
     looked_for = "deno.json or deno.jsonc"
 
-    def detect_app(self, ctx: Context) -> bool:
-        """A deno.json(c) at the root."""
-        return ctx.app.has_any("deno.json", "deno.jsonc")
+    def __init__(self) -> None:
+        self.main_file = ""
+
+    def detect(self, ctx: GenerateContext) -> bool:
+        """A Deno config at the root."""
+        return ctx.source.has_file("deno.json") or ctx.source.has_file("deno.jsonc")
+
+    def initialize(self, ctx: GenerateContext) -> None:
+        """main.ts (or .js/.mjs/.mts), else the first script anywhere."""
+        found = ctx.source.read_first(*MAIN_FILES)
+        if found:
+            self.main_file = found[0]
+            return
+        scripts = ctx.source.find_files("**/*.{ts,js,mjs,mts}")
+        self.main_file = scripts[0] if scripts else ""
 
     def start_command_help(self) -> str:
-        """Deno's ways to name an entry file."""
-        return "add a main.ts (or main.js) file"
+        """How a Deno app starts."""
+        return (
+            "Railpack runs main.ts (or main.js, main.mjs, main.mts), else the first .ts/.js/.mjs/.mts file found, "
+            "with `deno run --allow-all`."
+        )
 
-    def plan_app(self, ctx: Context) -> ProviderPlan:
-        """Cache the entry's deps, then run it."""
-        version = ctx.resolve(
-            "deno",
-            DEFAULT_DENO_VERSION,
-            ctx.env_version("deno"),
-            ctx.version_file(".deno-version"),
-            ctx.mise_version("deno"),
-        )
-        plan = ProviderPlan(
-            packages={"deno": version},
-            variables={"DENO_DIR": DENO_DIR},
-            deploy_variables={"DENO_DIR": DENO_DIR},
-        )
-        main = ctx.app.first_file(*MAIN_FILES) or next(
-            (f for pattern in ("*.ts", "*.js", "*.mjs", "*.mts") for f in ctx.app.glob(pattern)), None
-        )
-        if main:
-            plan.build = [sh(f"deno cache {main}")]
-            plan.start_command = f"deno run --allow-all {main}"
-        plan.deploy_inputs = [build_layer(DENO_DIR), build_layer(".")]
-        return plan
+    def plan(self, ctx: GenerateContext) -> None:
+        """mise (deno), build (deno cache), the app and Deno's cache deployed."""
+        mise = ctx.mise
+        deno = mise.default("deno", DEFAULT_DENO_VERSION)
+        mise.use_mise_versions(["deno"])
+        if version := ctx.env.railpack("DENO_VERSION"):
+            mise.version(deno, version, "RAILPACK_DENO_VERSION")
+
+        build = ctx.new_command_step("build")
+        build.add_input(Layer(step=mise.name))
+        if self.main_file:
+            build.add_input(local_layer())
+            build.add(run(f"deno cache {self.main_file}"))
+
+        ctx.deploy.inputs += [mise.layer(), Layer(step=build.name, include=[".", ROOT_CACHE])]
+        ctx.deploy.start_command = f"deno run --allow-all {self.main_file}" if self.main_file else ""

@@ -1,37 +1,38 @@
-"""Gleam apps, exported and run as an Erlang shipment."""
+"""Gleam apps: exported as an Erlang shipment and run by its entrypoint on a runtime with only Erlang."""
 
 from __future__ import annotations
 
-from starforge_dag.railpack.providers.base import Context, ProviderPlan, StepLayoutProvider, build_layer, sh
+from starforge_dag.railpack.context import GenerateContext, local_layer, run
+from starforge_dag.railpack.plan import Layer
+from starforge_dag.railpack.providers.base import BaseProvider
 
 SHIPMENT = "build/erlang-shipment"
 
 
-class GleamProvider(StepLayoutProvider):
+class GleamProvider(BaseProvider):
     """Apps with a gleam.toml."""
 
     name = "gleam"
     looked_for = "gleam.toml"
 
-    def detect_app(self, ctx: Context) -> bool:
+    def detect(self, ctx: GenerateContext) -> bool:
         """A gleam.toml at the root."""
-        return ctx.app.has_file("gleam.toml")
+        return ctx.source.has_file("gleam.toml")
 
-    def start_command_help(self) -> str:
-        """Gleam apps start from the shipment's entrypoint."""
-        return "make `gleam export erlang-shipment` succeed"
+    def plan(self, ctx: GenerateContext) -> None:
+        """build (export erlang-shipment) on gleam + erlang, the shipment deployed with a runtime Erlang."""
+        mise = ctx.mise
+        build = ctx.new_command_step("build")
+        build.add_input(Layer(step=mise.name))
+        build.add_input(local_layer())
+        build.add(run("gleam export erlang-shipment"))
+        mise.default("erlang", "latest")
+        mise.default("gleam", "latest")
+        mise.use_mise_versions(["gleam", "erlang"])
 
-    def plan_app(self, ctx: Context) -> ProviderPlan:
-        """Export an Erlang shipment and run its entrypoint; Erlang stays in the image, Gleam does not."""
-        plan = ProviderPlan(
-            packages={
-                "gleam": ctx.resolve("gleam", "latest", ctx.mise_version("gleam")),
-                "erlang": ctx.resolve("erlang", "latest", ctx.mise_version("erlang"), ctx.env_version("erlang")),
-                "rebar": ctx.resolve("rebar", "latest", ctx.mise_version("rebar")),
-            },
-        )
-        plan.build = [sh("gleam export erlang-shipment")]
-        plan.start_command = f"./{SHIPMENT}/entrypoint.sh run"
-        include_source = ctx.env.is_truthy("GLEAM_INCLUDE_SOURCE")
-        plan.deploy_inputs = [build_layer("." if include_source else SHIPMENT)]
-        return plan
+        runtime = ctx.new_mise_step("packages:mise:runtime")
+        runtime.default("erlang", "latest")
+        runtime.use_mise_versions(["erlang"])
+        included = "." if ctx.env.is_truthy("GLEAM_INCLUDE_SOURCE") else f"{SHIPMENT}/."
+        ctx.deploy.inputs += [runtime.layer(), Layer(step=build.name, include=[included])]
+        ctx.deploy.start_command = f"./{SHIPMENT}/entrypoint.sh run"

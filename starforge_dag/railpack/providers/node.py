@@ -106,8 +106,25 @@ DEV_START_COMMANDS = {
 }
 NEXT_CONFIGS = ("next.config.js", "next.config.mjs", "next.config.ts")
 INSTALL_NAMES = frozenset(
-    "package.json package.json5 package-lock.json pnpm-workspace.yaml yarn.lock pnpm-lock.yaml bun.lockb bun.lock "
-    "bunfig.toml .yarn .yarnrc.yml .npmrc .node-version .nvmrc patches .pnpm-patches prisma".split()
+    {
+        "package.json",
+        "package.json5",
+        "package-lock.json",
+        "pnpm-workspace.yaml",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "bun.lockb",
+        "bun.lock",
+        "bunfig.toml",
+        ".yarn",
+        ".yarnrc.yml",
+        ".npmrc",
+        ".node-version",
+        ".nvmrc",
+        "patches",
+        ".pnpm-patches",
+        "prisma",
+    }
 )  # and .pnp.*
 _BUN_COMMAND = re.compile(r"(^|\s|;|&|&&|\||\|\|)bunx?\s")
 _OUT_DIR = re.compile(r"""outDir:\s*['"](.+?)['"]""")
@@ -146,6 +163,7 @@ class PackageJson:
         if isinstance(workspaces, dict):
             workspaces = workspaces.get("packages")
         pm = data.get("packageManager")
+        main = data.get("main")
         return cls(
             name=str(data.get("name") or ""),
             scripts=strmap("scripts"),
@@ -153,7 +171,7 @@ class PackageJson:
             dependencies=strmap("dependencies"),
             dev_dependencies=strmap("devDependencies"),
             engines=strmap("engines"),
-            main=data.get("main") if isinstance(data.get("main"), str) else "",
+            main=main if isinstance(main, str) else "",
             workspaces=[w for w in workspaces if isinstance(w, str)] if isinstance(workspaces, list) else [],
         )
 
@@ -299,6 +317,26 @@ class NodeProvider(BaseProvider):
                 continue
             if any(_NPM_CI.search(c) or _RM_NODE_MODULES.search(c) for c in step.exec_commands()):
                 step.caches = [c for c in step.caches if c and c != key]
+
+    # ---- entry points other providers (Ruby, PHP, Elixir) plan Node through ---------------------------------------
+
+    def install_mise_packages(self, ctx: GenerateContext, mise: MiseStepBuilder) -> None:
+        """Request node, bun and the package manager on a mise step."""
+        self._install_mise_packages(ctx, mise)
+
+    def install_node_deps(self, ctx: GenerateContext, install: CommandStepBuilder) -> None:
+        """Fill an install step with the package manager's install."""
+        self._install_deps(ctx, install)
+
+    def prune_node_deps(self, ctx: GenerateContext, prune: CommandStepBuilder) -> None:
+        """Fill a prune step that drops development dependencies."""
+        prune.variables["NPM_CONFIG_PRODUCTION"] = "true"
+        prune.secrets = []
+        self._prune(ctx, prune)
+
+    def build_node(self, ctx: GenerateContext, build: CommandStepBuilder) -> None:
+        """Fill a build step with the build script and framework caches."""
+        self._build(ctx, build)
 
     # ---- package manager --------------------------------------------------------------------------------------
 

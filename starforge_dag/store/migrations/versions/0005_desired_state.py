@@ -1,7 +1,7 @@
 """desired state gets a change feed with gap-free revisions, pins, held builds and image retention marks
 
 Revision ID: 0005_desired_state
-Revises: 0002_builds_rewind
+Revises: 0004_github
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_desired_state"
-down_revision = "0002_builds_rewind"
+down_revision = "0004_github"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,255 @@
+"""BuildKitBuilder: a BuildSpec built and pushed on one BuildKit endpoint, with no orchestration framework around it.
+
+Public API:
+    BuildKitBuilder(address, tls=None, *, registry_auth=None, insecure_registry=False,
+                    network_mode="none", secret_lookup=None, connect_timeout_s=30.0,
+                    build_timeout_s=None, cancel_dir=None, no_cache=False, backend="buildkit")
+      .submit(spec) -> BuildTicket          validate the spec and check the endpoint answers
+      .run(ticket, on_progress, should_cancel=...) -> BuildResult
+      .build(spec, ref, on_progress, should_cancel=...) -> BuildResult   the build itself, no marker
+      .cancel(ticket)                       leave a marker that a run() on this machine stops at
+    progress_line(event) -> ProgressLine    a client event as the build log shows it
+
+Every error is a `core.errors` kind: a missing Dockerfile or secret and failing steps are the
+user's, an unreachable endpoint or a dropped session is transient, a build over its time is
+permanent, and a cancel is BuildCanceled. Secrets are looked up by name when the build runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
+from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
+from . import llb
+from .client import BuildEvent, BuildKitClient, ImageBuild, LogEvent, VertexEvent
+from .dockerfile import FRONTEND, dockerfile_build
+from .registry import RegistryAuth
+from .session import Session
+from .transport import TLSConfig
+
+ProgressSink = Callable[[ProgressLine], None]
+CancelCheck = Callable[[], bool]
+SecretLookup = Callable[[str], str | None]
+
+_MISSING_SECRET = re.compile(r"secret \S+ not found")
+_VERTEX_TEXT = {"started": "{name}", "cached": "CACHED {name}", "completed": "DONE {name}"}
+
+
+def _never() -> bool:
+    return False
+
+
+def _no_secrets(name: str) -> str | None:
+    return None
+
+
+def progress_line(event: BuildEvent) -> ProgressLine:
+    """A build event as the log shows it: step changes as system lines, output as stdout/stderr."""
+    if isinstance(event, LogEvent):
+        return ProgressLine(stream=event.stream, text=event.text, vertex=event.vertex, ts=event.ts)
+    assert isinstance(event, VertexEvent)
+    if event.status == "error":
+        return ProgressLine(stream="system", text=f"ERROR {event.name}: {event.error}", vertex=event.name, ts=event.ts)
+    return ProgressLine(
+        stream="system", text=_VERTEX_TEXT[event.status].format(name=event.name), vertex=event.name, ts=event.ts
+    )
+
+
+class BuildKitBuilder:
+    """Session-served context, Dockerfile frontend or raw LLB, push, and the registry's manifest digest."""
+
+    def __init__(
+        self,
+        address: str,
+        tls: TLSConfig | None = None,
+        *,
+        registry_auth: RegistryAuth | None = None,
+        insecure_registry: bool = False,
+        network_mode: Literal["none", "host"] = "none",
+        secret_lookup: SecretLookup | None = None,
+        connect_timeout_s: float = 30.0,
+        build_timeout_s: float | None = None,
+        cancel_dir: str | Path | None = None,
+        no_cache: bool = False,
+        backend: str = "buildkit",
+    ):
+        self.address = address
+        self.tls = tls
+        self.registry_auth = registry_auth
+        self.insecure_registry = insecure_registry
+        self.network_mode = network_mode
+        self.secret_lookup = secret_lookup or _no_secrets
+        self.connect_timeout_s = connect_timeout_s
+        self.build_timeout_s = build_timeout_s
+        self.cancel_dir = Path(cancel_dir) if cancel_dir else None
+        self.no_cache = no_cache
+        self.backend = backend
+
+    @contextmanager
+    def _client(self) -> Iterator[BuildKitClient]:
+        try:
+            client = BuildKitClient(self.address, self.tls)
+        except OSError as exc:
+            raise TransientBuildError(f"BuildKit at {self.address} unreachable: {exc}", step="connect") from exc
+        with client:
+            yield client
+
+    @contextmanager
+    def _session(self, spec: BuildSpec, local_dirs: dict[str, str]) -> Iterator[Session]:
+        auth = self.registry_auth
+        session = Session(
+            self.address,
+            self.tls,
+            local_dirs=local_dirs,
+            secrets=self._secrets(spec),
+            registry_auth={spec.image.registry: auth} if auth else None,
+            name=f"build-{spec.build_id}",
+            owner=(0, 0),
+        )
+        try:
+            session.__enter__()
+        except OSError as exc:
+            raise TransientBuildError(
+                f"could not open a BuildKit session at {self.address}: {exc}", step="session"
+            ) from exc
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def _secrets(self, spec: BuildSpec) -> dict[str, str]:
+        values = {}
+        for name in spec.secrets:
+            value = self.secret_lookup(name)
+            if value is None:
+                raise UserBuildError(f"build secret {name} is not set", step="secrets")
+            values[name] = value
+        return values
+
+    def _marker(self, ticket: BuildTicket) -> Path | None:
+        return self.cancel_dir / ticket.ref if self.cancel_dir else None
+
+    def submit(self, spec: BuildSpec) -> BuildTicket:
+        """Refuse what cannot build before any work, and check that the endpoint answers."""
+        if spec.frontend == "dockerfile":
+            dockerfile_build(spec.context_dir, spec.dockerfile)
+        elif not spec.llb_definition:
+            raise PermanentBuildError("an llb build needs a definition", step="submit")
+        with self._client() as client:
+            client.list_workers(timeout=self.connect_timeout_s)
+        return BuildTicket(spec=spec, backend=self.backend, ref=uuid.uuid4().hex, endpoint=self.address)
+
+    def run(self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: CancelCheck = _never) -> BuildResult:
+        """Build a submitted ticket; a cancel marker left by cancel() stops it like should_cancel."""
+        marker = self._marker(ticket)
+        try:
+            return self.build(
+                ticket.spec,
+                ticket.ref,
+                on_progress,
+                lambda: should_cancel() or (marker is not None and marker.exists()),
+            )
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    def build(
+        self, spec: BuildSpec, ref: str, on_progress: ProgressSink, should_cancel: CancelCheck = _never
+    ) -> BuildResult:
+        """Solve, push and return the pushed image with the registry's manifest digest."""
+        deadline = time.monotonic() + self.build_timeout_s if self.build_timeout_s else None
+        timed_out = False
+
+        def stop() -> bool:
+            nonlocal timed_out
+            timed_out = deadline is not None and time.monotonic() > deadline
+            return timed_out or should_cancel()
+
+        def push_line(text: str) -> None:
+            on_progress(ProgressLine(stream="system", text=text, vertex="push"))
+
+        started = time.monotonic()
+        try:
+            image = self._solve(spec, ref, lambda event: on_progress(progress_line(event)), push_line, stop)
+        except ValueError as exc:
+            raise PermanentBuildError(f"invalid build input: {exc}", step="submit") from exc
+        except PermanentBuildError as exc:
+            if _MISSING_SECRET.search(exc.message):
+                raise UserBuildError(exc.message, step=exc.step) from exc
+            raise
+        except BuildCanceled as exc:
+            if timed_out:
+                raise PermanentBuildError(f"build exceeded {self.build_timeout_s:g}s", step=exc.step) from exc
+            raise
+        push_line(f"pushed {spec.image.ref} {image.digest}")
+        return BuildResult(
+            build_id=spec.build_id,
+            image=spec.image.model_copy(update={"digest": image.digest}),
+            config_digest=image.config_digest,
+            duration_s=time.monotonic() - started,
+            steps_total=image.solve.steps_total,
+            steps_cached=image.solve.steps_cached,
+        )
+
+    def _solve(
+        self,
+        spec: BuildSpec,
+        ref: str,
+        on_event: Callable[[BuildEvent], None],
+        on_push_line: Callable[[str], None],
+        should_cancel: CancelCheck,
+    ) -> ImageBuild:
+        entitlements = ["network.host"] if self.network_mode == "host" else []
+        if spec.frontend == "dockerfile":
+            build = dockerfile_build(
+                spec.context_dir, spec.dockerfile, spec.build_args, spec.target, spec.platform, self.network_mode
+            )
+            frontend_attrs = dict(build.frontend_attrs)
+            if self.no_cache:
+                frontend_attrs["no-cache"] = ""
+            with self._client() as client, self._session(spec, build.local_dirs) as session:
+                return client.build_image(
+                    spec.image.ref,
+                    frontend=FRONTEND,
+                    frontend_attrs=frontend_attrs,
+                    session=session.id,
+                    ref=ref,
+                    registry_auth=self.registry_auth,
+                    insecure_registry=self.insecure_registry,
+                    entitlements=entitlements,
+                    on_event=on_event,
+                    on_push_line=on_push_line,
+                    should_cancel=should_cancel,
+                )
+        if not spec.llb_definition:
+            raise PermanentBuildError("an llb build needs a definition", step="submit")
+        definition = llb.without_cache(spec.llb_definition) if self.no_cache else spec.llb_definition
+        with self._client() as client, self._session(spec, {"context": spec.context_dir}) as session:
+            return client.build_image(
+                spec.image.ref,
+                definition=definition,
+                image_config=spec.image_config,
+                session=session.id,
+                ref=ref,
+                registry_auth=self.registry_auth,
+                insecure_registry=self.insecure_registry,
+                entitlements=entitlements,
+                on_event=on_event,
+                on_push_line=on_push_line,
+                should_cancel=should_cancel,
+            )
+
+    def cancel(self, ticket: BuildTicket) -> None:
+        """Leave a marker the running solve checks; BuildKit's Control API has no cancel-by-ref."""
+        marker = self._marker(ticket)
+        if marker is None:
+            raise PermanentBuildError("this builder has no cancel directory", step="cancel")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()

@@ -1,0 +1,166 @@
+"""Commit statuses: what each build state means on GitHub, and the sender that drains the status outbox.
+
+Rows are written in the transaction of the build transition they describe; the sender delivers
+them later, so GitHub being slow, down or rate limiting never blocks or fails a build. Per commit
+and context only the newest row is ever sent (older unsent ones are skipped: GitHub shows the
+latest status of a context), one at a time, so a late `pending` never overwrites `success`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from starforge_dag.core.states import BuildState
+from starforge_dag.store.github import StatusRow
+
+from .app import GitHubApp, GitHubAppError
+
+MAX_DESCRIPTION = 140
+MAX_ATTEMPTS = 25
+MAX_BACKOFF_S = 60.0
+
+_MEANING: dict[BuildState, tuple[str, str]] = {
+    BuildState.QUEUED: ("pending", "Queued"),
+    BuildState.CLONING: ("pending", "Cloning the commit"),
+    BuildState.PLANNING: ("pending", "Planning the build"),
+    BuildState.BUILDING: ("pending", "Building the image"),
+    BuildState.PUSHING: ("pending", "Pushing the image"),
+    BuildState.SUCCEEDED: ("success", "Image built and pushed"),
+    BuildState.FAILED: ("failure", "Build failed"),
+    BuildState.CANCELED: ("error", "Build canceled"),
+    BuildState.SUPERSEDED: ("error", "Superseded by a newer push"),
+    BuildState.TIMED_OUT: ("error", "Build timed out"),
+}
+
+
+def commit_status(state: BuildState, reason: str = "") -> tuple[str, str]:
+    """(GitHub state, short description) of a build state; failures say why, cut to GitHub's 140 characters."""
+    github_state, text = _MEANING[BuildState(state)]
+    if state in (BuildState.FAILED, BuildState.TIMED_OUT) and reason:
+        text = f"{text}: {reason}"
+    text = " ".join(text.split())
+    return github_state, text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
+
+
+def status_context(prefix: str, workspace: str, app: str) -> str:
+    """One context per app, so several apps built from one repository report side by side."""
+    return f"{prefix}/{workspace}/{app}"
+
+
+def target_url(build_id: int, run_id: str | None, public_url: str | None, dagster_url: str | None) -> str | None:
+    """The API's build page when the API has a public URL, else the Dagster run, else no link."""
+    if public_url:
+        return f"{public_url.rstrip('/')}/builds/{build_id}"
+    if dagster_url and run_id:
+        return f"{dagster_url.rstrip('/')}/runs/{run_id}"
+    return None
+
+
+@dataclass(frozen=True)
+class StatusStyle:
+    """How statuses look: the context prefix and where their links point."""
+
+    context_prefix: str = "starforge"
+    public_url: str | None = None
+    dagster_url: str | None = None
+
+
+class StatusOutbox(Protocol):
+    def unsent(self, limit: int) -> list[StatusRow]: ...
+    def route(self, repo_id: int) -> tuple[int | None, str] | None: ...
+    def mark(self, row_ids: Sequence[int], outcome: str, error: str | None = None) -> None: ...
+    def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None: ...
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    given_up: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"sent {self.sent}, skipped {self.skipped} stale, deferred {self.deferred}, gave up {self.given_up}"
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential with full jitter, capped: 1, 2, 4 … seconds."""
+    base = min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_S)
+    return (rng or random).uniform(base / 2, base)
+
+
+def send_statuses(
+    outbox: StatusOutbox,
+    app: GitHubApp,
+    style: StatusStyle,
+    now: Callable[[], datetime],
+    *,
+    limit: int = 1000,
+    workers: int = 8,
+) -> SendReport:
+    """One pass: per (repo, commit, app), skip stale rows and send the newest once it is due."""
+    report = SendReport()
+    latest: dict[tuple[int, str, int], StatusRow] = {}
+    stale: list[int] = []
+    for row in outbox.unsent(limit):  # oldest first
+        key = (row.repo_id, row.commit_sha, row.app_id)
+        if key in latest:
+            stale.append(latest[key].id)
+        latest[key] = row
+    if stale:
+        outbox.mark(stale, "skipped")
+        report.skipped = len(stale)
+    moment = now()
+    due = [row for row in latest.values() if row.next_attempt_at <= moment]
+    report.deferred = len(latest) - len(due)
+    routes: dict[int, tuple[int | None, str] | None] = {}
+    for row in due:
+        if row.repo_id not in routes:
+            routes[row.repo_id] = outbox.route(row.repo_id)
+    blocked: dict[int, float] = {}  # installations rate limited in this pass: seconds GitHub asked to wait
+
+    def send(row: StatusRow) -> str:
+        route = routes[row.repo_id]
+        installation_id, full_name = route or (None, "")
+        if installation_id is None:
+            outbox.mark([row.id], "dropped", "the App is not installed for this repository")
+            return "given_up"
+        if installation_id in blocked:
+            wait = blocked[installation_id]
+            outbox.retry_later(row.id, now() + timedelta(seconds=wait), "installation rate limited", failed=False)
+            return "deferred"
+        state, description = commit_status(row.build_state, row.reason)
+        try:
+            app.create_status(
+                installation_id,
+                full_name,
+                row.commit_sha,
+                state,
+                description=description,
+                target_url=target_url(row.build_id, row.run_id, style.public_url, style.dagster_url),
+                context=status_context(style.context_prefix, row.workspace, row.app),
+            )
+        except GitHubAppError as exc:
+            if exc.retry_after is not None:
+                blocked[installation_id] = exc.retry_after
+            if exc.retry_after is not None:  # GitHub said when: wait exactly that, it is not this row's failure
+                outbox.retry_later(row.id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
+                return "deferred"
+            if (exc.transient or exc.status in (401, 404)) and row.attempts + 1 < MAX_ATTEMPTS:
+                outbox.retry_later(row.id, now() + timedelta(seconds=backoff(row.attempts + 1)), str(exc))
+                return "deferred"
+            outbox.mark([row.id], "failed", str(exc))
+            return "given_up"
+        outbox.mark([row.id], "sent")
+        return "sent"
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due) or 1))) as pool:
+        for outcome in pool.map(send, due):
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    return report

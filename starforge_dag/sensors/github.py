@@ -1,0 +1,55 @@
+"""GitHub sensors: the commit status sender, and the reconciler that catches missed pushes."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ..core.models import utcnow
+from ..github.statuses import send_statuses
+from ..github.sync import reconcile_heads, redeliver_failed
+from ..resources.build_store import BuildStoreResource
+from ..resources.github import GitHubAppResource
+from ..store.github import GitHubStore
+
+
+@dg.sensor(
+    minimum_interval_seconds=2,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends queued commit statuses to GitHub in order per commit, with backoff and rate-limit pauses.",
+)
+def commit_status_sensor(
+    context: dg.SensorEvaluationContext, build_store: BuildStoreResource, github: GitHubAppResource
+):
+    app = github.app()
+    if app is None:
+        return dg.SkipReason("no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)")
+    report = send_statuses(GitHubStore(build_store.store().engine), app, github.style(), utcnow)
+    if report.sent or report.given_up:
+        context.log.info(str(report))
+    return dg.SkipReason(f"statuses: {report}")
+
+
+def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:
+    """The reconciler, ticking every `interval_s` seconds (STARFORGE_GITHUB_RECONCILE_INTERVAL_S)."""
+
+    @dg.sensor(
+        name="github_reconcile_sensor",
+        minimum_interval_seconds=interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Redelivers failed GitHub webhooks and queues builds (trigger reconcile) of heads never built.",
+    )
+    def github_reconcile_sensor(
+        context: dg.SensorEvaluationContext, build_store: BuildStoreResource, github: GitHubAppResource
+    ):
+        app = github.app()
+        if app is None:
+            return dg.SkipReason("no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)")
+        store = build_store.store()
+        gh = GitHubStore(store.engine)
+        redelivered = redeliver_failed(gh, app)
+        reconciled = reconcile_heads(store, gh, app)
+        for line in (str(redelivered), str(reconciled)):
+            context.log.info(line)
+        return dg.SkipReason(f"{redelivered}; {reconciled}")
+
+    return github_reconcile_sensor

@@ -1,0 +1,125 @@
+"""A token-auth registry's other half: the token server (Docker's token protocol, JWTs with an x5c chain)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from starforge_dag.buildkit.registry import RegistryAuth
+
+
+@dataclass
+class TokenRegistry:
+    """A docker-registry that accepts only bearer tokens, and the token server it trusts."""
+
+    host: str
+    realm: str
+    service: str
+    username: str
+    password: str = field(repr=False)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def auth(self) -> RegistryAuth:
+        return RegistryAuth(self.username, self.password, self.host)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signing_identity(root: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A key and self-signed certificate: the registry trusts tokens whose x5c chain ends in it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "starforge test token issuer")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (root / "token-issuer.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+def token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, cert: x509.Certificate):
+    """Docker's token protocol: GET /token?service=&scope= with basic auth -> a JWT granting the scopes."""
+    x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            header = self.headers.get("Authorization", "")
+            registry.token_requests.append(
+                {"path": self.path, "authorization": header, "user_agent": self.headers.get("User-Agent", "")}
+            )
+            user = None
+            if header.startswith("Basic "):
+                name, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+                if (name, secret) != (registry.username, registry.password):
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}')
+                    return
+                user = name
+            access = []
+            for scope in query.get("scope", []):
+                kind, _, rest = scope.partition(":")
+                repo, _, actions = rest.rpartition(":")
+                if user is not None and kind == "repository":
+                    access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            now = int(time.time())
+            claims = {
+                "iss": issuer,
+                "sub": user or "",
+                "aud": query.get("service", [""])[0],
+                "exp": now + 300,
+                "nbf": now - 10,
+                "iat": now,
+                "jti": uuid.uuid4().hex,
+                "access": access,
+            }
+            head = _b64url(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": [x5c]}).encode())
+            body = _b64url(json.dumps(claims).encode())
+            signature = key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            token = f"{head}.{body}.{_b64url(signature)}"
+            issued = datetime.fromtimestamp(now, UTC).isoformat()
+            answer = {"token": token, "access_token": token, "expires_in": 300, "issued_at": issued}
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,121 @@
+"""A GitHub App set-up: the emulator, settings pointing at it, the API serving webhooks, linked apps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from gitrepos import GitRepo
+
+from starforge_dag.api import create_app
+from starforge_dag.core.models import App, utcnow
+from starforge_dag.emulators.github import EmuRepo, GitHubEmulator, ServedApp
+from starforge_dag.github.app import GitHubApp
+from starforge_dag.github.statuses import StatusStyle, send_statuses
+from starforge_dag.settings import Settings
+from starforge_dag.store import BuildStore, open_store
+from starforge_dag.store.github import GitHubStore
+
+
+@dataclass
+class Linked:
+    """An app following a private GitHub repository served by the emulator."""
+
+    git: GitRepo
+    repo: EmuRepo
+    installation_id: int
+    app: App
+
+
+class GitHubWorld:
+    def __init__(self, emulator: GitHubEmulator, settings: Settings, root: Path):
+        self.emulator = emulator
+        self.settings = settings
+        self.store: BuildStore = open_store(settings.resolved_database_url)
+        self.gh = GitHubStore(self.store.engine)
+        self.root = root
+        self._installations: dict[str, int] = {}
+
+    def app(self) -> GitHubApp:
+        return GitHubApp(self.emulator.app_id, self.emulator.private_key, self.emulator.api_url)
+
+    def linked_app(self, name: str, files: dict[str, str] | None = None, account: str = "acme") -> tuple[Linked, str]:
+        """A private repository with one commit, installed for the App, and an app following it by id."""
+        git = GitRepo(self.root, name)
+        sha = git.commit(files or {"Dockerfile": "FROM scratch\n"}, "first")
+        if account not in self._installations:
+            self._installations[account] = self.emulator.add_installation(account)
+        inst = self._installations[account]
+        repo = self.emulator.add_repo(account, name, git.bare, installation_id=inst)
+        url = self.emulator.clone_url(repo)
+        app = self.store.add_app(account, name, url, "main", repo_full_name=repo.full_name)
+        self.gh.link_app(app.id, repo.id, repo.full_name, inst)
+        return Linked(git, repo, inst, app), sha
+
+    def push(self, linked: Linked, files: dict[str, str], message: str = "change") -> str:
+        old = self.head(linked)
+        sha = linked.git.commit(files, message)
+        self.emulator.push(linked.repo.id, "main", old, sha)
+        return sha
+
+    def drain_statuses(self, deadline_s: float = 60.0) -> None:
+        """Run the sender until the outbox is empty (what the sensor does, tick after tick)."""
+        style = StatusStyle("starforge", self.settings.public_url, None)
+        deadline = time.monotonic() + deadline_s
+        while self.gh.unsent(1):
+            assert time.monotonic() < deadline, f"outbox not drained: {self.gh.outbox_counts()}"
+            send_statuses(self.gh, self.app(), style, utcnow)
+            time.sleep(0.05)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the API with its bearer token."""
+        with TestClient(create_app(self.settings)) as client:
+            return client.request(method, path, headers={"Authorization": "Bearer token-for-github-tests"}, **kwargs)
+
+    @staticmethod
+    def head(linked: Linked) -> str:
+        from gitrepos import git
+
+        return git(linked.git.work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def github_database() -> str | None:
+    """The build store of the GitHub tests: SQLite under the test's home unless a test asks for Postgres."""
+    return None
+
+
+@pytest.fixture
+def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, github_database: str | None) -> Iterator[GitHubWorld]:
+    """Emulator + settings (the App key through the environment, as in production) + the API receiving its webhooks."""
+    secret = "emulated-webhook-secret"
+    with GitHubEmulator(webhook_secret=secret) as emulator:
+        monkeypatch.setenv("STARFORGE_GITHUB_APP_PRIVATE_KEY", emulator.private_key)
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=github_database,
+            build_backend="fake",
+            github_webhook_secret=secret,
+            api_token="token-for-github-tests",
+            github_app_id=emulator.app_id,
+            github_api_url=emulator.api_url,
+            public_url="https://starforge.example.invalid",
+            git_allowed_schemes="http",
+            git_allowed_hosts=f"127.0.0.1:{emulator.port}",
+        )
+        root = tmp_path / "repos"
+        root.mkdir()
+        api = ServedApp(create_app(settings)).start()
+        emulator.webhook_url = f"{api.url}/webhooks/github"
+        world = GitHubWorld(emulator, settings, root)
+        try:
+            yield world
+        finally:
+            api.stop()
+            world.store.engine.dispose()

@@ -1,0 +1,42 @@
+"""The GitHub sensors as the daemon ticks them: they call the Dagster-free sender and reconciler."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from starforge_dag.definitions import resources_for
+from starforge_dag.sensors.github import commit_status_sensor, github_reconcile_sensor_every
+
+
+def _tick(sensor, world):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources_for(world.settings))
+        return sensor(context)
+
+
+def test_status_sensor_sends_the_queued_status(github_world):
+    world = github_world
+    linked, sha = world.linked_app("web")
+    world.store.enqueue(linked.app, "main", sha)
+    result = _tick(commit_status_sensor, world)
+    assert isinstance(result, dg.SkipReason) and "sent 1" in result.skip_message
+    (status,) = world.emulator.statuses_for(linked.repo.id, sha)
+    assert (status.state, status.description) == ("pending", "Queued")
+
+
+def test_reconcile_sensor_queues_a_head_whose_webhook_was_lost(github_world):
+    world = github_world
+    linked, _ = world.linked_app("web")
+    world.emulator.drop_fraction = 1.0
+    world.emulator.drop_redeliveries = True  # the redelivery the sensor asks for is lost as well
+    sha = world.push(linked, {"x": "1"})
+    result = _tick(github_reconcile_sensor_every(30), world)
+    assert isinstance(result, dg.SkipReason) and "redelivered 1" in result.skip_message
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert (build.commit_sha, build.trigger) == (sha, "reconcile")
+
+
+def test_sensors_explain_when_no_app_is_configured(github_world, monkeypatch):
+    monkeypatch.delenv("STARFORGE_GITHUB_APP_PRIVATE_KEY")
+    result = _tick(commit_status_sensor, github_world)
+    assert "no GitHub App configured" in result.skip_message
