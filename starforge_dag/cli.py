@@ -190,6 +190,136 @@ def status(build_id: int | None) -> None:
     click.echo(json.dumps(out, indent=2))
 
 
+def _app_of(store, name: str):
+    from .core.inputs import InvalidInput, check_text
+    from .store import NotFound
+
+    try:
+        return store.get_app(check_text(name, "app name", max_chars=201))
+    except (NotFound, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _echo_change(change) -> None:
+    click.echo(
+        f"{change.revision}\t{change.workspace}/{change.app}\t{change.reason}\t{change.pinned_image}"
+        f"\tbuild {change.build_id}\t{change.actor}\t{change.note}"
+    )
+
+
+@main.command()
+@click.argument("app")
+@click.argument("build_id", type=int)
+@click.option("--note", default=None, help="Why, for the record.")
+def rollback(app: str, build_id: int, note: str | None) -> None:
+    """Point APP's desired state at an earlier succeeded BUILD_ID (its image checked in the registry first)."""
+    from .buildkit.registry import RegistryAuth
+    from .deploy.operations import rollback as rollback_to
+    from .deploy.registry import RegistryUnavailable
+    from .store import ChangeRefused
+
+    settings = get_settings()
+    store = _store()
+    target = _app_of(store, app)
+    auth = (
+        RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
+        if settings.registry_username
+        else None
+    )
+    try:
+        _echo_change(rollback_to(store, target, build_id, _actor(), auth, note=note))
+    except (ChangeRefused, RegistryUnavailable) as exc:
+        raise click.ClickException(f"rollback refused: {exc}") from None
+
+
+@main.command()
+@click.argument("app")
+@click.option("--note", default=None, help="Why, for the record.")
+def pin(app: str, note: str | None) -> None:
+    """Hold APP on its current image; successful builds wait until unpin."""
+    from .store import ChangeRefused
+
+    store = _store()
+    try:
+        _echo_change(store.pin(_app_of(store, app).id, _actor(), note))
+    except ChangeRefused as exc:
+        raise click.ClickException(f"pin refused: {exc}") from None
+
+
+@main.command()
+@click.argument("app")
+@click.option("--note", default=None, help="Why, for the record.")
+def unpin(app: str, note: str | None) -> None:
+    """Release APP's pin; it moves to the newest build held meanwhile."""
+    from .store import ChangeRefused
+
+    store = _store()
+    try:
+        _echo_change(store.unpin(_app_of(store, app).id, _actor(), note))
+    except ChangeRefused as exc:
+        raise click.ClickException(f"unpin refused: {exc}") from None
+
+
+@main.command("desired-state")
+@click.option("--watch", is_flag=True, help="Then print every change as it happens, until Ctrl-C.")
+@click.option("--after", type=int, default=None, help="With --watch: start after this revision.")
+def desired_state_command(watch: bool, after: int | None) -> None:
+    """Print every app's desired state (and with --watch, the change feed)."""
+    store = _store()
+    states, revision = store.all_desired()
+    if after is None:
+        click.echo(f"revision {revision}")
+        for d in states:
+            extra = ("\tpinned" if d.pinned else "") + (f"\theld build {d.held_build_id}" if d.held_build_id else "")
+            click.echo(f"{d.workspace}/{d.app}\t{d.pinned_image}\tbuild {d.build_id}\t{d.reason or ''}{extra}")
+    position = revision if after is None else after
+    while watch:
+        changes = store.changes_after(position)
+        for change in changes:
+            _echo_change(change)
+            position = change.revision
+        if not changes:
+            import time
+
+            time.sleep(0.2)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only print what would be deleted.")
+def gc(dry_run: bool) -> None:
+    """Delete pushed images beyond STARFORGE_RETAIN_BUILDS per app, never one desired in STARFORGE_RETAIN_DESIRED_DAYS."""
+    from .buildkit.registry import RegistryAuth
+    from .core.retention import RetentionPolicy
+    from .deploy.operations import collect_images
+
+    settings = get_settings()
+    auth = (
+        RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
+        if settings.registry_username
+        else None
+    )
+    report = collect_images(
+        _store(),
+        RetentionPolicy(settings.retain_builds, settings.retain_desired_days),
+        dry_run=dry_run,
+        auth=auth,
+        on_event=click.echo,
+    )
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {len(report.deleted)} images ({report.deleted_builds} builds); "
+        f"{len(report.already_gone)} already gone; {len(report.failed)} failed"
+    )
+    if report.failed:
+        sys.exit(1)
+
+
 @main.command("build-dir")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("-t", "--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")

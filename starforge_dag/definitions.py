@@ -9,6 +9,7 @@ import dagster as dg
 from .assets import app_image
 from .backend import resolve_backend
 from .jobs import build_job
+from .ops.retention import collect_images_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
 from .resources.fake_build_service import FakeBuildService, Outcome
@@ -18,6 +19,7 @@ from .resources.log_store import LogStoreResource
 from .resources.planner import PlannerResource
 from .resources.registry import RegistryResource
 from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+from .sensors.desired import desired_state_sensor, image_retention_schedule
 from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
 from .settings import Settings, get_settings
 
@@ -124,13 +126,15 @@ def defs() -> dg.Definitions:
     settings = get_settings()
     return dg.Definitions(
         assets=[app_image],
-        jobs=[build_job],
+        jobs=[build_job, collect_images_job],
         sensors=[
             build_queue_sensor,
             build_run_failure_sensor,
             build_run_canceled_sensor,
             commit_status_sensor,
             github_reconcile_sensor_every(settings.github_reconcile_interval_s),
+            desired_state_sensor,
         ],
+        schedules=[image_retention_schedule(settings.retain_builds, settings.retain_desired_days)],
         resources=resources_for(settings),
     )

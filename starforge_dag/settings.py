@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     )
     git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
     git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
+    retain_builds: int = Field(default=10, ge=1, description="Image retention keeps the newest N successful builds.")
+    retain_desired_days: float = Field(
+        default=7.0, ge=0, description="Image retention never deletes an image desired in the last M days."
+    )
 
     @classmethod
     def settings_customise_sources(

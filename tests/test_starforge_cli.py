@@ -127,3 +127,36 @@ def test_build_dir_prints_one_json_object(env, tmp_path):
     assert out["status"] == "succeeded" and out["image"] == "127.0.0.1:5000/cli/svc:dev"
     assert out["digest"].startswith("sha256:")
     assert "RUN echo hi" in result.stderr
+
+
+def test_pin_unpin_rollback_desired_state_and_gc_dry_run(env, monkeypatch):
+    from datetime import UTC, datetime
+
+    from starforge_dag.core.states import BuildState
+    from starforge_dag.settings import get_settings
+    from starforge_dag.store import open_store
+
+    store = open_store(get_settings().resolved_database_url)
+    app = store.add_app("acme", "web", "https://github.com/acme/web.git", "main")
+    builds = []
+    for n in range(1, 4):
+        build = store.enqueue(app, "main", f"{n:040x}", commit_time=datetime(2026, 1, 1, n, tzinfo=UTC)).build
+        for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
+            store.transition(build.id, state, state.value, "run:test")
+        store.succeed(build.id, f"127.0.0.1:5000/apps/acme/web:{n}", f"sha256:{n:064x}", "ok", "run:test")
+        builds.append(build)
+
+    pinned = invoke("pin", "acme/web", "--note", "freeze")
+    assert pinned.exit_code == 0 and "\tpin\t127.0.0.1:5000/apps/acme/web@sha256:" in pinned.output
+    assert "already pinned" in invoke("pin", "acme/web").output
+    current = invoke("desired-state").output
+    assert current.startswith("revision 4\n") and "acme/web\t127.0.0.1:5000/apps/acme/web@" in current
+    assert "\tpinned" in current
+    assert invoke("unpin", "web").exit_code == 0
+    refused = invoke("rollback", "acme/web", "999")
+    assert refused.exit_code == 1 and "not a build of this app" in refused.output
+    monkeypatch.setenv("STARFORGE_RETAIN_BUILDS", "1")
+    monkeypatch.setenv("STARFORGE_RETAIN_DESIRED_DAYS", "0")
+    dry = invoke("gc", "--dry-run")
+    assert dry.exit_code == 0 and "would delete 2 images (2 builds)" in dry.output
+    assert store.get_build(builds[0].id).image_deleted_at is None

@@ -14,6 +14,7 @@ from starforge_dag.store import NotFound, open_store
 
 from .builds import apps_router, builds_router
 from .deps import SettingsDep
+from .desired import router as desired_router
 from .schemas import Health, Problem
 from .webhooks import router as webhooks_router
 
@@ -22,7 +23,10 @@ log = logging.getLogger(__name__)
 TAGS = [
     {"name": "webhooks", "description": "GitHub deliveries, authenticated by X-Hub-Signature-256."},
     {"name": "builds", "description": "Build status, phases, logs and cancellation."},
-    {"name": "apps", "description": "Apps, manual builds and the desired state the deployer reads."},
+    {
+        "name": "apps",
+        "description": "Apps, manual builds, the desired state and its change feed the deployer reads, rollback and pins.",
+    },
     {"name": "health", "description": "Liveness with a database check."},
 ]
 
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(builds_router)
     app.include_router(apps_router)
+    app.include_router(desired_router)
     app.add_api_route(
         "/healthz",
         healthz,

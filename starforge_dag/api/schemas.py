@@ -55,6 +55,8 @@ class BuildSummary(BaseModel):
     error_step: str | None = Field(default=None, description="The step that failed.")
     image_ref: str | None = None
     image_digest: str | None = None
+    held_by_pin: bool = Field(default=False, description="Succeeded while its app was pinned: desired on unpin.")
+    image_deleted_at: datetime | None = Field(default=None, description="When image retention deleted its image.")
     created_at: datetime
     updated_at: datetime
 
@@ -146,6 +148,8 @@ def _summary_fields(build: Build) -> dict:
         error_step=build.error_step,
         image_ref=build.image_ref,
         image_digest=build.image_digest,
+        held_by_pin=build.held_by_pin,
+        image_deleted_at=build.image_deleted_at,
         created_at=build.created_at,
         updated_at=build.updated_at,
     )

@@ -124,6 +124,8 @@ class Build(_FrozenModel):
     backend_url: str | None = None
     created_at: datetime
     updated_at: datetime
+    held_by_pin: bool = False
+    image_deleted_at: datetime | None = None
 
     @property
     def attempt_started_at(self) -> datetime:
@@ -228,3 +230,46 @@ class DesiredState(_FrozenModel):
     updated_at: datetime
     reason: str | None = None
     actor: str | None = None
+    note: str | None = None
+    revision: int | None = None
+    pinned: bool = False
+    held_build_id: int | None = None
+
+    @property
+    def pinned_image(self) -> str:
+        return pinned_image(self.image_ref, self.image_digest)
+
+
+ChangeReason = Literal["build", "rewind", "rollback", "pin", "unpin"]
+
+
+class DesiredChange(_FrozenModel):
+    """One entry of the desired-state feed: revisions are global, gap-free and strictly increasing."""
+
+    revision: int
+    app_id: int
+    workspace: str
+    app: str
+    build_id: int
+    image_ref: str
+    image_digest: str
+    commit_sha: str
+    reason: ChangeReason
+    note: str
+    actor: str
+    pinned: bool
+    run_id: str | None = None
+    at: datetime
+
+    @property
+    def pinned_image(self) -> str:
+        return pinned_image(self.image_ref, self.image_digest)
+
+
+def pinned_image(image_ref: str, digest: str) -> str:
+    """`repo@sha256:…`: what a deployer pulls, immune to a tag being moved."""
+    name = image_ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name.rsplit(":", 1)[0]
+    return f"{name}@{digest}"

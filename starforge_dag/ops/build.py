@@ -10,7 +10,7 @@ from typing import NoReturn, TypeVar
 import dagster as dg
 from pydantic import BaseModel, Field
 
-from ..assets import app_image, app_partition_key
+from ..assets import app_image, app_partition_key, change_metadata
 from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
 from ..core.states import BuildState
@@ -388,7 +388,8 @@ def publish_image(
         stop_run(context, build_id, build.status, build.error)
     context.log.info(
         f"desired state of {build.workspace}/{build.app} "
-        + (f"now {image.pinned}" if moved else f"kept at {desired.commit_sha[:12] if desired else '?'} (newer commit)")
+        + (f"now {image.pinned}" if moved else f"kept at {desired.commit_sha[:12] if desired else '?'}")
+        + ("" if moved else " (held by a pin)" if build.held_by_pin else " (newer commit)")
     )
     yield dg.AssetMaterialization(
         asset_key=app_image.key,
@@ -402,6 +403,7 @@ def publish_image(
             "build_id": build_id,
             "desired_state_updated": moved,
             "desired_commit": desired.commit_sha if desired else "",
+            **change_metadata(outcome.change, held_by_pin=build.held_by_pin),
         },
     )
     yield dg.Output(build_id)

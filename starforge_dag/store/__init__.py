@@ -2,12 +2,13 @@
 
 from .apps import full_name_from_url
 from .builds import BuildStore, open_store
-from .desired import SuccessOutcome
+from .desired import ChangeRefused, SuccessOutcome
 from .queue import DeliveryOutcome, EnqueueOutcome
 from .rows import NotFound
 
 __all__ = [
     "BuildStore",
+    "ChangeRefused",
     "DeliveryOutcome",
     "EnqueueOutcome",
     "NotFound",

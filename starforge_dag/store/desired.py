@@ -1,31 +1,43 @@
-"""Desired state: the image each app should run. `set_desired` is its only writer."""
+"""Desired state: the image each app should run, and its change feed. `set_desired` is its only writer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..core.models import Build, DesiredState, utcnow
+from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
 from . import schema as t
-from .rows import APP_FROM, NotFound, StoreBase, aware, for_update, get_build, to_model
+from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update, get_build, to_build, to_model
 from .transitions import end_as_requested, locked_state, set_state
+
+AUTOMATIC: frozenset[str] = frozenset({"build", "rewind"})
+
+
+class ChangeRefused(ValueError):
+    """An operator's change of desired state that cannot be made (wrong build, image gone, not pinned)."""
 
 
 @dataclass
 class SuccessOutcome:
-    """What `succeed` did: the build as it ended, and whether desired state now points at it."""
+    """What `succeed` did: the build as it ended, whether desired state now points at it, and the feed entry."""
 
     build: Build
     moved: bool
     desired: DesiredState | None
+    change: DesiredChange | None = None
 
 
 def _order_key(commit_time: datetime | None, build_id: int) -> tuple[datetime, int]:
     return (aware(commit_time) or datetime.min.replace(tzinfo=UTC), build_id)
+
+
+def _insert(conn: sa.Connection, table: sa.Table):
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def lock_app(conn: sa.Connection, app_id: int) -> None:
@@ -33,37 +45,97 @@ def lock_app(conn: sa.Connection, app_id: int) -> None:
     conn.execute(for_update(conn, sa.select(t.apps.c.id).where(t.apps.c.id == app_id), of=t.apps))
 
 
+_DESIRED_SELECT = sa.select(
+    t.desired_state, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace")
+).select_from(t.desired_state.join(APP_FROM, t.apps.c.id == t.desired_state.c.app_id))
+
+
 def read_desired(conn: sa.Connection, app_id: int) -> DesiredState | None:
-    row = conn.execute(
-        sa.select(t.desired_state, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace"))
-        .select_from(t.desired_state.join(APP_FROM, t.apps.c.id == t.desired_state.c.app_id))
-        .where(t.desired_state.c.app_id == app_id)
-    ).first()
+    row = conn.execute(_DESIRED_SELECT.where(t.desired_state.c.app_id == app_id)).first()
     return None if row is None else to_model(DesiredState, row)
 
 
-def set_desired(conn: sa.Connection, app_id: int, build: Build, reason: str, actor: str) -> DesiredState:
-    """Point the app at the build's image: the one write of desired state (callers hold the app's lock)."""
+def next_revision(conn: sa.Connection) -> int:
+    """The next feed revision; the counter row stays locked until this transaction ends, so revisions are gap-free
+    and become visible in order (a reader that saw N+1 has seen N)."""
+    seed = sa.select(sa.func.coalesce(sa.func.max(t.desired_changes.c.revision), 0) + 1).scalar_subquery()
+    stmt = (
+        _insert(conn, t.desired_revision)
+        .values(id=1, revision=seed)
+        .on_conflict_do_update(index_elements=["id"], set_={"revision": t.desired_revision.c.revision + 1})
+        .returning(t.desired_revision.c.revision)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def set_desired(
+    conn: sa.Connection,
+    app_id: int,
+    build: Build,
+    reason: ChangeReason,
+    note: str,
+    actor: str,
+    *,
+    run_id: str | None = None,
+    pinned: bool | None = None,
+) -> DesiredChange:
+    """Point the app at the build's image and append the change to the feed: the one write of desired state.
+
+    Callers hold the app's lock. Automatic changes (build, rewind) also become the mark later automatic advances
+    must pass; operator changes (rollback, pin, unpin) leave that mark alone.
+    """
     if not build.image_digest or not build.image_ref:
         raise ValueError(f"build {build.id} has no pushed image")
     if build.app_id != app_id:
         raise ValueError(f"build {build.id} belongs to app {build.app_id}, not {app_id}")
-    values = dict(
+    if build.image_deleted_at is not None:
+        raise ChangeRefused(f"the image of build {build.id} was deleted by image retention")
+    current = conn.execute(sa.select(t.desired_state.c.app_id).where(t.desired_state.c.app_id == app_id)).first()
+    now = utcnow()
+    values: dict[str, object] = dict(
         build_id=build.id,
         image_ref=build.image_ref,
         image_digest=build.image_digest,
         commit_sha=build.commit_sha,
         commit_time=build.commit_time,
-        updated_at=utcnow(),
+        updated_at=now,
         reason=reason,
+        note=note,
         actor=actor,
     )
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t.desired_state)
-    conn.execute(insert.values(app_id=app_id, **values).on_conflict_do_update(index_elements=["app_id"], set_=values))
+    if reason in AUTOMATIC or current is None:
+        values.update(high_build_id=build.id, high_commit_time=build.commit_time)
+    if pinned is not None:
+        values["pinned"] = pinned
+    if reason == "unpin":
+        values["held_build_id"] = None
+    values["revision"] = revision = next_revision(conn)
+    conn.execute(
+        _insert(conn, t.desired_state)
+        .values(app_id=app_id, **values)
+        .on_conflict_do_update(index_elements=["app_id"], set_=values)
+    )
     desired = read_desired(conn, app_id)
     if desired is None:
         raise RuntimeError(f"desired state of app {app_id} vanished inside its own transaction")
-    return desired
+    change = DesiredChange(
+        revision=revision,
+        app_id=app_id,
+        workspace=desired.workspace,
+        app=desired.app,
+        build_id=build.id,
+        image_ref=build.image_ref,
+        image_digest=build.image_digest,
+        commit_sha=build.commit_sha,
+        reason=reason,
+        note=note,
+        actor=actor,
+        pinned=desired.pinned,
+        run_id=run_id,
+        at=now,
+    )
+    conn.execute(t.desired_changes.insert().values(**change.model_dump()))
+    return change
 
 
 def _requested_by(conn: sa.Connection, build_id: int) -> str:
@@ -77,35 +149,95 @@ def _requested_by(conn: sa.Connection, build_id: int) -> str:
     return actor or "unknown"
 
 
-def advance_desired(conn: sa.Connection, build: Build, actor: str) -> tuple[bool, DesiredState | None]:
-    """Move desired state to the build's image unless a newer commit is already desired (invariant 2).
+def _high_mark(conn: sa.Connection, current: DesiredState) -> tuple[datetime, int]:
+    """The newest build automatic advances reached (a rollback moves desired state back, not this mark)."""
+    row = conn.execute(
+        sa.select(t.desired_state.c.high_build_id, t.desired_state.c.high_commit_time).where(
+            t.desired_state.c.app_id == current.app_id
+        )
+    ).one()
+    if row.high_build_id is None:
+        return _order_key(current.commit_time, current.build_id)
+    return _order_key(row.high_commit_time, row.high_build_id)
+
+
+@dataclass
+class Advance:
+    moved: bool
+    desired: DesiredState | None
+    change: DesiredChange | None = None
+    held: bool = False
+
+
+def advance_desired(conn: sa.Connection, build: Build, actor: str, run_id: str | None = None) -> Advance:
+    """Move desired state to the build's image unless a newer commit was already reached (invariant 2).
 
     A rewind build (a force-push back to an older commit) moves it backwards, once: only past what was desired
-    before it was queued.
+    before it was queued. While the app is pinned the build is held instead: recorded, and desired on unpin.
     """
     lock_app(conn, build.app_id)
     current = read_desired(conn, build.app_id)
-    if current is None or _order_key(build.commit_time, build.id) > _order_key(current.commit_time, current.build_id):
-        reason = f"build {build.id} of {build.commit_sha[:12]}"
-    elif build.rewind and current.build_id < build.id:
-        reason = f"rewind to {build.commit_sha[:12]} (force-push, build {build.id})"
+    reason: ChangeReason
+    newest = max(current.build_id, current.held_build_id or 0) if current else 0
+    if current is None or _order_key(build.commit_time, build.id) > _high_mark(conn, current):
+        reason, note = "build", f"build {build.id} of {build.commit_sha[:12]}"
+    elif build.rewind and newest < build.id:
+        reason, note = "rewind", f"rewind to {build.commit_sha[:12]} (force-push, build {build.id})"
         actor = _requested_by(conn, build.id)
     else:
-        return False, current
-    return True, set_desired(conn, build.app_id, build, reason, actor)
+        return Advance(False, current)
+    if current is not None and current.pinned:
+        conn.execute(
+            t.desired_state.update()
+            .where(t.desired_state.c.app_id == build.app_id)
+            .values(held_build_id=build.id, high_build_id=build.id, high_commit_time=build.commit_time)
+        )
+        conn.execute(t.builds.update().where(t.builds.c.id == build.id).values(held_by_pin=True))
+        return Advance(False, read_desired(conn, build.app_id), held=True)
+    change = set_desired(conn, build.app_id, build, reason, note, actor, run_id=run_id)
+    return Advance(True, read_desired(conn, build.app_id), change)
+
+
+def _to_change(row: sa.Row) -> DesiredChange:
+    return to_model(DesiredChange, row)
 
 
 class Desired(StoreBase):
-    """Reads and moves of desired state, and the atomic success of a build."""
+    """Reads and moves of desired state, its feed, operator actions, and the atomic success of a build."""
 
     def update_desired_state(self, build_id: int, actor: str = "store") -> tuple[bool, DesiredState | None]:
         """Point the app at this build's image unless a newer commit is already desired (invariant 2)."""
         with self._tx() as conn:
-            return advance_desired(conn, get_build(conn, build_id), actor)
+            result = advance_desired(conn, get_build(conn, build_id), actor)
+            return result.moved, result.desired
 
     def desired_state(self, app_id: int) -> DesiredState | None:
         with self.engine.connect() as conn:
             return read_desired(conn, app_id)
+
+    def all_desired(self) -> tuple[list[DesiredState], int]:
+        """Every app's desired state and the latest revision, read in one snapshot-consistent statement each."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_DESIRED_SELECT.order_by(t.desired_state.c.app_id)).all()
+            latest = conn.execute(sa.select(sa.func.max(t.desired_state.c.revision))).scalar()
+        return [to_model(DesiredState, r) for r in rows], int(latest or 0)
+
+    def latest_revision(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(t.desired_changes.c.revision))).scalar() or 0)
+
+    def changes_after(self, after: int, limit: int = 500, app_id: int | None = None) -> list[DesiredChange]:
+        """Feed entries with a revision above `after`, oldest first."""
+        query = (
+            sa.select(t.desired_changes)
+            .where(t.desired_changes.c.revision > after)
+            .order_by(t.desired_changes.c.revision)
+            .limit(limit)
+        )
+        if app_id is not None:
+            query = query.where(t.desired_changes.c.app_id == app_id)
+        with self.engine.connect() as conn:
+            return [_to_change(r) for r in conn.execute(query)]
 
     def succeed(
         self, build_id: int, image_ref: str, digest: str, reason: str, actor: str, *, run_id: str | None = None
@@ -123,8 +255,15 @@ class Desired(StoreBase):
             current = locked_state(conn, build_id)
             if current == BuildState.SUCCEEDED:
                 desired = read_desired(conn, app_id)
+                change_row = conn.execute(
+                    sa.select(t.desired_changes)
+                    .where(t.desired_changes.c.build_id == build_id, t.desired_changes.c.reason.in_(AUTOMATIC))
+                    .order_by(t.desired_changes.c.revision)
+                    .limit(1)
+                ).first()
                 moved = desired is not None and desired.build_id == build_id
-                return SuccessOutcome(get_build(conn, build_id), moved, desired)
+                change = _to_change(change_row) if change_row is not None else None
+                return SuccessOutcome(get_build(conn, build_id), moved, desired, change)
             ended = end_as_requested(conn, build_id, current, actor, run_id)
             if ended is not None:
                 return SuccessOutcome(ended, False, read_desired(conn, app_id))
@@ -134,6 +273,125 @@ class Desired(StoreBase):
                 .where(t.builds.c.id == build_id)
                 .values(image_ref=image_ref, image_digest=digest, updated_at=utcnow())
             )
-            moved, desired = advance_desired(conn, get_build(conn, build_id), actor)
+            result = advance_desired(conn, get_build(conn, build_id), actor, run_id)
             set_state(conn, build_id, current, BuildState.SUCCEEDED, reason, actor, run_id)
-            return SuccessOutcome(get_build(conn, build_id), moved, desired)
+            return SuccessOutcome(get_build(conn, build_id), result.moved, result.desired, result.change)
+
+    # -- operator actions: they may go backwards, and are recorded with actor and reason ---------------------------
+
+    def rollback(self, app_id: int, build_id: int, actor: str, note: str | None = None) -> DesiredChange:
+        """Point the app at an earlier succeeded build's image (the registry was asked first, by the caller)."""
+        with self._tx() as conn:
+            lock_app(conn, app_id)
+            build = rollback_target(conn, app_id, build_id)
+            current = read_desired(conn, app_id)
+            if current is not None and current.build_id == build.id:
+                raise ChangeRefused(f"build {build.id} is already the desired state of {build.workspace}/{build.app}")
+            text = note or f"rollback to build {build.id} of {build.commit_sha[:12]}"
+            return set_desired(conn, app_id, build, "rollback", text, actor)
+
+    def check_rollback(self, app_id: int, build_id: int) -> Build:
+        """The build a rollback would go to, or ChangeRefused saying why it cannot be."""
+        with self.engine.connect() as conn:
+            return rollback_target(conn, app_id, build_id)
+
+    def pin(self, app_id: int, actor: str, note: str | None = None) -> DesiredChange:
+        """Hold the app on its current image: successful builds are recorded but held until unpin."""
+        with self._tx() as conn:
+            lock_app(conn, app_id)
+            current = read_desired(conn, app_id)
+            if current is None:
+                raise ChangeRefused("nothing to pin: the app has no desired state yet")
+            if current.pinned:
+                raise ChangeRefused(
+                    f"{current.workspace}/{current.app} is already pinned (revision {current.revision})"
+                )
+            build = get_build(conn, current.build_id)
+            text = note or f"pinned to build {build.id} of {build.commit_sha[:12]}"
+            return set_desired(conn, app_id, build, "pin", text, actor, pinned=True)
+
+    def unpin(self, app_id: int, actor: str, note: str | None = None) -> DesiredChange:
+        """Release a pin: desired state moves to the newest build held meanwhile, if any."""
+        with self._tx() as conn:
+            lock_app(conn, app_id)
+            current = read_desired(conn, app_id)
+            if current is None or not current.pinned:
+                raise ChangeRefused("the app is not pinned")
+            build = get_build(conn, current.held_build_id or current.build_id)
+            if build.image_deleted_at is not None:
+                build = get_build(conn, current.build_id)
+            if build.id != current.build_id:
+                text = note or f"unpinned; moves to held build {build.id} of {build.commit_sha[:12]}"
+            else:
+                text = note or f"unpinned at build {build.id} of {build.commit_sha[:12]}"
+            return set_desired(conn, app_id, build, "unpin", text, actor, pinned=False)
+
+    # -- image retention -------------------------------------------------------------------------------------------
+
+    def retention_candidates(self, app_id: int) -> tuple[list[Build], list[DesiredChange], DesiredState | None]:
+        """What the retention plan needs for one app: its builds with images, its feed history, its desired state."""
+        with self.engine.connect() as conn:
+            return _retention_inputs(conn, app_id)
+
+    def mark_images_deleted(self, app_id: int, build_ids: Iterable[int], still_deletable) -> list[Build]:
+        """Mark builds' images deleted before the registry is asked, under the app's lock, so no rollback or
+        advance can pick them meanwhile; `still_deletable(builds, history, desired)` re-checks the plan."""
+        wanted = set(build_ids)
+        with self._tx() as conn:
+            lock_app(conn, app_id)
+            builds, history, desired = _retention_inputs(conn, app_id)
+            allowed = set(still_deletable(builds, history, desired)) & wanted
+            if not allowed:
+                return []
+            conn.execute(
+                t.builds.update()
+                .where(t.builds.c.id.in_(sorted(allowed)), t.builds.c.image_deleted_at.is_(None))
+                .values(image_deleted_at=utcnow())
+            )
+            return [to_build(r) for r in conn.execute(BUILD_SELECT.where(t.builds.c.id.in_(sorted(allowed))))]
+
+    def unmark_image_deleted(self, build_ids: Iterable[int]) -> None:
+        """The registry refused a delete: the image is still there, so rollbacks may use it again."""
+        ids = sorted(set(build_ids))
+        if ids:
+            with self._tx() as conn:
+                conn.execute(t.builds.update().where(t.builds.c.id.in_(ids)).values(image_deleted_at=None))
+
+
+def _retention_inputs(conn: sa.Connection, app_id: int) -> tuple[list[Build], list[DesiredChange], DesiredState | None]:
+    builds = [
+        to_build(r)
+        for r in conn.execute(
+            BUILD_SELECT.where(
+                t.builds.c.app_id == app_id,
+                t.builds.c.status == BuildState.SUCCEEDED.value,
+                t.builds.c.image_digest.is_not(None),
+            ).order_by(t.builds.c.id)
+        )
+    ]
+    history = [
+        _to_change(r)
+        for r in conn.execute(
+            sa.select(t.desired_changes)
+            .where(t.desired_changes.c.app_id == app_id)
+            .order_by(t.desired_changes.c.revision)
+        )
+    ]
+    return builds, history, read_desired(conn, app_id)
+
+
+def rollback_target(conn: sa.Connection, app_id: int, build_id: int) -> Build:
+    row = conn.execute(BUILD_SELECT.where(t.builds.c.id == build_id)).first()
+    if row is None or row.app_id != app_id:
+        raise ChangeRefused(f"build {build_id} is not a build of this app")
+    build = to_build(row)
+    if build.status != BuildState.SUCCEEDED or not build.image_digest:
+        raise ChangeRefused(
+            f"build {build.id} did not succeed ({build.status.value}); only succeeded builds have images"
+        )
+    if build.image_deleted_at is not None:
+        raise ChangeRefused(
+            f"the image of build {build.id} was deleted by image retention at {build.image_deleted_at.isoformat()}; "
+            "roll back to a build whose image is kept"
+        )
+    return build

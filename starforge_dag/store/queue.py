@@ -195,7 +195,8 @@ def _force_push(
         head = get_build(conn, active.id)
     elif (image := _reusable_image(conn, app, sha)) is not None:
         why = f"rewind to {sha[:12]}" if rewind else f"{sha[:12]}"
-        set_desired(conn, app.id, image, f"{why} by {what}, reusing the image of build {image.id}", actor)
+        note = f"{why} by {what}, reusing the image of build {image.id}"
+        set_desired(conn, app.id, image, "rewind" if rewind else "build", note, actor)
         head = image
     else:
         head = None

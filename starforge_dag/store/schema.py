@@ -67,6 +67,8 @@ builds = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # this attempt began (resets on resume)
     sa.Column("backend_build_id", sa.String(200), nullable=True),  # e.g. the Depot build of the latest attempt
     sa.Column("backend_url", sa.Text, nullable=True),
+    sa.Column("held_by_pin", sa.Boolean, nullable=False, server_default=sa.false()),  # succeeded while pinned
+    sa.Column("image_deleted_at", sa.DateTime(timezone=True), nullable=True),  # retention deleted its image
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_builds_status_id", "status", "id"),
@@ -106,8 +108,43 @@ desired_state = sa.Table(
     sa.Column("commit_sha", sa.String(64), nullable=False),
     sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),  # why it last moved (a build, a rewind)
+    sa.Column("reason", sa.Text, nullable=True),  # the kind of its last change: build, rewind, rollback, pin, unpin
     sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),  # why, in words
+    sa.Column("revision", sa.BigInteger, nullable=True),  # of its last change in desired_changes
+    sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("held_build_id", sa.BigInteger, nullable=True),  # where a pin keeps it from going
+    sa.Column("high_build_id", sa.BigInteger, nullable=True),  # the newest build automatic advances reached
+    sa.Column("high_commit_time", sa.DateTime(timezone=True), nullable=True),
+)
+
+# One row: the last revision handed out. Taking the next one locks the row until commit, so revisions commit in
+# order and a rolled-back change gives its number back (a sequence would leave gaps and commit out of order).
+desired_revision = sa.Table(
+    "desired_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
+desired_changes = sa.Table(
+    "desired_changes",
+    metadata,
+    sa.Column("revision", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("workspace", sa.String(100), nullable=False),
+    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), nullable=False),
+    sa.Column("image_ref", sa.Text, nullable=False),
+    sa.Column("image_digest", sa.String(100), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("pinned", sa.Boolean, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),  # the build run that materializes it, if any
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_desired_changes_app", "app_id", "revision"),
 )
 
 build_logs = sa.Table(

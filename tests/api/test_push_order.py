@@ -48,4 +48,5 @@ def test_a_force_push_back_to_a_built_commit_rewinds_desired_state_without_a_bui
     assert answer["created"] == [] and answer["builds"] == [built["first"]]
     assert len(store.list_builds(app_id=shop.id)) == count
     desired = store.desired_state(shop.id)
-    assert desired.build_id == built["first"] and desired.actor == "ada" and desired.reason.startswith("rewind to")
+    assert desired.build_id == built["first"] and desired.actor == "ada" and desired.reason == "rewind"
+    assert desired.note.startswith("rewind to")

@@ -58,6 +58,9 @@ def test_push_becomes_image_asset_and_desired_state(settings, store, instance, m
     assert materialization.metadata["digest"].value == build.image_digest
     assert materialization.metadata["commit"].value == sha
     assert materialization.metadata["build_id"].value == build.id
+    assert materialization.metadata["revision"].value == desired.revision == 1
+    assert materialization.metadata["reason"].value == "build"
+    assert materialization.metadata["pinned"].value == f"127.0.0.1:5000/apps/acme/web@{build.image_digest}"
     assert "acme.web" in instance.get_dynamic_partitions("apps")
 
     lines = _log_lines(settings, build.id)

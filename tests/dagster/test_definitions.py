@@ -44,7 +44,10 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
         "build_run_canceled_sensor",
         "commit_status_sensor",
         "github_reconcile_sensor",
+        "desired_state_sensor",
     }
+    (schedule,) = loaded.schedules
+    assert schedule.name == "image_retention_schedule" and schedule.job_name == "collect_images_job"
     (spec,) = [s for s in loaded.resolve_all_asset_specs() if s.key == dg.AssetKey("app_image")]
     assert spec.partitions_def.name == "apps" and "dagster/kind/docker" in spec.tags
 

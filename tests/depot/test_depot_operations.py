@@ -18,7 +18,7 @@ from starforge_dag.local import drain_queue
 from starforge_dag.ops.build import LoadBuildConfig
 from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
-from starforge_dag.resources.registry import ImageRegistry
+from starforge_dag.resources.registry import RegistryResource
 from starforge_dag.settings import Settings, get_settings
 from starforge_dag.store import open_store
 
@@ -40,7 +40,7 @@ def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(tmp_path: P
     resources = resources_for(settings)
     assert isinstance(resources["build_service"], DepotBuildService)  # no token, no Depot: never called below
     # The fake pushes nothing, so the registry check is off too.
-    resources["registry"] = ImageRegistry(prefix=settings.registry, verify_pushes=False)
+    resources["registry"] = RegistryResource(prefix=settings.registry, verify_pushes=False)
 
     with dg.instance_for_test() as instance:
         result = build_job.execute_in_process(

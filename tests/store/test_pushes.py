@@ -113,7 +113,8 @@ def test_force_push_back_to_a_built_commit_reuses_its_image_as_a_recorded_rewind
     assert not created and head.id == old.id and len(store.list_builds(app_id=app.id)) == count
     desired = store.desired_state(app.id)
     assert (desired.commit_sha, desired.build_id, desired.image_digest) == (sha(1), old.id, f"sha256:{old.id:064x}")
-    assert desired.actor == "grace" and desired.reason.startswith(f"rewind to {sha(1)[:12]} by force-push of main")
+    assert desired.actor == "grace" and desired.reason == "rewind"
+    assert desired.note.startswith(f"rewind to {sha(1)[:12]} by force-push of main")
 
 
 def test_force_push_back_to_an_unbuilt_commit_builds_it_and_moves_desired_state_back_once(store, app):
@@ -128,7 +129,7 @@ def test_force_push_back_to_an_unbuilt_commit_builds_it_and_moves_desired_state_
     assert build_and_succeed(store, rewind.id)
     desired = store.desired_state(app.id)
     assert desired.commit_sha == sha(1) and desired.build_id == rewind.id
-    assert desired.reason.startswith("rewind to") and desired.actor == "grace"
+    assert desired.reason == "rewind" and desired.note.startswith("rewind to") and desired.actor == "grace"
     assert not push(store, app, 2)[1]  # a late redelivery of the newer commit does not undo the rewind
     following, created = push(store, app, 3)
     assert created and build_and_succeed(store, following.id)

@@ -1,0 +1,284 @@
+"""Desired state for the deployer: current state of every app, the change feed with long-poll, rollback and pins."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from starforge_dag.buildkit.registry import RegistryAuth
+from starforge_dag.core.inputs import InvalidInput, check_text
+from starforge_dag.core.models import ChangeReason, DesiredChange, DesiredState
+from starforge_dag.deploy.operations import rollback as rollback_to
+from starforge_dag.deploy.registry import RegistryUnavailable
+from starforge_dag.settings import Settings
+from starforge_dag.store import BuildStore, ChangeRefused
+
+from .builds import _app
+from .deps import SettingsDep, StoreDep, require_token
+from .schemas import Problem
+
+POLL_S = 0.1
+MAX_WAIT_S = 60.0
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    503: {"model": Problem},
+    404: {"model": Problem},
+}
+router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_ERRORS)
+
+
+class ChangeView(BaseModel):
+    revision: int = Field(description="Global, gap-free, strictly increasing.")
+    app: str = Field(description="workspace/app")
+    workspace: str
+    image: str = Field(description="The image pinned by digest: repo@sha256:…")
+    image_ref: str = Field(description="The tag it was pushed as.")
+    image_digest: str
+    commit_sha: str
+    build_id: int
+    reason: ChangeReason
+    note: str
+    actor: str
+    pinned: bool = Field(description="Whether the app is pinned after this change.")
+    at: datetime
+
+    @classmethod
+    def of(cls, c: DesiredChange) -> ChangeView:
+        return cls(
+            revision=c.revision,
+            app=f"{c.workspace}/{c.app}",
+            workspace=c.workspace,
+            image=c.pinned_image,
+            image_ref=c.image_ref,
+            image_digest=c.image_digest,
+            commit_sha=c.commit_sha,
+            build_id=c.build_id,
+            reason=c.reason,
+            note=c.note,
+            actor=c.actor,
+            pinned=c.pinned,
+            at=c.at,
+        )
+
+
+class DesiredView(BaseModel):
+    app: str = Field(description="workspace/app")
+    workspace: str
+    image: str = Field(description="The image pinned by digest: repo@sha256:…")
+    image_ref: str
+    image_digest: str
+    commit_sha: str
+    build_id: int
+    revision: int | None = Field(description="Revision of the last change (None: unchanged since before the feed).")
+    reason: str | None
+    note: str | None
+    actor: str | None
+    pinned: bool
+    held_build_id: int | None = Field(description="A newer successful build the pin holds back (desired on unpin).")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: DesiredState) -> DesiredView:
+        return cls(
+            app=f"{d.workspace}/{d.app}",
+            workspace=d.workspace,
+            image=d.pinned_image,
+            image_ref=d.image_ref,
+            image_digest=d.image_digest,
+            commit_sha=d.commit_sha,
+            build_id=d.build_id,
+            revision=d.revision,
+            reason=d.reason,
+            note=d.note,
+            actor=d.actor,
+            pinned=d.pinned,
+            held_build_id=d.held_build_id,
+            updated_at=d.updated_at,
+        )
+
+
+class DesiredStateList(BaseModel):
+    revision: int = Field(description="The latest revision: read the feed with after=revision from here.")
+    apps: list[DesiredView]
+
+
+class ChangePage(BaseModel):
+    after: int
+    revision: int = Field(description="Pass as `after` next time: the last change returned, else `after`.")
+    changes: list[ChangeView]
+
+
+class Rollback(BaseModel):
+    build_id: int = Field(ge=1, description="An earlier succeeded build of this app whose image is still kept.")
+    note: str | None = Field(default=None, max_length=500, description="Why, for the record.")
+    by: str | None = Field(default=None, max_length=100, description="Who asks (recorded as the actor api:<by>).")
+
+
+class Hold(BaseModel):
+    note: str | None = Field(default=None, max_length=500, description="Why, for the record.")
+    by: str | None = Field(default=None, max_length=100, description="Who asks (recorded as the actor api:<by>).")
+
+
+class FeedWatcher:
+    """One poll of the latest revision per API process and database, shared by every waiting request.
+
+    A query every POLL_S while someone waits works on SQLite and Postgres and across API processes (each sees
+    the others' commits); waiters wake within POLL_S of a commit.
+    """
+
+    def __init__(self, store: BuildStore):
+        self.store = store
+        self.latest = -1
+        self._waiters = 0
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def _poll(self) -> None:
+        try:
+            while self._waiters:
+                latest = await run_in_threadpool(self.store.latest_revision)
+                if latest != self.latest:
+                    self.latest = latest
+                    self._changed.set()
+                    self._changed = asyncio.Event()
+                await asyncio.sleep(POLL_S)
+        finally:
+            self._task = None
+
+    async def wait_beyond(self, after: int, timeout: float) -> None:
+        """Return once a revision above `after` is committed, or after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._waiters += 1
+        try:
+            if self._task is None:
+                self._task = asyncio.create_task(self._poll())
+            while self.latest <= after:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except TimeoutError:
+                    return
+        finally:
+            self._waiters -= 1
+
+
+def _watcher(request: Request, store: BuildStore) -> FeedWatcher:
+    watchers: dict[str, FeedWatcher] = request.app.state.__dict__.setdefault("feed_watchers", {})
+    key = str(store.engine.url)
+    if key not in watchers:
+        watchers[key] = FeedWatcher(store)
+    return watchers[key]
+
+
+@router.get("/desired-state", response_model=DesiredStateList | ChangePage)
+async def desired_state_feed(
+    request: Request,
+    store: StoreDep,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Return the changes after this revision (the feed); omit for current state."),
+    ] = None,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_S, description="With `after`: wait up to this many seconds for a change.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> DesiredStateList | ChangePage:
+    """Without `after`: every app's desired state and the latest revision. With it: the changes after it, oldest
+    first, waiting up to `wait` seconds when there are none yet."""
+    if after is None:
+        states, revision = await run_in_threadpool(store.all_desired)
+        return DesiredStateList(revision=revision, apps=[DesiredView.of(s) for s in states])
+    latest = await run_in_threadpool(store.latest_revision)
+    if after > latest:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"after={after} is beyond the latest revision {latest}: read current state (GET /desired-state) again",
+        )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        changes = await run_in_threadpool(store.changes_after, after, limit)
+        remaining = deadline - loop.time()
+        if changes or remaining <= 0:
+            break
+        await _watcher(request, store).wait_beyond(after, remaining)
+    return ChangePage(
+        after=after, revision=changes[-1].revision if changes else after, changes=[ChangeView.of(c) for c in changes]
+    )
+
+
+def _actor(by: str | None) -> str:
+    if by is None:
+        return "api"
+    try:
+        return f"api:{check_text(by, 'by', max_chars=100)}"
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def _note(note: str | None) -> str | None:
+    try:
+        return None if note is None else check_text(note, "note", max_chars=500)
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def _auth(settings: Settings) -> RegistryAuth | None:
+    if not settings.registry_username:
+        return None
+    return RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
+
+
+_REFUSED: dict[int | str, dict[str, Any]] = {409: {"model": Problem, "description": "The change cannot be made"}}
+
+
+@router.post("/apps/{app:path}/rollback", response_model=ChangeView, responses=_REFUSED)
+def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -> ChangeView:
+    """Move desired state to an earlier succeeded build's image, once the registry confirms it still has it."""
+    target = _app(store, app)
+    actor, note = _actor(body.by), _note(body.note)
+    try:
+        build = store.check_rollback(target.id, body.build_id)
+        change = rollback_to(store, target, build.id, actor, _auth(settings), note=note)
+    except ChangeRefused as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"rollback of {target.workspace}/{target.name} refused: {exc}"
+        ) from None
+    except RegistryUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot check the image: {exc}") from None
+    return ChangeView.of(change)
+
+
+@router.post("/apps/{app:path}/pin", response_model=ChangeView, responses=_REFUSED)
+def pin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
+    """Hold the app on its current image: successful builds are recorded but do not move it until unpin."""
+    target = _app(store, app)
+    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
+    try:
+        return ChangeView.of(store.pin(target.id, actor, note))
+    except ChangeRefused as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"pin of {target.workspace}/{target.name} refused: {exc}"
+        ) from None
+
+
+@router.post("/apps/{app:path}/unpin", response_model=ChangeView, responses=_REFUSED)
+def unpin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
+    """Release the pin; desired state moves to the newest build held meanwhile, if any."""
+    target = _app(store, app)
+    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
+    try:
+        return ChangeView.of(store.unpin(target.id, actor, note))
+    except ChangeRefused as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"unpin of {target.workspace}/{target.name} refused: {exc}"
+        ) from None
