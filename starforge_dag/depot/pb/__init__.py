@@ -1,1 +1,0 @@
-"""Generated protobuf/gRPC modules for Depot's API; regenerate with scripts/gen_protos.sh."""
