@@ -83,7 +83,9 @@ def run_demo(settings: Settings | None = None) -> int:
         # Resources take the Depot token by its variable's name (an EnvVar), as in production: hand it over that way.
         os.environ["STARFORGE_DEPOT_TOKEN"] = emulator.token
         print(f"Depot emulator at {emulator.url} (organization {emulator.organization_id})", flush=True)
-        code = _run_demo(settings.model_copy(update={"depot_api_url": emulator.url}))
+        code = _run_demo(
+            settings.model_copy(update={"depot_api_url": emulator.url, "depot_token": SecretStr(emulator.token)})
+        )
         for build in emulator.builds():
             outcome = build.result or ("expired" if build.expired else "running")
             print(

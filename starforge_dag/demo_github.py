@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from pydantic import SecretStr
+
 from .settings import Settings
 
 
@@ -18,6 +20,7 @@ def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
     from .emulators.github import GitHubEmulator, ServedApp
     from .github.app import GitHubApp
     from .github.statuses import StatusStyle, send_statuses
+    from .instance import prepare_dagster_home
     from .local import drain_queue
     from .store import NotFound, open_store
     from .store.github import GitHubStore
@@ -28,6 +31,7 @@ def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
         settings = settings.model_copy(
             update={
                 "github_app_id": emulator.app_id,
+                "github_app_private_key": SecretStr(emulator.private_key),
                 "github_api_url": emulator.api_url,
                 "git_allowed_schemes": "https,file,http",
                 "git_allowed_hosts": f"github.com,127.0.0.1:{emulator.port}",
@@ -55,7 +59,7 @@ def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
             sha = head.branch_head(installation, repo.full_name, "main") or ""
             delivery = emulator.push(repo.id, "main", "0" * 40, sha)
             print(f"GitHub App: pushed {sha[:12]} to private {repo.full_name}; webhook answered {delivery.status_code}")
-            with dg.DagsterInstance.get() as instance:
+            with dg.DagsterInstance.from_config(str(prepare_dagster_home(settings))) as instance:
                 drain_queue(instance, resources_for(settings))
             deadline = time.monotonic() + 30
             while gh.unsent(1) and time.monotonic() < deadline:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import SecretStr
 
 from starforge_dag.definitions import resources_for
 from starforge_dag.sensors.github import commit_status_sensor, github_reconcile_sensor_every
 
 
-def _tick(sensor, world):
+def _tick(sensor, world, settings=None):
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources=resources_for(world.settings))
+        context = dg.build_sensor_context(instance=instance, resources=resources_for(settings or world.settings))
         return sensor(context)
 
 
@@ -38,5 +39,6 @@ def test_reconcile_sensor_queues_a_head_whose_webhook_was_lost(github_world):
 
 def test_sensors_explain_when_no_app_is_configured(github_world, monkeypatch):
     monkeypatch.delenv("STARFORGE_GITHUB_APP_PRIVATE_KEY")
-    result = _tick(commit_status_sensor, github_world)
+    unconfigured = github_world.settings.model_copy(update={"github_app_private_key": SecretStr("")})
+    result = _tick(commit_status_sensor, github_world, unconfigured)
     assert "no GitHub App configured" in result.skip_message
