@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, TextIO
 
 from .core.errors import BuildError, UserBuildError
 from .core.models import BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
+from .settings import environ_value
 
 ProgressSink = Callable[[ProgressLine], None]
 
@@ -73,7 +74,7 @@ def parse_secret(text: str) -> tuple[str, str]:
         except OSError as exc:
             raise ValueError(f"--secret id={name}: cannot read {source}: {exc.strerror}") from None
     named = variable or source or name
-    found = os.environ.get(named)
+    found = environ_value(named)
     if found is None:
         raise ValueError(f"--secret id={name}: environment variable {named} is not set")
     return name, found
@@ -221,8 +222,7 @@ def build_dir_command(
         if builder is None:
             builder, mode = _default_builder(no_cache, secret_values)
             network = "host" if mode == "host" else "none"
-        from .railpack.config import railpack_options
-        from .settings import get_settings
+        from .settings import get_settings, railpack_environ
 
         settings = get_settings()
         report = build_dir(
@@ -237,7 +237,7 @@ def build_dir_command(
             builder_image=settings.builder_image,
             runtime_image=settings.runtime_image,
             network=network,
-            env=railpack_options(os.environ),
+            env=railpack_environ(),
             on_progress=None if quiet else PlainProgress(err),
             workspace=workspace or settings.default_workspace,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
@@ -168,6 +168,23 @@ def get_settings() -> Settings:
 def build_secret(name: str, prefix: str = BUILD_SECRET_PREFIX) -> str | None:
     """A build secret's value, read when the build needs it: only its name travels in specs and config."""
     return os.environ.get(prefix + name)
+
+
+def environ_value(name: str) -> str | None:
+    """A variable the user named explicitly (e.g. `--secret id=x,env=NAME`), read where it is used."""
+    return os.environ.get(name)
+
+
+def railpack_environ() -> dict[str, str]:
+    """Railpack's RAILPACK_* options from this process's environment: the only host variables a plan reads."""
+    from .railpack.config import railpack_options
+
+    return railpack_options(os.environ)
+
+
+def environ_subset(names: Iterable[str]) -> dict[str, str]:
+    """The named variables that are set, to hand to a child process that needs them (PATH, HOME, proxies)."""
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def starforge_environ() -> dict[str, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.inputs import RepoUrlPolicy
+from ..settings import environ_subset
 
 _PASSED_THROUGH = (  # operator-level settings a git on this host may need; nothing a tenant controls
     "PATH",
@@ -75,7 +76,7 @@ def git_env(policy: RepoUrlPolicy, extra_config: Sequence[tuple[str, str]] = ())
 
     `extra_config` (e.g. an auth header for one host) travels the same way: never on the command line or on disk.
     """
-    env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+    env = environ_subset(_PASSED_THROUGH)
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(
         {

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from starforge_dag.railpack.cli import plan_command
-from starforge_dag.railpack.config import railpack_options
+from starforge_dag.settings import railpack_environ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a build variable (repeatable); RAILPACK_* options are also read from the environment",
     )
     args = parser.parse_args(argv)
-    env = railpack_options(os.environ)
+    env = railpack_environ()
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep or not key:

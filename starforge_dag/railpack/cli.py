@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from starforge_dag.railpack.config import railpack_options
 from starforge_dag.railpack.generate import PlanError, generate_plan
+from starforge_dag.settings import railpack_environ
 
 
 def plan_command(dir: str, info: bool, env: dict[str, str] | None = None) -> int:
@@ -17,7 +16,7 @@ def plan_command(dir: str, info: bool, env: dict[str, str] | None = None) -> int
     variables (PATH, HOME, ...) do not turn into build secrets.
     """
     if env is None:
-        env = railpack_options(os.environ)
+        env = railpack_environ()
     try:
         result = generate_plan(dir, env=env)
     except PlanError as exc:

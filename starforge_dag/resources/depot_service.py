@@ -14,6 +14,7 @@ from ..core.models import BuildResult, BuildSpec, BuildTicket
 from ..depot.api import TOKEN_SETTING
 from ..depot.builder import DepotBuilder, DepotBuildInfo, DepotConfig
 from ..depot.projects import MemoryProjectStore, ProjectStore
+from ..settings import build_secret
 from .build_service import BuildService, CancelCheck, LogSink, _never
 
 _memory_projects = MemoryProjectStore()
@@ -81,7 +82,7 @@ class DepotBuildService(BuildService):
             self._config(),
             self._projects(),
             default_workspace=self.default_workspace,
-            secret_lookup=lambda name: os.environ.get(self.secret_env_prefix + name),
+            secret_lookup=lambda name: build_secret(name, self.secret_env_prefix),
             registry_credentials=credentials,
             on_started=self._record,
         )

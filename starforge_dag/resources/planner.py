@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import dagster as dg
@@ -34,12 +33,12 @@ class PlannerResource(dg.ConfigurableResource):
     )
 
     def plan(self, app_dir: str, env: dict[str, str] | None = None) -> PlannedBuild:
-        from ..railpack.config import railpack_options
         from ..railpack.generate import PlanError, generate_plan
         from ..railpack.llb import plan_to_llb
+        from ..settings import railpack_environ
 
         if env is None:
-            env = railpack_options(os.environ)
+            env = railpack_environ()
         try:
             result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
         except PlanError as exc:
