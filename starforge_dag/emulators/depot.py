@@ -376,7 +376,8 @@ def _pipe(left: socket.socket, right: socket.socket) -> None:
         open_reads = 2
         while open_reads:
             for key, _ in sel.select():
-                src: socket.socket = key.fileobj  # type: ignore[assignment]
+                src = key.fileobj
+                assert isinstance(src, socket.socket)
                 try:
                     data = src.recv(_CHUNK)
                     if data:
@@ -820,7 +821,8 @@ class _Auth:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
         if reject:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
-        return token  # type: ignore[return-value]
+        assert token is not None  # context.abort raised above
+        return token
 
     def organization(self, method: str, context: grpc.ServicerContext) -> str:
         token = self.enter(method, context)
@@ -960,7 +962,7 @@ def _project_message(project: ProjectRecord) -> Any:
         region_id=project.region_id,
         created_at=_ts(project.created_at),
         cache_policy=depot_project_pb2.CachePolicy(keep_gb=project.keep_gb, keep_days=project.keep_days),
-        hardware=project.hardware,  # type: ignore[arg-type]
+        hardware=depot_project_pb2.Hardware.ValueType(project.hardware),
     )
 
 
@@ -1066,7 +1068,7 @@ class _BuildRecordService(depot_build_record_pb2_grpc.BuildServiceServicer):
         with self.emulator._cond:
             message = depot_build_record_pb2.Build(
                 build_id=build.build_id,
-                status=build.status,  # type: ignore[arg-type]
+                status=depot_build_record_pb2.Build.Status.ValueType(build.status),
                 created_at=_ts(build.created_at),
             )
             if build.endpoint_at:

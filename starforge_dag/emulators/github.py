@@ -143,7 +143,10 @@ class GitHubEmulator:
     ):
         self.app_id = app_id
         self.private_key = private_key or new_private_key()
-        self._public_key = serialization.load_pem_private_key(self.private_key.encode(), None).public_key()
+        public_key = serialization.load_pem_private_key(self.private_key.encode(), None).public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ValueError("a GitHub App's private key is an RSA key")
+        self._public_key = public_key
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
         self.token_ttl_s = token_ttl_s
@@ -456,7 +459,7 @@ class GitHubEmulator:
         try:
             claims = jwt.decode(
                 credential,
-                self._public_key,  # type: ignore[arg-type]
+                self._public_key,
                 algorithms=["RS256"],
                 options={"require": ["iat", "exp", "iss"]},
                 leeway=60,

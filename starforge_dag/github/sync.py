@@ -200,10 +200,11 @@ def redeliver_failed(gh: GitHubStore, app: GitHubApp, now: datetime | None = Non
     newest_failed: dict[str, int] = {}
     later_push: set[int] = set()  # repositories with an answered push newer than the delivery looked at
     for d in deliveries:  # newest first
-        is_push = d.event == "push" and d.repository_id is not None
+        repository_id = d.repository_id if d.event == "push" else None
+        is_push = repository_id is not None
         if d.guid in answered or datetime.fromisoformat(d.delivered_at.replace("Z", "+00:00")) < since:
-            if is_push and d.ok:
-                later_push.add(d.repository_id)  # type: ignore[arg-type]
+            if repository_id is not None and d.ok:
+                later_push.add(repository_id)
             continue
         if is_push and d.repository_id in later_push:
             continue  # a newer push was built; the reconciler covers that branch's head, an old one would not help

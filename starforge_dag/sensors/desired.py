@@ -32,7 +32,7 @@ def _materialized_revisions(instance: dg.DagsterInstance, changes: list[DesiredC
             materialization = record.asset_materialization
             value = materialization.metadata.get("revision") if materialization else None
             if value is not None:
-                found.add(int(value.value))  # type: ignore[arg-type]
+                found.add(int(str(value.value)))
     return found
 
 
