@@ -89,6 +89,32 @@ def apt_install(packages: list[str]) -> ExecCommand:
     )
 
 
+# System libraries Playwright's browsers load at runtime (node and python apps alike).
+PLAYWRIGHT_DEPS = [
+    "libasound2",
+    "libatk-bridge2.0-0",
+    "libatk1.0-0",
+    "libatspi2.0-0",
+    "libcairo2",
+    "libcups2",
+    "libdbus-1-3",
+    "libdrm2",
+    "libgbm1",
+    "libglib2.0-0",
+    "libnspr4",
+    "libnss3",
+    "libpango-1.0-0",
+    "libx11-6",
+    "libxcb1",
+    "libxcomposite1",
+    "libxdamage1",
+    "libxext6",
+    "libxfixes3",
+    "libxkbcommon0",
+    "libxrandr2",
+]
+
+
 class CacheContext:
     """Named BuildKit cache mounts; a step refers to them by name."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starforge_dag.railpack.context import (
+    PLAYWRIGHT_DEPS,
     CommandStepBuilder,
     GenerateContext,
     MiseStepBuilder,
@@ -71,29 +72,6 @@ PUPPETEER_DEPS = [
     "lsb-release",
     "xdg-utils",
     "wget",
-]
-PLAYWRIGHT_DEPS = [
-    "libasound2",
-    "libatk-bridge2.0-0",
-    "libatk1.0-0",
-    "libatspi2.0-0",
-    "libcairo2",
-    "libcups2",
-    "libdbus-1-3",
-    "libdrm2",
-    "libgbm1",
-    "libglib2.0-0",
-    "libnspr4",
-    "libnss3",
-    "libpango-1.0-0",
-    "libx11-6",
-    "libxcb1",
-    "libxcomposite1",
-    "libxdamage1",
-    "libxext6",
-    "libxfixes3",
-    "libxkbcommon0",
-    "libxrandr2",
 ]
 
 # Start scripts that only run a dev server: an app whose start script is one of these can still be an SPA.

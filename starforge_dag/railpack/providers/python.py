@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from starforge_dag.railpack.context import (
+    PLAYWRIGHT_DEPS,
     CommandStepBuilder,
     GenerateContext,
     MiseStepBuilder,
@@ -48,29 +49,6 @@ RUNTIME_APT = {
         "python3-pyqt5",
     ],
 }
-PLAYWRIGHT_DEPS = [
-    "libasound2",
-    "libatk-bridge2.0-0",
-    "libatk1.0-0",
-    "libatspi2.0-0",
-    "libcairo2",
-    "libcups2",
-    "libdbus-1-3",
-    "libdrm2",
-    "libgbm1",
-    "libglib2.0-0",
-    "libnspr4",
-    "libnss3",
-    "libpango-1.0-0",
-    "libx11-6",
-    "libxcb1",
-    "libxcomposite1",
-    "libxdamage1",
-    "libxext6",
-    "libxfixes3",
-    "libxkbcommon0",
-    "libxrandr2",
-]
 _PIPFILE_FULL = re.compile(r"""python_full_version\s*=\s*['"]([0-9.]*)"?""")
 _PIPFILE_SHORT = re.compile(r"""python_version\s*=\s*['"]([0-9.]*)"?""")
 _SEMVER = re.compile(r"(\d+(?:\.\d+)?(?:\.\d+)?)")
