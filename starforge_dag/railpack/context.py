@@ -89,6 +89,16 @@ def apt_install(packages: list[str]) -> ExecCommand:
     )
 
 
+def apt_step(plan: BuildPlan, ctx: GenerateContext, name: str, packages: list[str], base: Layer) -> Layer:
+    """Add an apt install step on `base` when there are packages; the layer the next step builds on."""
+    if not packages:
+        return base
+    plan.steps.append(
+        Step(name=name, inputs=[base], commands=[apt_install(packages)], caches=ctx.caches.apt(), secrets=[])
+    )
+    return Layer(step=name)
+
+
 # System libraries Playwright's browsers load at runtime (node and python apps alike).
 PLAYWRIGHT_DEPS = [
     "libasound2",
@@ -275,17 +285,7 @@ class MiseStepBuilder:
     def build(self, plan: BuildPlan, ctx: GenerateContext, resolved: dict[str, ResolvedPackage]) -> None:
         """`packages:apt:build` when needed, then the mise step."""
         base = Layer(image=ctx.builder_image)
-        if self.apt_packages:
-            plan.steps.append(
-                Step(
-                    name="packages:apt:build",
-                    inputs=[base],
-                    commands=[apt_install(self.apt_packages)],
-                    caches=ctx.caches.apt(),
-                    secrets=[],
-                )
-            )
-            base = Layer(step="packages:apt:build")
+        base = apt_step(plan, ctx, "packages:apt:build", self.apt_packages, base)
         step = Step(name=self.name, inputs=[base], secrets=[])
         files = self.supporting_files()
         if self.packages or files:
@@ -409,17 +409,7 @@ class DeployBuilder:
     def build(self, plan: BuildPlan, ctx: GenerateContext) -> None:
         """`packages:apt:runtime` when needed, then the deploy section."""
         base = self.base
-        if self.apt_packages:
-            plan.steps.append(
-                Step(
-                    name="packages:apt:runtime",
-                    inputs=[base],
-                    commands=[apt_install(self.apt_packages)],
-                    caches=ctx.caches.apt(),
-                    secrets=[],
-                )
-            )
-            base = Layer(step="packages:apt:runtime")
+        base = apt_step(plan, ctx, "packages:apt:runtime", self.apt_packages, base)
         plan.deploy.base = base
         plan.deploy.inputs = list(self.inputs)
         plan.deploy.start_command = self.start_command or None
