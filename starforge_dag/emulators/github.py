@@ -174,26 +174,13 @@ class GitHubEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GitHubEmulator:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._asgi, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("GitHub emulator did not start")
-            time.sleep(0.01)
+        self._served = ServedApp(self._asgi, name="GitHub emulator").start()
+        self.port = self._served.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._served is not None:
+            self._served.stop()
 
     def __enter__(self) -> GitHubEmulator:
         return self.start()
@@ -750,8 +737,9 @@ class GitHubEmulator:
 class ServedApp:
     """An ASGI app under uvicorn in a thread, on a free port of 127.0.0.1 (the emulator, or an API for tests)."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, *, name: str = "server"):
         self.app = app
+        self.name = name
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -762,6 +750,7 @@ class ServedApp:
 
     def start(self) -> ServedApp:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
@@ -771,7 +760,7 @@ class ServedApp:
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("server did not start")
+                raise RuntimeError(f"{self.name} did not start")
             time.sleep(0.01)
         return self
 
