@@ -9,6 +9,8 @@ Public API:
     docker_upgrade(sock_path: str, path: str, headers=()) -> socket.socket
         POSTs `path` on the Docker socket with an h2c upgrade and returns the raw
         connection after `101 Switching Protocols` (used for /grpc and /session).
+    pipe_sockets(left, right, *, wake=None, chunk=65536) -> None
+        copies bytes both ways until both sides finished writing, one fails, or `wake` turns readable.
     DockerBridge(sock_path, path="/grpc", headers=())  a private unix socket (mode 0600 in a fresh
         0700 directory) that upgrades each accepted connection through docker_upgrade and pipes
         bytes; `.target` is grpcio's `unix:` target, `.close()` removes the socket. No TCP port
@@ -106,6 +108,35 @@ def _read_head(sock: socket.socket) -> bytes:
     return bytes(head)
 
 
+def pipe_sockets(
+    left: socket.socket, right: socket.socket, *, wake: socket.socket | None = None, chunk: int = 65536
+) -> None:
+    """Copy bytes both ways until both sides finished writing, one fails, or `wake` turns readable."""
+    peers = {left: right, right: left}
+    with selectors.DefaultSelector() as sel:
+        sel.register(left, selectors.EVENT_READ)
+        sel.register(right, selectors.EVENT_READ)
+        if wake is not None:
+            sel.register(wake, selectors.EVENT_READ)
+        open_reads = 2
+        while open_reads:
+            for key, _ in sel.select():
+                src = key.fileobj
+                if src is wake:
+                    return
+                assert isinstance(src, socket.socket)
+                try:
+                    data = src.recv(chunk)
+                    if data:
+                        peers[src].sendall(data)
+                        continue
+                    peers[src].shutdown(socket.SHUT_WR)
+                except OSError:
+                    return
+                sel.unregister(src)
+                open_reads -= 1
+
+
 class DockerBridge:
     """A private unix endpoint for grpcio, each connection upgraded to h2c on the Docker socket."""
 
@@ -158,28 +189,8 @@ class DockerBridge:
         except OSError:
             client.close()
             return
-        with client, upstream, selectors.DefaultSelector() as sel:
-            peers = {client: upstream, upstream: client}
-            sel.register(client, selectors.EVENT_READ)
-            sel.register(upstream, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            open_reads = 2
-            while open_reads and not self._closed:
-                for key, _ in sel.select():
-                    src = key.fileobj
-                    if src is self._wake_r:
-                        return
-                    assert isinstance(src, socket.socket)
-                    try:
-                        data = src.recv(65536)
-                        if data:
-                            peers[src].sendall(data)
-                            continue
-                        peers[src].shutdown(socket.SHUT_WR)
-                    except OSError:
-                        return
-                    sel.unregister(src)
-                    open_reads -= 1
+        with client, upstream:
+            pipe_sockets(client, upstream, wake=self._wake_r)
 
     def close(self) -> None:
         """Stop accepting, drop every piped connection and wait for the threads."""

@@ -65,7 +65,6 @@ import copy
 import datetime as dt
 import json
 import secrets
-import selectors
 import socket
 import string
 import threading
@@ -86,7 +85,7 @@ from ..buildkit import llb
 from ..buildkit.client import config_dockerfile
 from ..buildkit.pb import auth_pb2, control_pb2
 from ..buildkit.registry import RegistryAuth, push_image, remove_image
-from ..buildkit.transport import CHANNEL_OPTIONS, docker_upgrade, open_channel
+from ..buildkit.transport import CHANNEL_OPTIONS, docker_upgrade, open_channel, pipe_sockets
 from ..core.errors import BuildError
 from ..core.models import ImageRef
 from ..depot.pb import (
@@ -367,29 +366,6 @@ def _identity(value: bytes) -> bytes:
     return value
 
 
-def _pipe(left: socket.socket, right: socket.socket) -> None:
-    """Copy bytes both ways until both sides finished writing or one fails."""
-    peers = {left: right, right: left}
-    with selectors.DefaultSelector() as sel:
-        sel.register(left, selectors.EVENT_READ)
-        sel.register(right, selectors.EVENT_READ)
-        open_reads = 2
-        while open_reads:
-            for key, _ in sel.select():
-                src = key.fileobj
-                assert isinstance(src, socket.socket)
-                try:
-                    data = src.recv(_CHUNK)
-                    if data:
-                        peers[src].sendall(data)
-                        continue
-                    peers[src].shutdown(socket.SHUT_WR)
-                except OSError:
-                    return
-                sel.unregister(src)
-                open_reads -= 1
-
-
 def _feed(requests: Iterator[bytes], conn: socket.socket) -> None:
     """The client's side of Control.Session, written to the connection our channel reads."""
     try:
@@ -465,7 +441,13 @@ class _SessionBridge:
         self._hold(daemon)
         local = socket.create_connection(("127.0.0.1", port))
         self._hold(local)
-        self._piping = threading.Thread(target=_pipe, args=(daemon, local), name="depot-session-relay", daemon=True)
+        self._piping = threading.Thread(
+            target=pipe_sockets,
+            args=(daemon, local),
+            kwargs={"chunk": _CHUNK},
+            name="depot-session-relay",
+            daemon=True,
+        )
         self._piping.start()
 
     def credentials(self, host: str) -> RegistryAuth | None:
