@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
@@ -207,35 +207,32 @@ class BuildKitBuilder:
         should_cancel: CancelCheck,
     ) -> ImageBuild:
         entitlements = ["network.host"] if self.network_mode == "host" else []
+        frontend: str | None = None
+        frontend_attrs: dict[str, str] | None = None
+        definition: bytes | None = None
+        image_config: dict[str, Any] | None = None
         if spec.frontend == "dockerfile":
             build = dockerfile_build(
                 spec.context_dir, spec.dockerfile, spec.build_args, spec.target, spec.platform, self.network_mode
             )
+            frontend = FRONTEND
             frontend_attrs = dict(build.frontend_attrs)
             if self.no_cache:
                 frontend_attrs["no-cache"] = ""
-            with self._client() as client, self._session(spec, build.local_dirs) as session:
-                return client.build_image(
-                    spec.image.ref,
-                    frontend=FRONTEND,
-                    frontend_attrs=frontend_attrs,
-                    session=session.id,
-                    ref=ref,
-                    registry_auth=self.registry_auth,
-                    insecure_registry=self.insecure_registry,
-                    entitlements=entitlements,
-                    on_event=on_event,
-                    on_push_line=on_push_line,
-                    should_cancel=should_cancel,
-                )
-        if not spec.llb_definition:
-            raise PermanentBuildError("an llb build needs a definition", step="submit")
-        definition = llb.without_cache(spec.llb_definition) if self.no_cache else spec.llb_definition
-        with self._client() as client, self._session(spec, {"context": spec.context_dir}) as session:
+            local_dirs = build.local_dirs
+        else:
+            if not spec.llb_definition:
+                raise PermanentBuildError("an llb build needs a definition", step="submit")
+            definition = llb.without_cache(spec.llb_definition) if self.no_cache else spec.llb_definition
+            image_config = spec.image_config
+            local_dirs = {"context": spec.context_dir}
+        with self._client() as client, self._session(spec, local_dirs) as session:
             return client.build_image(
                 spec.image.ref,
                 definition=definition,
-                image_config=spec.image_config,
+                image_config=image_config,
+                frontend=frontend,
+                frontend_attrs=frontend_attrs,
                 session=session.id,
                 ref=ref,
                 registry_auth=self.registry_auth,
