@@ -9,6 +9,7 @@ Public API:
       .build(spec, ref, on_progress, should_cancel=...) -> BuildResult   the build itself, no marker
       .cancel(ticket)                       leave a marker that a run() on this machine stops at
     progress_line(event) -> ProgressLine    a client event as the build log shows it
+    build_result(spec, image, started, *, backend_build_id=None, backend_url=None) -> BuildResult
 
 Every error is a `core.errors` kind: a missing Dockerfile or secret and failing steps are the
 user's, an unreachable endpoint or a dropped session is transient, a build over its time is
@@ -59,6 +60,27 @@ def progress_line(event: BuildEvent) -> ProgressLine:
         return ProgressLine(stream="system", text=f"ERROR {event.name}: {event.error}", vertex=event.name, ts=event.ts)
     return ProgressLine(
         stream="system", text=_VERTEX_TEXT[event.status].format(name=event.name), vertex=event.name, ts=event.ts
+    )
+
+
+def build_result(
+    spec: BuildSpec,
+    image: ImageBuild,
+    started: float,
+    *,
+    backend_build_id: str | None = None,
+    backend_url: str | None = None,
+) -> BuildResult:
+    """A pushed image as the BuildService port reports it, timed from `started` (time.monotonic)."""
+    return BuildResult(
+        build_id=spec.build_id,
+        image=spec.image.model_copy(update={"digest": image.digest}),
+        config_digest=image.config_digest,
+        duration_s=time.monotonic() - started,
+        steps_total=image.solve.steps_total,
+        steps_cached=image.solve.steps_cached,
+        backend_build_id=backend_build_id,
+        backend_url=backend_url,
     )
 
 
@@ -189,14 +211,7 @@ class BuildKitBuilder:
                 raise PermanentBuildError(f"build exceeded {self.build_timeout_s:g}s", step=exc.step) from exc
             raise
         push_line(f"pushed {spec.image.ref} {image.digest}")
-        return BuildResult(
-            build_id=spec.build_id,
-            image=spec.image.model_copy(update={"digest": image.digest}),
-            config_digest=image.config_digest,
-            duration_s=time.monotonic() - started,
-            steps_total=image.solve.steps_total,
-            steps_cached=image.solve.steps_cached,
-        )
+        return build_result(spec, image, started)
 
     def _solve(
         self,

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..buildkit.builder import progress_line
+from ..buildkit.builder import build_result, progress_line
 from ..buildkit.client import BuildKitClient, ImageBuild
 from ..buildkit.dockerfile import FRONTEND, dockerfile_build
 from ..buildkit.session import Session
@@ -175,16 +175,8 @@ class DepotBuilder:
             should_cancel=should_cancel,
             on_started=(lambda info: on_started(spec, info)) if on_started else None,
         )
-        image = outcome.image
-        return BuildResult(
-            build_id=spec.build_id,
-            image=spec.image.model_copy(update={"digest": image.digest}),
-            config_digest=image.config_digest,
-            duration_s=time.monotonic() - started,
-            steps_total=image.solve.steps_total,
-            steps_cached=image.solve.steps_cached,
-            backend_build_id=outcome.depot.build_id,
-            backend_url=outcome.depot.url,
+        return build_result(
+            spec, outcome.image, started, backend_build_id=outcome.depot.build_id, backend_url=outcome.depot.url
         )
 
     def _api(self) -> DepotAPI:
