@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from starforge_dag.buildkit.registry import RegistryAuth
 from starforge_dag.core.inputs import InvalidInput, check_text
-from starforge_dag.core.models import ChangeReason, DesiredChange, DesiredState
+from starforge_dag.core.models import App, ChangeReason, DesiredChange, DesiredState
 from starforge_dag.deploy.operations import rollback as rollback_to
 from starforge_dag.deploy.registry import RegistryUnavailable
 from starforge_dag.settings import Settings
@@ -241,6 +242,27 @@ def _auth(settings: Settings) -> RegistryAuth | None:
 _REFUSED: dict[int | str, dict[str, Any]] = {409: {"model": Problem, "description": "The change cannot be made"}}
 
 
+def _refused(action: str, target: App, exc: ChangeRefused) -> HTTPException:
+    """A refused change as the 409 the caller reads: which change of which app, and why."""
+    return HTTPException(status.HTTP_409_CONFLICT, f"{action} of {target.workspace}/{target.name} refused: {exc}")
+
+
+def _hold_change(
+    store: BuildStore,
+    app: str,
+    body: Hold | None,
+    action: str,
+    change: Callable[[int, str, str | None], DesiredChange],
+) -> ChangeView:
+    """Pin and unpin: the same checks of the caller's input, one store call apart."""
+    target = _app(store, app)
+    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
+    try:
+        return ChangeView.of(change(target.id, actor, note))
+    except ChangeRefused as exc:
+        raise _refused(action, target, exc) from None
+
+
 @router.post("/apps/{app:path}/rollback", response_model=ChangeView, responses=_REFUSED)
 def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -> ChangeView:
     """Move desired state to an earlier succeeded build's image, once the registry confirms it still has it."""
@@ -250,9 +272,7 @@ def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -
         build = store.check_rollback(target.id, body.build_id)
         change = rollback_to(store, target, build.id, actor, _auth(settings), note=note)
     except ChangeRefused as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"rollback of {target.workspace}/{target.name} refused: {exc}"
-        ) from None
+        raise _refused("rollback", target, exc) from None
     except RegistryUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot check the image: {exc}") from None
     return ChangeView.of(change)
@@ -261,24 +281,10 @@ def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -
 @router.post("/apps/{app:path}/pin", response_model=ChangeView, responses=_REFUSED)
 def pin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
     """Hold the app on its current image: successful builds are recorded but do not move it until unpin."""
-    target = _app(store, app)
-    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
-    try:
-        return ChangeView.of(store.pin(target.id, actor, note))
-    except ChangeRefused as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"pin of {target.workspace}/{target.name} refused: {exc}"
-        ) from None
+    return _hold_change(store, app, body, "pin", store.pin)
 
 
 @router.post("/apps/{app:path}/unpin", response_model=ChangeView, responses=_REFUSED)
 def unpin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
     """Release the pin; desired state moves to the newest build held meanwhile, if any."""
-    target = _app(store, app)
-    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
-    try:
-        return ChangeView.of(store.unpin(target.id, actor, note))
-    except ChangeRefused as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"unpin of {target.workspace}/{target.name} refused: {exc}"
-        ) from None
+    return _hold_change(store, app, body, "unpin", store.unpin)
