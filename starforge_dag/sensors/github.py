@@ -11,6 +11,9 @@ from ..resources.build_store import BuildStoreResource
 from ..resources.github import GitHubAppResource
 from ..store.github import GitHubStore
 
+# Why both sensors skip every tick until an App is configured.
+NO_APP = "no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)"
+
 
 @dg.sensor(
     minimum_interval_seconds=2,
@@ -22,7 +25,7 @@ def commit_status_sensor(
 ):
     app = github.app()
     if app is None:
-        return dg.SkipReason("no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)")
+        return dg.SkipReason(NO_APP)
     report = send_statuses(GitHubStore(build_store.store().engine), app, github.style(), utcnow)
     if report.sent or report.given_up:
         context.log.info(str(report))
@@ -43,7 +46,7 @@ def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:
     ):
         app = github.app()
         if app is None:
-            return dg.SkipReason("no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)")
+            return dg.SkipReason(NO_APP)
         store = build_store.store()
         gh = GitHubStore(store.engine)
         redelivered = redeliver_failed(gh, app)
