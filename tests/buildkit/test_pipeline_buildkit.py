@@ -20,24 +20,14 @@ from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import SECRET, push
+from dagster_helpers import push, services_settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def settings(tmp_path, services) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        build_backend="buildkit",
-        buildkit_addr=services["STARFORGE_BUILDKIT_ADDR"],
-        registry=services["STARFORGE_REGISTRY"],
-        builder_image=services["STARFORGE_BASE_IMAGE"],
-        runtime_image=services["STARFORGE_BASE_IMAGE"],
-        github_webhook_secret=SECRET,
-        api_token="token",
-        git_allowed_schemes="file",
-    )
+    return services_settings(tmp_path / "home", services, build_backend="buildkit", api_token="token")
 
 
 @pytest.fixture

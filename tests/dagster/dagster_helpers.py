@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from deliveries import GitHub
@@ -17,6 +20,20 @@ from starforge_dag.settings import Settings
 
 SECRET = "webhook-secret-for-dagster-tests"
 DOCKERFILE = 'FROM 127.0.0.1:5000/base/busybox:latest\nWORKDIR /app\nCOPY . /app\nRUN echo hello\nCMD ["sh"]\n'
+
+
+def services_settings(home: Path, services: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings for builds on the shared BuildKit and registry, base images from it, pushes signed with SECRET."""
+    return Settings(
+        home=home,
+        buildkit_addr=services["STARFORGE_BUILDKIT_ADDR"],
+        registry=services["STARFORGE_REGISTRY"],
+        builder_image=services["STARFORGE_BASE_IMAGE"],
+        runtime_image=services["STARFORGE_BASE_IMAGE"],
+        github_webhook_secret=SECRET,
+        git_allowed_schemes="file",
+        **overrides,
+    )
 
 
 def push(settings: Settings, repo_url: str, full_name: str, sha: str, delivery: str | None = None) -> dict:

@@ -17,7 +17,7 @@ from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import SECRET
+from dagster_helpers import services_settings
 
 HEALTH_INTERVAL_S = 0.2
 
@@ -31,17 +31,12 @@ def workspace() -> str:
 @pytest.fixture
 def depot_settings(tmp_path: Path, services: dict[str, str], depot_emulator: DepotEmulator, monkeypatch) -> Settings:
     monkeypatch.setenv("STARFORGE_DEPOT_TOKEN", depot_emulator.token)
-    return Settings(
-        home=tmp_path / "home",
+    return services_settings(
+        tmp_path / "home",
+        services,
         build_backend="depot",
         depot_api_url=depot_emulator.url,
-        buildkit_addr=services["STARFORGE_BUILDKIT_ADDR"],
-        registry=services["STARFORGE_REGISTRY"],
-        builder_image=services["STARFORGE_BASE_IMAGE"],
-        runtime_image=services["STARFORGE_BASE_IMAGE"],
-        github_webhook_secret=SECRET,
         api_token="token-for-depot-tests",
-        git_allowed_schemes="file",
     )
 
 
