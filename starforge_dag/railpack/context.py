@@ -208,17 +208,11 @@ class CommandStepBuilder:
         )
 
 
-class MiseStepBuilder:
-    """Installs tools with mise from a generated config, on the builder image (after build apt packages)."""
+class ToolRequests:
+    """What a step builder that installs tools shares: each tool is requested once, its version resolved for the plan."""
 
-    def __init__(self, name: str, ctx: GenerateContext) -> None:
-        self.name = name
-        self.ctx = ctx
-        self.packages: list[str] = []
-        self.apt_packages: list[str] = []
-        self.variables: dict[str, str] = {}
-        self.settings: dict[str, Any] = {}
-        self._supporting_files: list[str] | None = None
+    ctx: GenerateContext
+    packages: list[str]
 
     def default(self, name: str, version: str) -> str:
         """Request a tool at its default version (the first request of a tool stands)."""
@@ -230,6 +224,19 @@ class MiseStepBuilder:
     def version(self, name: str, version: str, source: str) -> None:
         """Override a tool's version from a named source."""
         self.ctx.requests.version(name, version, source)
+
+
+class MiseStepBuilder(ToolRequests):
+    """Installs tools with mise from a generated config, on the builder image (after build apt packages)."""
+
+    def __init__(self, name: str, ctx: GenerateContext) -> None:
+        self.name = name
+        self.ctx = ctx
+        self.packages: list[str] = []
+        self.apt_packages: list[str] = []
+        self.variables: dict[str, str] = {}
+        self.settings: dict[str, Any] = {}
+        self._supporting_files: list[str] | None = None
 
     def skip_mise_install(self, name: str) -> None:
         """Resolve the version for the record but let something else (corepack) install it."""
@@ -356,7 +363,7 @@ class InstallBinStepBuilder:
         )
 
 
-class ImageStepBuilder:
+class ImageStepBuilder(ToolRequests):
     """A step whose base is an image chosen once versions are resolved (PHP's FrankenPHP image)."""
 
     def __init__(self, name: str, ctx: GenerateContext, image: Any) -> None:
@@ -365,17 +372,6 @@ class ImageStepBuilder:
         self.image = image
         self.packages: list[str] = []
         self.apt_packages: list[str] = []
-
-    def default(self, name: str, version: str) -> str:
-        """Request a tool whose version picks the image."""
-        if name not in self.packages:
-            self.ctx.requests.default(name, version)
-            self.packages.append(name)
-        return name
-
-    def version(self, name: str, version: str, source: str) -> None:
-        """Override a tool's version from a named source."""
-        self.ctx.requests.version(name, version, source)
 
     def build(self, plan: BuildPlan, ctx: GenerateContext, resolved: dict[str, ResolvedPackage]) -> None:
         """The image, with apt packages installed on it when asked."""
