@@ -276,6 +276,28 @@ class RegistryClient:
             return "Basic " + base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
         return None
 
+    def _authorized(
+        self, client: httpx.Client, method: str, url: str, headers: dict[str, str], ref: ImageRef, action: str
+    ) -> httpx.Response:
+        """Send once; on a 401, answer the registry's challenge (Basic, or a Bearer token for its scope) and resend."""
+        host = ref.registry
+        response = client.request(method, url, headers=headers)
+        if response.status_code != 401:
+            return response
+        challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+        authorization = self._authorization(host, challenge, f"repository:{ref.repository}:{action}")
+        if authorization is None:
+            raise PermanentBuildError(f"registry {host} wants credentials for {ref.ref} and none are set")
+        headers["Authorization"] = authorization
+        response = client.request(method, url, headers=headers)
+        if response.status_code in (401, 403):
+            auth = self.auth_for(host)
+            who = f"user {auth.username!r}" if auth else "anonymous access"
+            raise PermanentBuildError(
+                f"registry {host} refused the credentials ({who}) for {ref.ref} ({response.status_code})"
+            )
+        return response
+
     def manifest_digest(self, image: str | ImageRef) -> str:
         """The registry's own digest of a tag's manifest (Docker-Content-Digest), as a pull by digest verifies it."""
         ref = image if isinstance(image, ImageRef) else ImageRef.parse(image)
@@ -284,20 +306,7 @@ class RegistryClient:
         headers = {"Accept": MANIFEST_ACCEPT}
         try:
             with self._http(host) as client:
-                response = client.head(url, headers=headers)
-                if response.status_code == 401:
-                    challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
-                    authorization = self._authorization(host, challenge, f"repository:{ref.repository}:pull")
-                    if authorization is None:
-                        raise PermanentBuildError(f"registry {host} wants credentials for {ref.ref} and none are set")
-                    headers["Authorization"] = authorization
-                    response = client.head(url, headers=headers)
-                    if response.status_code in (401, 403):
-                        auth = self.auth_for(host)
-                        who = f"user {auth.username!r}" if auth else "anonymous access"
-                        raise PermanentBuildError(
-                            f"registry {host} refused the credentials ({who}) for {ref.ref} ({response.status_code})"
-                        )
+                response = self._authorized(client, "HEAD", url, headers, ref, "pull")
                 if response.status_code == 200 and response.headers.get("Docker-Content-Digest"):
                     return response.headers["Docker-Content-Digest"]
                 if response.status_code == 200:
@@ -314,6 +323,30 @@ class RegistryClient:
             TransientBuildError if response.status_code >= 500 or response.status_code == 429 else PermanentBuildError
         )
         raise kind(f"registry has no manifest for {ref.ref} ({response.status_code})")
+
+    def delete_manifest(self, image: str | ImageRef) -> bool:
+        """`DELETE /v2/<name>/manifests/<digest>`: True if deleted, False if it was already gone."""
+        ref = image if isinstance(image, ImageRef) else ImageRef.parse(image)
+        if not ref.digest:
+            raise ValueError(f"{ref.ref} is not pinned by digest")
+        host = ref.registry
+        url = f"{self._base(host)}/v2/{ref.repository}/manifests/{ref.digest}"
+        try:
+            with self._http(host) as client:
+                response = self._authorized(client, "DELETE", url, {"Accept": MANIFEST_ACCEPT}, ref, "delete")
+        except httpx.TransportError as exc:
+            raise TransientBuildError(f"registry {host} unreachable: {type(exc).__name__}: {exc}") from None
+        if response.status_code in (200, 202):
+            return True
+        if response.status_code == 404:
+            return False
+        if response.status_code == 405:
+            raise PermanentBuildError(f"registry {host} has deletion disabled (storage.delete.enabled)")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientBuildError(f"registry answered {response.status_code} deleting {ref.ref}")
+        raise PermanentBuildError(
+            f"registry refused to delete {ref.ref} ({response.status_code}): {response.text[:200]}"
+        )
 
 
 def manifest_digest(

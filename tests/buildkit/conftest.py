@@ -33,7 +33,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
     registry.realm = f"http://127.0.0.1:{server.server_port}/token"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     (root / "config.yml").write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: {root}/data\n"
         f"http:\n  addr: {host}\nauth:\n  token:\n    realm: {registry.realm}\n    service: {registry.service}\n"
         f"    issuer: starforge-test-issuer\n    rootcertbundle: {root}/token-issuer.pem\n"
     )

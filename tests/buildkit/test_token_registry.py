@@ -20,6 +20,7 @@ from starforge_dag.buildkit.registry import RegistryAuth, RegistryClient, push_i
 from starforge_dag.buildkit.session import Session
 from starforge_dag.core.errors import PermanentBuildError
 from starforge_dag.core.models import ImageRef
+from starforge_dag.deploy.registry import DeleteRefused, delete_manifest
 from starforge_dag.resources.registry import RegistryResource
 
 
@@ -45,6 +46,23 @@ def test_push_and_digest_check_through_the_bearer_challenge(
     requests = token_registry.token_requests[before:]
     assert requests and all(r["authorization"].startswith("Basic ") for r in requests)
     assert not any(token_registry.password in r["path"] for r in requests)  # only the user name may be there
+
+
+@pytest.mark.integration
+def test_retention_deletes_a_manifest_through_the_bearer_challenge(
+    client: BuildKitClient, base_image: str, token_registry: TokenRegistry
+) -> None:
+    image, digest = _pushed(client, base_image, token_registry)
+    pinned = f"{image.rsplit(':', 1)[0]}@{digest}"
+    before = len(token_registry.token_requests)
+
+    assert delete_manifest(pinned, token_registry.auth) is True
+    assert any("delete" in r["path"] for r in token_registry.token_requests[before:])
+    with pytest.raises(PermanentBuildError, match="404"):
+        RegistryClient(token_registry.auth).manifest_digest(pinned)
+    assert delete_manifest(pinned, token_registry.auth) is False  # already gone
+    with pytest.raises(DeleteRefused, match="credentials"):
+        delete_manifest(pinned)
 
 
 @pytest.mark.integration
