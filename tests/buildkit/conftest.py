@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from registries import TokenRegistry, free_port, signing_identity, token_server
+from registries import TokenRegistry, signing_identity, token_server
 
 from starforge_dag.buildkit.client import BuildKitClient
+from starforge_dag.stack import free_port
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -117,9 +116,3 @@ def token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, c
             self.wfile.write(data)
 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
