@@ -451,6 +451,10 @@ def test_endpoint_dropped_mid_build_fails_the_solve_as_unavailable(
     with BuildKitClient(active.endpoint, tls=tls_of(active)) as client, pytest.raises(TransientBuildError):
         client.list_workers(timeout=5)
 
+    # The client sees the dropped connection before the emulator's solve handler has ended dockerd's solve.
+    assert depot_emulator.wait_for(
+        lambda emu: bool(emu.build(build.build_id).solves) and emu.build(build.build_id).solves[0].done, timeout=30
+    )
     record = depot_emulator.build(build.build_id)
     assert record.endpoint_dropped and not record.finished
     assert record.solves and record.solves[0].done and not record.solves[0].pushed
