@@ -3,7 +3,7 @@
 Measured path: the Stack (API, dagster-daemon, dagster-webserver as processes; Dagster storage and build store on
 Postgres); one signed push per app, all sent at once, then a few pushed one at a time (the latency of an idle
 pipeline). Baseline in the same run: the same pushes through the same webhook code, drained in this process by
-`starforge_dag.local.drain_queue` (one sensor tick, then `execute_in_process` per build, one after another) on the
+`starforge_dag.dev.runner.drain_queue` (one sensor tick, then `execute_in_process` per build, one after another) on the
 same Postgres — what the daemon, the run queue (4 runs per workspace) and a process per run add or save. Times come
 from the build store's transitions and Dagster's run records.
 
@@ -32,10 +32,10 @@ from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
 from starforge_dag.definitions import resources_for
+from starforge_dag.dev.runner import drain_queue
+from starforge_dag.dev.stack import Stack
 from starforge_dag.jobs import BUILD_ID_TAG
-from starforge_dag.local import drain_queue
 from starforge_dag.settings import Settings
-from starforge_dag.stack import Stack
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.db import dispose_all, normalize_url
 

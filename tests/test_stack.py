@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from starforge_dag.stack import Service, stop_all
+from starforge_dag.dev.stack import Service, stop_all
 
 # A service that starts a worker in its own session (like a run worker leaving the group), ignores SIGTERM,
 # and says when both are up (the worker speaks for itself once it has its own session).

@@ -14,7 +14,7 @@ import pytest
 from registries import TokenRegistry, signing_identity, token_server
 
 from starforge_dag.buildkit.client import BuildKitClient
-from starforge_dag.stack import free_port
+from starforge_dag.dev.stack import free_port
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from test_dockerfile import image_config, image_files, registry_manifest, write
 
 from starforge_dag.buildkit import llb
-from starforge_dag.cli_build import build_dir_command
+from starforge_dag.cli.build_dir import build_dir_command
 from starforge_dag.core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from starforge_dag.core.models import BuildSpec, ImageRef, ProgressLine
 from starforge_dag.resources.buildkit_service import BuildKitBuildService

@@ -13,7 +13,7 @@ from starforge_dag.buildkit.registry import MANIFEST_ACCEPT
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.local import drain_queue
+from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
 from starforge_dag.settings import Settings

@@ -22,7 +22,7 @@ from starforge_dag.api import create_app
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.local import drain_queue
+from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store

@@ -7,7 +7,7 @@ from dagster_helpers import DOCKERFILE, push
 
 from starforge_dag.assets import app_image
 from starforge_dag.core.states import BuildState
-from starforge_dag.local import drain_queue, tick_queue_sensor
+from starforge_dag.dev.runner import drain_queue, tick_queue_sensor
 from starforge_dag.logs import open_log_store
 
 

@@ -13,7 +13,7 @@ from tcpproxy import TcpProxy
 
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.local import tick_queue_sensor
+from starforge_dag.dev.runner import tick_queue_sensor
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store

@@ -3,7 +3,7 @@
 import dagster as dg
 import yaml
 
-from starforge_dag.instance import PROJECT_ROOT, prepare_dagster_home
+from starforge_dag.dev.instance import PROJECT_ROOT, prepare_dagster_home
 from starforge_dag.settings import Settings
 
 

@@ -12,9 +12,9 @@ from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
 from starforge_dag.core.states import BuildState
+from starforge_dag.dev.runner import drain_queue
+from starforge_dag.dev.runner import tick_queue_sensor as tick
 from starforge_dag.jobs import BUILD_ID_TAG, build_job
-from starforge_dag.local import drain_queue
-from starforge_dag.local import tick_queue_sensor as tick
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.build_store import BuildStoreResource
 from starforge_dag.sensors.builds import build_run_canceled_sensor, build_run_failure_sensor

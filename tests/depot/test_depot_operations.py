@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from starforge_dag.api import create_app
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
+from starforge_dag.dev.runner import drain_queue
 from starforge_dag.jobs import build_job
-from starforge_dag.local import drain_queue
 from starforge_dag.ops.build import LoadBuildConfig
 from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support.stack_client import post_push, wait_for_build
 
-from starforge_dag.stack import Stack, graphql
+from starforge_dag.dev.stack import Stack, graphql
 from starforge_dag.store import open_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

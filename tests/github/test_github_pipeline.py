@@ -10,7 +10,7 @@ import httpx
 
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.local import drain_queue
+from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 
 DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"

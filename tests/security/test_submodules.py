@@ -168,7 +168,7 @@ def test_a_build_whose_commit_has_a_hostile_submodule_fails_as_the_users_error(
 
     from starforge_dag.core.states import BuildState
     from starforge_dag.definitions import resources_for
-    from starforge_dag.local import drain_queue
+    from starforge_dag.dev.runner import drain_queue
 
     app = git_repo("app")
     app.link_submodule("vendor/lib", "../lib.git", _head(lib))

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from deliveries import GitHub
 
-from starforge_dag.stack import Stack, StackError
+from starforge_dag.dev.stack import Stack, StackError
 
 POLL_S = 0.25
 

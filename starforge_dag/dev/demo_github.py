@@ -7,23 +7,23 @@ import time
 
 from pydantic import SecretStr
 
-from .settings import Settings
+from ..settings import Settings
 
 
 def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
     """Install the App on a private copy of the sample repo, push, build it, and show the commit statuses GitHub got."""
     import dagster as dg
 
-    from .api import create_app
-    from .core.models import utcnow
-    from .definitions import resources_for
-    from .emulators.github import GitHubEmulator, ServedApp
-    from .github.app import GitHubApp
-    from .github.statuses import StatusStyle, send_statuses
+    from ..api import create_app
+    from ..core.models import utcnow
+    from ..definitions import resources_for
+    from ..emulators.github import GitHubEmulator, ServedApp
+    from ..github.app import GitHubApp
+    from ..github.statuses import StatusStyle, send_statuses
+    from ..store import NotFound, open_store
+    from ..store.github import GitHubStore
     from .instance import prepare_dagster_home
-    from .local import drain_queue
-    from .store import NotFound, open_store
-    from .store.github import GitHubStore
+    from .runner import drain_queue
 
     secret = settings.github_webhook_secret.get_secret_value()
     with GitHubEmulator(webhook_secret=secret) as emulator:

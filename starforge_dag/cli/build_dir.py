@@ -30,9 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
-from .core.errors import BuildError, UserBuildError
-from .core.models import BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
-from .settings import environ_value
+import click
+
+from ..core.errors import BuildError, UserBuildError
+from ..core.models import BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
+from ..settings import environ_value
 
 ProgressSink = Callable[[ProgressLine], None]
 
@@ -115,8 +117,8 @@ def build_dir(
     else:
         if dockerfile != "Dockerfile":
             raise UserBuildError(f"no Dockerfile at {dockerfile}", step="submit")
-        from .railpack import PlanError, generate_plan
-        from .railpack.llb import plan_to_llb
+        from ..railpack import PlanError, generate_plan
+        from ..railpack.llb import plan_to_llb
 
         try:
             planned = generate_plan(context, dict(env or {}), builder_image=builder_image, runtime_image=runtime_image)
@@ -181,8 +183,8 @@ class PlainProgress:
 
 def _default_builder(no_cache: bool, secrets: Mapping[str, str]) -> tuple[Builder, str]:
     """The configured backend and its RUN network; BuildKit is used directly, without Dagster."""
-    from .backend import buildkit_builder, depot_builder, resolve_backend
-    from .settings import get_settings
+    from ..backend import buildkit_builder, depot_builder, resolve_backend
+    from ..settings import get_settings
 
     settings = get_settings()
     backend = resolve_backend(settings)
@@ -192,7 +194,7 @@ def _default_builder(no_cache: bool, secrets: Mapping[str, str]) -> tuple[Builde
     if backend == "depot":
         depot = depot_builder(settings, secret_lookup=secrets.get)
         return depot, depot.config.network_mode
-    from .definitions import build_service_for  # the fake backend lives with the Dagster resources
+    from ..definitions import build_service_for  # the fake backend lives with the Dagster resources
 
     return build_service_for(settings), "none"
 
@@ -222,7 +224,7 @@ def build_dir_command(
         if builder is None:
             builder, mode = _default_builder(no_cache, secret_values)
             network = "host" if mode == "host" else "none"
-        from .settings import get_settings, railpack_environ
+        from ..settings import get_settings, railpack_environ
 
         settings = get_settings()
         report = build_dir(
@@ -253,3 +255,47 @@ def build_dir_command(
         return 1
     print(json.dumps(report), file=out, flush=True)
     return 0
+
+
+@click.command("build-dir")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("-t", "--image", required=True, help="Image reference to push, e.g. 127.0.0.1:5000/apps/demo:dev")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile (path from here; default PATH/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Build-time variable (repeatable).")
+@click.option("--target", default=None, help="Build this stage of a multi-stage Dockerfile.")
+@click.option("--platform", default=None, help="Target platform, e.g. linux/amd64.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option(
+    "--secret", "secrets", multiple=True, metavar="id=NAME,env=VAR|src=FILE", help="Build secret (repeatable)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr; only the JSON result.")
+@click.option(
+    "--workspace", default=None, help="Workspace (its Depot project on the depot backend); default: settings."
+)
+def build_dir_cli(
+    path: str,
+    image: str,
+    dockerfile: str | None,
+    build_args: tuple[str, ...],
+    target: str | None,
+    platform: str | None,
+    no_cache: bool,
+    secrets: tuple[str, ...],
+    quiet: bool,
+    workspace: str | None,
+) -> None:
+    """Build PATH and push it like `docker build` + `docker push`; print one JSON object."""
+    sys.exit(
+        build_dir_command(
+            path,
+            image,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            target=target,
+            platform=platform,
+            no_cache=no_cache,
+            secrets=secrets,
+            quiet=quiet,
+            workspace=workspace,
+        )
+    )

@@ -1,4 +1,4 @@
-"""`starforge plan DIR` output and its failure message, via plan_command and `python -m`."""
+"""`starforge plan DIR` output and its failure message, via plan_command and the `starforge` command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from starforge_dag.railpack.cli import plan_command
+from starforge_dag.cli.plan import plan_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,10 +63,10 @@ def test_plan_command_reads_railpack_options_from_the_process_environment(fixtur
     assert "secrets" not in plan
 
 
-def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+def _starforge_plan(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAILPACK_")}
     return subprocess.run(
-        [sys.executable, "-m", "starforge_dag.railpack", *args],
+        [sys.executable, "-m", "starforge_dag.cli", "plan", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -75,24 +75,24 @@ def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_python_m_prints_plan_and_info(fixture_app) -> None:
+def test_starforge_plan_prints_plan_and_info(fixture_app) -> None:
     root = fixture_app("shell-busybox")
-    plan = _run_module(str(root))
+    plan = _starforge_plan(str(root))
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["deploy"]["startCommand"] == "sh start.sh"
-    info = _run_module(str(root), "--info")
+    info = _starforge_plan(str(root), "--info")
     assert json.loads(info.stdout)["detectedProviders"] == ["shell"]
 
 
-def test_python_m_exits_1_on_unplannable_dir(make_app) -> None:
-    result = _run_module(str(make_app({"notes.txt": ""})))
+def test_starforge_plan_exits_1_on_unplannable_dir(make_app) -> None:
+    result = _starforge_plan(str(make_app({"notes.txt": ""})))
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Dockerfile" in result.stderr
 
 
-def test_python_m_env_option_sets_build_variables(fixture_app) -> None:
-    result = _run_module(
+def test_starforge_plan_env_option_sets_build_variables(fixture_app) -> None:
+    result = _starforge_plan(
         str(fixture_app("python-pip")), "--env", "RAILPACK_START_CMD=python -m app", "--env", "API_KEY=abc"
     )
     plan = json.loads(result.stdout)

@@ -1,4 +1,4 @@
-"""CLI glue for the GitHub App: resolve `owner/name` through the App, and run `starforge github check`."""
+"""`starforge github …`: resolve `owner/name` through the GitHub App, and check the App's settings."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import click
 
-from .github.app import GitHubApp, GitHubAppError
-from .github.check import CheckReport, check_app
-from .settings import Settings
+from ..github.app import GitHubApp, GitHubAppError
+from ..github.check import CheckReport, check_app
+from ..settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def resolve_github_repo(settings: Settings, full_name: str) -> GitHubLink:
 
 
 def run_check(settings: Settings) -> CheckReport:
-    from .store import open_store
-    from .store.github import GitHubStore
+    from ..store import open_store
+    from ..store.github import GitHubStore
 
     store = open_store(settings.resolved_database_url)
     names = {a.id: f"{a.workspace}/{a.name}" for a in store.list_apps()}
@@ -65,3 +65,18 @@ def run_check(settings: Settings) -> CheckReport:
         bool(settings.github_webhook_secret.get_secret_value()),
         linked,
     )
+
+
+@click.group()
+def github() -> None:
+    """The GitHub App: check its settings and what it reaches."""
+
+
+@github.command("check")
+def github_check() -> None:
+    """Verify the App's settings with GitHub, list installations and reachable repositories, name what is wrong."""
+    report = run_check(get_settings())
+    for line in report.lines:
+        click.echo(line)
+    if report.problems:
+        raise click.ClickException(f"{len(report.problems)} problem(s): " + "; ".join(report.problems))

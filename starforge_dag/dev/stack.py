@@ -17,9 +17,9 @@ from typing import IO, Any, Self
 import httpx
 import psutil
 
+from ..settings import Settings, child_environ, starforge_environ
+from ..store.db import normalize_url
 from .instance import PROJECT_ROOT, prepare_dagster_home
-from .settings import Settings, child_environ, starforge_environ
-from .store.db import normalize_url
 
 BIN = Path(sys.executable).parent
 POLL_S = 0.5

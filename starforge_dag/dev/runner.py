@@ -7,9 +7,9 @@ from typing import Any
 
 import dagster as dg
 
-from .assets import APP_PARTITIONS_NAME
-from .jobs import build_job
-from .sensors.builds import build_queue_sensor, reconcile
+from ..assets import APP_PARTITIONS_NAME
+from ..jobs import build_job
+from ..sensors.builds import build_queue_sensor, reconcile
 
 
 def tick_queue_sensor(instance: dg.DagsterInstance, resources: Mapping[str, Any]) -> dg.SensorResult | dg.SkipReason:

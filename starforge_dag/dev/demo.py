@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .settings import Settings, child_environ, get_settings
+from ..settings import Settings, child_environ, get_settings
 
 SAMPLE_FILES = {
     "Dockerfile": (
@@ -73,11 +73,11 @@ def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict[str, A
 def run_demo(settings: Settings | None = None) -> int:
     """On the depot backend without a token, a Depot emulator in front of the local dockerd stands in for Depot."""
     settings = settings or get_settings()
-    from .backend import resolve_backend
+    from ..backend import resolve_backend
 
     if resolve_backend(settings) != "depot" or settings.depot_token.get_secret_value():
         return _run_demo(settings)
-    from .emulators.depot import DepotEmulator
+    from ..emulators.depot import DepotEmulator
 
     with DepotEmulator(docker_addr=settings.buildkit_addr) as emulator:
         # Resources take the Depot token by its variable's name (an EnvVar), as in production: hand it over that way.
@@ -103,13 +103,13 @@ def _run_demo(settings: Settings) -> int:
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    from .api import create_app
-    from .backend import resolve_backend
-    from .definitions import resources_for
-    from .github.signature import sign
+    from ..api import create_app
+    from ..backend import resolve_backend
+    from ..definitions import resources_for
+    from ..github.signature import sign
+    from ..store import NotFound, open_store
     from .instance import prepare_dagster_home
-    from .local import drain_queue
-    from .store import NotFound, open_store
+    from .runner import drain_queue
 
     if not settings.github_webhook_secret.get_secret_value():
         settings = settings.model_copy(update={"github_webhook_secret": SecretStr(secrets.token_hex(16))})

@@ -1,0 +1,36 @@
+"""Helpers every command group shares: the build store, an app by name, the actor, a desired-state line."""
+
+from __future__ import annotations
+
+import click
+
+from ..settings import get_settings
+
+
+def open_build_store():
+    from ..store import open_store
+
+    return open_store(get_settings().resolved_database_url)
+
+
+def app_of(store, name: str):
+    from ..core.inputs import InvalidInput, check_text
+    from ..store import NotFound
+
+    try:
+        return store.get_app(check_text(name, "app name", max_chars=201))
+    except (NotFound, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def echo_change(change) -> None:
+    click.echo(
+        f"{change.revision}\t{change.workspace}/{change.app}\t{change.reason}\t{change.pinned_image}"
+        f"\tbuild {change.build_id}\t{change.actor}\t{change.note}"
+    )
