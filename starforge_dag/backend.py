@@ -1,11 +1,4 @@
-"""Which build backend the environment asks for, decided without importing Dagster (the CLI needs it too).
-
-Public API:
-    docker_reachable(addr) -> bool      a docker:// or unix:// socket accepts connections
-    resolve_backend(settings) -> str    "buildkit" | "depot" | "fake" (auto: buildkit when the socket answers)
-    buildkit_builder(settings, *, secret_lookup=None, no_cache=False) -> BuildKitBuilder
-    depot_builder(settings, *, secret_lookup=None) -> DepotBuilder   projects kept in the build store
-"""
+"""Which build backend the environment asks for, decided without importing Dagster (the CLI needs it too)."""
 
 from __future__ import annotations
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .core.inputs import RepoUrlPolicy
@@ -37,75 +40,146 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(
-        default=Path(".starforge"), description="Where embedded state lives (SQLite, clones, Dagster home)."
+        default=Path(".starforge"),
+        description="Where embedded state lives: SQLite database, checkouts, `DAGSTER_HOME` for the demo.",
     )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of the build store; default SQLite under home."
+        default=None,
+        description="Build store (SQLAlchemy URL; `postgresql://…` uses psycopg2); unset: SQLite under `STARFORGE_HOME`.",
     )
-    github_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Shared secret of the GitHub webhook.")
-    api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for the non-webhook API endpoints.")
-    build_backend: str = Field(default="auto", description="buildkit | depot | fake | auto (buildkit if reachable).")
-    buildkit_addr: str = Field(default="docker:///run/starforge/docker.sock", description="BuildKit endpoint.")
-    buildkit_tls_ca: str | None = None
-    buildkit_tls_cert: str | None = None
-    buildkit_tls_key: str | None = None
-    buildkit_tls_server_name: str | None = None
-    depot_token: SecretStr = Field(default=SecretStr(""), description="Depot organization token (depot backend).")
+    github_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="The webhook's shared secret; webhooks are refused (503) until set."
+    )
+    api_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token of every non-webhook endpoint; they answer 503 until set."
+    )
+    build_backend: str = Field(
+        default="auto", description="`depot`, `buildkit`, `fake`, or `auto` (BuildKit when the Docker socket answers)."
+    )
+    buildkit_addr: str = Field(
+        default="docker:///run/starforge/docker.sock",
+        description="BuildKit endpoint: `docker://SOCKET`, `unix://SOCKET`, `tcp://HOST:PORT`.",
+    )
+    buildkit_tls_ca: str | None = Field(
+        default=None, description="mTLS for `tcp://` endpoints: the CA file that verifies BuildKit's certificate."
+    )
+    buildkit_tls_cert: str | None = Field(
+        default=None, description="mTLS for `tcp://` endpoints: our certificate file."
+    )
+    buildkit_tls_key: str | None = Field(default=None, description="mTLS for `tcp://` endpoints: our key file.")
+    buildkit_tls_server_name: str | None = Field(
+        default=None, description="mTLS for `tcp://` endpoints: the server name to verify instead of the host."
+    )
+    depot_token: SecretStr = Field(
+        default=SecretStr(""), description="Depot organization token (reaches the resource as an `EnvVar`)."
+    )
     depot_api_url: str = Field(
-        default="https://api.depot.dev", description="Depot API: https://host or http://host:port."
+        default="https://api.depot.dev",
+        description="Depot's API: `https://…` (TLS), or `http://host:port` (the emulator).",
     )
     depot_region: str = Field(default="us-east-1", description="Region of the Depot projects created for workspaces.")
-    depot_platform: str = Field(default="amd64", description="Depot builder platform: amd64 | arm64.")
-    depot_endpoint_timeout_s: float = Field(default=300.0, description="Longest wait for a Depot builder.")
-    depot_org: str | None = Field(default=None, description="Depot organization id, for dashboard links.")
-    depot_cache_keep_gb: int | None = Field(default=None, description="Cache size of new Depot projects (GB).")
-    default_workspace: str = Field(default="default", description="Workspace of one-off builds (build-dir).")
-    registry: str = Field(default="127.0.0.1:5000/apps", description="Registry and prefix for pushed images.")
-    registry_username: str | None = None
-    registry_password: SecretStr = Field(default=SecretStr(""))
+    depot_platform: str = Field(default="amd64", description="Depot builder platform: `amd64`, `arm64`.")
+    depot_endpoint_timeout_s: float = Field(
+        default=300.0,
+        description="Longest wait for a Depot builder, in seconds; after it the attempt fails as transient.",
+    )
+    depot_org: str | None = Field(
+        default=None, description="Depot organization id for dashboard links (else the project's)."
+    )
+    depot_cache_keep_gb: int | None = Field(default=None, description="Cache size of new Depot projects, in GB.")
+    default_workspace: str = Field(
+        default="default",
+        description="Workspace (and so Depot project) of `starforge build-dir` without `--workspace`.",
+    )
+    registry: str = Field(
+        default="127.0.0.1:5000/apps", description="Images are pushed as `<registry>/<workspace>/<app>:<commit>`."
+    )
+    registry_username: str | None = Field(default=None, description="Registry user name.")
+    registry_password: SecretStr = Field(
+        default=SecretStr(""), description="Registry password (reaches resources as an `EnvVar`)."
+    )
     log_store_dsn: str = Field(
-        default="sql", description="sql (the build store's database) | chdb:///path | http(s)://clickhouse"
+        default="sql",
+        description="Log store: `sql` (the build store's database), `chdb:///abs/path`, "
+        "`http(s)://user:pass@host:8123` (ClickHouse).",
     )
     builder_image: str = Field(
-        default="127.0.0.1:5000/base/busybox:latest", description="Builder base image for planned builds."
+        default="127.0.0.1:5000/base/busybox:latest",
+        description="Base image of the build steps of planned (no-Dockerfile) builds.",
     )
     runtime_image: str = Field(
-        default="127.0.0.1:5000/base/busybox:latest", description="Runtime base image for planned builds."
+        default="127.0.0.1:5000/base/busybox:latest",
+        description="Base image of the image planned (no-Dockerfile) builds deploy.",
     )
     build_network: Literal["none", "host"] = Field(
-        default="none", description="Network of build steps: none | host (needs the network.host entitlement)."
+        default="none",
+        description="Network of build steps: `none`, or `host` (the daemon must grant `network.host`).",
     )
-    build_timeout_s: int = Field(default=3600, description="A build running longer than this is timed out.")
+    build_timeout_s: int = Field(
+        default=3600,
+        description="A build attempt (from its first phase, or its resumption by a re-execution) running longer, "
+        "in seconds, is `timed_out`.",
+    )
     fake_outcome: str = Field(
-        default="succeed", description="fake backend: succeed | user_error | transient_error | permanent_error"
+        default="succeed",
+        description="Fake backend only: what every build does: `succeed`, `user_error`, `transient_error`, "
+        "`permanent_error`.",
     )
     fake_fail_until_file: str | None = Field(
-        default=None, description="fake backend: fail builds until this file exists."
+        default=None, description="Fake backend only: builds fail with a user error until this file exists."
     )
-    fake_step_delay_s: float = Field(default=0.0, description="fake backend: pause per build step.")
-    max_body_bytes: int = Field(default=25 * 1024 * 1024, description="Largest webhook body accepted.")
-    github_app_id: int | None = Field(default=None, description="The GitHub App's id (private repos, statuses).")
+    fake_step_delay_s: float = Field(
+        default=0.0, description="Fake backend only: pause per build step, in seconds, to watch or cancel builds."
+    )
+    max_body_bytes: int = Field(
+        default=25 * 1024 * 1024, description="Largest webhook body accepted, in bytes (25 MiB; 413 above)."
+    )
+    github_app_id: int | None = Field(
+        default=None, description="The GitHub App's id: private repos, commit statuses, redelivery, reconciler."
+    )
     github_app_private_key: SecretStr = Field(
-        default=SecretStr(""), description="The GitHub App's private key: PEM text or the path of a PEM file."
+        default=SecretStr(""),
+        description="The App's private key, PEM text or a `.pem` path (reaches resources as an `EnvVar`).",
     )
-    github_api_url: str = Field(default="https://api.github.com", description="GitHub's REST API base URL.")
-    github_status_context: str = Field(default="starforge", description="Prefix of the commit status context.")
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub's REST API (GitHub Enterprise, or the emulator)."
+    )
+    github_status_context: str = Field(
+        default="starforge", description="Commit status contexts are `<this>/<workspace>/<app>`."
+    )
     github_reconcile_interval_s: int = Field(
-        default=60, description="How often branch heads are compared with builds (missed pushes)."
+        default=60,
+        description="How often, in seconds, failed deliveries are redelivered and branch heads compared with builds.",
     )
-    public_url: str | None = Field(default=None, description="The API's public base URL (commit status links).")
-    dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL (commit status links).")
+    public_url: str | None = Field(
+        default=None, description="The API's public base URL: commit status links go to its `/builds/{id}`."
+    )
+    dagster_url: str | None = Field(
+        default=None,
+        description="The Dagster UI's base URL: without `STARFORGE_PUBLIC_URL`, commit status links go to the run.",
+    )
     git_allowed_schemes: str = Field(
-        default="https", description="Comma-separated URL schemes git may use: https, http, ssh, git, file."
+        default="https",
+        description="Comma-separated URL schemes git may use for app repositories and their submodules: `https`, "
+        "`http`, `ssh` (also `user@host:path`), `git`, `file`; transport helpers (`ext::`, `fd::`) can never be "
+        "allowed.",
     )
     git_allowed_hosts: str = Field(
-        default="github.com", description="Comma-separated hosts git may reach: name, *.domain, host:port, or *."
+        default="github.com",
+        description="Comma-separated hosts git may reach: `name`, `*.domain` (its subdomains), `host:port`, or `*` "
+        "for any; `file://` URLs have no host.",
     )
-    git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
-    git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
-    retain_builds: int = Field(default=10, ge=1, description="Image retention keeps the newest N successful builds.")
+    git_timeout_s: float = Field(
+        default=30.0, description="Deadline, in seconds, of a branch lookup (`git ls-remote`, manual builds)."
+    )
+    git_checkout_timeout_s: float = Field(default=900.0, description="Deadline, in seconds, of one build's checkout.")
+    retain_builds: int = Field(
+        default=10, ge=1, description="Image retention keeps the images of each app's newest N successful builds."
+    )
     retain_desired_days: float = Field(
-        default=7.0, ge=0, description="Image retention never deletes an image desired in the last M days."
+        default=7.0,
+        ge=0,
+        description="Image retention never deletes an image that is, or was in the last M days, desired.",
     )
 
     @classmethod
@@ -196,3 +270,97 @@ def child_environ(env: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without its STARFORGE_* settings and DAGSTER_HOME, then `env` on top."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "DAGSTER_HOME"}
     return {**inherited, **env}
+
+
+# Variables read outside Settings, listed on the configuration page beside its fields.
+OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        f"{BUILD_SECRET_PREFIX}<NAME>",
+        "none",
+        "The value of build secret NAME, read when the build that names it runs: only the name travels.",
+    ),
+    (
+        "STARFORGE_DAGSTER_PG_URL",
+        "none",
+        "Dagster's own storage in Postgres (`deploy/dagster-postgres.yaml`, `starforge up`); read by Dagster.",
+    ),
+    ("RAILPACK_*", "none", "The planner honours Railpack's variables (`RAILPACK_BUILD_CMD`, `RAILPACK_START_CMD`, …)."),
+)
+
+_PAGE_HEAD = """\
+# Configuration
+
+<!-- Generated from the field descriptions of starforge_dag.settings.Settings:
+     python -m starforge_dag.settings --docs docs/configuration.md (./dev check fails when this page differs). -->
+
+All settings come from the environment, read when used. Defaults are the embedded set-up: SQLite and files
+under `STARFORGE_HOME`, the local registry on 127.0.0.1:5000 and the local dockerd's BuildKit.
+
+Secrets never go into run config or run tags: runs carry the build id, and resources read secrets from the
+environment (as a `dg.EnvVar` naming the variable; a secret given as a value is refused).
+Production set-ups (Postgres, ClickHouse, Dagster's storage) are in [operating.md](operating.md).
+
+| variable | default | meaning |
+| --- | --- | --- |
+"""
+
+_PAGE_TAIL = """
+Read elsewhere:
+
+| variable | default | meaning |
+| --- | --- | --- |
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _default_text(field: FieldInfo) -> str:
+    """The default as an operator types it: `none` when unset, no `.0` on whole seconds."""
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+def configuration_page(settings_cls: type[BaseSettings] = Settings) -> str:
+    """docs/configuration.md from the fields' descriptions, so the table cannot disagree with the code."""
+    rows = []
+    for name, field in settings_cls.model_fields.items():
+        if not field.description:
+            raise ValueError(f"Settings.{name} has no description: the configuration page needs one")
+        variable = ENV_PREFIX + name.upper()
+        rows.append(f"| `{variable}` | {_default_text(field)} | {_cell(field.description)} |")
+    others = [f"| `{name}` | {default} | {_cell(meaning)} |" for name, default, meaning in OTHER_VARIABLES]
+    return _PAGE_HEAD + "\n".join(rows) + "\n" + _PAGE_TAIL + "\n".join(others) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the configuration page, or with --check fail when the checked-in page is not the generated one."""
+    parser = argparse.ArgumentParser(prog="python -m starforge_dag.settings")
+    parser.add_argument("--docs", metavar="PATH", type=Path, required=True, help="the configuration page")
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 when it differs")
+    args = parser.parse_args(argv)
+    page = configuration_page()
+    path: Path = args.docs
+    if not args.check:
+        path.write_text(page)
+        return 0
+    if not path.is_file() or path.read_text() != page:
+        print(
+            f"{path} is not what Settings describes: regenerate it with python -m starforge_dag.settings --docs {path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,16 +1,5 @@
 """BuildKitBuilder: a BuildSpec built and pushed on one BuildKit endpoint, with no orchestration framework around it.
 
-Public API:
-    BuildKitBuilder(address, tls=None, *, registry_auth=None, insecure_registry=False,
-                    network_mode="none", secret_lookup=None, connect_timeout_s=30.0,
-                    build_timeout_s=None, cancel_dir=None, no_cache=False, backend="buildkit")
-      .submit(spec) -> BuildTicket          validate the spec and check the endpoint answers
-      .run(ticket, on_progress, should_cancel=...) -> BuildResult
-      .build(spec, ref, on_progress, should_cancel=...) -> BuildResult   the build itself, no marker
-      .cancel(ticket)                       leave a marker that a run() on this machine stops at
-    progress_line(event) -> ProgressLine    a client event as the build log shows it
-    build_result(spec, image, started, *, backend_build_id=None, backend_url=None) -> BuildResult
-
 Every error is a `core.errors` kind: a missing Dockerfile or secret and failing steps are the
 user's, an unreachable endpoint or a dropped session is transient, a build over its time is
 permanent, and a cancel is BuildCanceled. Secrets are looked up by name when the build runs.

@@ -1,21 +1,5 @@
 """BuildKit Control client: solve with live, ordered progress events, cancellation and classified errors.
 
-Public API:
-    BuildKitClient(addr, tls=None, exporter=None)         context manager; exporter "moby" | "image",
-        default "moby" for docker:// addresses (a Docker daemon's BuildKit) and "image" otherwise.
-      .list_workers() -> list[WorkerInfo]
-      .solve(definition=None, *, frontend=None, frontend_attrs=None, frontend_inputs=None,
-             exporter=None, exporter_attrs=None, session=None, entitlements=(), ref=None,
-             on_event=None, should_cancel=None, timeout=None) -> SolveResult
-      .build_image(image, *, definition=None, image_config=None, frontend=..., session=...,
-             registry_auth=None, insecure_registry=False, on_event=None, on_push_line=None,
-             should_cancel=None, ...) -> ImageBuild          build, push, registry manifest digest
-      .cancel()                                            ends the running solve from any thread
-      .docker_socket -> str | None                         the Docker socket of a docker:// address
-    BuildEvent = VertexEvent | LogEvent                    delivered in order on the solving thread
-    classify_error(exc: grpc.RpcError, failed_vertex=None) -> BuildError
-    config_dockerfile(base, image_config) -> str          the Dockerfile that applies an image config
-
 Errors raised are `core.errors` kinds: TransientBuildError (daemon unreachable, deadline, resource
 exhaustion), UserBuildError (a failing RUN, a Dockerfile that does not parse; `step` names the vertex),
 PermanentBuildError (anything else), BuildCanceled (after cancel()/should_cancel()).

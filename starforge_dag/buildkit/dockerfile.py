@@ -1,14 +1,4 @@
-"""Dockerfile-frontend builds: what the session serves and which attrs `dockerfile.v0` gets.
-
-Public API:
-    FRONTEND = "dockerfile.v0"
-    DockerfileBuild(context_dir, dockerfile, local_dirs, frontend_attrs)
-    dockerfile_build(context_dir, dockerfile="Dockerfile", build_args=None, target=None,
-                     platform=None, network="none") -> DockerfileBuild
-        Raises UserBuildError when the Dockerfile is missing. Serve `local_dirs` in a Session
-        and solve with `frontend=FRONTEND, frontend_attrs=...`; the frontend reads
-        `.dockerignore` from the context itself and asks for the context with its patterns.
-"""
+"""Dockerfile-frontend builds: what the session serves and which attrs `dockerfile.v0` gets."""
 
 from __future__ import annotations
 

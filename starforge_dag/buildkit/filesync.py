@@ -1,14 +1,4 @@
-"""The file-sync side of a session: what the daemon sees of a local directory, as fsutil's sender lists it.
-
-Public API:
-    walk(root, includes=None, excludes=None, follow_paths=None, owner=None) -> Iterator[Stat]
-        The file listing the daemon receives, in fsutil's order and with its filters.
-    ExcludeMatcher(patterns).matches(path) -> bool
-        `.dockerignore` semantics (last matching pattern wins, `!` re-includes).
-    follow_links(root, paths) -> list[str]      fsutil's FollowPaths
-    go_file_mode(st_mode) -> int                 Go's os.FileMode, as fsutil encodes modes
-    GO_TYPE                                      the mode bits of anything that is not a regular file
-"""
+"""The file-sync side of a session: what the daemon sees of a local directory, as fsutil's sender lists it."""
 
 from __future__ import annotations
 

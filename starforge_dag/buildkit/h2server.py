@@ -1,12 +1,5 @@
 """A gRPC server on one already-connected HTTP/2 socket whose peer is the client (a session's daemon side).
 
-Public API:
-    Connection(sock, handlers, stop).serve()     answer calls until the peer, an error or `stop` ends it
-    Handler = Callable[[Call], Iterator[bytes | None]]
-        A handler is a generator: it yields framed response bytes (`frame(message)`), or WAIT
-        when it needs the peer's next message (`yield from call.next_request()`); raising
-        CallError(code, message) ends the call with that status, any other exception with UNKNOWN.
-
 One thread serves a connection: handlers run cooperatively, and many small messages (a STAT per
 file) share one DATA frame, which a gRPC server library would send one by one. An unknown method
 answers UNIMPLEMENTED; a protocol error ends the connection quietly.

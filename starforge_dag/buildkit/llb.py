@@ -1,23 +1,5 @@
 """A small LLB builder: describe a build as a graph of states and marshal it to a pb.Definition.
 
-Public API:
-    image(ref, platform=None, name=None) -> State               docker-image:// source
-    local(name, include=None, exclude=None, shared_key=None, session_id=None, platform=None) -> State
-    scratch(platform=None) -> State                             the empty filesystem
-    State.run(args, cwd="/", env=None, mounts=(), network=None, user=None, name=None,
-              ignore_cache=False) -> ExecState                   network: "none" | "host" | None (sandbox)
-    ExecState.root() -> State;  ExecState.get_mount(dest) -> State  (a writable bind mount's result)
-    State.file(*actions, name=None) -> State                    one FileOp applying actions in order
-    cache_mount(dest, id, sharing="shared"|"private"|"locked") -> Mount
-    secret_mount(dest=None, id, env=None, optional=False, mode=0o400) -> Mount   only the id, never a value
-    bind_mount(state, dest, selector=None, readonly=True) -> Mount
-    tmpfs_mount(dest) -> Mount
-    copy(src, src_path, dest, create_dest_path=False, allow_wildcard=False, ...) -> FileAction
-    mkdir(path, mode=0o755, make_parents=False) / mkfile(path, data, mode=0o644) / rm(path, ...) -> FileAction
-    definition(state) -> pb.Definition;  marshal(state) -> bytes (serialized pb.Definition)
-    without_cache(data) -> bytes                                every op of a serialized Definition ignores the cache
-    DEFAULT_PATH: the PATH every image/local state starts with.
-
 The Definition lists every op once, inputs before the ops that use them, as the exact bytes
 whose sha256 is the op digest; `metadata` is keyed by those digests; the last op has the
 result as its only input; every op carries a platform. BuildKit v0.8 has no MergeOp.

@@ -1,19 +1,5 @@
 """Registry side of a build: push through a Docker Engine and ask the registry for manifest digests.
 
-Public API:
-    RegistryAuth(username, password, server="")       credentials; repr never shows the password
-    RegistryAuth.header() -> str                       the base64 X-Registry-Auth value
-    push_image(docker_sock, image, auth=None, on_line=None) -> str
-        POST /v1.41/images/{name}/push?tag=T on the Docker socket; on_line gets each progress
-        line; returns the pushed manifest digest (the stream's aux.Digest).
-    RegistryClient(auth=None, insecure=None, timeout=30.0)   auth: one RegistryAuth or {host: RegistryAuth}
-      .manifest_digest(image) -> str     HEAD /v2/<repo>/manifests/<tag> -> Docker-Content-Digest,
-                                         answering a Basic or Bearer challenge
-      .fetch_token(host, realm, service, scopes) -> Token   a bearer token, cached per scope set
-      .token_realm(host) -> (realm, service)  what the registry's own Bearer challenge names
-      .auth_for(host) -> RegistryAuth | None
-    manifest_digest(image, auth=None, insecure=None) -> str   one RegistryClient call
-    remove_image(docker_sock, image) -> None          untag an image in the Docker daemon's store
 Errors are `core.errors` kinds: unreachable daemon/registry is transient, refusals permanent.
 """
 

@@ -1,21 +1,5 @@
 """A BuildKit session served from this process: the daemon pulls build context, secrets and registry credentials through it.
 
-Public API:
-    Session(address, tls=None, *, local_dirs=None, secrets=None, registry_auth=None,
-            name="starforge", shared_key=None, owner=None, attach="auto")
-        A context manager. `.id` goes into `SolveRequest.Session`. While open, the daemon
-        (the gRPC client on this connection) may call Health/Check, FileSync/DiffCopy for
-        the named `local_dirs` ("context", "dockerfile", ...), Secrets/GetSecret (unknown
-        names answer NOT_FOUND) and the Auth service for `registry_auth` (host -> RegistryAuth or
-        (username, password)): Credentials (unknown hosts answer anonymous); for hosts with
-        credentials also GetTokenAuthority/VerifyTokenAuthority and FetchToken, so a daemon facing
-        a Bearer challenge gets scoped tokens fetched here and never the password (other hosts
-        answer UNIMPLEMENTED and BuildKit falls back to Credentials). `owner=(0, 0)` reports every file as root-owned, as
-        `docker build` does; None reports the real uid/gid.
-        attach="auto": docker:///path/docker.sock attaches with `POST /session`, tcp:// and
-        unix:// with the `Control.Session` byte stream; attach="control" always uses the latter.
-      .serve_connection(sock)   answer the same calls on another connected socket (peer = client)
-
 On the session connection the daemon is the HTTP/2 (gRPC) client: `h2server.Connection` answers
 on that connection itself, one thread per session. What a local directory looks like to the
 daemon (listing order, `.dockerignore`, followed links) is `filesync`.

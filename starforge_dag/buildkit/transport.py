@@ -1,21 +1,4 @@
-"""Connections to BuildKit: tcp:// (optionally mTLS), unix:// and a Docker daemon's embedded BuildKit.
-
-Public API:
-    TLSConfig(ca_pem=None, cert_pem=None, key_pem=None, server_name=None)
-    TLSConfig.from_files(ca=None, cert=None, key=None, server_name=None) -> TLSConfig
-    open_channel(addr: str, tls: TLSConfig | None = None) -> grpc.Channel
-        addr: "tcp://host:port", "unix:///path" or "docker:///path/to/docker.sock".
-        The channel is a context manager; closing it also stops a docker:// bridge.
-    docker_upgrade(sock_path: str, path: str, headers=()) -> socket.socket
-        POSTs `path` on the Docker socket with an h2c upgrade and returns the raw
-        connection after `101 Switching Protocols` (used for /grpc and /session).
-    pipe_sockets(left, right, *, wake=None, chunk=65536) -> None
-        copies bytes both ways until both sides finished writing, one fails, or `wake` turns readable.
-    DockerBridge(sock_path, path="/grpc", headers=())  a private unix socket (mode 0600 in a fresh
-        0700 directory) that upgrades each accepted connection through docker_upgrade and pipes
-        bytes; `.target` is grpcio's `unix:` target, `.close()` removes the socket. No TCP port
-        is ever opened, so no other local user reaches the daemon's BuildKit through it.
-"""
+"""Connections to BuildKit: tcp:// (optionally mTLS), unix:// and a Docker daemon's embedded BuildKit."""
 
 from __future__ import annotations
 

@@ -1,20 +1,5 @@
 """`starforge build-dir`: one directory built and pushed like `docker build` + `docker push`, without Dagster.
 
-Public API:
-    build_dir(path, image_ref, builder, *, dockerfile="Dockerfile", build_args=None, target=None,
-              platform=None, secrets=(), builder_image=None, runtime_image=None, network="none",
-              env=None, on_progress=None) -> dict
-        A Dockerfile (`dockerfile`, relative to `path` or absolute) is built with the Dockerfile
-        frontend; without one the Railpack planner plans the app and its LLB is solved.
-        `builder` is anything with the BuildService's submit/run. Raises the `core.errors` kinds.
-    build_dir_command(path, image, *, builder=None, dockerfile=None, build_args=(), target=None,
-                      platform=None, no_cache=False, secrets=(), quiet=False, stdout=None,
-                      stderr=None) -> int
-        Exactly one JSON object on stdout ({"status", "image", "digest", ...}; on failure
-        "status": "failed", "error", "error_kind", "step"), progress on stderr in the shape of
-        `docker build --progress=plain` (`#N step`, `#N 0.4 output`, `#N DONE 0.5s`); 0 or 1.
-    parse_build_arg("K=V") -> (K, V);  parse_secret("id=x,env=VAR" | "id=x,src=FILE") -> (id, value)
-
 The BuildKit and Depot backends are used directly (BuildKitBuilder, DepotBuilder, whose project is
 the one of `workspace`); only the fake backend, a test aid, goes through the Dagster resources.
 Only RAILPACK_* variables reach the planner.

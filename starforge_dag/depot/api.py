@@ -1,19 +1,5 @@
 """Depot's API over gRPC: projects, builds, and the builder endpoint of a build.
 
-Public API:
-    DepotAPI(api_url, token, *, timeout_s=30.0)        context manager; one channel per use
-        api_url "https://host[:port]" (TLS, default port 443) or "http://host:port" (plaintext).
-      .create_project(name, region, *, keep_gb=None, keep_days=None) -> DepotProject
-      .get_project(project_id) -> DepotProject
-      .list_projects() -> list[DepotProject]
-      .create_build(project_id) -> DepotBuildHandle            (build id + one-time build token)
-      .finish_build(handle, error=None) -> None                 success when error is None
-      .get_endpoint(handle, platform, *, timeout_s, should_stop=None) -> BuilderEndpoint
-      .health(handle, platform, *, interval_s=5.0) -> HealthReporter   start()/stop(); .lost
-      .release_endpoint(handle, platform) -> None
-    PLATFORMS: dict[str, Any] = {"amd64": 1, "arm64": 2}
-    depot_error(exc, action) -> BuildError                      Depot's status codes in the taxonomy
-
 Every call carries `authorization: Bearer …` as explicit metadata (grpcio's call credentials
 need TLS; the emulator speaks plaintext). The organization token is used for projects and
 CreateBuild; the build token for everything after it, as Depot's CLI does.

@@ -1,19 +1,5 @@
 """A build on Depot from start to finish: project, build, health, endpoint, solve, release, finish.
 
-Public API:
-    DepotConfig(api_url, token, region="us-east-1", platform="amd64", ...)   plain settings
-    DepotBuilder(config, projects: ProjectStore, *, default_workspace="default", secret_lookup=None,
-                 registry_credentials=None, on_started=None)
-      .submit(spec) -> BuildTicket                   the BuildService port: validate, make sure the project exists
-      .run(ticket, on_progress, should_cancel=...) -> BuildResult   (backend_build_id/_url: the Depot build)
-      .project_for(workspace) -> DepotProject        created on first use, then reused
-      .build(spec, workspace, *, secrets=None, registry_auth=None, on_progress=None,
-             should_cancel=None, on_started=None) -> DepotBuildResult
-      .cancel(reason="canceled") -> None             from any thread; the running build stops in seconds
-    DepotBuildInfo(build_id, project_id, url)        what an operator needs to find the Depot build
-    DepotBuildResult(image: ImageBuild, depot: DepotBuildInfo, timings: dict[str, float])
-    dashboard_url(org, project, build, base="https://depot.dev") -> str | None
-
 The lifecycle follows Depot's own CLI: CreateBuild, health reports in the background from
 before GetEndpoint to the end of the solve, our BuildKit client over mTLS to the endpoint,
 then stop health, ReleaseEndpoint and FinishBuild with the real outcome. Whatever happens

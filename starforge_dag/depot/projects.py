@@ -1,13 +1,4 @@
-"""One Depot project per workspace: how it is named and where its id is kept.
-
-Public API:
-    ProjectStore                       protocol the build store implements (store/depot.py)
-      .depot_project(workspace) -> DepotProject | None
-      .ensure_depot_project(workspace, create: Callable[[], DepotProject]) -> DepotProject
-            exactly one project per workspace, even when first builds race
-    MemoryProjectStore()               the same in one process (tests, throwaway CLIs)
-    project_name(workspace, prefix="starforge") -> str
-"""
+"""One Depot project per workspace: how it is named and where its id is kept."""
 
 from __future__ import annotations
 

@@ -1,34 +1,5 @@
 """A Depot emulator: Depot's gRPC API with its auth and status codes, and mTLS BuildKit endpoints that really build.
 
-Public API:
-    DepotEmulator(*, token=None, organization_id="org-emulator", host="127.0.0.1", port=0,
-                  docker_addr="docker:///run/starforge/docker.sock", registry_auth=None,
-                  health_timeout_s=300.0, faults=None)
-        A context manager; `start() -> url` ("http://127.0.0.1:PORT"), `stop()`.
-        `.url`, `.target` ("127.0.0.1:PORT"), `.token` (organization token), `.organization_id`.
-      .add_organization(organization_id) -> str      another organization's token
-      .projects() -> list[ProjectRecord]; .project(id) -> ProjectRecord
-      .builds() -> list[BuildRecord];     .build(id) -> BuildRecord        copies, safe to keep
-      .wait_for(predicate, timeout=30.0) -> bool     wait for a state change (predicate takes the emulator)
-      .calls(method) -> int                          calls so far ("CreateBuild", "Control.Solve", ...)
-      .drop_endpoint(build_id)                       the build's machine dies: its BuildKit connections close
-      .faults: Faults                                scriptable misbehaviour, settable at any time
-    Records: ProjectRecord(project_id, organization_id, name, region_id, created_at, keep_gb, keep_days,
-        hardware, resets, deleted); BuildRecord(build_id, project_id, organization_id, created_at, platform,
-        health_reports, last_health_at, endpoint_requests, endpoint, server_name, endpoint_at,
-        endpoint_dropped, released, released_at, finished, finished_at, result, error, expired, solves,
-        steps; .ended, .status); SolveRecord(ref, exporters, images, pushed, digest, config_digest,
-        credentials_from, registry_username, error, done).
-    Faults(pending_messages=1, pending_delay_s=0.0, unavailable_once=set(), not_found_first_endpoint=False,
-           reject_tokens=False, drop_endpoint_during_solve=False)
-        unavailable_once: method names whose next call answers UNAVAILABLE, once each: Depot's
-        ("CreateBuild", "GetEndpoint", "ReportHealth", ...) and, on a build's endpoint, BuildKit's
-        as "Control.<Method>" ("Control.ListWorkers": the machine is not ready yet).
-        not_found_first_endpoint: every build's first GetEndpoint answers NOT_FOUND (the race right
-        after CreateBuild). drop_endpoint_during_solve: the next solve that starts a step loses its
-        endpoint (one-shot). Health expiry: `health_timeout_s` on the emulator, read when a build is
-        created and at each health report; a build with no report for that long expires.
-
 Services (bearer token in `authorization` metadata on every call):
     depot.core.v1.ProjectService    organization token
     depot.build.v1.BuildService     organization token; FinishBuild also takes that build's token
