@@ -12,7 +12,7 @@ from starforge_dag.buildkit.dockerargs import declared_args, dockerfile_variable
     [
         ("FROM busybox\nARG GREETING\nRUN echo $GREETING\n", {"GREETING"}),
         ("ARG BASE=busybox\nFROM $BASE\narg lower=1\n", {"BASE", "lower"}),
-        ("FROM x\nARG A=1 B C=\"two words\"\n", {"A", "B", "C"}),
+        ('FROM x\nARG A=1 B C="two words"\n', {"A", "B", "C"}),
         ("FROM x\nARG \\\n  CONTINUED=1\n", {"CONTINUED"}),
         ("# escape=`\nFROM x\nARG `\n  BACKTICK\n", {"BACKTICK"}),
         ("FROM x\n# ARG COMMENTED\nRUN echo ARG NOT_AN_ARG\n", set()),
