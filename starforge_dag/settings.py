@@ -230,6 +230,13 @@ class Settings(BaseSettings):
         return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
 
     @property
+    def git_host_env(self) -> dict[str, str]:
+        """The host's variables git needs (PATH, HOME, proxies); nothing else of this process reaches git."""
+        from .git.command import HOST_VARIABLES
+
+        return environ_subset(HOST_VARIABLES)
+
+    @property
     def workdir(self) -> Path:
         return self.resolved_home / "work"
 

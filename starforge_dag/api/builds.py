@@ -178,7 +178,7 @@ def _resolve(app: App, ref: str, settings: Settings) -> tuple[str, str]:
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"app {app.workspace}/{app.name} cannot be built: {exc}"
         ) from None
     try:
-        return resolve_ref(app.repo_url, ref, policy, settings.git_timeout_s)
+        return resolve_ref(app.repo_url, ref, policy, settings.git_timeout_s, settings.git_host_env)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     except RefNotFound as exc:

@@ -2,7 +2,8 @@
 
 Every error is a `core.errors` kind: a missing Dockerfile or secret and failing steps are the
 user's, an unreachable endpoint or a dropped session is transient, a build over its time is
-permanent, and a cancel is BuildCanceled. Secrets are looked up by name when the build runs.
+permanent, and a cancel is BuildCanceled. A secret's value is taken from the build's `secrets`
+(name -> value, e.g. an app's variables) or else looked up by name when the build runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -113,13 +114,15 @@ class BuildKitBuilder:
             yield client
 
     @contextmanager
-    def _session(self, spec: BuildSpec, local_dirs: dict[str, str]) -> Iterator[Session]:
+    def _session(
+        self, spec: BuildSpec, local_dirs: dict[str, str], secrets: Mapping[str, str] | None = None
+    ) -> Iterator[Session]:
         auth = self.registry_auth
         session = Session(
             self.address,
             self.tls,
             local_dirs=local_dirs,
-            secrets=self._secrets(spec),
+            secrets=self._secrets(spec, secrets or {}),
             registry_auth={spec.image.registry: auth} if auth else None,
             name=f"build-{spec.build_id}",
             owner=(0, 0),
@@ -135,10 +138,10 @@ class BuildKitBuilder:
         finally:
             session.close()
 
-    def _secrets(self, spec: BuildSpec) -> dict[str, str]:
+    def _secrets(self, spec: BuildSpec, given: Mapping[str, str]) -> dict[str, str]:
         values = {}
         for name in spec.secrets:
-            value = self.secret_lookup(name)
+            value = given[name] if name in given else self.secret_lookup(name)
             if value is None:
                 raise UserBuildError(f"build secret {name} is not set", step="secrets")
             values[name] = value
@@ -157,7 +160,13 @@ class BuildKitBuilder:
             client.list_workers(timeout=self.connect_timeout_s)
         return BuildTicket(spec=spec, backend=self.backend, ref=uuid.uuid4().hex, endpoint=self.address)
 
-    def run(self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: CancelCheck = _never) -> BuildResult:
+    def run(
+        self,
+        ticket: BuildTicket,
+        on_progress: ProgressSink,
+        should_cancel: CancelCheck = _never,
+        secrets: Mapping[str, str] | None = None,
+    ) -> BuildResult:
         """Build a submitted ticket; a cancel marker left by cancel() stops it like should_cancel."""
         marker = self._marker(ticket)
         try:
@@ -166,13 +175,19 @@ class BuildKitBuilder:
                 ticket.ref,
                 on_progress,
                 lambda: should_cancel() or (marker is not None and marker.exists()),
+                secrets,
             )
         finally:
             if marker is not None:
                 marker.unlink(missing_ok=True)
 
     def build(
-        self, spec: BuildSpec, ref: str, on_progress: ProgressSink, should_cancel: CancelCheck = _never
+        self,
+        spec: BuildSpec,
+        ref: str,
+        on_progress: ProgressSink,
+        should_cancel: CancelCheck = _never,
+        secrets: Mapping[str, str] | None = None,
     ) -> BuildResult:
         """Solve, push and return the pushed image with the registry's manifest digest."""
         deadline = time.monotonic() + self.build_timeout_s if self.build_timeout_s else None
@@ -188,7 +203,7 @@ class BuildKitBuilder:
 
         started = time.monotonic()
         try:
-            image = self._solve(spec, ref, lambda event: on_progress(progress_line(event)), push_line, stop)
+            image = self._solve(spec, ref, lambda event: on_progress(progress_line(event)), push_line, stop, secrets)
         except ValueError as exc:
             raise PermanentBuildError(f"invalid build input: {exc}", step="submit") from exc
         except PermanentBuildError as exc:
@@ -209,6 +224,7 @@ class BuildKitBuilder:
         on_event: Callable[[BuildEvent], None],
         on_push_line: Callable[[str], None],
         should_cancel: CancelCheck,
+        secrets: Mapping[str, str] | None = None,
     ) -> ImageBuild:
         entitlements = ["network.host"] if self.network_mode == "host" else []
         frontend: str | None = None
@@ -230,7 +246,7 @@ class BuildKitBuilder:
             definition = llb.without_cache(spec.llb_definition) if self.no_cache else spec.llb_definition
             image_config = spec.image_config
             local_dirs = {"context": spec.context_dir}
-        with self._client() as client, self._session(spec, local_dirs) as session:
+        with self._client() as client, self._session(spec, local_dirs, secrets) as session:
             return client.build_image(
                 spec.image.ref,
                 definition=definition,

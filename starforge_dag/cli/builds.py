@@ -25,7 +25,9 @@ def build(app: str, ref: str | None) -> None:
     try:
         found = store.get_app(check_text(app, "app name", max_chars=201))
         wanted = check_text(ref, "ref", max_chars=255) if ref is not None else found.branch
-        name, sha = resolve_ref(found.repo_url, wanted, settings.git_policy, settings.git_timeout_s)
+        name, sha = resolve_ref(
+            found.repo_url, wanted, settings.git_policy, settings.git_timeout_s, settings.git_host_env
+        )
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outcome = store.enqueue(found, name, sha, trigger=Trigger.MANUAL, actor="cli")

@@ -11,16 +11,14 @@ import click
 def plan_command(dir: str, info: bool, env: dict[str, str] | None = None) -> int:
     """Print the plan (or info) for DIR on stdout; on failure print why on stderr and return 1.
 
-    With `env=None` only the process's RAILPACK_* options are used, so the shell's own
-    variables (PATH, HOME, ...) do not turn into build secrets.
+    `env` holds the build's variables; the process's RAILPACK_* options are platform defaults under them, and the
+    shell's other variables (PATH, HOME, ...) never turn into build secrets.
     """
     from ..railpack.generate import PlanError, generate_plan
     from ..settings import railpack_environ
 
-    if env is None:
-        env = railpack_environ()
     try:
-        result = generate_plan(dir, env=env)
+        result = generate_plan(dir, env=env or {}, platform_options=railpack_environ())
     except PlanError as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -45,9 +43,7 @@ def plan_command(dir: str, info: bool, env: dict[str, str] | None = None) -> int
 )
 def plan(directory: str, info: bool, variables: tuple[str, ...]) -> None:
     """Print the Railpack build plan of DIRECTORY as JSON."""
-    from ..settings import railpack_environ
-
-    env = railpack_environ()
+    env: dict[str, str] = {}
     for item in variables:
         key, sep, value = item.partition("=")
         if not sep or not key:

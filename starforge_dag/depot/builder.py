@@ -140,22 +140,27 @@ class DepotBuilder:
         return BuildTicket(spec=spec, backend="depot", ref=uuid.uuid4().hex, endpoint=project.project_id)
 
     def run(
-        self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: Callable[[], bool] | None = None
+        self,
+        ticket: BuildTicket,
+        on_progress: ProgressSink,
+        should_cancel: Callable[[], bool] | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> BuildResult:
-        """One Depot build of the ticket's spec, as the BuildService port's `run`."""
+        """One Depot build of the ticket's spec, as the BuildService port's `run`; `secrets` win over the lookup."""
         spec = ticket.spec
-        secrets = {}
+        given = secrets or {}
+        values: dict[str, str] = {}
         for name in spec.secrets:
-            value = self.secret_lookup(name)
+            value = given[name] if name in given else self.secret_lookup(name)
             if value is None:
                 raise UserBuildError(f"build secret {name} is not set", step="secrets")
-            secrets[name] = value
+            values[name] = value
         on_started = self.on_started
         started = time.monotonic()
         outcome = self.build(
             spec,
             spec.workspace or self.default_workspace,
-            secrets=secrets,
+            secrets=values,
             registry_auth={spec.image.registry: self.registry_credentials} if self.registry_credentials else None,
             on_progress=on_progress,
             should_cancel=should_cancel,

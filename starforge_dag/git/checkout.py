@@ -61,17 +61,19 @@ def checkout(
     submodules: bool = True,
     timeout_s: float = CHECKOUT_TIMEOUT_S,
     auth_config: Mapping[str, str] | None = None,
+    host_env: Mapping[str, str] | None = None,
 ) -> SourceTree:
     """Fetch only `sha` (shallow) into `dest`, then its submodules once each URL passed the policy; reuse `dest`.
 
-    `auth_config` (git config carrying an auth header) reaches git through its environment only.
+    `auth_config` (git config carrying an auth header) reaches git through its environment only; `host_env`
+    carries the host's PATH, HOME and proxies (see command.HOST_VARIABLES).
     """
     try:
         check_repo_url(url, policy)
         check_commit_id(sha)
     except InvalidInput as exc:
         raise UserBuildError(str(exc), step="clone") from None
-    git = Git(policy, timeout_s, tuple((auth_config or {}).items()))
+    git = Git(policy, timeout_s, tuple((auth_config or {}).items()), tuple((host_env or {}).items()))
     dest = Path(dest)
     try:
         if (dest / ".git").is_dir() and _head(git, dest) == sha:

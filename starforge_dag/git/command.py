@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.inputs import RepoUrlPolicy
-from ..settings import environ_subset
 
-_PASSED_THROUGH = (  # operator-level settings a git on this host may need; nothing a tenant controls
+HOST_VARIABLES = (  # operator-level settings a git on this host may need; nothing a tenant controls
     "PATH",
     "HOME",
     "HTTP_PROXY",
@@ -71,12 +70,17 @@ def git_config(policy: RepoUrlPolicy) -> dict[str, str]:
     return config
 
 
-def git_env(policy: RepoUrlPolicy, extra_config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+def git_env(
+    policy: RepoUrlPolicy,
+    extra_config: Sequence[tuple[str, str]] = (),
+    host_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """A fresh environment: no system or global config, no prompts, config passed so that child gits inherit it.
 
     `extra_config` (e.g. an auth header for one host) travels the same way: never on the command line or on disk.
+    Of `host_env` (the caller's PATH, HOME, proxies) only HOST_VARIABLES pass.
     """
-    env = environ_subset(_PASSED_THROUGH)
+    env = {name: value for name, value in (host_env or {}).items() if name in HOST_VARIABLES}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(
         {
@@ -105,10 +109,11 @@ class Git:
     policy: RepoUrlPolicy
     timeout_s: float = DEFAULT_TIMEOUT_S
     extra_config: tuple[tuple[str, str], ...] = ()
+    host_env: tuple[tuple[str, str], ...] = ()
 
     def run(self, *args: str, cwd: Path | None = None, timeout_s: float | None = None) -> str:
         """`git ARGS` in `cwd`; callers put `--` before URLs and refs themselves, this runs exactly what it is given."""
-        env = git_env(self.policy, self.extra_config)
+        env = git_env(self.policy, self.extra_config, dict(self.host_env))
         return run_git(args, cwd=cwd, env=env, timeout_s=timeout_s or self.timeout_s)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ..core.inputs import InvalidInput, RepoUrlPolicy, check_branch, check_repo_url
 from .command import DEFAULT_TIMEOUT_S, Git, GitFailed, GitTimeout, redact_url
@@ -20,7 +21,11 @@ class RefError(RuntimeError):
 
 
 def resolve_ref(
-    repo_url: str, ref: str, policy: RepoUrlPolicy, timeout_s: float = DEFAULT_TIMEOUT_S
+    repo_url: str,
+    ref: str,
+    policy: RepoUrlPolicy,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    host_env: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """Return (ref, commit id): a full commit id is taken as is; a branch is looked up with `git ls-remote`.
 
@@ -37,7 +42,9 @@ def resolve_ref(
             f"{ref[:80]!r} is neither a branch name nor a full commit id (40 or 64 lowercase hex digits)"
         ) from None
     try:
-        out = Git(policy, timeout_s).run("ls-remote", "--heads", "--", repo_url, BRANCH_PREFIX + branch)
+        out = Git(policy, timeout_s, host_env=tuple((host_env or {}).items())).run(
+            "ls-remote", "--heads", "--", repo_url, BRANCH_PREFIX + branch
+        )
     except GitTimeout as exc:
         raise RefError(str(exc)) from None
     except GitFailed as exc:

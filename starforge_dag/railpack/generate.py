@@ -4,11 +4,19 @@ Base images: the builder image runs every build step and the runtime image is th
 the deployed image. They default to Railpack's own images and are replaced by the
 `builder_image`/`runtime_image` arguments or the RAILPACK_BUILDER_IMAGE /
 RAILPACK_RUNTIME_IMAGE variables, so a locally built image can stand in for them.
+
+Variables: the build's variables (`env`, name -> value) are what Railpack's `--env` gives: every
+name becomes a plan secret (values reach steps only as BuildKit secrets, never the plan), and
+their RAILPACK_* entries are options. `platform_options` (the host's RAILPACK_*) are defaults
+under the app's own. A variable named in `secrets` is never read as an option, since options
+are written into the plan.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +29,7 @@ from starforge_dag.railpack.config import (
     config_from_env,
     merge_configs,
     parse_config,
+    railpack_options,
 )
 from starforge_dag.railpack.context import (
     DEFAULT_BUILDER_IMAGE,
@@ -36,6 +45,7 @@ from starforge_dag.railpack.resolver import OfflineVersionResolver, VersionResol
 from starforge_dag.railpack.source import SourceTree
 
 SPREAD = "..."
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class PlanError(Exception):
@@ -56,17 +66,24 @@ class PlanResult:
 
 def generate_plan(
     source_dir: str | os.PathLike[str],
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     config_file: str | None = None,
     builder_image: str | None = None,
     runtime_image: str | None = None,
     resolver: VersionResolver | None = None,
+    *,
+    secrets: Collection[str] = (),
+    platform_options: Mapping[str, str] | None = None,
 ) -> PlanResult:
-    """Plan the build of the app in `source_dir` as Railpack would, or raise PlanError."""
+    """Plan the build of the app in `source_dir` as Railpack would, or raise PlanError.
+
+    `env` holds the build's variables, `secrets` names those of them that are secret, and
+    `platform_options` the platform's RAILPACK_* defaults, which the app's own override.
+    """
     if not os.path.isdir(source_dir):
         raise PlanError(f"{source_dir} is not a directory")
     source = SourceTree(source_dir)
-    variables = Env(env)
+    variables, ignored = build_variables(env or {}, secrets, platform_options or {})
     file_config, config_source = _load_config(source, variables, config_file)
     config = merge_configs(config_from_env(variables), file_config)
     ctx = GenerateContext(
@@ -77,6 +94,10 @@ def generate_plan(
         runtime_image=runtime_image or variables.railpack("RUNTIME_IMAGE") or DEFAULT_RUNTIME_IMAGE,
     )
 
+    for name in ignored:
+        ctx.warn(
+            f"{name} is a secret and was not applied: Railpack options are written into the plan, set it as a plain variable"
+        )
     ctx.resolver = resolver or OfflineVersionResolver()
     provider, detected = _pick_provider(ctx)
     ctx.set_metadata("providers", detected)
@@ -104,6 +125,16 @@ def generate_plan(
     _validate(plan, source, provider, ctx)
     _sort_maps(plan)
     return PlanResult(plan=plan, info=_info(ctx, detected, plan, config_source, resolved))
+
+
+def build_variables(
+    env: Mapping[str, str], secrets: Collection[str], platform_options: Mapping[str, str]
+) -> tuple[Env, list[str]]:
+    """The variables planning sees: platform RAILPACK_* defaults under the app's, secret options left out (and named)."""
+    secret = set(secrets)
+    ignored = sorted(n for n in env if n in secret and n.startswith(RAILPACK_PREFIX))
+    app = {k: v for k, v in env.items() if k not in ignored}
+    return Env({**railpack_options(platform_options), **app}), ignored
 
 
 def _info(
@@ -308,6 +339,11 @@ def _validate(plan: BuildPlan, source: SourceTree, provider: Provider | None, ct
         for cache in step.caches:
             if cache not in plan.caches:
                 raise PlanError(f"step {step.name!r} uses cache {cache!r}, which is not defined in caches")
+    for name in plan.secrets:
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise PlanError(
+                f"secret {name[:80]!r} is not a variable name (letters, digits and _, not starting with a digit)"
+            )
     if not (plan.deploy.base.image or plan.deploy.base.step):
         raise PlanError("deploy.base is required")
     for layer in plan.deploy.inputs:

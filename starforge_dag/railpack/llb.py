@@ -2,16 +2,26 @@
 
 The target is BuildKit v0.8 (no MergeOp, no copy include/exclude patterns): layers are
 FileOp copies, and excludes are applied by copying into an empty state and removing the
-excluded paths there before the copy onto the image. Secrets are secret mounts under
-/run/secrets that each command exports into its environment; only their names are in the
-definition. The build context is the local source `context`, minus the plan's excludes
-(.dockerignore) and .git.
+excluded paths there before the copy onto the image. The build context is the local source
+`context`, minus the plan's excludes (.dockerignore) and .git.
+
+Secrets: a step that uses secrets gets each one as an optional secret mount at
+/run/secrets/NAME (mode 0400) and its command first exports each file as the variable NAME.
+BuildKit v0.8 (dockerd 20.10) silently ignores ExecOp.secretenv, and a file mount works on
+every BuildKit (Depot's current one too), so files are the one way that works on both. Only
+names are in the definition; the step's STARFORGE_SECRETS_HASH (sha256 of the sorted names and
+values it uses) is what changes its cache key when a value changes, as Railpack's secrets-hash
+does, since BuildKit keys a secret mount by its id alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform as _platform
 import posixpath
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -23,6 +33,8 @@ CONTEXT_NAME = "context"
 Network = Literal["none", "host", "sandbox"] | None
 NETWORKS = (None, "none", "host", "sandbox")
 SECRETS_DIR = "/run/secrets"
+SECRETS_HASH_VARIABLE = "STARFORGE_SECRETS_HASH"
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -46,6 +58,12 @@ def secret_exports(names: list[str]) -> str:
     return "".join(f'export {name}="$(cat {SECRETS_DIR}/{name} 2>/dev/null)"; ' for name in names)
 
 
+def secrets_hash(values: Mapping[str, str]) -> str:
+    """sha256 over the sorted (name, value) pairs: changes when any value changes, and reveals none."""
+    pairs = json.dumps(sorted(values.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(pairs.encode()).hexdigest()
+
+
 def _in_app(path: str) -> str:
     """Plan paths are relative to /app unless absolute."""
     if path in (".", "./", ""):
@@ -62,8 +80,13 @@ class _Converter:
         network: llb.Network | Literal["sandbox"],
         context_name: str,
         platform: str | None,
+        secret_values: Mapping[str, str],
     ):
         self.plan = plan
+        self.secret_values = secret_values
+        for name in plan.secrets:
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise ValueError(f"secret {name[:80]!r} is not a variable name")
         self.builder_image = builder_image
         self.runtime_image = runtime_image
         if network not in NETWORKS:
@@ -152,6 +175,9 @@ class _Converter:
                 secrets = self.secret_names(step)
                 mounts += [llb.secret_mount(f"{SECRETS_DIR}/{name}", id=name, optional=True) for name in secrets]
                 run_env = {**env, "PATH": ":".join(paths + [llb.DEFAULT_PATH])}
+                used = {name: self.secret_values[name] for name in secrets if name in self.secret_values}
+                if used:
+                    run_env[SECRETS_HASH_VARIABLE] = secrets_hash(used)
                 state = state.run(
                     ["sh", "-c", secret_exports(secrets) + command.cmd],
                     cwd=APP_DIR,
@@ -214,13 +240,15 @@ def plan_to_llb(
     network: llb.Network | Literal["sandbox"] = None,
     context_name: str = CONTEXT_NAME,
     platform: str | None = None,
+    secret_values: Mapping[str, str] | None = None,
 ) -> PlanLLB:
     """Convert a plan to a pb.Definition and the deploy image config.
 
     `builder_image`/`runtime_image` replace the plan's images for build steps and for the
     deploy base (and `:runtime` steps); `network` is passed to every exec ("host", "none",
     or None for BuildKit's sandbox); the build context is the local source `context_name`.
+    `secret_values` only feed each step's secrets hash; the values themselves go to the build's session.
     """
-    converter = _Converter(plan, builder_image, runtime_image, network, context_name, platform)
+    converter = _Converter(plan, builder_image, runtime_image, network, context_name, platform, secret_values or {})
     state, image_config = converter.deploy()
     return PlanLLB(definition=llb.marshal(state), image_config=image_config)

@@ -10,6 +10,8 @@ from pydantic import Field
 
 from ..core.inputs import RepoUrlPolicy
 from ..git.checkout import CHECKOUT_TIMEOUT_S, SourceTree, checkout
+from ..git.command import HOST_VARIABLES
+from ..settings import environ_subset
 
 
 class GitResource(dg.ConfigurableResource):
@@ -28,5 +30,12 @@ class GitResource(dg.ConfigurableResource):
         dest = Path(self.workdir) / f"build-{build_id}"
         policy = RepoUrlPolicy(schemes=tuple(self.allowed_schemes), hosts=tuple(self.allowed_hosts))
         return checkout(
-            url, sha, dest, policy=policy, root_dir=root_dir, timeout_s=self.timeout_s, auth_config=auth_config
+            url,
+            sha,
+            dest,
+            policy=policy,
+            root_dir=root_dir,
+            timeout_s=self.timeout_s,
+            auth_config=auth_config,
+            host_env=environ_subset(HOST_VARIABLES),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import dagster as dg
@@ -32,15 +33,23 @@ class PlannerResource(dg.ConfigurableResource):
         description="Network of build steps: none, host (needs the network.host entitlement) or sandbox.",
     )
 
-    def plan(self, app_dir: str, env: dict[str, str] | None = None) -> PlannedBuild:
+    def plan(
+        self, app_dir: str, env: Mapping[str, str] | None = None, secret_names: Collection[str] = ()
+    ) -> PlannedBuild:
+        """Plan with the app's variables (`secret_names` are secret) over the host's RAILPACK_* defaults."""
         from ..railpack.generate import PlanError, generate_plan
         from ..railpack.llb import plan_to_llb
         from ..settings import railpack_environ
 
-        if env is None:
-            env = railpack_environ()
         try:
-            result = generate_plan(app_dir, env=env, builder_image=self.builder_image, runtime_image=self.runtime_image)
+            result = generate_plan(
+                app_dir,
+                env=env,
+                builder_image=self.builder_image,
+                runtime_image=self.runtime_image,
+                secrets=secret_names,
+                platform_options=railpack_environ(),
+            )
         except PlanError as exc:
             raise UserBuildError(exc.message, step="plan") from None
         llb = plan_to_llb(
@@ -48,6 +57,7 @@ class PlannerResource(dg.ConfigurableResource):
             builder_image=self.builder_image,
             runtime_image=self.runtime_image,
             network=self.network,
+            secret_values=env,
         )
         return PlannedBuild(
             plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ def test_the_environment_carries_nothing_of_the_callers_git_settings(monkeypatch
     monkeypatch.setenv("GIT_SSH_COMMAND", "touch /tmp/x")
     monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:ext")
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'protocol.allow'='always'")
-    env = git_env(RepoUrlPolicy())
+    env = git_env(RepoUrlPolicy(), host_env=os.environ)
     assert "GIT_DIR" not in env and "GIT_ALLOW_PROTOCOL" not in env and "GIT_CONFIG_PARAMETERS" not in env
     assert env["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes" and env["GIT_TERMINAL_PROMPT"] == "0"
     assert (env["GIT_CONFIG_NOSYSTEM"], env["GIT_CONFIG_GLOBAL"]) == ("1", "/dev/null")
@@ -42,7 +43,15 @@ def test_the_callers_global_config_is_ignored(monkeypatch: pytest.MonkeyPatch, t
     (home / ".gitconfig").write_text('[url "file:///etc/"]\n\tinsteadOf = https://github.com/\n')
     monkeypatch.setenv("HOME", str(home))
     with pytest.raises(GitFailed):
-        Git(RepoUrlPolicy()).run("config", "--get-regexp", "^url\\.", cwd=tmp_path)
+        Git(RepoUrlPolicy(), host_env=(("HOME", str(home)),)).run("config", "--get-regexp", "^url\\.", cwd=tmp_path)
+
+
+def test_of_the_host_environment_only_path_home_and_proxies_reach_git() -> None:
+    host = {"PATH": "/opt/git/bin", "HOME": "/home/op", "HTTPS_PROXY": "http://proxy:3128", "AWS_SECRET": "x"}
+    env = git_env(RepoUrlPolicy(), host_env=host)
+    assert (env["PATH"], env["HOME"], env["HTTPS_PROXY"]) == ("/opt/git/bin", "/home/op", "http://proxy:3128")
+    assert "AWS_SECRET" not in env
+    assert git_env(RepoUrlPolicy())["PATH"] == "/usr/local/bin:/usr/bin:/bin" and "HOME" not in git_env(RepoUrlPolicy())
 
 
 @pytest.fixture
