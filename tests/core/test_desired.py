@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
+from support.facts import T0, at, build, desired, sha
 
 from starforge_dag.core.desired import (
     AdvanceFacts,
@@ -19,65 +18,9 @@ from starforge_dag.core.desired import (
     decide_unpin,
     order_key,
 )
-from starforge_dag.core.models import Build, DesiredState
 from starforge_dag.core.states import BuildState
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def at(n: int) -> datetime:
-    """The commit time of commit n: later commits are newer."""
-    return T0 + timedelta(minutes=n)
-
-
-def sha(n: int) -> str:
-    return f"{n:040x}"
-
-
-def build(
-    build_id: int,
-    commit: int,
-    *,
-    timed: bool = True,
-    rewind: bool = False,
-    status: BuildState = BuildState.SUCCEEDED,
-    app_id: int = 1,
-    deleted: bool = False,
-) -> Build:
-    return Build(
-        id=build_id,
-        app_id=app_id,
-        workspace="acme",
-        app="web",
-        ref="main",
-        commit_sha=sha(commit),
-        status=status,
-        trigger="push",
-        commit_time=at(commit) if timed else None,
-        rewind=rewind,
-        image_ref=f"r/web:{build_id}",
-        image_digest=f"sha256:{build_id:064x}",
-        image_deleted_at=T0 if deleted else None,
-        created_at=T0,
-        updated_at=T0,
-    )
-
-
-def desired(build_id: int, commit: int, *, pinned: bool = False, held: int | None = None) -> DesiredState:
-    return DesiredState(
-        app_id=1,
-        workspace="acme",
-        app="web",
-        image_ref=f"r/web:{build_id}",
-        image_digest=f"sha256:{build_id:064x}",
-        commit_sha=sha(commit),
-        commit_time=at(commit),
-        build_id=build_id,
-        updated_at=T0,
-        revision=4,
-        pinned=pinned,
-        held_build_id=held,
-    )
+SUCCEEDED = BuildState.SUCCEEDED
 
 
 def advance(build_id: int, commit: int) -> Move:
@@ -138,17 +81,19 @@ def test_commits_of_unknown_time_order_before_known_ones_then_by_build():
 
 ROLLBACKS = [
     pytest.param(7, None, None, Refuse("build 7 is not a build of this app"), id="no such build"),
-    pytest.param(7, build(7, 3, app_id=2), None, Refuse("build 7 is not a build of this app"), id="another app's"),
+    pytest.param(
+        7, build(7, 3, SUCCEEDED, app_id=2), None, Refuse("build 7 is not a build of this app"), id="another app's"
+    ),
     pytest.param(
         7,
-        build(7, 3, status=BuildState.FAILED),
+        build(7, 3, BuildState.FAILED),
         None,
         Refuse("build 7 did not succeed (failed); only succeeded builds have images"),
         id="a failed build",
     ),
     pytest.param(
         7,
-        build(7, 3, deleted=True),
+        build(7, 3, SUCCEEDED, deleted=True),
         None,
         Refuse(
             f"the image of build 7 was deleted by image retention at {T0.isoformat()}; "
@@ -158,15 +103,21 @@ ROLLBACKS = [
     ),
     pytest.param(
         7,
-        build(7, 3),
+        build(7, 3, SUCCEEDED),
         desired(7, 3),
         Refuse("build 7 is already the desired state of acme/web"),
         id="the build already desired",
     ),
     pytest.param(
-        7, build(7, 3), desired(8, 4), Move(7, "rollback", f"rollback to build 7 of {sha(3)[:12]}"), id="backwards"
+        7,
+        build(7, 3, SUCCEEDED),
+        desired(8, 4),
+        Move(7, "rollback", f"rollback to build 7 of {sha(3)[:12]}"),
+        id="backwards",
     ),
-    pytest.param(7, build(7, 3), None, Move(7, "rollback", f"rollback to build 7 of {sha(3)[:12]}"), id="unchecked"),
+    pytest.param(
+        7, build(7, 3, SUCCEEDED), None, Move(7, "rollback", f"rollback to build 7 of {sha(3)[:12]}"), id="unchecked"
+    ),
 ]
 
 
@@ -176,11 +127,13 @@ def test_which_rollbacks_are_refused(build_id, target, current, action):
 
 
 def test_a_rollback_keeps_the_operators_note():
-    assert decide_rollback(1, 7, build(7, 3), desired(8, 4), "bad release") == Move(7, "rollback", "bad release")
+    assert decide_rollback(1, 7, build(7, 3, SUCCEEDED), desired(8, 4), "bad release") == Move(
+        7, "rollback", "bad release"
+    )
 
 
 def test_a_build_without_an_image_cannot_be_rolled_back_to():
-    imageless = build(7, 3).model_copy(update={"image_digest": None})
+    imageless = build(7, 3, SUCCEEDED).model_copy(update={"image_digest": None})
     assert decide_rollback(1, 7, imageless, None) == Refuse(
         "build 7 did not succeed (succeeded); only succeeded builds have images"
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
+from support.facts import at, build, desired, sha
 
-from starforge_dag.core.models import App, Build, DesiredState
+from starforge_dag.core.models import App
 from starforge_dag.core.pushes import (
     AskToStop,
     EndQueued,
@@ -21,56 +20,6 @@ from starforge_dag.core.pushes import (
     sweep,
 )
 from starforge_dag.core.states import BuildState
-
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def at(n: int) -> datetime:
-    """The commit time of commit n: later commits are newer."""
-    return T0 + timedelta(minutes=n)
-
-
-def sha(n: int) -> str:
-    return f"{n:040x}"
-
-
-def build(
-    build_id: int,
-    commit: int,
-    status: BuildState = BuildState.QUEUED,
-    *,
-    ref: str = "main",
-    timed: bool = True,
-    rewind: bool = False,
-) -> Build:
-    return Build(
-        id=build_id,
-        app_id=1,
-        workspace="acme",
-        app="web",
-        ref=ref,
-        commit_sha=sha(commit),
-        status=status,
-        trigger="push",
-        commit_time=at(commit) if timed else None,
-        rewind=rewind,
-        created_at=T0,
-        updated_at=T0,
-    )
-
-
-def desired(build_id: int, commit: int) -> DesiredState:
-    return DesiredState(
-        app_id=1,
-        workspace="acme",
-        app="web",
-        image_ref=f"r/web:{build_id}",
-        image_digest=f"sha256:{build_id:064x}",
-        commit_sha=sha(commit),
-        commit_time=at(commit),
-        build_id=build_id,
-        updated_at=T0,
-    )
 
 
 def facts(commit: int = 5, trigger: str = "push", *, timed: bool = True, **known) -> PushFacts:
