@@ -16,6 +16,11 @@ def order_key(commit_time: datetime | None, build_id: int) -> tuple[datetime, in
     return (commit_time or datetime.min.replace(tzinfo=UTC), build_id)
 
 
+def sets_mark(reason: ChangeReason, first: bool) -> bool:
+    """Automatic changes (and an app's first) become the mark later advances must pass; operator changes do not."""
+    return first or reason in AUTOMATIC
+
+
 @dataclass(frozen=True)
 class Mark:
     """The newest build automatic advances reached (a rollback moves desired state back, not this mark)."""

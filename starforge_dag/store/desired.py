@@ -20,6 +20,7 @@ from ..core.desired import (
     decide_pin,
     decide_rollback,
     decide_unpin,
+    sets_mark,
 )
 from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
@@ -109,7 +110,7 @@ def set_desired(
         note=note,
         actor=actor,
     )
-    if reason in AUTOMATIC or current is None:
+    if sets_mark(reason, first=current is None):
         values.update(high_build_id=build.id, high_commit_time=build.commit_time)
     if pinned is not None:
         values["pinned"] = pinned

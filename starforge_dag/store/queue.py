@@ -89,6 +89,7 @@ def _active_of_ref(conn: sa.Connection, app_id: int, ref: str) -> list[Build]:
 def _push_facts(
     conn: sa.Connection, app: App, ref: str, sha: str, trigger: str, commit_time: datetime | None, forced: bool
 ) -> PushFacts:
+    """Everything `decide_push` weighs, read after the app's lock in the enqueue's own transaction."""
     return PushFacts(
         ref=ref,
         sha=sha,

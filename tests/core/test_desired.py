@@ -17,6 +17,7 @@ from starforge_dag.core.desired import (
     decide_rollback,
     decide_unpin,
     order_key,
+    sets_mark,
 )
 from starforge_dag.core.states import BuildState
 
@@ -77,6 +78,21 @@ def test_when_desired_state_moves(facts, action):
 
 def test_commits_of_unknown_time_order_before_known_ones_then_by_build():
     assert order_key(None, 9) < order_key(at(0), 1) < order_key(at(0), 2) < order_key(at(1), 1)
+
+
+@pytest.mark.parametrize(
+    ("reason", "first", "sets"),
+    [
+        ("build", False, True),
+        ("rewind", False, True),
+        ("rollback", False, False),
+        ("pin", False, False),
+        ("unpin", False, False),
+        ("rollback", True, True),
+    ],
+)
+def test_only_automatic_changes_and_the_first_one_set_the_mark(reason, first, sets):
+    assert sets_mark(reason, first) is sets
 
 
 ROLLBACKS = [
