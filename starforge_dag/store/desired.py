@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..core.desired import (
+    AUTOMATIC,
+    AdvanceFacts,
+    Hold,
+    Keep,
+    Mark,
+    Move,
+    Refuse,
+    decide_advance,
+    decide_pin,
+    decide_rollback,
+    decide_unpin,
+    sets_mark,
+)
 from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
 from . import schema as t
 from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update, get_build, to_build, to_model
 from .transitions import end_as_requested, locked_state, set_state
-
-AUTOMATIC: frozenset[str] = frozenset({"build", "rewind"})
 
 
 class ChangeRefused(ValueError):
@@ -30,10 +41,6 @@ class SuccessOutcome:
     moved: bool
     desired: DesiredState | None
     change: DesiredChange | None = None
-
-
-def _order_key(commit_time: datetime | None, build_id: int) -> tuple[datetime, int]:
-    return (aware(commit_time) or datetime.min.replace(tzinfo=UTC), build_id)
 
 
 def _insert(conn: sa.Connection, table: sa.Table):
@@ -103,7 +110,7 @@ def set_desired(
         note=note,
         actor=actor,
     )
-    if reason in AUTOMATIC or current is None:
+    if sets_mark(reason, first=current is None):
         values.update(high_build_id=build.id, high_commit_time=build.commit_time)
     if pinned is not None:
         values["pinned"] = pinned
@@ -149,16 +156,16 @@ def _requested_by(conn: sa.Connection, build_id: int) -> str:
     return actor or "unknown"
 
 
-def _high_mark(conn: sa.Connection, current: DesiredState) -> tuple[datetime, int]:
-    """The newest build automatic advances reached (a rollback moves desired state back, not this mark)."""
+def _reached(conn: sa.Connection, app_id: int) -> Mark | None:
+    """The mark automatic advances must pass, as recorded with the app's desired state."""
     row = conn.execute(
         sa.select(t.desired_state.c.high_build_id, t.desired_state.c.high_commit_time).where(
-            t.desired_state.c.app_id == current.app_id
+            t.desired_state.c.app_id == app_id
         )
-    ).one()
-    if row.high_build_id is None:
-        return _order_key(current.commit_time, current.build_id)
-    return _order_key(row.high_commit_time, row.high_build_id)
+    ).first()
+    if row is None or row.high_build_id is None:
+        return None
+    return Mark(row.high_build_id, aware(row.high_commit_time))
 
 
 @dataclass
@@ -170,32 +177,34 @@ class Advance:
 
 
 def advance_desired(conn: sa.Connection, build: Build, actor: str, run_id: str | None = None) -> Advance:
-    """Move desired state to the build's image unless a newer commit was already reached (invariant 2).
-
-    A rewind build (a force-push back to an older commit) moves it backwards, once: only past what was desired
-    before it was queued. While the app is pinned the build is held instead: recorded, and desired on unpin.
-    """
+    """Move desired state to the build's image unless a newer commit was already reached (`decide_advance`)."""
     lock_app(conn, build.app_id)
     current = read_desired(conn, build.app_id)
-    reason: ChangeReason
-    newest = max(current.build_id, current.held_build_id or 0) if current else 0
-    if current is None or _order_key(build.commit_time, build.id) > _high_mark(conn, current):
-        reason, note = "build", f"build {build.id} of {build.commit_sha[:12]}"
-    elif build.rewind and newest < build.id:
-        reason, note = "rewind", f"rewind to {build.commit_sha[:12]} (force-push, build {build.id})"
-        actor = _requested_by(conn, build.id)
-    else:
-        return Advance(False, current)
-    if current is not None and current.pinned:
-        conn.execute(
-            t.desired_state.update()
-            .where(t.desired_state.c.app_id == build.app_id)
-            .values(held_build_id=build.id, high_build_id=build.id, high_commit_time=build.commit_time)
-        )
-        conn.execute(t.builds.update().where(t.builds.c.id == build.id).values(held_by_pin=True))
-        return Advance(False, read_desired(conn, build.app_id), held=True)
-    change = set_desired(conn, build.app_id, build, reason, note, actor, run_id=run_id)
-    return Advance(True, read_desired(conn, build.app_id), change)
+    reached = _reached(conn, build.app_id) if current is not None else None
+    match decide_advance(AdvanceFacts(build, current, reached)):
+        case Keep():
+            return Advance(False, current)
+        case Hold():
+            conn.execute(
+                t.desired_state.update()
+                .where(t.desired_state.c.app_id == build.app_id)
+                .values(held_build_id=build.id, high_build_id=build.id, high_commit_time=build.commit_time)
+            )
+            conn.execute(t.builds.update().where(t.builds.c.id == build.id).values(held_by_pin=True))
+            return Advance(False, read_desired(conn, build.app_id), held=True)
+        case Move(reason=reason, note=note, as_requester=as_requester):
+            by = _requested_by(conn, build.id) if as_requester else actor
+            change = set_desired(conn, build.app_id, build, reason, note, by, run_id=run_id)
+            return Advance(True, read_desired(conn, build.app_id), change)
+
+
+def _apply(conn: sa.Connection, app_id: int, decision: Move | Refuse, actor: str) -> DesiredChange:
+    """An operator's change as decided: made and recorded, or refused with the reason."""
+    match decision:
+        case Refuse(why=why):
+            raise ChangeRefused(why)
+        case Move(build_id=build_id, reason=reason, note=note, pinned=pinned):
+            return set_desired(conn, app_id, get_build(conn, build_id), reason, note, actor, pinned=pinned)
 
 
 def _to_change(row: sa.Row) -> DesiredChange:
@@ -283,12 +292,9 @@ class Desired(StoreBase):
         """Point the app at an earlier succeeded build's image (the registry was asked first, by the caller)."""
         with self._tx() as conn:
             lock_app(conn, app_id)
-            build = rollback_target(conn, app_id, build_id)
             current = read_desired(conn, app_id)
-            if current is not None and current.build_id == build.id:
-                raise ChangeRefused(f"build {build.id} is already the desired state of {build.workspace}/{build.app}")
-            text = note or f"rollback to build {build.id} of {build.commit_sha[:12]}"
-            return set_desired(conn, app_id, build, "rollback", text, actor)
+            decision = decide_rollback(app_id, build_id, _find_build(conn, build_id), current, note)
+            return _apply(conn, app_id, decision, actor)
 
     def check_rollback(self, app_id: int, build_id: int) -> Build:
         """The build a rollback would go to, or ChangeRefused saying why it cannot be."""
@@ -299,32 +305,15 @@ class Desired(StoreBase):
         """Hold the app on its current image: successful builds are recorded but held until unpin."""
         with self._tx() as conn:
             lock_app(conn, app_id)
-            current = read_desired(conn, app_id)
-            if current is None:
-                raise ChangeRefused("nothing to pin: the app has no desired state yet")
-            if current.pinned:
-                raise ChangeRefused(
-                    f"{current.workspace}/{current.app} is already pinned (revision {current.revision})"
-                )
-            build = get_build(conn, current.build_id)
-            text = note or f"pinned to build {build.id} of {build.commit_sha[:12]}"
-            return set_desired(conn, app_id, build, "pin", text, actor, pinned=True)
+            return _apply(conn, app_id, decide_pin(read_desired(conn, app_id), note), actor)
 
     def unpin(self, app_id: int, actor: str, note: str | None = None) -> DesiredChange:
         """Release a pin: desired state moves to the newest build held meanwhile, if any."""
         with self._tx() as conn:
             lock_app(conn, app_id)
             current = read_desired(conn, app_id)
-            if current is None or not current.pinned:
-                raise ChangeRefused("the app is not pinned")
-            build = get_build(conn, current.held_build_id or current.build_id)
-            if build.image_deleted_at is not None:
-                build = get_build(conn, current.build_id)
-            if build.id != current.build_id:
-                text = note or f"unpinned; moves to held build {build.id} of {build.commit_sha[:12]}"
-            else:
-                text = note or f"unpinned at build {build.id} of {build.commit_sha[:12]}"
-            return set_desired(conn, app_id, build, "unpin", text, actor, pinned=False)
+            held = get_build(conn, current.held_build_id) if current and current.held_build_id else None
+            return _apply(conn, app_id, decide_unpin(current, held, note), actor)
 
     # -- image retention -------------------------------------------------------------------------------------------
 
@@ -380,18 +369,15 @@ def _retention_inputs(conn: sa.Connection, app_id: int) -> tuple[list[Build], li
     return builds, history, read_desired(conn, app_id)
 
 
-def rollback_target(conn: sa.Connection, app_id: int, build_id: int) -> Build:
+def _find_build(conn: sa.Connection, build_id: int) -> Build | None:
     row = conn.execute(BUILD_SELECT.where(t.builds.c.id == build_id)).first()
-    if row is None or row.app_id != app_id:
-        raise ChangeRefused(f"build {build_id} is not a build of this app")
-    build = to_build(row)
-    if build.status != BuildState.SUCCEEDED or not build.image_digest:
-        raise ChangeRefused(
-            f"build {build.id} did not succeed ({build.status.value}); only succeeded builds have images"
-        )
-    if build.image_deleted_at is not None:
-        raise ChangeRefused(
-            f"the image of build {build.id} was deleted by image retention at {build.image_deleted_at.isoformat()}; "
-            "roll back to a build whose image is kept"
-        )
-    return build
+    return None if row is None else to_build(row)
+
+
+def rollback_target(conn: sa.Connection, app_id: int, build_id: int) -> Build:
+    """The build a rollback would go to, whatever is desired now; ChangeRefused if there is none."""
+    match decide_rollback(app_id, build_id, _find_build(conn, build_id)):
+        case Refuse(why=why):
+            raise ChangeRefused(why)
+        case Move(build_id=target):
+            return get_build(conn, target)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..core.models import App, Build, utcnow
+from ..core.pushes import (
+    AskToStop,
+    EndQueued,
+    Enqueue,
+    Join,
+    PushFacts,
+    ReuseImage,
+    SweepFacts,
+    decide_push,
+    settings_key,
+    sweep,
+)
 from ..core.states import BuildState
 from . import schema as t
 from .desired import lock_app, read_desired, set_desired
@@ -33,18 +43,6 @@ class EnqueueOutcome:
 
 
 KNOWN = (*t.ACTIVE_STATES, BuildState.SUCCEEDED.value, BuildState.SUPERSEDED.value)
-
-
-def settings_key(app: App) -> str:
-    """What besides the commit decides the image: an image is reused only for the same commit and this key."""
-    payload = json.dumps({"root_dir": app.root_dir, "dockerfile_path": app.dockerfile_path}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def newer_commit(first: datetime | None, second: datetime | None) -> bool:
-    """Whether a commit at `first` is newer than one at `second`; unknown times compare as not newer."""
-    first, second = as_utc(first), as_utc(second)
-    return first is not None and second is not None and first > second
 
 
 def _active_for_commit(conn: sa.Connection, app_id: int, sha: str) -> Build | None:
@@ -81,56 +79,53 @@ def _reusable_image(conn: sa.Connection, app: App, sha: str) -> Build | None:
     return to_build(row) if row else None
 
 
-def _newer_than(conn: sa.Connection, app: App, ref: str, commit_time: datetime | None) -> str | None:
-    """Why a pushed commit is already behind: a newer commit is queued, building or desired; None if it is not."""
-    if commit_time is None:
-        return None
-    rows = conn.execute(
-        sa.select(t.builds.c.id, t.builds.c.commit_sha, t.builds.c.commit_time).where(
-            t.builds.c.app_id == app.id, t.builds.c.ref == ref, t.builds.c.status.in_(t.ACTIVE_STATES)
-        )
-    ).all()
-    for build_id, sha, their_time in rows:
-        if newer_commit(their_time, commit_time):
-            return f"superseded by build {build_id} of the newer commit {sha[:12]}"
-    desired = read_desired(conn, app.id)
-    if desired is not None and newer_commit(desired.commit_time, commit_time):
-        return f"superseded: desired state is already at the newer commit {desired.commit_sha[:12]}"
-    return None
+def _active_of_ref(conn: sa.Connection, app_id: int, ref: str) -> list[Build]:
+    query = BUILD_SELECT.where(
+        t.builds.c.app_id == app_id, t.builds.c.ref == ref, t.builds.c.status.in_(t.ACTIVE_STATES)
+    ).order_by(t.builds.c.id)
+    return [to_build(r) for r in conn.execute(query)]
 
 
-def _supersede(
-    conn: sa.Connection,
-    app: App,
-    new: Build,
-    actor: str,
-    *,
-    reason: str,
-    whole_app: bool = False,
-) -> None:
-    """Supersede the other active builds of the ref (of the whole app on a force-push) that are not newer.
-
-    Queued ones end now; running ones are asked to stop when the app says so or the branch was rewritten.
-    """
-    query = sa.select(t.builds.c.id, t.builds.c.status, t.builds.c.commit_time).where(
-        t.builds.c.app_id == app.id,
-        t.builds.c.id != new.id,
-        t.builds.c.commit_sha != new.commit_sha,
-        t.builds.c.status.in_(t.ACTIVE_STATES),
+def _push_facts(
+    conn: sa.Connection, app: App, ref: str, sha: str, trigger: str, commit_time: datetime | None, forced: bool
+) -> PushFacts:
+    """Everything `decide_push` weighs, read after the app's lock in the enqueue's own transaction."""
+    return PushFacts(
+        ref=ref,
+        sha=sha,
+        trigger=trigger,
+        commit_time=commit_time,
+        forced=forced,
+        active=_active_for_commit(conn, app.id, sha),
+        seen=_latest_of_commit(conn, app.id, sha, KNOWN),
+        rivals=_active_of_ref(conn, app.id, ref),
+        desired=read_desired(conn, app.id),
+        image=_reusable_image(conn, app, sha),
     )
-    if not whole_app:
-        query = query.where(t.builds.c.ref == new.ref)
-    for build_id, status, their_time in conn.execute(for_update(conn, query)).all():
-        if not whole_app and newer_commit(their_time, new.commit_time):
-            continue
-        if status == BuildState.QUEUED.value:
-            set_state(conn, build_id, BuildState.QUEUED, BuildState.SUPERSEDED, reason, actor)
-        elif app.cancel_running or whole_app:
-            conn.execute(
-                t.builds.update()
-                .where(t.builds.c.id == build_id, t.builds.c.cancel_state.is_(None))
-                .values(cancel_state=BuildState.SUPERSEDED.value, error=reason, updated_at=utcnow())
-            )
+
+
+def _sweep(conn: sa.Connection, app: App, head: Build, actor: str, *, created: bool, forced_ref: str | None) -> None:
+    """End or stop the builds the push's head makes obsolete: of its ref, or of the whole app on a force-push."""
+    query = BUILD_SELECT.where(
+        t.builds.c.app_id == app.id,
+        t.builds.c.id != head.id,
+        t.builds.c.commit_sha != head.commit_sha,
+        t.builds.c.status.in_(t.ACTIVE_STATES),
+    ).order_by(t.builds.c.id)
+    if forced_ref is None:
+        query = query.where(t.builds.c.ref == head.ref)
+    others = [to_build(r) for r in conn.execute(for_update(conn, query))]
+    facts = SweepFacts(head, others, cancel_running=app.cancel_running, created=created, forced_ref=forced_ref)
+    for action in sweep(facts):
+        match action:
+            case EndQueued(build_id=build_id, reason=reason):
+                set_state(conn, build_id, BuildState.QUEUED, BuildState.SUPERSEDED, reason, actor)
+            case AskToStop(build_id=build_id, reason=reason):
+                conn.execute(
+                    t.builds.update()
+                    .where(t.builds.c.id == build_id, t.builds.c.cancel_state.is_(None))
+                    .values(cancel_state=BuildState.SUPERSEDED.value, error=reason, updated_at=utcnow())
+                )
 
 
 def _insert(
@@ -171,45 +166,6 @@ def _insert(
     return get_build(conn, build_id)
 
 
-def _force_push(
-    conn: sa.Connection,
-    app: App,
-    ref: str,
-    sha: str,
-    delivery_id: str | None,
-    actor: str,
-    commit_time: datetime | None,
-) -> tuple[Build, bool]:
-    """The user rewrote the branch to `sha`: it becomes the desired state, backwards if need be (a rewind)."""
-    desired = read_desired(conn, app.id)
-    seen = _latest_of_commit(conn, app.id, sha, KNOWN)
-    commit_time = commit_time or (seen.commit_time if seen else None)
-    rewind = desired is not None and desired.commit_sha != sha and not newer_commit(commit_time, desired.commit_time)
-    what = f"force-push of {ref} to {sha[:12]}"
-    active = _active_for_commit(conn, app.id, sha)
-    if desired is not None and desired.commit_sha == sha:
-        head = get_build(conn, desired.build_id)
-    elif active is not None:
-        if rewind and not active.rewind:
-            conn.execute(t.builds.update().where(t.builds.c.id == active.id).values(rewind=True))
-        head = get_build(conn, active.id)
-    elif (image := _reusable_image(conn, app, sha)) is not None:
-        why = f"rewind to {sha[:12]}" if rewind else f"{sha[:12]}"
-        note = f"{why} by {what}, reusing the image of build {image.id}"
-        set_desired(conn, app.id, image, "rewind" if rewind else "build", note, actor)
-        head = image
-    else:
-        head = None
-    if head is not None:
-        _supersede(conn, app, head, actor, reason=f"superseded by the {what}", whole_app=True)
-        return head, False
-    build = _insert(conn, app, ref, sha, "push", delivery_id, actor, commit_time, rewind=rewind)
-    if build is None:
-        raise RuntimeError(f"build of {sha[:12]} for app {app.id} appeared while the app was locked")
-    _supersede(conn, app, build, actor, reason=f"superseded by the {what} (build {build.id})", whole_app=True)
-    return build, True
-
-
 def enqueue_in(
     conn: sa.Connection,
     app: App,
@@ -222,33 +178,33 @@ def enqueue_in(
     commit_time: datetime | None = None,
     forced: bool = False,
 ) -> tuple[Build, bool]:
-    """Queue a build of `sha` for the app, or answer with the build that already covers it.
-
-    A push adds nothing for a commit already queued, building, built or superseded, and a commit older than one
-    already queued, building or desired is recorded as superseded at once. A force-push is the user's rewind.
-    A manual build joins an active build of the commit, and otherwise always builds.
-    """
+    """Queue a build of `sha` for the app, or answer with the build that already covers it (`decide_push`)."""
     lock_app(conn, app.id)
-    commit_time = as_utc(commit_time)
-    if trigger == "push" and forced:
-        return _force_push(conn, app, ref, sha, delivery_id, actor, commit_time)
-    active = _active_for_commit(conn, app.id, sha)
-    if active is not None:
-        return active, False
-    if trigger == "push" and (seen := _latest_of_commit(conn, app.id, sha, KNOWN)) is not None:
-        return seen, False
-    behind = _newer_than(conn, app, ref, commit_time) if trigger == "push" else None
-    build = _insert(conn, app, ref, sha, trigger, delivery_id, actor, commit_time)
-    if build is None:  # a concurrent enqueue of the commit won the active slot (SQLite without a row lock)
-        active = _active_for_commit(conn, app.id, sha)
-        if active is None:
-            raise RuntimeError(f"build of {sha[:12]} for app {app.id} could not be queued")
-        return active, False
-    if behind is not None:
-        set_state(conn, build.id, BuildState.QUEUED, BuildState.SUPERSEDED, behind, actor)
-        return get_build(conn, build.id), False
-    _supersede(conn, app, build, actor, reason=f"superseded by build {build.id}")
-    return build, True
+    facts = _push_facts(conn, app, ref, sha, trigger, as_utc(commit_time), forced)
+    match decide_push(facts):
+        case Join(build_id=build_id, rewind=rewind, sweep=then_sweep):
+            if rewind:
+                conn.execute(t.builds.update().where(t.builds.c.id == build_id).values(rewind=True))
+            head, created = get_build(conn, build_id), False
+        case ReuseImage(build_id=build_id, reason=reason, note=note, sweep=then_sweep):
+            head, created = get_build(conn, build_id), False
+            set_desired(conn, app.id, head, reason, note, actor)
+        case Enqueue(commit_time=when, rewind=rewind, behind=behind, sweep=then_sweep):
+            build = _insert(conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind)
+            if build is None and facts.force_push:
+                raise RuntimeError(f"build of {sha[:12]} for app {app.id} appeared while the app was locked")
+            if build is None:  # a concurrent enqueue of the commit won the active slot (SQLite without a row lock)
+                active = _active_for_commit(conn, app.id, sha)
+                if active is None:
+                    raise RuntimeError(f"build of {sha[:12]} for app {app.id} could not be queued")
+                return active, False
+            if behind is not None:
+                set_state(conn, build.id, BuildState.QUEUED, BuildState.SUPERSEDED, behind, actor)
+                return get_build(conn, build.id), False
+            head, created = build, True
+    if then_sweep:
+        _sweep(conn, app, head, actor, created=created, forced_ref=ref if facts.force_push else None)
+    return head, created
 
 
 class Queue(StoreBase):
