@@ -6,7 +6,7 @@ Public API:
               env=None, on_progress=None) -> dict
         A Dockerfile (`dockerfile`, relative to `path` or absolute) is built with the Dockerfile
         frontend; without one the Railpack planner plans the app and its LLB is solved.
-        `builder` is anything with the BuildService's submit/run. Raises the `core.errors` kinds.
+        `builder` is a `builders.port.Builder`. Raises the `core.errors` kinds.
     build_dir_command(path, image, *, builder=None, dockerfile=None, build_args=(), target=None,
                       platform=None, no_cache=False, secrets=(), quiet=False, stdout=None,
                       stderr=None) -> int
@@ -15,8 +15,8 @@ Public API:
         `docker build --progress=plain` (`#N step`, `#N 0.4 output`, `#N DONE 0.5s`); 0 or 1.
     parse_build_arg("K=V") -> (K, V);  parse_secret("id=x,env=VAR" | "id=x,src=FILE") -> (id, value)
 
-The BuildKit and Depot backends are used directly (BuildKitBuilder, DepotBuilder, whose project is
-the one of `workspace`); only the fake backend, a test aid, goes through the Dagster resources.
+Every backend builds through the same Builder the Dagster resources hand out (`builders.wiring`
+turns settings into it); Depot's project is the one of `workspace`.
 Only RAILPACK_* variables reach the planner.
 """
 
@@ -25,24 +25,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, TextIO
 
+from .builders.port import Builder, ProgressSink
 from .core.errors import BuildError, UserBuildError
-from .core.models import BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
+from .core.models import BuildSpec, ImageRef, ProgressLine
 from .settings import environ_value
-
-ProgressSink = Callable[[ProgressLine], None]
-
-
-class Builder(Protocol):
-    """What build-dir needs of a backend: the BuildService port's submit and run."""
-
-    def submit(self, spec: BuildSpec) -> BuildTicket: ...
-
-    def run(self, ticket: BuildTicket, on_progress: ProgressSink) -> BuildResult: ...
 
 
 def parse_build_arg(text: str) -> tuple[str, str]:
@@ -179,24 +170,6 @@ class PlainProgress:
         print(out, file=self._stream, flush=True)
 
 
-def _default_builder(no_cache: bool, secrets: Mapping[str, str]) -> tuple[Builder, str]:
-    """The configured backend and its RUN network; BuildKit is used directly, without Dagster."""
-    from .backend import buildkit_builder, depot_builder, resolve_backend
-    from .settings import get_settings
-
-    settings = get_settings()
-    backend = resolve_backend(settings)
-    if backend == "buildkit":
-        builder = buildkit_builder(settings, secret_lookup=secrets.get, no_cache=no_cache)
-        return builder, builder.network_mode
-    if backend == "depot":
-        depot = depot_builder(settings, secret_lookup=secrets.get)
-        return depot, depot.config.network_mode
-    from .definitions import build_service_for  # the fake backend lives with the Dagster resources
-
-    return build_service_for(settings), "none"
-
-
 def build_dir_command(
     path: str,
     image: str,
@@ -219,12 +192,13 @@ def build_dir_command(
         args = dict(parse_build_arg(a) for a in build_args)
         secret_values = dict(parse_secret(s) for s in secrets)
         network: Literal["none", "host"] = "none"
-        if builder is None:
-            builder, mode = _default_builder(no_cache, secret_values)
-            network = "host" if mode == "host" else "none"
         from .settings import get_settings, railpack_environ
 
         settings = get_settings()
+        if builder is None:
+            from .builders.wiring import builder_for
+
+            builder, network = builder_for(settings, secret_lookup=secret_values.get, no_cache=no_cache)
         report = build_dir(
             path,
             image,

@@ -3,11 +3,9 @@
 Public API:
     BuildKitBuilder(address, tls=None, *, registry_auth=None, insecure_registry=False,
                     network_mode="none", secret_lookup=None, connect_timeout_s=30.0,
-                    build_timeout_s=None, cancel_dir=None, no_cache=False, backend="buildkit")
+                    build_timeout_s=None, no_cache=False, backend="buildkit")
       .submit(spec) -> BuildTicket          validate the spec and check the endpoint answers
       .run(ticket, on_progress, should_cancel=...) -> BuildResult
-      .build(spec, ref, on_progress, should_cancel=...) -> BuildResult   the build itself, no marker
-      .cancel(ticket)                       leave a marker that a run() on this machine stops at
     progress_line(event) -> ProgressLine    a client event as the build log shows it
     build_result(spec, image, started, *, backend_build_id=None, backend_url=None) -> BuildResult
 
@@ -23,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
@@ -98,7 +95,6 @@ class BuildKitBuilder:
         secret_lookup: SecretLookup | None = None,
         connect_timeout_s: float = 30.0,
         build_timeout_s: float | None = None,
-        cancel_dir: str | Path | None = None,
         no_cache: bool = False,
         backend: str = "buildkit",
     ):
@@ -110,7 +106,6 @@ class BuildKitBuilder:
         self.secret_lookup = secret_lookup or _no_secrets
         self.connect_timeout_s = connect_timeout_s
         self.build_timeout_s = build_timeout_s
-        self.cancel_dir = Path(cancel_dir) if cancel_dir else None
         self.no_cache = no_cache
         self.backend = backend
 
@@ -155,9 +150,6 @@ class BuildKitBuilder:
             values[name] = value
         return values
 
-    def _marker(self, ticket: BuildTicket) -> Path | None:
-        return self.cancel_dir / ticket.ref if self.cancel_dir else None
-
     def submit(self, spec: BuildSpec) -> BuildTicket:
         """Refuse what cannot build before any work, and check that the endpoint answers."""
         if spec.frontend == "dockerfile":
@@ -169,18 +161,8 @@ class BuildKitBuilder:
         return BuildTicket(spec=spec, backend=self.backend, ref=uuid.uuid4().hex, endpoint=self.address)
 
     def run(self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: CancelCheck = _never) -> BuildResult:
-        """Build a submitted ticket; a cancel marker left by cancel() stops it like should_cancel."""
-        marker = self._marker(ticket)
-        try:
-            return self.build(
-                ticket.spec,
-                ticket.ref,
-                on_progress,
-                lambda: should_cancel() or (marker is not None and marker.exists()),
-            )
-        finally:
-            if marker is not None:
-                marker.unlink(missing_ok=True)
+        """Build a submitted ticket until it is pushed, canceled or out of time."""
+        return self.build(ticket.spec, ticket.ref, on_progress, should_cancel)
 
     def build(
         self, spec: BuildSpec, ref: str, on_progress: ProgressSink, should_cancel: CancelCheck = _never
@@ -257,11 +239,3 @@ class BuildKitBuilder:
                 on_push_line=on_push_line,
                 should_cancel=should_cancel,
             )
-
-    def cancel(self, ticket: BuildTicket) -> None:
-        """Leave a marker the running solve checks; BuildKit's Control API has no cancel-by-ref."""
-        marker = self._marker(ticket)
-        if marker is None:
-            raise PermanentBuildError("this builder has no cancel directory", step="cancel")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()

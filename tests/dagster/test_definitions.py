@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from starforge_dag.backend import docker_reachable, resolve_backend
+from starforge_dag.builders.wiring import docker_reachable, resolve_backend
 from starforge_dag.definitions import defs, resources_for
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
@@ -69,7 +69,8 @@ def test_the_depot_token_reaches_the_resource_as_an_env_var(monkeypatch, tmp_pat
     assert isinstance(service, DepotBuildService)
     assert isinstance(service.token, dg.EnvVar) and service.token == "STARFORGE_DEPOT_TOKEN"
     assert (service.api_url, service.platform) == ("http://127.0.0.1:1", "arm64")
-    assert service.process_config_and_initialize().token == "depot-org-token-value"
+    with service.process_config_and_initialize_cm() as initialized:  # it nests the build store and registry
+        assert initialized.token == "depot-org-token-value"
 
 
 def test_auto_backend_asks_the_socket_once_per_process(tmp_path):
