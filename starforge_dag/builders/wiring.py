@@ -168,9 +168,8 @@ def builder_for(settings: Settings, *, secret_lookup: SecretLookup, no_cache: bo
     if backend == "buildkit":
         options = buildkit_options(settings)
         auth = registry_auth(settings)
-        return buildkit_builder(options, registry_auth=auth, secret_lookup=secret_lookup, no_cache=no_cache), (
-            options.network_mode
-        )
+        buildkit = buildkit_builder(options, registry_auth=auth, secret_lookup=secret_lookup, no_cache=no_cache)
+        return buildkit, options.network_mode
     if backend == "depot":
         from ..store import open_store
 

@@ -68,7 +68,7 @@ def build_result(
     backend_build_id: str | None = None,
     backend_url: str | None = None,
 ) -> BuildResult:
-    """A pushed image as the BuildService port reports it, timed from `started` (time.monotonic)."""
+    """A pushed image as the builder port reports it, timed from `started` (time.monotonic)."""
     return BuildResult(
         build_id=spec.build_id,
         image=spec.image.model_copy(update={"digest": image.digest}),

@@ -1,10 +1,10 @@
 """A build on Depot from start to finish: project, build, health, endpoint, solve, release, finish.
 
 Public API:
-    DepotConfig(api_url=..., token=..., region="us-east-1", platform="amd64", ...)   Depot's options, declared once
+    DepotConfig (depot.config)                      Depot's options, declared once
     DepotBuilder(config, projects: ProjectStore, *, default_workspace="default", secret_lookup=None,
                  registry_credentials=None, on_started=None)
-      .submit(spec) -> BuildTicket                   the BuildService port: validate, make sure the project exists
+      .submit(spec) -> BuildTicket                   the builder port: validate, make sure the project exists
       .run(ticket, on_progress, should_cancel=...) -> BuildResult   (backend_build_id/_url: the Depot build)
       .project_for(workspace) -> DepotProject        created on first use, then reused
       .build(spec, workspace, *, secrets=None, registry_auth=None, on_progress=None,
@@ -131,7 +131,7 @@ class DepotBuilder:
     def run(
         self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: Callable[[], bool] | None = None
     ) -> BuildResult:
-        """One Depot build of the ticket's spec, as the BuildService port's `run`."""
+        """One Depot build of the ticket's spec, as the builder port's `run`."""
         spec = ticket.spec
         secrets = {}
         for name in spec.secrets:
