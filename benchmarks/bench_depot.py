@@ -73,7 +73,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="bench-depot-"))
     context = make_context(root, args.base)
-    direct = BuildKitBuildService(address=args.addr)
+    direct = BuildKitBuildService(address=args.addr).builder()
     times: dict[tuple[str, str], list[float]] = {}
     overhead: list[float] = []
     phases: dict[str, list[float]] = {name: [] for name in (*OVERHEAD_PHASES, "solve")}

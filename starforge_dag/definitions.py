@@ -7,12 +7,13 @@ from typing import Any
 import dagster as dg
 
 from .assets import app_image
-from .backend import resolve_backend
+from .builders.wiring import buildkit_options, depot_config, fake_options, resolve_backend
+from .depot.config import TOKEN_SETTING
 from .jobs import build_job
 from .ops.retention import collect_images_job
 from .resources.build_service import BuildService
 from .resources.build_store import BuildStoreResource
-from .resources.fake_build_service import FakeBuildService, Outcome
+from .resources.fake_build_service import FakeBuildService
 from .resources.git import GitResource
 from .resources.github import GitHubAppResource
 from .resources.log_store import LogStoreResource
@@ -40,28 +41,31 @@ def _secret(settings: Settings, field: str) -> dg.EnvVar | None:
     return None
 
 
+def build_store_for(settings: Settings) -> BuildStoreResource:
+    return BuildStoreResource(
+        database_url=_by_name(settings, "database_url", settings.resolved_database_url),
+        build_timeout_s=settings.build_timeout_s,
+    )
+
+
+def registry_for(settings: Settings, backend: str) -> RegistryResource:
+    return RegistryResource(
+        prefix=settings.registry,
+        verify_pushes=backend != "fake",
+        username=settings.registry_username,
+        password=_secret(settings, "registry_password"),
+    )
+
+
 def build_service_for(settings: Settings, backend: str | None = None) -> BuildService:
     backend = backend or resolve_backend(settings)
     if backend == "depot":
         return depot_service_for(settings)
     if backend == "fake":
-        return FakeBuildService(
-            outcome=Outcome(settings.fake_outcome),
-            fail_until_file=settings.fake_fail_until_file,
-            step_delay_s=settings.fake_step_delay_s,
-        )
+        return FakeBuildService(**fake_options(settings).model_dump())
     from .resources.buildkit_service import BuildKitBuildService
 
-    return BuildKitBuildService(
-        address=settings.buildkit_addr,
-        tls_ca=settings.buildkit_tls_ca,
-        tls_cert=settings.buildkit_tls_cert,
-        tls_key=settings.buildkit_tls_key,
-        tls_server_name=settings.buildkit_tls_server_name,
-        registry_username=settings.registry_username,
-        registry_password=_secret(settings, "registry_password"),
-        network_mode=settings.build_network,
-    )
+    return BuildKitBuildService(**buildkit_options(settings).model_dump(), registry=registry_for(settings, backend))
 
 
 def depot_service_for(settings: Settings, **overrides: Any) -> BuildService:
@@ -69,31 +73,24 @@ def depot_service_for(settings: Settings, **overrides: Any) -> BuildService:
     from .resources.depot_service import DepotBuildService
 
     fields: dict[str, Any] = dict(
-        token=_secret(settings, "depot_token") or dg.EnvVar("STARFORGE_DEPOT_TOKEN"),
-        api_url=settings.depot_api_url,
-        region=settings.depot_region,
-        platform=settings.depot_platform,
-        endpoint_timeout_s=settings.depot_endpoint_timeout_s,
-        organization_id=settings.depot_org,
-        cache_keep_gb=settings.depot_cache_keep_gb,
-        database_url=_by_name(settings, "database_url", settings.resolved_database_url),
+        depot_config(settings).model_dump(exclude={"token"}),
+        token=_secret(settings, "depot_token") or dg.EnvVar(TOKEN_SETTING),
+        build_store=build_store_for(settings),
+        registry=registry_for(settings, "depot"),
         default_workspace=settings.default_workspace,
-        registry_username=settings.registry_username,
-        registry_password=_secret(settings, "registry_password"),
-        network_mode=settings.build_network,
     )
     return DepotBuildService(**{**fields, **overrides})
 
 
 def resources_for(settings: Settings) -> dict[str, object]:
     """Same keys in every environment; only the adapters behind them change."""
-    database_url = _by_name(settings, "database_url", settings.resolved_database_url)
     backend = resolve_backend(settings)
+    build_store = build_store_for(settings)
     return {
         "build_service": build_service_for(settings, backend),
-        "build_store": BuildStoreResource(database_url=database_url, build_timeout_s=settings.build_timeout_s),
+        "build_store": build_store,
         "log_store": LogStoreResource(
-            dsn=_by_name(settings, "log_store_dsn", settings.log_store_dsn), database_url=database_url
+            dsn=_by_name(settings, "log_store_dsn", settings.log_store_dsn), build_store=build_store
         ),
         "git": GitResource(
             workdir=str(settings.workdir),
@@ -101,12 +98,7 @@ def resources_for(settings: Settings) -> dict[str, object]:
             allowed_hosts=list(settings.git_policy.hosts),
             timeout_s=settings.git_checkout_timeout_s,
         ),
-        "registry": RegistryResource(
-            prefix=settings.registry,
-            verify_pushes=backend != "fake",
-            username=settings.registry_username,
-            password=_secret(settings, "registry_password"),
-        ),
+        "registry": registry_for(settings, backend),
         "github": GitHubAppResource(
             app_id=settings.github_app_id,
             private_key=_secret(settings, "github_app_private_key"),

@@ -29,7 +29,7 @@ def test_secrets_and_dsns_reach_resources_by_variable_name(monkeypatch: pytest.M
     monkeypatch.setenv("STARFORGE_DATABASE_URL", f"sqlite:///{tmp_path / 'b.db'}")
     resources = resources_for(Settings())
     assert resources["registry"].password == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
-    assert resources["build_service"].registry_password == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
+    assert resources["build_service"].registry.password == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
     assert resources["build_store"].database_url == dg.EnvVar("STARFORGE_DATABASE_URL")
 
 

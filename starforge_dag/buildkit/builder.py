@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
@@ -61,7 +60,7 @@ def build_result(
     backend_build_id: str | None = None,
     backend_url: str | None = None,
 ) -> BuildResult:
-    """A pushed image as the BuildService port reports it, timed from `started` (time.monotonic)."""
+    """A pushed image as the builder port reports it, timed from `started` (time.monotonic)."""
     return BuildResult(
         build_id=spec.build_id,
         image=spec.image.model_copy(update={"digest": image.digest}),
@@ -88,7 +87,6 @@ class BuildKitBuilder:
         secret_lookup: SecretLookup | None = None,
         connect_timeout_s: float = 30.0,
         build_timeout_s: float | None = None,
-        cancel_dir: str | Path | None = None,
         no_cache: bool = False,
         backend: str = "buildkit",
     ):
@@ -100,7 +98,6 @@ class BuildKitBuilder:
         self.secret_lookup = secret_lookup or _no_secrets
         self.connect_timeout_s = connect_timeout_s
         self.build_timeout_s = build_timeout_s
-        self.cancel_dir = Path(cancel_dir) if cancel_dir else None
         self.no_cache = no_cache
         self.backend = backend
 
@@ -147,9 +144,6 @@ class BuildKitBuilder:
             values[name] = value
         return values
 
-    def _marker(self, ticket: BuildTicket) -> Path | None:
-        return self.cancel_dir / ticket.ref if self.cancel_dir else None
-
     def submit(self, spec: BuildSpec) -> BuildTicket:
         """Refuse what cannot build before any work, and check that the endpoint answers."""
         if spec.frontend == "dockerfile":
@@ -167,19 +161,8 @@ class BuildKitBuilder:
         should_cancel: CancelCheck = _never,
         secrets: Mapping[str, str] | None = None,
     ) -> BuildResult:
-        """Build a submitted ticket; a cancel marker left by cancel() stops it like should_cancel."""
-        marker = self._marker(ticket)
-        try:
-            return self.build(
-                ticket.spec,
-                ticket.ref,
-                on_progress,
-                lambda: should_cancel() or (marker is not None and marker.exists()),
-                secrets,
-            )
-        finally:
-            if marker is not None:
-                marker.unlink(missing_ok=True)
+        """Build a submitted ticket until it is pushed, canceled or out of time."""
+        return self.build(ticket.spec, ticket.ref, on_progress, should_cancel, secrets)
 
     def build(
         self,
@@ -262,11 +245,3 @@ class BuildKitBuilder:
                 on_push_line=on_push_line,
                 should_cancel=should_cancel,
             )
-
-    def cancel(self, ticket: BuildTicket) -> None:
-        """Leave a marker the running solve checks; BuildKit's Control API has no cancel-by-ref."""
-        marker = self._marker(ticket)
-        if marker is None:
-            raise PermanentBuildError("this builder has no cancel directory", step="cancel")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()

@@ -1,8 +1,8 @@
 """`starforge build-dir`: one directory built and pushed like `docker build` + `docker push`, without Dagster.
 
-The BuildKit and Depot backends are used directly (BuildKitBuilder, DepotBuilder, whose project is
-the one of `workspace`); only the fake backend, a test aid, goes through the Dagster resources.
-Only RAILPACK_* variables reach the planner.
+Every backend builds through the same Builder the Dagster resources hand out (`builders.wiring`
+turns settings into it); Depot's project is the one of `workspace`.
+The host's RAILPACK_* variables reach the planner as platform defaults, and nothing else of the environment.
 """
 
 from __future__ import annotations
@@ -10,26 +10,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, TextIO
 
 import click
 
+from ..builders.port import Builder, ProgressSink
 from ..core.errors import BuildError, UserBuildError
-from ..core.models import BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
+from ..core.models import BuildSpec, ImageRef, ProgressLine
 from ..settings import environ_value
-
-ProgressSink = Callable[[ProgressLine], None]
-
-
-class Builder(Protocol):
-    """What build-dir needs of a backend: the BuildService port's submit and run."""
-
-    def submit(self, spec: BuildSpec) -> BuildTicket: ...
-
-    def run(self, ticket: BuildTicket, on_progress: ProgressSink) -> BuildResult: ...
 
 
 def parse_build_arg(text: str) -> tuple[str, str]:
@@ -80,7 +71,7 @@ def build_dir(
     builder_image: str | None = None,
     runtime_image: str | None = None,
     network: Literal["none", "host"] = "none",
-    env: Mapping[str, str] | None = None,
+    platform_options: Mapping[str, str] | None = None,
     on_progress: ProgressSink | None = None,
     workspace: str | None = None,
 ) -> dict[str, Any]:
@@ -106,7 +97,13 @@ def build_dir(
         from ..railpack.llb import plan_to_llb
 
         try:
-            planned = generate_plan(context, dict(env or {}), builder_image=builder_image, runtime_image=runtime_image)
+            planned = generate_plan(
+                context,
+                {},
+                builder_image=builder_image,
+                runtime_image=runtime_image,
+                platform_options=platform_options,
+            )
         except PlanError as exc:
             raise UserBuildError(exc.message, step="plan") from None
         graph = plan_to_llb(planned.plan, builder_image, runtime_image, network=network, platform=platform)
@@ -166,24 +163,6 @@ class PlainProgress:
         print(out, file=self._stream, flush=True)
 
 
-def _default_builder(no_cache: bool, secrets: Mapping[str, str]) -> tuple[Builder, str]:
-    """The configured backend and its RUN network; BuildKit is used directly, without Dagster."""
-    from ..backend import buildkit_builder, depot_builder, resolve_backend
-    from ..settings import get_settings
-
-    settings = get_settings()
-    backend = resolve_backend(settings)
-    if backend == "buildkit":
-        builder = buildkit_builder(settings, secret_lookup=secrets.get, no_cache=no_cache)
-        return builder, builder.network_mode
-    if backend == "depot":
-        depot = depot_builder(settings, secret_lookup=secrets.get)
-        return depot, depot.config.network_mode
-    from ..definitions import build_service_for  # the fake backend lives with the Dagster resources
-
-    return build_service_for(settings), "none"
-
-
 def build_dir_command(
     path: str,
     image: str,
@@ -206,12 +185,13 @@ def build_dir_command(
         args = dict(parse_build_arg(a) for a in build_args)
         secret_values = dict(parse_secret(s) for s in secrets)
         network: Literal["none", "host"] = "none"
-        if builder is None:
-            builder, mode = _default_builder(no_cache, secret_values)
-            network = "host" if mode == "host" else "none"
         from ..settings import get_settings, railpack_environ
 
         settings = get_settings()
+        if builder is None:
+            from ..builders.wiring import builder_for
+
+            builder, network = builder_for(settings, secret_lookup=secret_values.get, no_cache=no_cache)
         report = build_dir(
             path,
             image,
@@ -224,7 +204,7 @@ def build_dir_command(
             builder_image=settings.builder_image,
             runtime_image=settings.runtime_image,
             network=network,
-            env=railpack_environ(),
+            platform_options=railpack_environ(),
             on_progress=None if quiet else PlainProgress(err),
             workspace=workspace or settings.default_workspace,
         )

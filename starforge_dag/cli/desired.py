@@ -16,7 +16,7 @@ from .common import actor, app_of, echo_change, open_build_store
 @click.option("--note", default=None, help="Why, for the record.")
 def rollback(app: str, build_id: int, note: str | None) -> None:
     """Point APP's desired state at an earlier succeeded BUILD_ID (its image checked in the registry first)."""
-    from ..buildkit.registry import RegistryAuth
+    from ..builders.wiring import registry_auth
     from ..deploy.operations import rollback as rollback_to
     from ..deploy.registry import RegistryUnavailable
     from ..store import ChangeRefused
@@ -24,11 +24,7 @@ def rollback(app: str, build_id: int, note: str | None) -> None:
     settings = get_settings()
     store = open_build_store()
     target = app_of(store, app)
-    auth = (
-        RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
-        if settings.registry_username
-        else None
-    )
+    auth = registry_auth(settings)
     try:
         echo_change(rollback_to(store, target, build_id, actor(), auth, note=note))
     except (ChangeRefused, RegistryUnavailable) as exc:
@@ -91,16 +87,12 @@ def desired_state_command(watch: bool, after: int | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only print what would be deleted.")
 def gc(dry_run: bool) -> None:
     """Delete pushed images beyond STARFORGE_RETAIN_BUILDS per app, never one desired in STARFORGE_RETAIN_DESIRED_DAYS."""
-    from ..buildkit.registry import RegistryAuth
+    from ..builders.wiring import registry_auth
     from ..core.retention import RetentionPolicy
     from ..deploy.operations import collect_images
 
     settings = get_settings()
-    auth = (
-        RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
-        if settings.registry_username
-        else None
-    )
+    auth = registry_auth(settings)
     report = collect_images(
         open_build_store(),
         RetentionPolicy(settings.retain_builds, settings.retain_desired_days),

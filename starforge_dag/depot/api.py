@@ -19,8 +19,8 @@ import grpc
 from ..core.errors import BuildError, PermanentBuildError, TransientBuildError
 from ..core.models import DepotProject
 from . import _pb
+from .config import TOKEN_SETTING
 
-TOKEN_SETTING = "STARFORGE_DEPOT_TOKEN"
 PLATFORMS: dict[str, Any] = {"amd64": 1, "arm64": 2}
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 _AUTH = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}

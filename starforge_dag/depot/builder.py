@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..buildkit.builder import build_result, progress_line
 from ..buildkit.client import BuildKitClient, ImageBuild
@@ -25,7 +25,8 @@ from ..buildkit.session import Session
 from ..buildkit.transport import TLSConfig
 from ..core.errors import BuildCanceled, BuildError, PermanentBuildError, TransientBuildError, UserBuildError
 from ..core.models import BuildResult, BuildSpec, BuildTicket, DepotProject, ProgressLine
-from .api import PLATFORMS, BuilderEndpoint, DepotAPI, DepotBuildHandle
+from .api import BuilderEndpoint, DepotAPI, DepotBuildHandle
+from .config import DepotConfig
 from .projects import ProjectStore, project_name
 
 ProgressSink = Callable[[ProgressLine], None]
@@ -37,32 +38,6 @@ def dashboard_url(org: str | None, project: str, build: str, base: str = "https:
     if not org:
         return None
     return f"{base.rstrip('/')}/orgs/{org}/projects/{project}/builds/{build}"
-
-
-@dataclass(frozen=True)
-class DepotConfig:
-    """How to reach Depot and what to ask it for; `token` is the organization token."""
-
-    api_url: str
-    token: str = field(repr=False)
-    region: str = "us-east-1"
-    platform: Literal["amd64", "arm64"] = "amd64"
-    endpoint_timeout_s: float = 300.0
-    ready_timeout_s: float = 60.0
-    not_found_grace_s: float = 5.0
-    health_interval_s: float = 5.0
-    cache_keep_gb: int | None = None
-    cache_keep_days: int | None = None
-    project_prefix: str = "starforge"
-    organization_id: str | None = None
-    dashboard_base: str = "https://depot.dev"
-    network_mode: Literal["none", "host"] = "none"
-    insecure_registry: bool = False
-    call_timeout_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.platform not in PLATFORMS:
-            raise ValueError(f"Depot platform {self.platform!r}: use amd64 or arm64")
 
 
 @dataclass(frozen=True)
@@ -146,7 +121,7 @@ class DepotBuilder:
         should_cancel: Callable[[], bool] | None = None,
         secrets: Mapping[str, str] | None = None,
     ) -> BuildResult:
-        """One Depot build of the ticket's spec, as the BuildService port's `run`; `secrets` win over the lookup."""
+        """One Depot build of the ticket's spec, as the builder port's `run`; `secrets` win over the lookup."""
         spec = ticket.spec
         given = secrets or {}
         values: dict[str, str] = {}

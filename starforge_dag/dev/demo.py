@@ -73,7 +73,7 @@ def push_payload(repo_url: str, sha: str, before: str = "0" * 40) -> dict[str, A
 def run_demo(settings: Settings | None = None) -> int:
     """On the depot backend without a token, a Depot emulator in front of the local dockerd stands in for Depot."""
     settings = settings or get_settings()
-    from ..backend import resolve_backend
+    from ..builders.wiring import resolve_backend
 
     if resolve_backend(settings) != "depot" or settings.depot_token.get_secret_value():
         return _run_demo(settings)
@@ -104,7 +104,7 @@ def _run_demo(settings: Settings) -> int:
         from fastapi.testclient import TestClient
 
     from ..api import create_app
-    from ..backend import resolve_backend
+    from ..builders.wiring import resolve_backend
     from ..definitions import resources_for
     from ..github.signature import sign
     from ..store import NotFound, open_store

@@ -1,18 +1,14 @@
 """The build job's ops: load → clone → inspect → (Dockerfile | Railpack) → submit → await → publish."""
 
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, Field
 
 from ..assets import app_image, app_partition_key, change_metadata
-from ..core.errors import BuildCanceled, BuildError, ErrorKind, IllegalTransition, UserBuildError
-from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..core.errors import BuildError, UserBuildError
+from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
 from ..core.states import BuildState
 from ..git.checkout import SourceTree, resolve_inside
 from ..github.clone import clone_with_app
@@ -23,16 +19,10 @@ from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStoreResource
 from ..resources.planner import PlannerResource
 from ..resources.registry import RegistryResource
-from ..store import BuildStore
-from ..store.github import GitHubStore
-from ..store.retry import DbRetry, is_connectivity_error
-
-BACKEND_BUILD_TAG = "starforge/backend_build_id"
-BACKEND_URL_TAG = "starforge/backend_url"
-T = TypeVar("T")
-DB_RETRY = DbRetry(budget_s=120.0)
-STOPPED = (BuildState.CANCELED, BuildState.SUPERSEDED)
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+from ..store import SuccessOutcome
+from .backend_build import cancel_check, result_metadata, tag_backend_build
+from .failures import TRANSIENT_RETRY, failing_build
+from .phases import STOPPED, actor, advance, db, stop_run
 
 
 class LoadBuildConfig(dg.Config):
@@ -47,120 +37,18 @@ class PlannedSource(BaseModel):
     dockerfile: str | None = None
 
 
-def _actor(context: dg.OpExecutionContext) -> str:
-    return f"run:{context.run_id[:8]}/{context.op.name}"
-
-
-def _db(store: BuildStoreResource, call: Callable[[BuildStore], T], what: str) -> T:
-    """A build store call that waits out a database blip (bounded) instead of failing the build."""
-    return DB_RETRY.call(lambda: call(store.store()), what)
-
-
-def stop_run(context: dg.OpExecutionContext, build_id: int, state: BuildState, why: str | None) -> NoReturn:
-    """The build was canceled or superseded: end this run as canceled, not as a failure."""
-    message = f"build {build_id} was {state.value}: {why or 'stopped on request'}"
-    context.instance.report_run_canceling(context.dagster_run, message=message)
-    raise dg.Failure(message, allow_retries=False)
-
-
-def advance(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int, to: BuildState, reason: str):
-    """Enter a phase; a re-executed run (it has a parent) may resume a failed build."""
-    actor, run_id = _actor(context), context.run_id
-    cancel = _db(store, lambda db: db.cancel_state(build_id), "cancel check")
-    if cancel is not None:
-        ended = _db(store, lambda db: db.finish(build_id, cancel, "stopped on request", actor, run_id=run_id), "stop")
-        stop_run(context, build_id, cancel, ended.error if ended else None)
-    try:
-        return _db(
-            store,
-            lambda db: db.transition(
-                build_id, to, reason, actor, run_id=run_id, resume=context.run.parent_run_id is not None
-            ),
-            f"enter {to.value}",
-        )
-    except IllegalTransition as exc:
-        build = _db(store, lambda db: db.get_build(build_id), "load build")
-        if build.status in STOPPED:
-            stop_run(context, build_id, build.status, build.error)
-        raise dg.Failure(f"build {build_id}: {exc}", allow_retries=False) from None
-
-
-def cancel_check(store: BuildStoreResource, build_id: int, every_s: float = 1.0) -> Callable[[], bool]:
-    """Backends poll this on every status update: ask the database at most once a second; a blip is not a cancel."""
-    last_asked, canceled = -every_s, False
-
-    def check() -> bool:
-        nonlocal last_asked, canceled
-        now = time.monotonic()
-        if not canceled and now - last_asked >= every_s:
-            last_asked = now
-            try:
-                canceled = store.store().cancel_state(build_id) is not None
-            except Exception as exc:
-                if not is_connectivity_error(exc):
-                    raise
-        return canceled
-
-    return check
-
-
-@contextmanager
-def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int) -> Iterator[None]:
-    """Turn classified errors into Dagster failures, ending the build unless a retry will follow."""
-    actor, run_id, step = _actor(context), context.run_id, context.op.name
-    try:
-        yield
-    except BuildError as exc:
-        retry = exc.kind == ErrorKind.TRANSIENT and context.retry_number < TRANSIENT_RETRY.max_retries
-        if not retry:
-            state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
-            message, where = str(exc.message), exc.step or step
-            ended = _db(
-                store,
-                lambda db: db.finish(build_id, state, message, actor, run_id=run_id, error_step=where),
-                "end build",
-            )
-            final = ended or _db(store, lambda db: db.get_build(build_id), "load build")
-            if final.status in STOPPED:
-                stop_run(context, build_id, final.status, final.error)
-        raise dg.Failure(
-            description=f"{exc.kind.value} error in {exc.step or step}: {exc.message}",
-            metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or step},
-            allow_retries=retry,
-        ) from None
-    except dg.Failure:
-        raise  # already explained (e.g. the build was canceled between phases)
-    except Exception as exc:
-        if is_connectivity_error(exc):
-            # The database stayed away past the retry budget: transient, so the op's retry policy may try again.
-            retry = context.retry_number < TRANSIENT_RETRY.max_retries
-            message = f"database unreachable: {type(exc).__name__}"
-        else:
-            # Unclassified means a bug, not a flaky dependency: fail now, never retry.
-            retry, message = False, f"unexpected {type(exc).__name__}: {exc}"
-        if not retry:
-            _db(
-                store,
-                lambda db: db.finish(build_id, BuildState.FAILED, message, actor, run_id=run_id, error_step=step),
-                "end build",
-            )
-        raise dg.Failure(
-            description=message, metadata={"build_id": build_id, "step": step}, allow_retries=retry
-        ) from exc
-
-
 @dg.op(tags={"kind": "queue"})
 def load_build(
     context: dg.OpExecutionContext, config: LoadBuildConfig, build_store: BuildStoreResource
 ) -> BuildRequest:
     """Bind this run to its build record, so status and failures land on the right row."""
-    build = _db(build_store, lambda db: db.get_build(config.build_id), "load build")
+    build = db(build_store, lambda s: s.get_build(config.build_id), "load build")
     if build.status.terminal and context.run.parent_run_id is None:
         if build.status in STOPPED:  # canceled or superseded after the sensor claimed it
             stop_run(context, build.id, build.status, build.error)
         raise dg.Failure(f"build {build.id} is already {build.status.value}: {build.error or ''}", allow_retries=False)
-    build = _db(build_store, lambda db: db.attach_run(config.build_id, context.run_id), "attach run")
-    app = _db(build_store, lambda db: db.get_app_by_id(build.app_id), "load app")
+    build = db(build_store, lambda s: s.attach_run(config.build_id, context.run_id), "attach run")
+    app = db(build_store, lambda s: s.get_app_by_id(build.app_id), "load app")
     context.log.info(f"build {build.id}: {app.workspace}/{app.name} {build.ref} at {build.commit_sha[:12]}")
     return BuildRequest(
         build_id=build.id,
@@ -191,9 +79,8 @@ def clone_source(
     """
     advance(context, build_store, request.build_id, BuildState.CLONING, f"cloning {request.commit_sha[:12]}")
     with failing_build(context, build_store, request.build_id):
-        gh = GitHubStore(build_store.store().engine)
         source = clone_with_app(
-            gh,
+            build_store.github(),
             github.app(),
             request.app_id,
             request.repo_url,
@@ -201,7 +88,7 @@ def clone_source(
                 request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth
             ),
         )
-    _db(build_store, lambda db: db.set_commit_time(request.build_id, source.commit_time), "record commit time")
+    db(build_store, lambda s: s.set_commit_time(request.build_id, source.commit_time), "record commit time")
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}
     )
@@ -293,7 +180,7 @@ def submit_build(
     spec = specs[0]
     advance(context, build_store, spec.build_id, BuildState.BUILDING, f"building {spec.image.ref} ({spec.frontend})")
     with failing_build(context, build_store, spec.build_id):
-        ticket = build_service.submit(spec)
+        ticket = build_service.builder().submit(spec)
     context.add_output_metadata({"backend": ticket.backend, "ref": ticket.ref, "image": spec.image.ref})
     return ticket
 
@@ -323,39 +210,14 @@ def await_build(
 
     try:
         with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
-            result = build_service.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
+            builder = build_service.builder()
+            result = builder.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
     finally:
         tag_backend_build(context, build_store, build_id)
     if not pushing:
         advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "digest": result.image.digest or "",
-        "duration_s": round(result.duration_s, 3),
-        "steps": result.steps_total,
-        "cached_steps": result.steps_cached,
-    }
-    if result.backend_build_id:
-        metadata["backend_build_id"] = result.backend_build_id
-    if result.backend_url:
-        metadata["backend_url"] = dg.MetadataValue.url(result.backend_url)
-    context.add_output_metadata(metadata)
+    context.add_output_metadata(result_metadata(result))
     return result
-
-
-def tag_backend_build(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int) -> None:
-    """Tag the run with the backend's build (a Depot build), so an operator can go from the run to it.
-
-    Best effort: the build's own outcome matters more than a tag, so a database blip only logs.
-    """
-    try:
-        build = store.store().get_build(build_id)
-    except Exception as exc:
-        context.log.warning(f"could not read build {build_id} to tag the run with its backend build: {exc}")
-        return
-    tags = {BACKEND_BUILD_TAG: build.backend_build_id or "", BACKEND_URL_TAG: build.backend_url or ""}
-    tags = {key: value for key, value in tags.items() if value}
-    if tags and any(context.run.tags.get(key) != value for key, value in tags.items()):
-        context.instance.add_run_tags(context.run_id, tags)
 
 
 @dg.op(retry_policy=TRANSIENT_RETRY, out=dg.Out(int, description="The id of the build that succeeded."))
@@ -377,21 +239,33 @@ def publish_image(
                 raise BuildError(
                     f"registry has {registry_digest} for {image.ref}, the build reported {image.digest}", step="verify"
                 )
-    actor, run_id = _actor(context), context.run_id
-    outcome = _db(
+    who, run_id = actor(context), context.run_id
+    outcome = db(
         build_store,
-        lambda db: db.succeed(build_id, image.ref, image.digest or "", f"image {image.pinned}", actor, run_id=run_id),
+        lambda s: s.succeed(build_id, image.ref, image.digest or "", f"image {image.pinned}", who, run_id=run_id),
         "record success",
     )
-    build, moved, desired = outcome.build, outcome.moved, outcome.desired
+    build = outcome.build
     if build.status != BuildState.SUCCEEDED:  # asked to stop while pushing: the image is not deployed
         stop_run(context, build_id, build.status, build.error)
-    context.log.info(
+    context.log.info(_desired_note(outcome, image))
+    yield _image_materialization(outcome, image, source)
+    yield dg.Output(build_id)
+
+
+def _desired_note(outcome: SuccessOutcome, image: ImageRef) -> str:
+    """Where desired state of the app stands after this build, and why it did not move if it did not."""
+    build, moved, desired = outcome.build, outcome.moved, outcome.desired
+    return (
         f"desired state of {build.workspace}/{build.app} "
         + (f"now {image.pinned}" if moved else f"kept at {desired.commit_sha[:12] if desired else '?'}")
         + ("" if moved else " (held by a pin)" if build.held_by_pin else " (newer commit)")
     )
-    yield dg.AssetMaterialization(
+
+
+def _image_materialization(outcome: SuccessOutcome, image: ImageRef, source: SourceTree) -> dg.AssetMaterialization:
+    build, desired = outcome.build, outcome.desired
+    return dg.AssetMaterialization(
         asset_key=app_image.key,
         partition=app_partition_key(build.workspace, build.app),
         description=f"{build.workspace}/{build.app} at {source.commit_sha[:12]}",
@@ -400,10 +274,9 @@ def publish_image(
             "image": image.ref,
             "pinned": image.pinned,
             "commit": source.commit_sha,
-            "build_id": build_id,
-            "desired_state_updated": moved,
+            "build_id": build.id,
+            "desired_state_updated": outcome.moved,
             "desired_commit": desired.commit_sha if desired else "",
             **change_metadata(outcome.change, held_by_pin=build.held_by_pin),
         },
     )
-    yield dg.Output(build_id)

@@ -3,7 +3,6 @@
 import dagster as dg
 from pydantic import Field
 
-from ..buildkit.registry import RegistryAuth
 from ..core.retention import RetentionPolicy
 from ..deploy.operations import collect_images as collect
 from ..resources.build_store import BuildStoreResource
@@ -24,12 +23,11 @@ def collect_images(
     registry: RegistryResource,
 ) -> int:
     """Delete pushed images retention no longer keeps, through the registry's API."""
-    auth = RegistryAuth(registry.username, registry.password or "") if registry.username else None
     report = collect(
         build_store.store(),
         RetentionPolicy(config.keep_builds, config.keep_desired_days),
         dry_run=config.dry_run,
-        auth=auth,
+        auth=registry.auth(),
         on_event=context.log.info,
     )
     context.add_output_metadata(

@@ -1,38 +1,26 @@
-"""The BuildService port: every backend (Depot, BuildKit, fake) builds and pushes through it."""
+"""The BuildService port: each adapter (Depot, BuildKit, fake) configures one `Builder` and hands it out."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from typing import TypeVar
 
 import dagster as dg
+from pydantic import BaseModel
 
-from ..core.models import BuildResult, BuildSpec, BuildTicket, ProgressLine
+from ..builders.port import Builder
 
-LogSink = Callable[[ProgressLine], None]
-CancelCheck = Callable[[], bool]
-
-
-def _never() -> bool:
-    return False
+Options = TypeVar("Options", bound=BaseModel)
 
 
 class BuildService(dg.ConfigurableResource, ABC):
-    """Port: submit a spec, run it to the end while streaming progress, cancel it.
-
-    Adapters raise the classified errors of `core.errors`: TransientBuildError (retry may
-    help), UserBuildError (the app's Dockerfile/plan is wrong; message names the failing
-    step), PermanentBuildError, BuildCanceled (after `should_cancel` turned true).
-    """
+    """Port: the builder this run's builds go through; the build logic lives in `builders`, not here."""
 
     @abstractmethod
-    def submit(self, spec: BuildSpec) -> BuildTicket:
-        """Validate the spec and reserve the build with the backend; no build work yet."""
+    def builder(self) -> Builder:
+        """A fresh builder for one op: builders hold per-build state (a Depot build's cancel), resources hold none."""
 
-    @abstractmethod
-    def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
-        """Build and push; call on_progress for each line in order; return the pushed image."""
 
-    @abstractmethod
-    def cancel(self, ticket: BuildTicket) -> None:
-        """Best-effort stop of a build started elsewhere (another process may be running it)."""
+def options_of(kind: type[Options], service: Options) -> Options:
+    """The plain options inside an adapter (which subclasses them), so builders never hold a resource."""
+    return kind(**{name: getattr(service, name) for name in kind.model_fields})

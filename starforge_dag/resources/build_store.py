@@ -6,10 +6,12 @@ import dagster as dg
 from pydantic import Field
 
 from ..store import BuildStore, open_store
+from ..store.depot import DepotRecords
+from ..store.github import GitHubStore
 
 
 class BuildStoreResource(dg.ConfigurableResource):
-    """Builds, transitions, the queue and desired state (SQLite or Postgres)."""
+    """Builds, transitions, the queue and desired state (SQLite or Postgres); other resources nest it."""
 
     database_url: str = Field(description="SQLAlchemy URL of the build store.")
     build_timeout_s: int = Field(default=3600, description="A build not finished this long after enqueue times out.")
@@ -17,3 +19,11 @@ class BuildStoreResource(dg.ConfigurableResource):
 
     def store(self) -> BuildStore:
         return open_store(self.database_url)
+
+    def github(self) -> GitHubStore:
+        """The GitHub tables (installations, linked repositories, commit statuses) on the same database."""
+        return GitHubStore(self.store().engine)
+
+    def depot(self) -> DepotRecords:
+        """Each workspace's Depot project and each build's Depot build."""
+        return self.store()

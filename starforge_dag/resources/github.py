@@ -19,10 +19,6 @@ class GitHubAppResource(dg.ConfigurableResource):
     public_url: str | None = Field(default=None, description="The API's public base URL, for status links.")
     dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL, for status links.")
 
-    @property
-    def configured(self) -> bool:
-        return self.app_id is not None and bool(self.private_key)
-
     def app(self) -> GitHubApp | None:
         if self.app_id is None or not self.private_key:
             return None

@@ -9,7 +9,6 @@ from ..github.statuses import send_statuses
 from ..github.sync import reconcile_heads, redeliver_failed
 from ..resources.build_store import BuildStoreResource
 from ..resources.github import GitHubAppResource
-from ..store.github import GitHubStore
 
 # Why both sensors skip every tick until an App is configured.
 NO_APP = "no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)"
@@ -26,7 +25,7 @@ def commit_status_sensor(
     app = github.app()
     if app is None:
         return dg.SkipReason(NO_APP)
-    report = send_statuses(GitHubStore(build_store.store().engine), app, github.style(), utcnow)
+    report = send_statuses(build_store.github(), app, github.style(), utcnow)
     if report.sent or report.given_up:
         context.log.info(str(report))
     return dg.SkipReason(f"statuses: {report}")
@@ -47,10 +46,9 @@ def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:
         app = github.app()
         if app is None:
             return dg.SkipReason(NO_APP)
-        store = build_store.store()
-        gh = GitHubStore(store.engine)
+        gh = build_store.github()
         redelivered = redeliver_failed(gh, app)
-        reconciled = reconcile_heads(store, gh, app)
+        reconciled = reconcile_heads(build_store.store(), gh, app)
         for line in (str(redelivered), str(reconciled)):
             context.log.info(line)
         return dg.SkipReason(f"{redelivered}; {reconciled}")

@@ -1,4 +1,4 @@
-"""BuildKitBuildService through the port (submit/run/cancel) and build-dir, against the real daemon and registry."""
+"""BuildKitBuildService's builder through the port (submit/run) and build-dir, against the real daemon and registry."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from test_dockerfile import image_config, image_files, registry_manifest, write
 
 from starforge_dag.buildkit import llb
+from starforge_dag.buildkit.builder import BuildKitBuilder
 from starforge_dag.cli.build_dir import build_dir_command
 from starforge_dag.core.errors import BuildCanceled, PermanentBuildError, TransientBuildError, UserBuildError
 from starforge_dag.core.models import BuildSpec, ImageRef, ProgressLine
@@ -25,32 +26,32 @@ def spec_for(context: Path, image: str, **fields: object) -> BuildSpec:
 
 
 @pytest.fixture
-def service(buildkit_addr: str, tmp_path: Path) -> BuildKitBuildService:
-    return BuildKitBuildService(address=buildkit_addr, cancel_dir=str(tmp_path / "cancel"))
+def service(buildkit_addr: str) -> BuildKitBuilder:
+    return BuildKitBuildService(address=buildkit_addr).builder()
 
 
 def test_submit_refuses_a_missing_dockerfile_as_a_user_error(tmp_path: Path) -> None:
-    service = BuildKitBuildService(address="docker:///nonexistent/docker.sock")
+    service = BuildKitBuildService(address="docker:///nonexistent/docker.sock").builder()
     with pytest.raises(UserBuildError, match="no Dockerfile at Dockerfile"):
         service.submit(spec_for(tmp_path, "127.0.0.1:5000/apps/x:1"))
 
 
 def test_submit_refuses_llb_without_a_definition(tmp_path: Path) -> None:
-    service = BuildKitBuildService(address="docker:///nonexistent/docker.sock")
+    service = BuildKitBuildService(address="docker:///nonexistent/docker.sock").builder()
     with pytest.raises(PermanentBuildError, match="needs a definition"):
         service.submit(spec_for(tmp_path, "127.0.0.1:5000/apps/x:1", frontend="llb"))
 
 
 def test_submit_to_an_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
     write(tmp_path, {"Dockerfile": "FROM scratch\n"})
-    service = BuildKitBuildService(address=f"docker://{tmp_path}/docker.sock", connect_timeout_s=5)
+    service = BuildKitBuildService(address=f"docker://{tmp_path}/docker.sock", connect_timeout_s=5).builder()
     with pytest.raises(TransientBuildError):
         service.submit(spec_for(tmp_path, "127.0.0.1:5000/apps/x:1"))
 
 
 @pytest.mark.integration
 def test_dockerfile_build_end_to_end_streams_progress_in_order_and_returns_the_registry_digest(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     nonce = uuid.uuid4().hex
     write(
@@ -87,7 +88,7 @@ def test_dockerfile_build_end_to_end_streams_progress_in_order_and_returns_the_r
 
 @pytest.mark.integration
 def test_llb_build_serves_local_context_and_applies_the_image_config(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"main.sh": "echo main\n", "lib/helper.sh": "echo helper\n"})
     app = llb.image(base_image).file(llb.copy(llb.local("context"), "/", "/app", create_dest_path=True))
@@ -109,7 +110,7 @@ def test_llb_build_serves_local_context_and_applies_the_image_config(
 
 @pytest.mark.integration
 def test_failing_run_is_a_user_error_naming_the_step(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo no such tool >&2; exit 127\n"})
     lines: list[ProgressLine] = []
@@ -122,33 +123,32 @@ def test_failing_run_is_a_user_error_naming_the_step(
 
 
 @pytest.mark.integration
-def test_cancel_from_another_caller_stops_the_running_build(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+def test_a_cancel_asked_for_from_another_thread_stops_the_running_build(
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo sleeping; sleep 60\n"})
     ticket = service.submit(spec_for(tmp_path, image_name))
-    other = BuildKitBuildService(address=service.address, cancel_dir=service.cancel_dir)
+    canceled = threading.Event()
 
     def cancel_once_running(line: ProgressLine) -> None:
         if line.text == "sleeping":
-            threading.Thread(target=other.cancel, args=(ticket,)).start()
+            threading.Thread(target=canceled.set).start()
 
     started = time.monotonic()
     with pytest.raises(BuildCanceled):
-        service.run(ticket, cancel_once_running)
+        service.run(ticket, cancel_once_running, should_cancel=canceled.is_set)
     assert time.monotonic() - started < 20
-    assert not list(Path(service.cancel_dir).iterdir())
 
 
 @pytest.mark.integration
 def test_should_cancel_and_build_timeout_end_the_build(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; sleep 60\n"})
     spec = spec_for(tmp_path, image_name)
     with pytest.raises(BuildCanceled):
         service.run(service.submit(spec), lambda line: None, should_cancel=lambda: True)
-    limited = service.model_copy(update={"build_timeout_s": 2.0})
+    limited = BuildKitBuildService(address=service.address, build_timeout_s=2.0).builder()
     started = time.monotonic()
     with pytest.raises(PermanentBuildError, match="exceeded 2s"):
         limited.run(limited.submit(spec), lambda line: None)
@@ -157,7 +157,7 @@ def test_should_cancel_and_build_timeout_end_the_build(
 
 @pytest.mark.integration
 def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = f"tok-{uuid.uuid4().hex}"
     write(
@@ -180,7 +180,7 @@ def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
 
 @pytest.mark.integration
 def test_a_secret_the_dockerfile_requires_but_nobody_gave_is_a_user_error(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(
         tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=npmrc,required : {uuid.uuid4().hex}\n"}
@@ -191,7 +191,7 @@ def test_a_secret_the_dockerfile_requires_but_nobody_gave_is_a_user_error(
 
 @pytest.mark.integration
 def test_build_dir_prints_one_json_object_for_a_dockerfile(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
     out, err = io.StringIO(), io.StringIO()
@@ -205,7 +205,7 @@ def test_build_dir_prints_one_json_object_for_a_dockerfile(
 
 @pytest.mark.integration
 def test_build_dir_plans_a_directory_without_a_dockerfile(
-    service: BuildKitBuildService, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"start.sh": "#!/bin/sh\necho hello from the plan\n", "data.txt": f"{uuid.uuid4().hex}\n"})
     out = io.StringIO()
@@ -218,7 +218,7 @@ def test_build_dir_plans_a_directory_without_a_dockerfile(
 
 @pytest.mark.integration
 def test_build_dir_reports_a_failure_as_json_and_exits_non_zero(
-    service: BuildKitBuildService, base_image: str, image_name: str, tmp_path: Path
+    service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; exit 3\n"})
     out = io.StringIO()

@@ -71,8 +71,8 @@ def test_secrets_are_used_yet_stay_out_of_run_config_tags_and_logs(
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo built\n"})  # never cached
     store.add_app("acme", "secretive", repo.url, "main", repo_full_name="acme/secretive")
     resources = resources_for(settings)
-    for resource, field in ((resources["registry"], "password"), (resources["build_service"], "registry_password")):
-        assert getattr(resource, field) == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
+    for resource in (resources["registry"], resources["build_service"].registry):
+        assert resource.password == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
 
     build_id = push(settings, repo.url, "acme/secretive", sha)["builds"][0]  # signed with the webhook secret
     with dg.instance_for_test() as instance:

@@ -12,9 +12,10 @@ from deliveries import GitHub
 from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
+from starforge_dag.builders.fake import FakeBuilder
+from starforge_dag.builders.port import CancelCheck, ProgressSink, never
 from starforge_dag.core.models import BuildResult, BuildTicket
 from starforge_dag.jobs import build_job
-from starforge_dag.resources.build_service import CancelCheck, LogSink, _never
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 
@@ -50,10 +51,16 @@ def watched_fake_backend(**fake) -> tuple[FakeBuildService, threading.Event]:
     """The fake backend, plus an event set when a build starts running on it (tests wait on it, not on sleeps)."""
     started = threading.Event()
 
-    class WatchedFakeBuildService(FakeBuildService):
-        def run(self, ticket: BuildTicket, on_progress: LogSink, should_cancel: CancelCheck = _never) -> BuildResult:
+    class WatchedFakeBuilder(FakeBuilder):
+        def run(
+            self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: CancelCheck = never
+        ) -> BuildResult:
             started.set()
             return super().run(ticket, on_progress, should_cancel)
+
+    class WatchedFakeBuildService(FakeBuildService):
+        def builder(self) -> FakeBuilder:
+            return WatchedFakeBuilder(super().builder().options)
 
     return WatchedFakeBuildService(**fake), started
 

@@ -3,7 +3,9 @@
 import dagster as dg
 import pytest
 
-from starforge_dag.backend import docker_reachable, resolve_backend
+from starforge_dag.builders.fake import FakeBuilder, Outcome
+from starforge_dag.builders.wiring import builder_for, docker_reachable, resolve_backend
+from starforge_dag.buildkit.builder import BuildKitBuilder
 from starforge_dag.definitions import defs, resources_for
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
@@ -69,7 +71,8 @@ def test_the_depot_token_reaches_the_resource_as_an_env_var(monkeypatch, tmp_pat
     assert isinstance(service, DepotBuildService)
     assert isinstance(service.token, dg.EnvVar) and service.token == "STARFORGE_DEPOT_TOKEN"
     assert (service.api_url, service.platform) == ("http://127.0.0.1:1", "arm64")
-    assert service.process_config_and_initialize().token == "depot-org-token-value"
+    with service.process_config_and_initialize_cm() as initialized:  # it nests the build store and registry
+        assert initialized.token == "depot-org-token-value"
 
 
 def test_auto_backend_asks_the_socket_once_per_process(tmp_path):
@@ -79,3 +82,21 @@ def test_auto_backend_asks_the_socket_once_per_process(tmp_path):
     resources_for(settings)
     resolve_backend(settings)
     assert docker_reachable.cache_info().misses == asked + 1
+
+
+def test_the_resources_and_build_dir_get_the_same_builder_from_the_settings(tmp_path):
+    settings = Settings(
+        home=tmp_path, build_backend="buildkit", buildkit_addr="tcp://10.0.0.9:1234", build_network="host"
+    ).model_copy(update={"registry_username": "pusher"})
+    from_resources = resources_for(settings)["build_service"].builder()
+    from_cli, network = builder_for(settings, secret_lookup=lambda name: None)
+
+    assert type(from_resources) is type(from_cli) is BuildKitBuilder
+    assert (from_cli.address, from_cli.network_mode, network) == ("tcp://10.0.0.9:1234", "host", "host")
+    assert (from_resources.address, from_resources.network_mode) == (from_cli.address, from_cli.network_mode)
+    assert from_resources.registry_auth == from_cli.registry_auth and from_cli.registry_auth.username == "pusher"
+
+    fake, network = builder_for(
+        Settings(home=tmp_path, build_backend="fake", fake_outcome="user_error"), secret_lookup=dict().get
+    )
+    assert isinstance(fake, FakeBuilder) and fake.options.outcome == Outcome.USER_ERROR and network == "none"

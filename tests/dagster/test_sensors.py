@@ -29,7 +29,7 @@ def make_run(instance, build_id: int) -> dg.DagsterRun:
     )
 
 
-class CrashingBuildService(BuildService):
+class CrashingBuilder:
     """A backend with a bug: an unclassified exception, which no op turns into a build state."""
 
     def submit(self, spec: BuildSpec) -> BuildTicket:
@@ -38,8 +38,10 @@ class CrashingBuildService(BuildService):
     def run(self, ticket, on_progress, should_cancel=lambda: False) -> BuildResult:
         raise RuntimeError("segfault in the backend")
 
-    def cancel(self, ticket) -> None:
-        return None
+
+class CrashingBuildService(BuildService):
+    def builder(self) -> CrashingBuilder:
+        return CrashingBuilder()
 
 
 def test_one_run_request_per_build_keyed_by_build_id(settings, store, instance, make_resources, git_repo):

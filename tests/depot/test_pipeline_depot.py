@@ -17,7 +17,7 @@ from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
 from starforge_dag.dev.runner import drain_queue
 from starforge_dag.emulators.depot import BuildRecord, DepotEmulator
-from starforge_dag.ops.build import BACKEND_BUILD_TAG, BACKEND_URL_TAG
+from starforge_dag.ops.backend_build import BACKEND_BUILD_TAG, BACKEND_URL_TAG
 from starforge_dag.store import open_store
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,9 @@ from starforge_dag.sensors.github import commit_status_sensor, github_reconcile_
 
 def _tick(sensor, world, settings=None):
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources=resources_for(settings or world.settings))
-        return sensor(context)
+        resources = resources_for(settings or world.settings)
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:  # nested resources open here
+            return sensor(context)
 
 
 def test_status_sensor_sends_the_queued_status(github_world):

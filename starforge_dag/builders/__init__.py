@@ -1,0 +1,1 @@
+"""The builder port, its fake, and the one place settings become builder options; no Dagster here."""
