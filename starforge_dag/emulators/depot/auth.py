@@ -33,30 +33,27 @@ class Auth:
         return token
 
     def organization(self, method: str, context: grpc.ServicerContext) -> str:
+        """The id of the organization whose token the caller holds; a build token is not enough."""
+        return self._holder(method, context, build=False)
+
+    def own_build(self, method: str, context: grpc.ServicerContext) -> str:
+        """The id of the build whose token the caller holds; an organization token is not enough."""
+        return self._holder(method, context, build=True)
+
+    def _holder(self, method: str, context: grpc.ServicerContext, *, build: bool) -> str:
         token = self.enter(method, context)
         emulator = self.emulator
         with emulator._cond:
             org = emulator._org_tokens.get(token)
-            is_build_token = token in emulator._build_tokens
-        if org is not None:
-            return org
-        if is_build_token:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "a build token cannot call this method")
+            own = emulator._build_tokens.get(token)
+        wanted, other = (own, org) if build else (org, own)
+        if wanted is not None:
+            return wanted
+        if other is not None:
+            denied = "this method needs the build's token" if build else "a build token cannot call this method"
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
         raise AssertionError("unreachable")
-
-    def own_build(self, method: str, context: grpc.ServicerContext) -> str:
-        """The id of the build whose token the caller holds; an organization token is not enough."""
-        token = self.enter(method, context)
-        emulator = self.emulator
-        with emulator._cond:
-            own = emulator._build_tokens.get(token)
-            is_org = token in emulator._org_tokens
-        if own is None:
-            code = grpc.StatusCode.PERMISSION_DENIED if is_org else grpc.StatusCode.UNAUTHENTICATED
-            context.abort(code, "this method needs the build's token" if is_org else "invalid token")
-        assert own is not None
-        return own
 
     def build(self, method: str, context: grpc.ServicerContext, build_id: str, *, org_allowed: bool) -> BuildRecord:
         """The build `build_id`, if the caller's token is that build's (or, where allowed, its organization's)."""

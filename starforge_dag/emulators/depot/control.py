@@ -1,4 +1,4 @@
-"""A build machine's BuildKit Control API: calls forwarded as raw bytes to dockerd, sessions ended here, Solve intercepted."""
+"""A build machine's Control API: calls forwarded as raw bytes to dockerd, sessions ended here, Solve intercepted."""
 
 from __future__ import annotations
 
