@@ -362,7 +362,9 @@ def test_the_repeated_exporters_field_is_honoured(api: Api, image_name: str, bas
         Ref=f"exporters-field-{uuid.uuid4().hex}", Definition=llb.definition(state)
     ).SerializeToString()
     raw = old + exporter_entry("image", {"name": image_name, "push": "true"})
-    assert solve_exporters(raw) == [("image", {"name": image_name, "push": "true"})]
+    assert solve_exporters(control_pb2.SolveRequest.FromString(raw)) == [
+        ("image", {"name": image_name, "push": "true"})
+    ]
 
     with open_channel(active.endpoint, tls_of(active)) as channel:
         solve = channel.unary_unary("/moby.buildkit.v1.Control/Solve")
