@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -103,3 +104,18 @@ def test_statuses_wait_while_github_rate_limits_and_follow_retry_after(github_wo
     assert (row.next_attempt_at - utcnow()).total_seconds() > 20  # waits out retry-after, not a short backoff
     assert send_statuses(world.gh, world.app(), StatusStyle(), utcnow).sent == 0
     assert world.emulator.statuses_for(linked.repo.id, sha) == []
+
+
+def test_a_pass_stops_calling_github_at_its_deadline_and_the_next_sends_the_rest(github_world):
+    world = github_world
+    linked = [world.linked_app(name)[0] for name in ("one", "two", "three")]
+    for item in linked:
+        world.store.enqueue(item.app, "main", world.head(item))
+    clock = itertools.count().__next__  # each look at the clock is one second later
+
+    report = send_statuses(world.gh, world.app(), StatusStyle(), utcnow, workers=1, deadline=2, clock=clock)
+
+    assert (report.sent, report.left) == (2, 1) and "left 1 for the next pass" in str(report)
+    assert len(world.gh.unsent(10)) == 1
+    assert send_statuses(world.gh, world.app(), StatusStyle(), utcnow).sent == 1
+    assert all(len(world.emulator.statuses_for(item.repo.id, world.head(item))) == 1 for item in linked)
