@@ -25,12 +25,12 @@ from ..resources.planner import PlannerResource
 from ..resources.registry import RegistryResource
 from ..store import BuildStore
 from ..store.github import GitHubStore
-from ..store.retry import DbRetry, is_connectivity_error
+from ..store.retry import Backoff, is_connectivity_error
 
 BACKEND_BUILD_TAG = "starforge/backend_build_id"
 BACKEND_URL_TAG = "starforge/backend_url"
 T = TypeVar("T")
-DB_RETRY = DbRetry(budget_s=120.0)
+DB_RETRY = Backoff(first_s=0.1, max_s=2.0, deadline_s=120.0, jitter=0.2)
 STOPPED = (BuildState.CANCELED, BuildState.SUPERSEDED)
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -53,7 +53,7 @@ def _actor(context: dg.OpExecutionContext) -> str:
 
 def _db(store: BuildStoreResource, call: Callable[[BuildStore], T], what: str) -> T:
     """A build store call that waits out a database blip (bounded) instead of failing the build."""
-    return DB_RETRY.call(lambda: call(store.store()), what)
+    return DB_RETRY.call(lambda: call(store.store()), retry_if=is_connectivity_error, what=what)
 
 
 def stop_run(context: dg.OpExecutionContext, build_id: int, state: BuildState, why: str | None) -> NoReturn:
