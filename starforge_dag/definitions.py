@@ -19,7 +19,12 @@ from .resources.github import GitHubAppResource
 from .resources.log_store import LogStoreResource
 from .resources.planner import PlannerResource
 from .resources.registry import RegistryResource
-from .sensors.builds import build_queue_sensor, build_run_canceled_sensor, build_run_failure_sensor
+from .sensors.builds import (
+    build_queue_sensor,
+    build_reconcile_sensor,
+    build_run_canceled_sensor,
+    build_run_failure_sensor,
+)
 from .sensors.desired import desired_state_sensor, image_retention_schedule
 from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
 from .settings import Settings, get_settings
@@ -121,6 +126,7 @@ def defs() -> dg.Definitions:
         jobs=[build_job, collect_images_job],
         sensors=[
             build_queue_sensor,
+            build_reconcile_sensor,
             build_run_failure_sensor,
             build_run_canceled_sensor,
             commit_status_sensor,

@@ -9,30 +9,44 @@ import dagster as dg
 
 from ..assets import APP_PARTITIONS_NAME
 from ..jobs import build_job
-from ..sensors.builds import build_queue_sensor, reconcile
+from ..sensors.builds import build_queue_sensor, build_reconcile_sensor, reconcile
+
+
+def tick_sensor(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resources: Mapping[str, Any]
+) -> dg.SensorResult | dg.SkipReason:
+    """One evaluation of a sensor, as the daemon would run it."""
+    with dg.build_sensor_context(instance=instance, resources=dict(resources), sensor_name=sensor.name) as context:
+        result = sensor(context)
+    if not isinstance(result, dg.SensorResult | dg.SkipReason):
+        raise TypeError(f"{sensor.name} answered {type(result).__name__}")
+    return result
 
 
 def tick_queue_sensor(instance: dg.DagsterInstance, resources: Mapping[str, Any]) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the queue sensor, as the daemon would run it."""
-    with dg.build_sensor_context(
-        instance=instance, resources=dict(resources), sensor_name=build_queue_sensor.name
-    ) as context:
-        result = build_queue_sensor(context)
-    if not isinstance(result, dg.SensorResult | dg.SkipReason):
-        raise TypeError(f"the queue sensor answered {type(result).__name__}")
+    """One tick of the sensor that claims queued builds."""
+    return tick_sensor(build_queue_sensor, instance, resources)
+
+
+def tick_reconcile_sensor(instance: dg.DagsterInstance, resources: Mapping[str, Any]) -> dg.SkipReason:
+    """One tick of the sensor that keeps builds true to their runs."""
+    result = tick_sensor(build_reconcile_sensor, instance, resources)
+    if not isinstance(result, dg.SkipReason):
+        raise TypeError(f"{build_reconcile_sensor.name} requested runs")
     return result
 
 
 def drain_queue(
     instance: dg.DagsterInstance, resources: Mapping[str, Any], rounds: int = 3, log_level: str | None = None
 ) -> list[dg.ExecuteInProcessResult]:
-    """Tick the queue sensor and execute each requested run in process, until the queue is empty.
+    """Tick the reconcile and queue sensors and execute each requested run in process, until the queue is empty.
 
     `log_level` sets the console logger of those runs (e.g. INFO hides Dagster's per-event DEBUG lines).
     """
     loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}} if log_level else {}
     results: list[dg.ExecuteInProcessResult] = []
     for _ in range(rounds):
+        tick_reconcile_sensor(instance, resources)
         tick = tick_queue_sensor(instance, resources)
         if not isinstance(tick, dg.SensorResult) or not tick.run_requests:
             break

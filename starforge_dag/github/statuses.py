@@ -8,7 +8,9 @@ latest status of a context), one at a time, so a late `pending` never overwrites
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,10 +85,14 @@ class SendReport:
     skipped: int = 0
     deferred: int = 0
     given_up: int = 0
+    left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"sent {self.sent}, skipped {self.skipped} stale, deferred {self.deferred}, gave up {self.given_up}"
+        return (
+            f"sent {self.sent}, skipped {self.skipped} stale, deferred {self.deferred}, gave up {self.given_up}, "
+            f"left {self.left} for the next pass"
+        )
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -103,8 +109,13 @@ def send_statuses(
     *,
     limit: int = 1000,
     workers: int = 8,
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SendReport:
-    """One pass: per (repo, commit, app), skip stale rows and send the newest once it is due."""
+    """One pass: per (repo, commit, app), skip stale rows and send the newest once it is due.
+
+    No call to GitHub starts once `clock()` reaches `deadline`; what is left stays unsent for the next pass.
+    """
     report = SendReport()
     latest: dict[tuple[int, str, int], StatusRow] = {}
     stale: list[int] = []
@@ -126,6 +137,8 @@ def send_statuses(
     blocked: dict[int, float] = {}  # installations rate limited in this pass: seconds GitHub asked to wait
 
     def send(row: StatusRow) -> str:
+        if clock() >= deadline:
+            return "left"
         route = routes[row.repo_id]
         installation_id, full_name = route or (None, "")
         if installation_id is None:

@@ -10,7 +10,9 @@ Whichever of a push and the reconciler comes first builds; the other adds nothin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -139,29 +141,53 @@ def apps_for_push(
 class ReconcileReport:
     queued: list[int] = field(default_factory=list)
     checked: int = 0
+    left: int = 0
+    last_app_id: int | None = None  # the pass that runs out of time resumes after this app
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = f"checked {self.checked} apps, queued builds {self.queued}"
+        text = f"checked {self.checked} apps, left {self.left} for the next pass, queued builds {self.queued}"
         return text + (f"; {len(self.errors)} errors: {'; '.join(self.errors[:3])}" if self.errors else "")
 
 
-def reconcile_heads(store: BuildStore, gh: GitHubStore, app: GitHubApp) -> ReconcileReport:
-    """Queue a `reconcile` build for every app whose branch head was never built (nor ignored by its rules)."""
+def reconcile_heads(
+    store: BuildStore,
+    gh: GitHubStore,
+    app: GitHubApp,
+    *,
+    after_app_id: int = 0,
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReconcileReport:
+    """Queue a `reconcile` build for every app whose branch head was never built (nor ignored by its rules).
+
+    Apps are checked in id order starting after `after_app_id` and wrapping around, so passes cut short by
+    `deadline` take turns over every app instead of always checking the same first ones.
+    """
     report = ReconcileReport()
     names: dict[int, str] = {}
-    for link in gh.app_repos():
-        if link.paused_reason or link.installation_id is None:
-            continue
+    links = sorted(
+        (
+            (link, link.installation_id)
+            for link in gh.app_repos()
+            if not link.paused_reason and link.installation_id is not None
+        ),
+        key=lambda pair: (pair[0].app_id <= after_app_id, pair[0].app_id),
+    )
+    for position, (link, installation_id) in enumerate(links):
+        if clock() >= deadline:
+            report.left = len(links) - position
+            break
         report.checked += 1
+        report.last_app_id = link.app_id
         target = store.get_app_by_id(link.app_id)
         try:
             if link.repo_id not in names:
-                repo = app.repository_by_id(link.installation_id, link.repo_id)
+                repo = app.repository_by_id(installation_id, link.repo_id)
                 names[link.repo_id] = repo.full_name
                 if repo.full_name != link.full_name:
                     gh.rename_repo(link.repo_id, repo.full_name)
-            head = app.branch_head(link.installation_id, names[link.repo_id], target.branch)
+            head = app.branch_head(installation_id, names[link.repo_id], target.branch)
         except GitHubAppError as exc:
             report.errors.append(f"{target.workspace}/{target.name}: {exc}")
             continue
@@ -179,16 +205,27 @@ def reconcile_heads(store: BuildStore, gh: GitHubStore, app: GitHubApp) -> Recon
 @dataclass
 class RedeliveryReport:
     redelivered: list[str] = field(default_factory=list)
+    left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"redelivered {len(self.redelivered)} failed deliveries" + (
+        return f"redelivered {len(self.redelivered)} failed deliveries, left {self.left} for the next pass" + (
             f"; {len(self.errors)} errors: {'; '.join(self.errors[:3])}" if self.errors else ""
         )
 
 
-def redeliver_failed(gh: GitHubStore, app: GitHubApp, now: datetime | None = None) -> RedeliveryReport:
-    """Ask GitHub once to redeliver every recent delivery none of whose attempts we answered with 2xx."""
+def redeliver_failed(
+    gh: GitHubStore,
+    app: GitHubApp,
+    now: datetime | None = None,
+    *,
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
+) -> RedeliveryReport:
+    """Ask GitHub once to redeliver every recent delivery none of whose attempts we answered with 2xx.
+
+    No redelivery is asked for once `clock()` reaches `deadline`; the next pass finds the rest still failed.
+    """
     report = RedeliveryReport()
     since = (now or datetime.now(UTC)) - REDELIVERY_WINDOW
     try:
@@ -209,7 +246,10 @@ def redeliver_failed(gh: GitHubStore, app: GitHubApp, now: datetime | None = Non
         if is_push and d.repository_id in later_push:
             continue  # a newer push was built; the reconciler covers that branch's head, an old one would not help
         newest_failed.setdefault(d.guid, d.id)
-    for guid, delivery_id in newest_failed.items():
+    for position, (guid, delivery_id) in enumerate(newest_failed.items()):
+        if clock() >= deadline:
+            report.left = len(newest_failed) - position
+            break
         if not gh.claim_redelivery(guid, delivery_id):
             continue
         try:

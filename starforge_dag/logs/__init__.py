@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from ..store.retry import Backoff
 from .base import LogStoreBackend
 from .follow import follow_log
 from .sql import SqlLogStore
-from .writer import Backoff, BufferedLogWriter, LogsNotSaved
+from .writer import BufferedLogWriter, LogsNotSaved
 
 if TYPE_CHECKING:
     from .clickhouse import ClickHouseLogStore
@@ -28,8 +27,6 @@ __all__ = [
     "open_build_log",
     "open_log_store",
 ]
-
-logger = logging.getLogger(__name__)
 
 _CLICKHOUSE_SCHEMES = ("chdb:", "http:", "https:", "clickhouse:")
 _RETRY = Backoff()
@@ -57,24 +54,19 @@ def open_build_log(dsn: str, database_url: str, build_id: int, retry: Backoff = 
 
 
 def _resume(dsn: str, database_url: str, build_id: int, retry: Backoff) -> tuple[LogStoreBackend, int]:
-    deadline = time.monotonic() + retry.deadline_s
-    delay = retry.first_s
-    while True:
+    """The open store and the seq the build's log continues at; a bad DSN or URL is not waited on."""
+
+    def attempt() -> tuple[LogStoreBackend, int]:
+        store = open_log_store(dsn, database_url)
         try:
-            store = open_log_store(dsn, database_url)
-            try:
-                return store, store.last_seq(build_id) + 1
-            except BaseException:
-                store.close()
-                raise
-        except ValueError:  # a bad DSN or URL: waiting will not fix configuration
+            return store, store.last_seq(build_id) + 1
+        except BaseException:
+            store.close()
             raise
-        except Exception as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            logger.warning("log store unavailable for build %s, retrying in %.1fs: %r", build_id, delay, exc)
-            time.sleep(delay)
-            delay = min(delay * retry.factor, retry.max_s)
+
+    return retry.call(
+        attempt, retry_if=lambda exc: not isinstance(exc, ValueError), what=f"log store of build {build_id}"
+    )
 
 
 def __getattr__(name: str) -> object:

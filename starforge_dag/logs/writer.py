@@ -7,12 +7,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
 
 from ..core.errors import ErrorKind, TransientBuildError
 from ..core.models import LogLine, ProgressLine
+from ..store.retry import Backoff
 from .base import LogStoreBackend
 
 logger = logging.getLogger(__name__)
@@ -20,16 +20,7 @@ logger = logging.getLogger(__name__)
 # Catching up after an outage sends the backlog in few large inserts (ClickHouse wants few big
 # parts) without ever building one unbounded request.
 _MAX_SEND = 10_000
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long to wait out a log store that is down: doubling delays, capped, giving up after `deadline_s`."""
-
-    first_s: float = 0.2
-    max_s: float = 5.0
-    factor: float = 2.0
-    deadline_s: float = 30.0
+_RETRY = Backoff()
 
 
 class LogsNotSaved(TransientBuildError):
@@ -57,7 +48,7 @@ class BufferedLogWriter:
         start_seq: int,
         batch_size: int = 200,
         flush_interval_s: float = 0.5,
-        retry: Backoff = Backoff(),
+        retry: Backoff = _RETRY,
     ) -> None:
         if batch_size < 1 or flush_interval_s <= 0:
             raise ValueError("batch_size must be >= 1 and flush_interval_s > 0")
@@ -71,7 +62,7 @@ class BufferedLogWriter:
         self._pending: deque[LogLine] = deque()
         self._next_seq = start_seq
         self._closed = False
-        self._delay = retry.first_s
+        self._failures = 0  # appends failed in a row: the backoff's attempt count
         self._retry_at = 0.0
         self._last_error: BaseException | None = None
         self._stop = threading.Event()
@@ -121,8 +112,9 @@ class BufferedLogWriter:
                 except Exception as exc:  # any failure: the lines stay queued and are resent later
                     with self._lock:
                         self._last_error = exc
-                        self._retry_at = time.monotonic() + self._delay
-                        delay, self._delay = self._delay, min(self._delay * self._retry.factor, self._retry.max_s)
+                        self._failures += 1
+                        delay = self._retry.delay(self._failures)
+                        self._retry_at = time.monotonic() + delay
                         queued = len(self._pending)
                     logger.warning(
                         "log store append failed for build %s (%d lines queued), retrying in %.1fs: %r",
@@ -135,7 +127,7 @@ class BufferedLogWriter:
                 with self._lock:
                     for _ in batch:
                         self._pending.popleft()
-                    self._delay = self._retry.first_s
+                    self._failures = 0
                     self._retry_at = 0.0
                     self._last_error = None
 

@@ -12,10 +12,10 @@ from ..core.models import Build
 from ..core.states import BuildState
 from ..resources.build_store import BuildStoreResource
 from ..store import BuildStore
-from ..store.retry import DbRetry
+from ..store.retry import Backoff, is_connectivity_error
 
 T = TypeVar("T")
-DB_RETRY = DbRetry(budget_s=120.0)
+DB_RETRY = Backoff(first_s=0.1, max_s=2.0, deadline_s=120.0, jitter=0.2)
 STOPPED = (BuildState.CANCELED, BuildState.SUPERSEDED)
 
 
@@ -25,7 +25,7 @@ def actor(context: dg.OpExecutionContext) -> str:
 
 def db(store: BuildStoreResource, call: Callable[[BuildStore], T], what: str) -> T:
     """A build store call that waits out a database blip (bounded) instead of failing the build."""
-    return DB_RETRY.call(lambda: call(store.store()), what)
+    return DB_RETRY.call(lambda: call(store.store()), retry_if=is_connectivity_error, what=what)
 
 
 def stop_run(context: dg.OpExecutionContext, build_id: int, state: BuildState, why: str | None) -> NoReturn:

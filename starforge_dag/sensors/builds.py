@@ -90,17 +90,13 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
     job=build_job,
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Claims queued builds (one run per build, run_key = build id) and reconciles running ones.",
+    description="Claims queued builds: one run per build, run_key = build id.",
 )
 def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildStoreResource):
     store = build_store.store()
-    actor = f"sensor:{context.sensor_name}"
-    notes = reconcile(store, context.instance, build_store.build_timeout_s, actor)
-    for note in notes:
-        context.log.info(note)
-    claimed = store.claim_queued(build_store.claims_per_tick, claimer=actor)
+    claimed = store.claim_queued(build_store.claims_per_tick, claimer=f"sensor:{context.sensor_name}")
     if not claimed:
-        return dg.SkipReason("no queued builds" + (f"; reconciled: {'; '.join(notes)}" if notes else ""))
+        return dg.SkipReason("no queued builds")
     known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS_NAME))
     new_keys = sorted({app_partition_key(b.workspace, b.app) for b in claimed} - known)
     return dg.SensorResult(
@@ -113,8 +109,22 @@ def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildSt
             for build in claimed
         ],
         dynamic_partitions_requests=[APP_PARTITIONS.build_add_request(new_keys)] if new_keys else [],
-        cursor=str(max(b.id for b in claimed)),
     )
+
+
+@dg.sensor(
+    minimum_interval_seconds=1,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Ends builds whose runs ended, vanished or overran, cancels runs asked to stop, and requeues stale "
+    "claims.",
+)
+def build_reconcile_sensor(context: dg.SensorEvaluationContext, build_store: BuildStoreResource):
+    notes = reconcile(
+        build_store.store(), context.instance, build_store.build_timeout_s, f"sensor:{context.sensor_name}"
+    )
+    for note in notes:
+        context.log.info(note)
+    return dg.SkipReason(f"reconciled: {'; '.join(notes)}" if notes else "every build agrees with its run")
 
 
 def end_build_of_run(

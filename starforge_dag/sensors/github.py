@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 
 from ..core.models import utcnow
@@ -12,6 +14,9 @@ from ..resources.github import GitHubAppResource
 
 # Why both sensors skip every tick until an App is configured.
 NO_APP = "no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)"
+# Seconds a tick may start GitHub calls for: with the calls then in flight (15 s each at most) it still ends
+# inside the daemon's 60 s sensor timeout, so a slow GitHub cuts a tick short and it says so, instead of failing.
+TICK_BUDGET_S = 20.0
 
 
 @dg.sensor(
@@ -25,8 +30,9 @@ def commit_status_sensor(
     app = github.app()
     if app is None:
         return dg.SkipReason(NO_APP)
-    report = send_statuses(build_store.github(), app, github.style(), utcnow)
-    if report.sent or report.given_up:
+    deadline = time.monotonic() + TICK_BUDGET_S
+    report = send_statuses(build_store.github(), app, github.style(), utcnow, deadline=deadline)
+    if report.sent or report.given_up or report.left:
         context.log.info(str(report))
     return dg.SkipReason(f"statuses: {report}")
 
@@ -38,7 +44,8 @@ def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:
         name="github_reconcile_sensor",
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Redelivers failed GitHub webhooks and queues builds (trigger reconcile) of heads never built.",
+        description="Redelivers failed GitHub webhooks and queues builds (trigger reconcile) of heads never built; "
+        "the cursor is the last app checked, where a pass cut short resumes.",
     )
     def github_reconcile_sensor(
         context: dg.SensorEvaluationContext, build_store: BuildStoreResource, github: GitHubAppResource
@@ -46,9 +53,14 @@ def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:
         app = github.app()
         if app is None:
             return dg.SkipReason(NO_APP)
+        store = build_store.store()
         gh = build_store.github()
-        redelivered = redeliver_failed(gh, app)
-        reconciled = reconcile_heads(build_store.store(), gh, app)
+        deadline = time.monotonic() + TICK_BUDGET_S
+        redelivered = redeliver_failed(gh, app, deadline=deadline)
+        after = int(context.cursor) if context.cursor else 0
+        reconciled = reconcile_heads(store, gh, app, after_app_id=after, deadline=deadline)
+        if reconciled.last_app_id is not None:
+            context.update_cursor(str(reconciled.last_app_id))
         for line in (str(redelivered), str(reconciled)):
             context.log.info(line)
         return dg.SkipReason(f"{redelivered}; {reconciled}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..core.models import Build, utcnow
+from ..core.models import Build
 from ..core.states import ACTIVE, BuildState
 from . import schema as t
 from .apps import Apps
@@ -46,22 +46,7 @@ class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords):
                 .values(commit_time=as_utc(commit_time))
             )
 
-    def set_image(self, build_id: int, image_ref: str, digest: str) -> Build:
-        with self._tx() as conn:
-            conn.execute(
-                t.builds.update()
-                .where(t.builds.c.id == build_id)
-                .values(image_ref=image_ref, image_digest=digest, updated_at=utcnow())
-            )
-            return get_build(conn, build_id)
-
-
-_stores: dict[str, BuildStore] = {}
-
 
 def open_store(url: str) -> BuildStore:
-    """The store for a database URL (engine shared per process; schema upgraded on first use)."""
-    store = _stores.get(url)
-    if store is None:
-        store = _stores[url] = BuildStore(url)
-    return store
+    """The store for a database URL: cheap to call, as the engine (and its upgraded schema) is shared per process."""
+    return BuildStore(url)

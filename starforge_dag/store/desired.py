@@ -214,12 +214,6 @@ def _to_change(row: sa.Row) -> DesiredChange:
 class Desired(StoreBase):
     """Reads and moves of desired state, its feed, operator actions, and the atomic success of a build."""
 
-    def update_desired_state(self, build_id: int, actor: str = "store") -> tuple[bool, DesiredState | None]:
-        """Point the app at this build's image unless a newer commit is already desired (invariant 2)."""
-        with self._tx() as conn:
-            result = advance_desired(conn, get_build(conn, build_id), actor)
-            return result.moved, result.desired
-
     def desired_state(self, app_id: int) -> DesiredState | None:
         with self.engine.connect() as conn:
             return read_desired(conn, app_id)

@@ -354,8 +354,3 @@ class GitHubStore:
                 .where(outbox.c.id == row_id)
                 .values(next_attempt_at=at, attempts=attempts, last_error=error[:2000])
             )
-
-    def outbox_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(outbox.c.outcome, sa.func.count()).group_by(outbox.c.outcome)).all()
-        return {(outcome or "unsent"): n for outcome, n in rows}

@@ -1,14 +1,14 @@
-"""Database connectivity errors are transient: wait them out (bounded) instead of failing a build for good."""
+"""Waiting out a store that is briefly down (the database, the log store) instead of failing a build for good."""
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import tenacity
 from sqlalchemy import exc as sa_exc
 
 T = TypeVar("T")
@@ -31,22 +31,32 @@ def is_connectivity_error(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True)
-class DbRetry:
-    """Doubling waits with jitter, capped, for at most `budget_s` before the error is raised."""
+class Backoff:
+    """Waits growing by `factor` from `first_s` to at most `max_s`, each scaled by a random 1 ± `jitter`;
+    the error is raised once the next wait would end past `deadline_s` after the first attempt."""
 
-    budget_s: float = 60.0
-    first_s: float = 0.1
-    max_s: float = 2.0
+    first_s: float = 0.2
+    max_s: float = 5.0
+    factor: float = 2.0
+    deadline_s: float = 30.0
+    jitter: float = 0.0
 
-    def call(self, fn: Callable[[], T], what: str = "database call") -> T:
-        deadline = time.monotonic() + self.budget_s
-        delay = self.first_s
-        while True:
-            try:
-                return fn()
-            except Exception as exc:
-                if not is_connectivity_error(exc) or time.monotonic() + delay > deadline:
-                    raise
-                log.warning("%s: database unreachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
-                time.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.max_s)
+    def delay(self, attempt: int) -> float:
+        """The wait after the `attempt`-th failure (1-based), before jitter."""
+        return min(self.first_s * self.factor ** max(attempt - 1, 0), self.max_s)
+
+    def call(self, fn: Callable[[], T], *, retry_if: Callable[[BaseException], bool], what: str) -> T:
+        """`fn()`, called again after each error `retry_if` accepts until the deadline; other errors pass at once."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, Exception) and retry_if(exc)),
+            wait=lambda state: self.delay(state.attempt_number) * random.uniform(1 - self.jitter, 1 + self.jitter),
+            stop=tenacity.stop_before_delay(self.deadline_s),
+            before_sleep=lambda state: log.warning(
+                "%s: %r; retrying in %.1fs",
+                what,
+                state.outcome.exception() if state.outcome else None,
+                state.upcoming_sleep,
+            ),
+            reraise=True,
+        )
+        return retrying(fn)

@@ -201,9 +201,7 @@ def test_succeeded_build_shows_its_image_and_becomes_desired_state(
     build = store.enqueue(shop, "main", SHA).build
     advance(store, build.id, BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING)
     digest = "sha256:" + "ab" * 32
-    store.set_image(build.id, f"127.0.0.1:5000/apps/acme/shop:{SHA}", digest)
-    store.transition(build.id, BuildState.SUCCEEDED, "pushed", "test")
-    store.update_desired_state(build.id)
+    store.succeed(build.id, f"127.0.0.1:5000/apps/acme/shop:{SHA}", digest, "pushed", "test")
     detail = client.get(f"/builds/{build.id}").json()
     assert detail["image_ref"] == f"127.0.0.1:5000/apps/acme/shop:{SHA}" and detail["image_digest"] == digest
     desired = client.get("/apps/acme/shop/desired-state")

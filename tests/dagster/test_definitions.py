@@ -42,6 +42,7 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
     }
     assert {s.name for s in loaded.sensors} == {
         "build_queue_sensor",
+        "build_reconcile_sensor",
         "build_run_failure_sensor",
         "build_run_canceled_sensor",
         "commit_status_sensor",

@@ -12,7 +12,7 @@ from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
 from starforge_dag.core.states import BuildState
-from starforge_dag.dev.runner import drain_queue
+from starforge_dag.dev.runner import drain_queue, tick_reconcile_sensor
 from starforge_dag.dev.runner import tick_queue_sensor as tick
 from starforge_dag.jobs import BUILD_ID_TAG, build_job
 from starforge_dag.resources.build_service import BuildService
@@ -166,7 +166,10 @@ def test_reconcile_ends_builds_whose_runs_vanished_or_overran(settings, store, i
     store.attach_run(lost, "0" * 36)  # a run id the instance never saw (its worker and record are gone)
     store.transition(lost, BuildState.CLONING, "test", "test")
 
-    tick(instance, make_resources())
+    assert isinstance(tick(instance, make_resources()), dg.SkipReason)
+    assert store.get_build(lost).status == BuildState.CLONING
+    result = tick_reconcile_sensor(instance, make_resources())
+    assert result.skip_message == f"reconciled: build {lost}: run missing (failed)"
     assert store.get_build(lost).status == BuildState.FAILED
     assert "no longer exists" in store.get_build(lost).error
 
@@ -178,7 +181,7 @@ def test_reconcile_ends_builds_whose_runs_vanished_or_overran(settings, store, i
     store.transition(slow, BuildState.CLONING, "test", "test", run_id=run.run_id)
     resources["build_store"] = BuildStoreResource(database_url=settings.resolved_database_url, build_timeout_s=0)
     time.sleep(0.01)
-    tick(instance, resources)
+    tick_reconcile_sensor(instance, resources)
     build = store.get_build(slow)
     assert build.status == BuildState.TIMED_OUT and "no result after 0s" in build.error
     assert instance.get_run_by_id(run.run_id).status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
@@ -239,7 +242,7 @@ def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(
     child = make_run(instance, build_id)
     store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
 
-    tick(instance, resources)  # default timeout: one hour
+    tick_reconcile_sensor(instance, resources)  # default timeout: one hour
 
     assert store.get_build(build_id).status == BuildState.BUILDING
     assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.NOT_STARTED

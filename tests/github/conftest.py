@@ -17,7 +17,7 @@ from starforge_dag.api import create_app
 from starforge_dag.core.models import App, utcnow
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator, ServedApp
 from starforge_dag.github.app import GitHubApp
-from starforge_dag.github.statuses import StatusStyle, send_statuses
+from starforge_dag.github.statuses import SendReport, StatusStyle, send_statuses
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.github import GitHubStore
@@ -64,14 +64,16 @@ class GitHubWorld:
         self.emulator.push(linked.repo.id, "main", old, sha)
         return sha
 
-    def drain_statuses(self, deadline_s: float = 60.0) -> None:
-        """Run the sender until the outbox is empty (what the sensor does, tick after tick)."""
+    def drain_statuses(self, deadline_s: float = 60.0) -> list[SendReport]:
+        """Run the sender until the outbox is empty (what the sensor does, tick after tick); its reports."""
         style = StatusStyle("starforge", self.settings.public_url, None)
         deadline = time.monotonic() + deadline_s
+        reports: list[SendReport] = []
         while self.gh.unsent(1):
-            assert time.monotonic() < deadline, f"outbox not drained: {self.gh.outbox_counts()}"
-            send_statuses(self.gh, self.app(), style, utcnow)
+            assert time.monotonic() < deadline, f"outbox not drained: {len(self.gh.unsent(10_000))} unsent"
+            reports.append(send_statuses(self.gh, self.app(), style, utcnow))
             time.sleep(0.05)
+        return reports
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call to the API with its bearer token."""

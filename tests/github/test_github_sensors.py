@@ -43,3 +43,14 @@ def test_sensors_explain_when_no_app_is_configured(github_world, monkeypatch):
     unconfigured = github_world.settings.model_copy(update={"github_app_private_key": SecretStr("")})
     result = _tick(commit_status_sensor, github_world, unconfigured)
     assert "no GitHub App configured" in result.skip_message
+
+
+def test_reconcile_sensor_keeps_the_last_app_it_checked_as_its_cursor(github_world):
+    world = github_world
+    world.linked_app("web")
+    second = world.linked_app("worker")[0].app.id
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=resources_for(world.settings)) as context:
+            result = github_reconcile_sensor_every(30)(context)
+            assert "checked 2 apps, left 0 for the next pass" in result.skip_message
+            assert context.cursor == str(second)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ import pytest
 
 from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
-from starforge_dag.github.statuses import StatusStyle, commit_status, send_statuses
+from starforge_dag.github.statuses import SendReport, StatusStyle, commit_status, send_statuses
 
 TERMINAL_RANK = {"success", "failure", "error"}
 
@@ -56,9 +57,11 @@ def test_20_concurrent_builds_get_their_final_status_in_order_while_github_fails
     stop = threading.Event()
     style = StatusStyle("starforge", None, None)
 
+    reports: list[SendReport] = []
+
     def sender() -> None:
         while not stop.is_set():
-            send_statuses(world.gh, world.app(), style, utcnow)
+            reports.append(send_statuses(world.gh, world.app(), style, utcnow))
             time.sleep(0.02)
 
     thread = threading.Thread(target=sender)
@@ -73,12 +76,12 @@ def test_20_concurrent_builds_get_their_final_status_in_order_while_github_fails
     finally:
         stop.set()
         thread.join()
-    world.drain_statuses(deadline_s=120)
+    reports += world.drain_statuses(deadline_s=120)
 
     faults = [r for r in world.emulator.requests if r[2] in (403, 429, 502)]
     assert len(faults) >= 5  # the faults really happened
-    counts = world.gh.outbox_counts()
-    assert counts.get("failed", 0) == 0 and counts.get("dropped", 0) == 0 and "unsent" not in counts
+    assert sum(r.given_up for r in reports) == 0  # no status failed or was dropped
+    assert world.gh.unsent(1) == []
     expected = {BuildState.SUCCEEDED: "success", BuildState.FAILED: "failure", BuildState.CANCELED: "error"}
     for app, sha, outcome in zip(apps, shas, outcomes):
         seen = [
@@ -103,3 +106,18 @@ def test_statuses_wait_while_github_rate_limits_and_follow_retry_after(github_wo
     assert (row.next_attempt_at - utcnow()).total_seconds() > 20  # waits out retry-after, not a short backoff
     assert send_statuses(world.gh, world.app(), StatusStyle(), utcnow).sent == 0
     assert world.emulator.statuses_for(linked.repo.id, sha) == []
+
+
+def test_a_pass_stops_calling_github_at_its_deadline_and_the_next_sends_the_rest(github_world):
+    world = github_world
+    linked = [world.linked_app(name)[0] for name in ("one", "two", "three")]
+    for item in linked:
+        world.store.enqueue(item.app, "main", world.head(item))
+    clock = itertools.count().__next__  # each look at the clock is one second later
+
+    report = send_statuses(world.gh, world.app(), StatusStyle(), utcnow, workers=1, deadline=2, clock=clock)
+
+    assert (report.sent, report.left) == (2, 1) and "left 1 for the next pass" in str(report)
+    assert len(world.gh.unsent(10)) == 1
+    assert send_statuses(world.gh, world.app(), StatusStyle(), utcnow).sent == 1
+    assert all(len(world.emulator.statuses_for(item.repo.id, world.head(item))) == 1 for item in linked)

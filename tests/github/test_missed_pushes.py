@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from starforge_dag.github.sync import reconcile_heads, redeliver_failed
@@ -81,3 +82,35 @@ def test_a_paused_app_is_not_reconciled(github_world):
     world.emulator.uninstall(linked.installation_id)
     report = reconcile_heads(world.store, world.gh, world.app())
     assert report.queued == [] and report.checked == 0
+
+
+def test_reconcile_passes_cut_short_by_the_deadline_take_turns_over_the_apps(github_world):
+    world = github_world
+    world.emulator.drop_fraction = 1.0
+    linked = [world.linked_app(name)[0] for name in ("a", "b", "c")]
+    for item in linked:
+        world.push(item, {"x": "1"})
+    first, second, third = (item.app.id for item in linked)
+
+    report = reconcile_heads(
+        world.store, world.gh, world.app(), after_app_id=second, deadline=2, clock=itertools.count().__next__
+    )
+    assert (report.checked, report.left, report.last_app_id) == (2, 1, first)
+    assert "left 1 for the next pass" in str(report)
+    assert {world.store.get_build(b).app_id for b in report.queued} == {third, first}
+
+    rest = reconcile_heads(world.store, world.gh, world.app(), after_app_id=report.last_app_id)
+    assert (rest.checked, rest.left, rest.last_app_id) == (3, 0, first)
+    assert [world.store.get_build(b).app_id for b in rest.queued] == [second]
+
+
+def test_no_redelivery_is_asked_for_past_the_deadline(github_world):
+    world = github_world
+    linked, _ = world.linked_app("late")
+    world.emulator.drop_fraction = 1.0
+    world.push(linked, {"x": "1"})
+
+    report = redeliver_failed(world.gh, world.app(), deadline=0, clock=lambda: 0.0)
+
+    assert (report.redelivered, report.left) == ([], 1) and "left 1 for the next pass" in str(report)
+    assert redeliver_failed(world.gh, world.app()).redelivered != []

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from store_helpers import sha
 
 from starforge_dag.core.errors import IllegalTransition
-from starforge_dag.core.states import BuildState
+from starforge_dag.core.states import WORKING, BuildState
 from starforge_dag.store import BuildStore
 
 
@@ -84,9 +84,15 @@ def test_transitions_are_recorded_and_enforced(store):
     ]
 
 
-def _finish_with_image(store: BuildStore, build_id: int, commit_time: datetime) -> None:
+def _pushed(store: BuildStore, build_id: int, commit_time: datetime) -> None:
+    """A build whose image is pushed: one step short of success."""
     store.set_commit_time(build_id, commit_time)
-    store.set_image(build_id, f"r/app:{build_id}", f"sha256:{build_id:064x}")
+    for state in WORKING:
+        store.transition(build_id, state, state.value, "test")
+
+
+def _succeed(store: BuildStore, build_id: int):
+    return store.succeed(build_id, f"r/app:{build_id}", f"sha256:{build_id:064x}", "pushed", "test")
 
 
 def test_desired_state_only_moves_forward_under_concurrency(store):
@@ -95,14 +101,14 @@ def test_desired_state_only_moves_forward_under_concurrency(store):
     base = datetime(2026, 1, 1, tzinfo=UTC)
     builds = [store.enqueue(app, f"r{n}", sha(n)).build for n in range(12)]
     for n, build in enumerate(builds):
-        _finish_with_image(store, build.id, base + timedelta(minutes=n))
+        _pushed(store, build.id, base + timedelta(minutes=n))
     order = [5, 11, 0, 7, 3, 9, 1, 10, 2, 8, 4, 6]
     with ThreadPoolExecutor(6) as pool:
-        list(pool.map(lambda n: store.update_desired_state(builds[n].id), order))
+        list(pool.map(lambda n: _succeed(store, builds[n].id), order))
     desired = store.desired_state(app.id)
     assert desired.build_id == builds[11].id and desired.commit_sha == sha(11)
-    moved, kept = store.update_desired_state(builds[3].id)
-    assert not moved and kept.build_id == builds[11].id
+    again = _succeed(store, builds[3].id)
+    assert not again.moved and again.desired.build_id == builds[11].id
 
 
 def test_queued_cancel_is_immediate_running_cancel_is_requested(store):
