@@ -14,9 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from ..core.models import App, Build, utcnow
 from ..core.states import BuildState
 from . import schema as t
+from .apps import AppArchived
 from .desired import lock_app, read_desired, set_desired
 from .rows import BUILD_SELECT, StoreBase, as_utc, for_update, get_build, to_build
 from .transitions import record_transition, set_state
+from .variables import record_build_variables, resolved_versions
 
 
 @dataclass
@@ -35,9 +37,17 @@ class EnqueueOutcome:
 KNOWN = (*t.ACTIVE_STATES, BuildState.SUCCEEDED.value, BuildState.SUPERSEDED.value)
 
 
-def settings_key(app: App) -> str:
-    """What besides the commit decides the image: an image is reused only for the same commit and this key."""
-    payload = json.dumps({"root_dir": app.root_dir, "dockerfile_path": app.dockerfile_path}, sort_keys=True)
+def settings_key(app: App, variables: Sequence[sa.Row] = ()) -> str:
+    """What besides the commit decides the image: an image is reused only for the same commit and this key.
+
+    A target stage and variables (by fingerprint) count only when set, so an app without them keeps its key.
+    """
+    settings: dict[str, object] = {"root_dir": app.root_dir, "dockerfile_path": app.dockerfile_path}
+    if app.target:
+        settings["target"] = app.target
+    if variables:
+        settings["variables"] = sorted((r.name, r.secret, r.fingerprint) for r in variables)
+    payload = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -72,7 +82,7 @@ def _reusable_image(conn: sa.Connection, app: App, sha: str) -> Build | None:
             t.builds.c.app_id == app.id,
             t.builds.c.commit_sha == sha,
             t.builds.c.status == BuildState.SUCCEEDED.value,
-            t.builds.c.settings_key == settings_key(app),
+            t.builds.c.settings_key == settings_key(app, resolved_versions(conn, app)),
             t.builds.c.image_digest.is_not(None),
         )
         .order_by(t.builds.c.id.desc())
@@ -146,6 +156,7 @@ def _insert(
 ) -> Build | None:
     """A new queued build, or None when a concurrent enqueue of the same commit holds the active slot."""
     now = utcnow()
+    variables = resolved_versions(conn, app)
     try:
         with conn.begin_nested():
             build_id = conn.execute(
@@ -158,7 +169,7 @@ def _insert(
                     trigger=trigger,
                     delivery_id=delivery_id,
                     commit_time=commit_time,
-                    settings_key=settings_key(app),
+                    settings_key=settings_key(app, variables),
                     rewind=rewind,
                     created_at=now,
                     updated_at=now,
@@ -167,6 +178,7 @@ def _insert(
             ).scalar_one()
     except IntegrityError:
         return None
+    record_build_variables(conn, build_id, variables)
     record_transition(conn, build_id, None, BuildState.QUEUED, f"{trigger} of {ref} at {sha[:12]}", actor, None)
     return get_build(conn, build_id)
 
@@ -229,6 +241,8 @@ def enqueue_in(
     A manual build joins an active build of the commit, and otherwise always builds.
     """
     lock_app(conn, app.id)
+    if conn.execute(sa.select(t.apps.c.archived_at).where(t.apps.c.id == app.id)).scalar() is not None:
+        raise AppArchived(f"app {app.workspace}/{app.name} was removed: it builds nothing")
     commit_time = as_utc(commit_time)
     if trigger == "push" and forced:
         return _force_push(conn, app, ref, sha, delivery_id, actor, commit_time)
