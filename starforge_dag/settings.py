@@ -6,12 +6,15 @@ import os
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .core.inputs import RepoUrlPolicy
+
+if TYPE_CHECKING:
+    from .variables.crypto import SecretBox
 
 ENV_PREFIX = "STARFORGE_"
 BUILD_SECRET_PREFIX = "STARFORGE_BUILD_SECRET_"
@@ -44,6 +47,11 @@ class Settings(BaseSettings):
     )
     github_webhook_secret: SecretStr = Field(default=SecretStr(""), description="Shared secret of the GitHub webhook.")
     api_token: SecretStr = Field(default=SecretStr(""), description="Bearer token for the non-webhook API endpoints.")
+    secrets_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated Fernet keys sealing secret variables, the encrypting one first; "
+        "default: a key file made under home.",
+    )
     build_backend: str = Field(default="auto", description="buildkit | depot | fake | auto (buildkit if reachable).")
     buildkit_addr: str = Field(default="docker:///run/starforge/docker.sock", description="BuildKit endpoint.")
     buildkit_tls_ca: str | None = None
@@ -154,6 +162,12 @@ class Settings(BaseSettings):
     def git_policy(self) -> RepoUrlPolicy:
         """Which repository and submodule URLs git may talk to (InvalidInput names a scheme that cannot be allowed)."""
         return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
+
+    def secret_box(self) -> SecretBox:
+        """The keys that seal and open secret variables (the key file under home is made on first use)."""
+        from .variables.crypto import secret_box
+
+        return secret_box(self.secrets_key.get_secret_value(), self.resolved_home)
 
     @property
     def workdir(self) -> Path:

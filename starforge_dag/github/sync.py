@@ -153,8 +153,10 @@ def reconcile_heads(store: BuildStore, gh: GitHubStore, app: GitHubApp) -> Recon
     for link in gh.app_repos():
         if link.paused_reason or link.installation_id is None:
             continue
-        report.checked += 1
         target = store.get_app_by_id(link.app_id)
+        if target.archived or not target.auto_build:
+            continue  # removed apps build nothing; without auto_build only pushes are recorded
+        report.checked += 1
         try:
             if link.repo_id not in names:
                 repo = app.repository_by_id(link.installation_id, link.repo_id)
