@@ -516,5 +516,11 @@ def dagster_home(postgres: bool) -> None:
     click.echo(prepare_dagster_home(get_settings(), postgres=postgres))
 
 
+from .cli_vars import apps_remove, apps_show, apps_update, secrets_group, vars_group  # noqa: E402
+
+for _group, _command in ((apps, apps_update), (apps, apps_remove), (apps, apps_show), (main, vars_group)):
+    _group.add_command(_command)
+main.add_command(secrets_group)
+
 if __name__ == "__main__":
     main()

@@ -51,7 +51,7 @@ class Masker:
         merged = [spans[0]]
         for start, end in spans[1:]:
             last_start, last_end = merged[-1]
-            if start <= last_end:
+            if start < last_end:
                 merged[-1] = (last_start, max(last_end, end))
             else:
                 merged.append((start, end))
@@ -99,8 +99,8 @@ class Masker:
 
 
 class StreamMasker:
-    """Masks a stream chunk by chunk, holding back at most `longest - 1` characters that may begin a secret
-    until the next chunk (or `flush` at the end) shows whether they do."""
+    """Masks a stream chunk by chunk, holding back the last `longest - 1` characters (and a masked span that
+    reaches into them) until the next chunk, or `flush` at the end, shows whether a secret begins there."""
 
     def __init__(self, masker: Masker):
         self._masker = masker
@@ -114,9 +114,9 @@ class StreamMasker:
         spans = masker._spans(text)
         boundary = max(len(text) - (masker.longest - 1), 0)
         for start, end in spans:
-            if start < boundary:
-                boundary = max(boundary, end)
-        emitted = [(s, e) for s, e in spans if s < boundary]
+            if start < boundary < end:
+                boundary = start  # an overlapping secret may still grow it: keep the whole span for next time
+        emitted = [(s, e) for s, e in spans if e <= boundary]
         self._pending = text[boundary:]
         return masker._apply(text[:boundary], emitted)
 
