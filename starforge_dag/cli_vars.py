@@ -197,22 +197,21 @@ def vars_set(words: tuple[str, ...], secret: bool, workspace: str | None) -> Non
 
 
 @vars_group.command("unset")
-@click.argument("app", required=False)
-@click.argument("name")
-@click.option("--workspace", default=None, help="Unset the workspace's variable instead of an app's.")
-def vars_unset(app: str | None, name: str, workspace: str | None) -> None:
+@click.argument("words", nargs=-1, required=True, metavar="APP NAME")
+@click.option("--workspace", default=None, help="Unset the workspace's variable NAME instead of an app's.")
+def vars_unset(words: tuple[str, ...], workspace: str | None) -> None:
     """Remove APP's variable NAME (recorded as its newest version)."""
     from .store import AppArchived, NotFound
 
-    if (app is None) == (workspace is None):
-        raise click.ClickException("give APP or --workspace WS")
+    if len(words) != (1 if workspace is not None else 2):
+        raise click.ClickException("give APP NAME, or --workspace WS NAME")
     store = _store()
     try:
-        if app is not None:
-            found = _app(store, app)
-            v = store.unset_variable(found.workspace, found.name, name, _actor())
+        if workspace is None:
+            found = _app(store, words[0])
+            v = store.unset_variable(found.workspace, found.name, words[1], _actor())
         else:
-            v = store.unset_variable(workspace or "", None, name, _actor())
+            v = store.unset_variable(workspace, None, words[0], _actor())
     except (AppArchived, NotFound) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{v.name}\tv{v.version}\tremoved")

@@ -115,7 +115,9 @@ def test_at_most_500_variables_per_app_and_the_refused_batch_writes_nothing(stor
 
 
 def test_a_dump_holds_only_ciphertext_and_the_scan_finds_a_plain_value(store, web, box) -> None:
-    store.set_variables("acme", "web", [NewValue("NPM_TOKEN", SECRET, True), NewValue("PLAIN", "visible-1")], "ada", box)
+    store.set_variables(
+        "acme", "web", [NewValue("NPM_TOKEN", SECRET, True), NewValue("PLAIN", "visible-1")], "ada", box
+    )
     store.enqueue(web, "main", SHA)
     text = dump(store)
     assert SECRET not in text
@@ -160,7 +162,8 @@ def test_a_removed_app_keeps_its_history_stops_its_builds_and_refuses_changes(st
 
 def test_settings_changes_are_kept_and_an_image_is_not_reused_across_variable_changes(store, web, box) -> None:
     changed = store.update_app(
-        web.id, {"target": "runtime", "build_timeout_s": 120, "auto_build": False, "repo_url": "https://github.com/acme/web2"}
+        web.id,
+        {"target": "runtime", "build_timeout_s": 120, "auto_build": False, "repo_url": "https://github.com/acme/web2"},
     )
     assert (changed.target, changed.build_timeout_s, changed.auto_build) == ("runtime", 120, False)
     assert changed.repo_full_name == "acme/web2"
