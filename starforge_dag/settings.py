@@ -8,13 +8,16 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .core.inputs import RepoUrlPolicy
+
+if TYPE_CHECKING:
+    from .variables.crypto import SecretBox
 
 ENV_PREFIX = "STARFORGE_"
 BUILD_SECRET_PREFIX = "STARFORGE_BUILD_SECRET_"
@@ -52,6 +55,12 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr = Field(
         default=SecretStr(""), description="Bearer token of every non-webhook endpoint; they answer 503 until set."
+    )
+    secrets_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated Fernet keys sealing secret variables: the first encrypts, all decrypt "
+        "(`starforge secrets rotate-key` moves every secret to the first); unset: a key file "
+        "`STARFORGE_HOME/secrets.key` (0600), made on first use.",
     )
     build_backend: str = Field(
         default="auto", description="`depot`, `buildkit`, `fake`, or `auto` (BuildKit when the Docker socket answers)."
@@ -228,6 +237,12 @@ class Settings(BaseSettings):
     def git_policy(self) -> RepoUrlPolicy:
         """Which repository and submodule URLs git may talk to (InvalidInput names a scheme that cannot be allowed)."""
         return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
+
+    def secret_box(self) -> SecretBox:
+        """The keys that seal and open secret variables (the key file under home is made on first use)."""
+        from .variables.crypto import secret_box
+
+        return secret_box(self.secrets_key.get_secret_value(), self.resolved_home)
 
     @property
     def git_host_env(self) -> dict[str, str]:

@@ -6,16 +6,19 @@ import logging
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.settings import Settings
 from starforge_dag.store import NotFound, open_store
 
+from .apps import router as app_management_router
 from .builds import apps_router, builds_router
 from .deps import SettingsDep
 from .desired import router as desired_router
 from .schemas import Health, Problem
+from .variables import router as variables_router
 from .webhooks import router as webhooks_router
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,9 @@ TAGS = [
     {"name": "builds", "description": "Build status, phases, logs and cancellation."},
     {
         "name": "apps",
-        "description": "Apps, manual builds, the desired state and its change feed the deployer reads, rollback and pins.",
+        "description": "Apps (registration, settings, removal), their build-time variables and secrets (a secret's "
+        "value is write-only), manual builds, the desired state and its change feed the deployer reads, rollback "
+        "and pins.",
     },
     {"name": "health", "description": "Liveness with a database check."},
 ]
@@ -44,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(builds_router)
     app.include_router(apps_router)
     app.include_router(desired_router)
+    app.include_router(app_management_router)  # after the /apps/{app:path}/… routes, which take `app` alone too
+    app.include_router(variables_router)
     app.add_api_route(
         "/healthz",
         healthz,
@@ -54,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(IllegalTransition, _conflict)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _internal)
     return app
 
@@ -74,6 +82,13 @@ async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without the offending input: a malformed body may hold a secret's value."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in errors]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _internal(_request: Request, exc: Exception) -> JSONResponse:

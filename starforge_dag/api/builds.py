@@ -110,6 +110,7 @@ def list_apps(store: StoreDep) -> list[AppView]:
         **_NOT_FOUND,
         200: {"model": EnqueueResult, "description": "An active build of this commit already exists"},
         400: {"model": Problem, "description": "Not a branch name or full commit id, or a NUL/surrogate in it"},
+        409: {"model": Problem, "description": "The app was removed or is paused"},
         422: {"model": Problem, "description": "The app's repository URL is not allowed by the git policy"},
         502: {"model": Problem, "description": "The repository could not be asked for the branch"},
     },
@@ -119,6 +120,8 @@ def manual_build(
 ) -> EnqueueResult:
     """Queue a build of a branch head or an exact commit; a commit already building is joined, not rebuilt."""
     target = _app(store, app)
+    if target.archived:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} was removed")
     link = GitHubStore(store.engine).app_repo(target.id)
     if link is not None and link.paused_reason:
         raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} is {link.paused_reason}")

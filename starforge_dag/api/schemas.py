@@ -112,6 +112,12 @@ class AppView(BaseModel):
     branch: str
     root_dir: str
     watch_paths: list[str]
+    dockerfile_path: str | None = Field(default=None, description="Dockerfile path relative to the root dir.")
+    target: str | None = Field(default=None, description="The Dockerfile stage built.")
+    build_timeout_s: int | None = Field(default=None, description="Overrides STARFORGE_BUILD_TIMEOUT_S when set.")
+    cancel_running: bool = Field(default=False, description="A new push stops the running build.")
+    auto_build: bool = Field(default=True, description="False: pushes are recorded, not built.")
+    archived_at: datetime | None = Field(default=None, description="When the app was removed (it then builds nothing).")
     github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
     paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
 
@@ -126,6 +132,12 @@ class AppView(BaseModel):
             branch=app.branch,
             root_dir=app.root_dir,
             watch_paths=list(app.watch_paths),
+            dockerfile_path=app.dockerfile_path,
+            target=app.target,
+            build_timeout_s=app.build_timeout_s,
+            cancel_running=app.cancel_running,
+            auto_build=app.auto_build,
+            archived_at=app.archived_at,
             github_repo_id=github_repo_id,
             paused=paused,
         )

@@ -174,6 +174,12 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     gh = GitHubStore(store.engine)
     by_name = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
     targets = apps_for_push(store, gh, event.repository.id, by_name, event.after)
+    removed = [app for app in targets.apps if app.archived]
+    if removed and len(removed) == len(targets.apps):
+        names = ", ".join(f"{app.workspace}/{app.name}" for app in removed)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"app {names} was removed: pushes no longer build it")
+    targets.apps = [app for app in targets.apps if not app.archived]
+    targets.left_out += [(app, "the app was removed") for app in removed]
     wanted: list[tuple[App, str, str]] = []
     ignored = [IgnoredApp(app=f"{app.workspace}/{app.name}", reason=why) for app, why in targets.left_out]
     for app in targets.apps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import apps, build_dir, builds, desired, github, plan, serve, tools
+from . import apps, build_dir, builds, desired, github, plan, serve, tools, vars
 
 
 @click.group()
@@ -30,5 +30,7 @@ for command in (
     serve.up,
     github.github,
     serve.dagster_home,
+    vars.vars_group,
+    vars.secrets_group,
 ):
     main.add_command(command)

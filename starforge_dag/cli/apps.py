@@ -1,13 +1,14 @@
-"""`starforge apps …`: register and list apps."""
+"""`starforge apps …`: register, list, show, update and remove apps."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from ..settings import get_settings
-from .common import open_build_store
+from .common import actor, app_of, open_build_store, variable_view
 
 
 @click.group()
@@ -86,3 +87,78 @@ def apps_list() -> None:
     """List registered apps."""
     for app in open_build_store().list_apps():
         click.echo(f"{app.workspace}/{app.name}\t{app.repo_url}\t{app.branch}")
+
+
+def _echo_app(app, **extra: Any) -> None:
+    click.echo(json.dumps({**app.model_dump(mode="json"), **extra}))
+
+
+@apps.command("update")
+@click.argument("app")
+@click.option("--repo", default=None, help="New clone URL (STARFORGE_GIT_ALLOWED_SCHEMES/_HOSTS apply).")
+@click.option("--branch", default=None, help="Branch whose pushes are built.")
+@click.option("--root-dir", default=None, help="The app's directory inside the repository.")
+@click.option("--dockerfile", default=None, help="Dockerfile path relative to the root dir ('' clears it).")
+@click.option("--watch", multiple=True, help="Only pushes touching these globs build (repeatable; replaces all).")
+@click.option("--no-watch", is_flag=True, help="Clear the watch paths.")
+@click.option("--target", default=None, help="Dockerfile stage to build ('' clears it).")
+@click.option("--build-timeout", type=int, default=None, help="Seconds; 0 falls back to STARFORGE_BUILD_TIMEOUT_S.")
+@click.option("--cancel-running/--no-cancel-running", default=None, help="A new push stops the running build.")
+@click.option("--auto-build/--no-auto-build", default=None, help="Off: pushes are recorded, not built.")
+def apps_update(
+    app, repo, branch, root_dir, dockerfile, watch, no_watch, target, build_timeout, cancel_running, auto_build
+) -> None:
+    """Change APP's settings (only the options given)."""
+    from ..core.app_settings import check_setting
+    from ..core.inputs import InvalidInput
+    from ..store import AppArchived
+
+    given: dict[str, Any] = {
+        "repo_url": repo,
+        "branch": branch,
+        "root_dir": root_dir,
+        "dockerfile_path": dockerfile,
+        "target": target,
+        "build_timeout_s": build_timeout,
+        "cancel_running": cancel_running,
+        "auto_build": auto_build,
+    }
+    if watch or no_watch:
+        given["watch_paths"] = [] if no_watch else list(watch)
+    changes: dict[str, Any] = {}
+    policy = get_settings().git_policy
+    try:
+        for field, value in given.items():
+            if value is None:
+                continue
+            if (field in ("dockerfile_path", "target") and value == "") or (field == "build_timeout_s" and value == 0):
+                changes[field] = None
+            else:
+                changes[field] = check_setting(field, value, policy)
+    except InvalidInput as exc:
+        raise click.ClickException(f"{field}: {exc}") from None
+    store = open_build_store()
+    found = app_of(store, app)
+    try:
+        _echo_app(store.update_app(found.id, changes))
+    except AppArchived as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@apps.command("remove")
+@click.argument("app")
+def apps_remove(app: str) -> None:
+    """Remove APP: its queued and running builds stop; builds, logs and desired state are kept."""
+    store = open_build_store()
+    removed, stopped = store.remove_app(app_of(store, app).id, actor())
+    _echo_app(removed, stopped=[b.id for b in stopped])
+
+
+@apps.command("show")
+@click.argument("app")
+def apps_show(app: str) -> None:
+    """Print APP's settings and its variables (never a secret's value)."""
+    store = open_build_store()
+    found = app_of(store, app)
+    variables = [variable_view(v) for v in store.variables(found.workspace, found.name)]
+    _echo_app(found, variables=variables)

@@ -1,6 +1,8 @@
-"""Helpers every command group shares: the build store, an app by name, the actor, a desired-state line."""
+"""Helpers the command groups share: the build store, an app by name, the actor, a desired-state line, a variable."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -34,3 +36,16 @@ def echo_change(change) -> None:
         f"{change.revision}\t{change.workspace}/{change.app}\t{change.reason}\t{change.pinned_image}"
         f"\tbuild {change.build_id}\t{change.actor}\t{change.note}"
     )
+
+
+def variable_view(v) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "scope": v.scope,
+        "secret": v.secret,
+        "value": None if v.secret else v.value,
+        "fingerprint": v.fingerprint,
+        "version": v.version,
+        "actor": v.actor,
+        "created_at": v.created_at.isoformat(),
+    }

@@ -82,6 +82,14 @@ class App(_FrozenModel):
     dockerfile_path: str | None = None
     watch_paths: list[str] = Field(default_factory=list)
     cancel_running: bool = False
+    target: str | None = None
+    build_timeout_s: int | None = None
+    auto_build: bool = True
+    archived_at: datetime | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class BuildRequest(_FrozenModel):
@@ -126,6 +134,7 @@ class Build(_FrozenModel):
     updated_at: datetime
     held_by_pin: bool = False
     image_deleted_at: datetime | None = None
+    build_timeout_s: int | None = None  # the app's own timeout, when it sets one
 
     @property
     def attempt_started_at(self) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,9 +12,18 @@ from .models import App, Build, ChangeReason, DesiredState
 from .states import BuildState
 
 
-def settings_key(app: App) -> str:
-    """What besides the commit decides the image: an image is reused only for the same commit and this key."""
-    payload = json.dumps({"root_dir": app.root_dir, "dockerfile_path": app.dockerfile_path}, sort_keys=True)
+def settings_key(app: App, variables: Iterable[tuple[str, bool, str]] = ()) -> str:
+    """What besides the commit decides the image: an image is reused only for the same commit and this key.
+
+    A target stage and variables (name, secret, fingerprint) count only when set, so an app without them keeps
+    its key.
+    """
+    settings: dict[str, object] = {"root_dir": app.root_dir, "dockerfile_path": app.dockerfile_path}
+    if app.target:
+        settings["target"] = app.target
+    if chosen := sorted(variables):
+        settings["variables"] = chosen
+    payload = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -75,6 +75,11 @@ class ReconcileInput:
     runs_by_build: Mapping[int, str] = field(default_factory=dict)  # a stale claim's run, found by its tag
 
 
+def timeout_of(build: Build, default_s: int) -> int:
+    """An app's own build timeout overrides the platform's."""
+    return build.build_timeout_s or default_s
+
+
 def decide(state: ReconcileInput) -> list[Action]:
     """Invariant 3: no build stays active without a live run; cancel requests reach runs; lost claims return."""
     actions: list[Action] = []
@@ -113,12 +118,12 @@ def decide(state: ReconcileInput) -> list[Action]:
                     only_run_id=build.run_id,
                 )
             )
-        elif state.now - build.attempt_started_at > timedelta(seconds=state.timeout_s):
+        elif state.now - build.attempt_started_at > timedelta(seconds=(timeout := timeout_of(build, state.timeout_s))):
             actions.append(
                 EndBuild(
                     build.id,
                     BuildState.TIMED_OUT,
-                    f"no result after {state.timeout_s}s",
+                    f"no result after {timeout}s",
                     f"build {build.id}: timed out",
                     cancel_run_id=build.run_id if run == RunState.ACTIVE else None,
                 )

@@ -58,6 +58,8 @@ def decide(app: App, event: PushEvent) -> Decision:
     changed = changed_paths(event)
     if patterns and changed is not None and not any(watched(path, patterns) for path in changed):
         return Decision(build=False, reason=f"no changed file matches the watch paths {patterns}")
+    if not app.auto_build:
+        return Decision(build=False, reason="auto_build is off: the push is recorded, not built")
     return Decision(build=True, reason=f"push to tracked branch {app.branch}")
 
 

@@ -181,6 +181,8 @@ def reconcile_heads(
         report.checked += 1
         report.last_app_id = link.app_id
         target = store.get_app_by_id(link.app_id)
+        if target.archived or not target.auto_build:
+            continue  # removed apps build nothing; without auto_build only pushes are recorded
         try:
             if link.repo_id not in names:
                 repo = app.repository_by_id(installation_id, link.repo_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..core.models import Build
+from ..core.errors import IllegalTransition
+from ..core.models import App, Build
 from ..core.states import ACTIVE, BuildState
 from . import schema as t
 from .apps import Apps
@@ -14,9 +15,10 @@ from .desired import Desired
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
 from .transitions import Transitions
+from .variables import Variables
 
 
-class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords):
+class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def get_build(self, build_id: int) -> Build:
@@ -36,6 +38,17 @@ class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords):
 
     def active_builds(self) -> list[Build]:
         return self.list_builds(limit=10_000, statuses=sorted(ACTIVE))
+
+    def remove_app(self, app_id: int, actor: str) -> tuple[App, list[Build]]:
+        """Archive the app, then stop its queued and running builds; history and desired state stay."""
+        app = self.archive_app(app_id)
+        stopped = []
+        for build in self.list_builds(app_id=app_id, limit=10_000, statuses=sorted(ACTIVE)):
+            try:
+                stopped.append(self.request_cancel(build.id, actor, reason=f"app {app.workspace}/{app.name} removed"))
+            except IllegalTransition:
+                pass  # it ended meanwhile
+        return app, stopped
 
     def set_commit_time(self, build_id: int, commit_time: datetime) -> None:
         """The clone's commit time, for builds whose push did not say (manual builds): the push's time orders."""

@@ -24,9 +24,11 @@ from ..core.pushes import (
 )
 from ..core.states import BuildState
 from . import schema as t
+from .apps import AppArchived
 from .desired import lock_app, read_desired, set_desired
 from .rows import BUILD_SELECT, StoreBase, as_utc, for_update, get_build, to_build
 from .transitions import record_transition, set_state
+from .variables import record_build_variables, resolved_versions
 
 
 @dataclass
@@ -63,6 +65,10 @@ def _latest_of_commit(conn: sa.Connection, app_id: int, sha: str, statuses: Sequ
     return to_build(row) if row else None
 
 
+def _settings_key(app: App, variables: Sequence[sa.Row]) -> str:
+    return settings_key(app, [(r.name, r.secret, r.fingerprint) for r in variables])
+
+
 def _reusable_image(conn: sa.Connection, app: App, sha: str) -> Build | None:
     """The newest succeeded build of this commit made with the app's current build settings."""
     row = conn.execute(
@@ -70,7 +76,7 @@ def _reusable_image(conn: sa.Connection, app: App, sha: str) -> Build | None:
             t.builds.c.app_id == app.id,
             t.builds.c.commit_sha == sha,
             t.builds.c.status == BuildState.SUCCEEDED.value,
-            t.builds.c.settings_key == settings_key(app),
+            t.builds.c.settings_key == _settings_key(app, resolved_versions(conn, app)),
             t.builds.c.image_digest.is_not(None),
         )
         .order_by(t.builds.c.id.desc())
@@ -141,6 +147,7 @@ def _insert(
 ) -> Build | None:
     """A new queued build, or None when a concurrent enqueue of the same commit holds the active slot."""
     now = utcnow()
+    variables = resolved_versions(conn, app)
     try:
         with conn.begin_nested():
             build_id = conn.execute(
@@ -153,7 +160,7 @@ def _insert(
                     trigger=trigger,
                     delivery_id=delivery_id,
                     commit_time=commit_time,
-                    settings_key=settings_key(app),
+                    settings_key=_settings_key(app, variables),
                     rewind=rewind,
                     created_at=now,
                     updated_at=now,
@@ -162,6 +169,7 @@ def _insert(
             ).scalar_one()
     except IntegrityError:
         return None
+    record_build_variables(conn, build_id, variables)
     record_transition(conn, build_id, None, BuildState.QUEUED, f"{trigger} of {ref} at {sha[:12]}", actor, None)
     return get_build(conn, build_id)
 
@@ -180,6 +188,8 @@ def enqueue_in(
 ) -> tuple[Build, bool]:
     """Queue a build of `sha` for the app, or answer with the build that already covers it (`decide_push`)."""
     lock_app(conn, app.id)
+    if conn.execute(sa.select(t.apps.c.archived_at).where(t.apps.c.id == app.id)).scalar() is not None:
+        raise AppArchived(f"app {app.workspace}/{app.name} was removed: it builds nothing")
     facts = _push_facts(conn, app, ref, sha, trigger, as_utc(commit_time), forced)
     match decide_push(facts):
         case Join(build_id=build_id, rewind=rewind, sweep=then_sweep):

@@ -35,7 +35,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-BUILD_SELECT = sa.select(t.builds, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace")).select_from(
+BUILD_SELECT = sa.select(
+    t.builds,
+    t.apps.c.name.label("app"),
+    t.workspaces.c.name.label("workspace"),
+    t.apps.c.build_timeout_s.label("build_timeout_s"),
+).select_from(
     t.builds.join(t.apps, t.apps.c.id == t.builds.c.app_id).join(
         t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id
     )

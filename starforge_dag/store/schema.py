@@ -30,6 +30,10 @@ apps = sa.Table(
     sa.Column("dockerfile_path", sa.Text, nullable=True),
     sa.Column("watch_paths", sa.JSON, nullable=False),
     sa.Column("cancel_running", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("target", sa.String(128), nullable=True),  # the Dockerfile stage to build
+    sa.Column("build_timeout_s", sa.Integer, nullable=True),  # overrides STARFORGE_BUILD_TIMEOUT_S when set
+    sa.Column("auto_build", sa.Boolean, nullable=False, server_default=sa.true()),  # false: pushes are only recorded
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),  # removed: no builds, history kept
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("workspace_id", "name", name="uq_apps_workspace_name"),
 )
@@ -167,5 +171,50 @@ depot_projects = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("region", sa.String(50), nullable=False),
     sa.Column("organization_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Build-time variables as immutable versions: a change or a removal adds a row, nothing is updated but the
+# ciphertext a key rotation re-encrypts. `app_id` NULL is the workspace's scope.
+variables = sa.Table(
+    "variables",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("secret", sa.Boolean, nullable=False),
+    sa.Column("value", sa.Text, nullable=True),  # plain variables only
+    sa.Column("ciphertext", sa.Text, nullable=True),  # secrets only: a Fernet token
+    sa.Column("fingerprint", sa.String(64), nullable=True),  # keyed HMAC of the value; NULL once deleted
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index(
+        "uq_variables_version",
+        "workspace_id",
+        sa.func.coalesce(sa.column("app_id"), 0),
+        "name",
+        "version",
+        unique=True,
+    ),
+    sa.Index("ix_variables_scope", "workspace_id", "app_id", "name", "version"),
+)
+
+# The variable versions a build was queued with: re-executions resolve exactly these.
+build_variables = sa.Table(
+    "build_variables",
+    metadata,
+    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), primary_key=True),
+    sa.Column("variable_id", sa.BigInteger, sa.ForeignKey("variables.id"), primary_key=True),
+)
+
+# Keys of the secrets store: the fingerprint key, kept encrypted under the secrets key.
+secret_keys = sa.Table(
+    "secret_keys",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("ciphertext", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

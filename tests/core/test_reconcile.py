@@ -74,6 +74,13 @@ def test_an_overrunning_build_times_out_and_its_live_run_is_canceled():
     assert claimed.state == BuildState.TIMED_OUT and claimed.cancel_run_id is None
 
 
+def test_an_apps_own_timeout_overrides_the_platforms():
+    patient = build(1, age_s=61).model_copy(update={"build_timeout_s": 600})
+    hasty = build(2, age_s=31).model_copy(update={"build_timeout_s": 30})
+    (action,) = decide_for(patient, hasty, runs={"run-1": RunState.ACTIVE, "run-2": RunState.ACTIVE})
+    assert action.build_id == 2 and action.reason == "no result after 30s"
+
+
 def test_cancel_requests_reach_only_live_runs():
     live, ended = build(1), build(2)
     actions = decide_for(
