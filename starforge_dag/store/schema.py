@@ -68,6 +68,7 @@ builds = sa.Table(
     sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),  # from the push, else from the clone
     sa.Column("settings_key", sa.String(64), nullable=True),  # the app's build settings when it was queued
     sa.Column("rewind", sa.Boolean, nullable=False, server_default=sa.false()),  # may move desired state back once
+    sa.Column("no_cache", sa.Boolean, nullable=False, server_default=sa.false()),  # build without the build cache
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # this attempt began (resets on resume)
     sa.Column("backend_build_id", sa.String(200), nullable=True),  # e.g. the Depot build of the latest attempt
     sa.Column("backend_url", sa.Text, nullable=True),
