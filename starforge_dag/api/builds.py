@@ -133,7 +133,9 @@ def manual_build(
         ref, sha = _resolve_through_app(link, requested or target.branch, settings)
     else:
         ref, sha = _resolve(target, requested or target.branch, settings)
-    outcome = store.enqueue(target, ref, sha, trigger=Trigger.MANUAL, actor="api")
+    outcome = store.enqueue(
+        target, ref, sha, trigger=Trigger.MANUAL, actor="api", no_cache=bool(body and body.no_cache)
+    )
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))

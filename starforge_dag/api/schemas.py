@@ -96,6 +96,12 @@ class ManualBuild(BaseModel):
         max_length=255,
         description="Branch name or full commit id (40 or 64 lowercase hex digits); default the app's branch.",
     )
+    no_cache: bool = Field(
+        default=False,
+        description="Build without the build cache. A changed secret does not invalidate the cache of a Dockerfile "
+        "`RUN --mount=type=secret` step (BuildKit keys it by the command, not the secret), so ask for this after "
+        "rotating one.",
+    )
 
 
 class EnqueueResult(BaseModel):

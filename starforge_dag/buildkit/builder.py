@@ -214,19 +214,24 @@ class BuildKitBuilder:
         frontend_attrs: dict[str, str] | None = None
         definition: bytes | None = None
         image_config: dict[str, Any] | None = None
+        no_cache = self.no_cache or spec.no_cache
         if spec.frontend == "dockerfile":
             build = dockerfile_build(
-                spec.context_dir, spec.dockerfile, spec.build_args, spec.target, spec.platform, self.network_mode
+                spec.context_dir,
+                spec.dockerfile,
+                spec.build_args,
+                spec.target,
+                spec.platform,
+                self.network_mode,
+                no_cache=no_cache,
             )
             frontend = FRONTEND
             frontend_attrs = dict(build.frontend_attrs)
-            if self.no_cache:
-                frontend_attrs["no-cache"] = ""
             local_dirs = build.local_dirs
         else:
             if not spec.llb_definition:
                 raise PermanentBuildError("an llb build needs a definition", step="submit")
-            definition = llb.without_cache(spec.llb_definition) if self.no_cache else spec.llb_definition
+            definition = llb.without_cache(spec.llb_definition) if no_cache else spec.llb_definition
             image_config = spec.image_config
             local_dirs = {"context": spec.context_dir}
         with self._client() as client, self._session(spec, local_dirs, secrets) as session:

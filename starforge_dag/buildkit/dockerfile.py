@@ -33,6 +33,7 @@ def dockerfile_build(
     target: str | None = None,
     platform: str | None = None,
     network: NetworkMode = "none",
+    no_cache: bool = False,
 ) -> DockerfileBuild:
     """Describe a `docker build`-equivalent solve; the Dockerfile may live anywhere under or beside the context."""
     context = os.path.realpath(context_dir)
@@ -47,6 +48,8 @@ def dockerfile_build(
         attrs["target"] = target
     if platform:
         attrs["platform"] = platform
+    if no_cache:
+        attrs["no-cache"] = ""
     return DockerfileBuild(
         context_dir=context,
         dockerfile=path,

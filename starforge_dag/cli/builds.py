@@ -13,7 +13,8 @@ from .common import open_build_store
 @click.command()
 @click.argument("app")
 @click.option("--ref", default=None, help="Branch or full commit id (default: the app's branch).")
-def build(app: str, ref: str | None) -> None:
+@click.option("--no-cache", is_flag=True, help="Build without the build cache (e.g. after changing a secret).")
+def build(app: str, ref: str | None, no_cache: bool) -> None:
     """Queue a build of APP (workspace/app or app)."""
     from ..core.inputs import check_text
     from ..core.models import Trigger
@@ -30,7 +31,7 @@ def build(app: str, ref: str | None) -> None:
         )
     except (NotFound, RefNotFound, RefError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    outcome = store.enqueue(found, name, sha, trigger=Trigger.MANUAL, actor="cli")
+    outcome = store.enqueue(found, name, sha, trigger=Trigger.MANUAL, actor="cli", no_cache=no_cache)
     click.echo(
         json.dumps(
             {

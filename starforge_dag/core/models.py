@@ -104,8 +104,10 @@ class BuildRequest(_FrozenModel):
     commit_sha: str
     root_dir: str = ""
     dockerfile_path: str | None = None
+    target: str | None = None
     trigger: Trigger = Trigger.PUSH
     delivery_id: str | None = None
+    no_cache: bool = False
 
 
 class Build(_FrozenModel):
@@ -127,6 +129,7 @@ class Build(_FrozenModel):
     image_digest: str | None = None
     commit_time: datetime | None = None
     rewind: bool = False
+    no_cache: bool = False
     started_at: datetime | None = None
     backend_build_id: str | None = None
     backend_url: str | None = None
@@ -166,6 +169,7 @@ class BuildSpec(_FrozenModel):
     llb_definition: bytes | None = None
     image_config: dict[str, Any] | None = None
     secrets: list[str] = Field(default_factory=list)
+    no_cache: bool = False
 
     @field_serializer("llb_definition")
     def _b64(self, value: bytes | None) -> str | None:

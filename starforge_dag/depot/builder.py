@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..buildkit import llb
 from ..buildkit.builder import build_result, progress_line
 from ..buildkit.client import BuildKitClient, ImageBuild
 from ..buildkit.dockerfile import FRONTEND, dockerfile_build
@@ -303,7 +304,13 @@ class DepotBuilder:
             )
         if spec.frontend == "dockerfile":
             dockerfile = dockerfile_build(
-                spec.context_dir, spec.dockerfile, spec.build_args, spec.target, spec.platform, cfg.network_mode
+                spec.context_dir,
+                spec.dockerfile,
+                spec.build_args,
+                spec.target,
+                spec.platform,
+                cfg.network_mode,
+                no_cache=spec.no_cache,
             )
             local_dirs = dockerfile.local_dirs
         else:
@@ -331,8 +338,10 @@ class DepotBuilder:
                             spec.image.ref, frontend=FRONTEND, frontend_attrs=dockerfile.frontend_attrs, **common
                         )
                     else:
+                        definition = spec.llb_definition or b""
+                        definition = llb.without_cache(definition) if spec.no_cache else definition
                         image = client.build_image(
-                            spec.image.ref, definition=spec.llb_definition, image_config=spec.image_config, **common
+                            spec.image.ref, definition=definition, image_config=spec.image_config, **common
                         )
                 except BuildCanceled:
                     self._raise_if_stopped()

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 from ..store.retry import Backoff
 from .base import LogStoreBackend
 from .follow import follow_log
+from .masking import Masker
 from .sql import SqlLogStore
 from .writer import BufferedLogWriter, LogsNotSaved
 
@@ -46,10 +47,12 @@ def open_log_store(dsn: str, database_url: str) -> LogStoreBackend:
 
 
 @contextmanager
-def open_build_log(dsn: str, database_url: str, build_id: int, retry: Backoff = _RETRY) -> Iterator[BufferedLogWriter]:
+def open_build_log(
+    dsn: str, database_url: str, build_id: int, retry: Backoff = _RETRY, masker: Masker | None = None
+) -> Iterator[BufferedLogWriter]:
     """A writer that continues the build's stored log, waiting out a store that is down when the build starts."""
     store, start_seq = _resume(dsn, database_url, build_id, retry)
-    with store, BufferedLogWriter(store, build_id, start_seq=start_seq, retry=retry) as writer:
+    with store, BufferedLogWriter(store, build_id, start_seq=start_seq, retry=retry, masker=masker) as writer:
         yield writer
 
 

@@ -14,6 +14,7 @@ from ..core.errors import ErrorKind, TransientBuildError
 from ..core.models import LogLine, ProgressLine
 from ..store.retry import Backoff
 from .base import LogStoreBackend
+from .masking import Masker
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class BufferedLogWriter:
         batch_size: int = 200,
         flush_interval_s: float = 0.5,
         retry: Backoff = _RETRY,
+        masker: Masker | None = None,
     ) -> None:
         if batch_size < 1 or flush_interval_s <= 0:
             raise ValueError("batch_size must be >= 1 and flush_interval_s > 0")
@@ -57,6 +59,7 @@ class BufferedLogWriter:
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._retry = retry
+        self._masker = masker if masker else None  # the build's secret values never reach the store
         self._lock = threading.Lock()  # guards the fields below; never held while the store works
         self._send_lock = threading.Lock()  # one append at a time, so batches reach the store in order
         self._pending: deque[LogLine] = deque()
@@ -83,7 +86,7 @@ class BufferedLogWriter:
                 build_id=self.build_id,
                 seq=self._next_seq,
                 stream=progress.stream,
-                text=progress.text,
+                text=self._masker.mask(progress.text) if self._masker else progress.text,
                 vertex=progress.vertex,
                 ts=progress.ts,
             )

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from ..assets import app_image, app_partition_key, change_metadata
+from ..buildkit.dockerargs import dockerfile_variables
 from ..core.errors import BuildError, UserBuildError
 from ..core.models import BuildRequest, BuildResult, BuildSpec, BuildTicket, ImageRef, ProgressLine
 from ..core.states import BuildState
@@ -20,6 +21,7 @@ from ..resources.log_store import LogStoreResource
 from ..resources.planner import PlannerResource
 from ..resources.registry import RegistryResource
 from ..store import SuccessOutcome
+from ..variables.delivery import BuildVariables
 from .backend_build import cancel_check, result_metadata, tag_backend_build
 from .failures import TRANSIENT_RETRY, failing_build
 from .phases import STOPPED, actor, advance, db, stop_run
@@ -60,8 +62,10 @@ def load_build(
         commit_sha=build.commit_sha,
         root_dir=app.root_dir,
         dockerfile_path=app.dockerfile_path,
+        target=app.target,
         trigger=build.trigger,
         delivery_id=build.delivery_id,
+        no_cache=build.no_cache,
     )
 
 
@@ -127,16 +131,43 @@ def inspect_repo(
 
 
 @dg.op
-def dockerfile_frontend(planned: PlannedSource, registry: RegistryResource) -> BuildSpec:
-    """Build with BuildKit's Dockerfile frontend, context = the app's root directory."""
+def dockerfile_frontend(
+    context: dg.OpExecutionContext,
+    planned: PlannedSource,
+    registry: RegistryResource,
+    build_store: BuildStoreResource,
+    log_store: LogStoreResource,
+) -> BuildSpec:
+    """Build with BuildKit's Dockerfile frontend, context = the app's root directory.
+
+    Plain variables become build args of the ARGs the Dockerfile declares; secrets reach only
+    `RUN --mount=type=secret,id=NAME` (their names are in the spec, their values only in `await_build`).
+    """
     r = planned.request
+    dockerfile = planned.dockerfile or "Dockerfile"
+    with failing_build(context, build_store, r.build_id):
+        variables = build_store.build_variables(r.build_id)
+        text = (Path(planned.source.app_dir) / dockerfile).read_text(errors="replace")  # inspect_repo checked it
+        given = dockerfile_variables(text, variables.plain, variables.secret)
+    if given.warnings:
+        with log_store.writer(r.build_id, masker=variables.masker()) as writer:
+            for warning in given.warnings:
+                writer.write(ProgressLine(stream="system", text=warning))
+                context.log.warning(warning)
+    context.add_output_metadata(
+        {"build_args": ", ".join(sorted(given.build_args)), "secrets": ", ".join(given.secrets)}
+    )
     return BuildSpec(
         build_id=r.build_id,
         context_dir=planned.source.app_dir,
         image=registry.image_for(r.workspace, r.app, r.commit_sha),
         workspace=r.workspace,
         frontend="dockerfile",
-        dockerfile=planned.dockerfile or "Dockerfile",
+        dockerfile=dockerfile,
+        build_args=given.build_args,
+        target=r.target,
+        secrets=given.secrets,
+        no_cache=r.no_cache,
     )
 
 
@@ -151,7 +182,13 @@ def railpack_frontend(
     """Detect the framework, make a Railpack plan and its LLB; the plan shows in the UI."""
     r = planned.request
     with failing_build(context, build_store, r.build_id):
-        planned_build = planner.plan(planned.source.app_dir)
+        variables = build_store.build_variables(r.build_id)
+        planned_build = planner.plan(
+            planned.source.app_dir,
+            env=variables.values,
+            secret_names=variables.secret.keys(),
+            hash_values=variables.fingerprints,
+        )
     context.add_output_metadata(
         {
             "providers": ", ".join(planned_build.providers) or "none",
@@ -169,6 +206,7 @@ def railpack_frontend(
         llb_definition=planned_build.definition,
         image_config=planned_build.image_config,
         secrets=planned_build.secrets,
+        no_cache=r.no_cache,
     )
 
 
@@ -193,31 +231,48 @@ def await_build(
     build_store: BuildStoreResource,
     log_store: LogStoreResource,
 ) -> BuildResult:
-    """Run the build to the end, streaming every line to the log store and the step's stdout."""
+    """Run the build to the end, streaming every line (secrets masked) to the log store and the step's stdout.
+
+    The build's secret values are read here, from the versions it was queued with, and go only to the builder.
+    """
     build_id = ticket.spec.build_id
     advance(context, build_store, build_id, BuildState.BUILDING, "waiting for the build")
     pushing = False
 
     def on_progress(line: ProgressLine) -> None:
         nonlocal pushing
-        writer.write(line)
-        sys.stdout.write(f"{line.text}\n")
+        stored = writer.write(line)
+        sys.stdout.write(f"{stored.text}\n")
         if line.stream == "system":
-            context.log.debug(line.text)
+            context.log.debug(stored.text)
         if line.vertex == "push" and not pushing:
             pushing = True
             advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
 
     try:
-        with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
-            builder = build_service.builder()
-            result = builder.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
+        with failing_build(context, build_store, build_id):
+            variables = build_store.build_variables(build_id)
+            with log_store.writer(build_id, masker=variables.masker()) as writer:
+                builder = build_service.builder()
+                result = builder.run(
+                    ticket,
+                    on_progress,
+                    should_cancel=cancel_check(build_store, build_id),
+                    secrets=_secrets_of(ticket.spec, variables),
+                )
     finally:
         tag_backend_build(context, build_store, build_id)
     if not pushing:
         advance(context, build_store, build_id, BuildState.PUSHING, f"pushed {ticket.spec.image.ref}")
     context.add_output_metadata(result_metadata(result))
     return result
+
+
+def _secrets_of(spec: BuildSpec, variables: BuildVariables) -> dict[str, str]:
+    """The values of the spec's secret names: a planned build reads every variable through them, a Dockerfile
+    build only its secrets."""
+    values = variables.values
+    return {name: values[name] for name in spec.secrets if name in values}
 
 
 @dg.op(retry_policy=TRANSIENT_RETRY, out=dg.Out(int, description="The id of the build that succeeded."))

@@ -30,12 +30,23 @@ def failing_build(context: dg.OpExecutionContext, store: BuildStoreResource, bui
         _unclassified(context, store, build_id, exc)
 
 
+def masked(store: BuildStoreResource, build_id: int, text: str) -> str:
+    """An error text with the build's secret values masked, before the build record or Dagster's log keeps it.
+
+    When the secrets cannot be read to mask it, the text is withheld rather than risked.
+    """
+    try:
+        return store.build_variables(build_id).masker().mask(text)
+    except Exception as exc:
+        return f"(message withheld: the build's secrets could not be read to mask it: {type(exc).__name__})"
+
+
 def _build_error(context: dg.OpExecutionContext, store: BuildStoreResource, build_id: int, exc: BuildError) -> NoReturn:
     who, run_id, step = actor(context), context.run_id, context.op.name
     retry = exc.kind == ErrorKind.TRANSIENT and context.retry_number < TRANSIENT_RETRY.max_retries
     if not retry:
         state = BuildState.CANCELED if isinstance(exc, BuildCanceled) else BuildState.FAILED
-        message, where = str(exc.message), exc.step or step
+        message, where = masked(store, build_id, str(exc.message)), exc.step or step
         ended = db(
             store, lambda s: s.finish(build_id, state, message, who, run_id=run_id, error_step=where), "end build"
         )
@@ -43,7 +54,7 @@ def _build_error(context: dg.OpExecutionContext, store: BuildStoreResource, buil
         if final.status in STOPPED:
             stop_run(context, build_id, final.status, final.error)
     raise dg.Failure(
-        description=f"{exc.kind.value} error in {exc.step or step}: {exc.message}",
+        description=f"{exc.kind.value} error in {exc.step or step}: {masked(store, build_id, str(exc.message))}",
         metadata={"build_id": build_id, "error_kind": exc.kind.value, "step": exc.step or step},
         allow_retries=retry,
     ) from None
@@ -57,11 +68,11 @@ def _unclassified(context: dg.OpExecutionContext, store: BuildStoreResource, bui
         message = f"database unreachable: {type(exc).__name__}"
     else:
         # Unclassified means a bug, not a flaky dependency: fail now, never retry.
-        retry, message = False, f"unexpected {type(exc).__name__}: {exc}"
+        retry, message = False, masked(store, build_id, f"unexpected {type(exc).__name__}: {exc}")
     if not retry:
         db(
             store,
             lambda s: s.finish(build_id, BuildState.FAILED, message, who, run_id=run_id, error_step=step),
             "end build",
         )
-    raise dg.Failure(description=message, metadata={"build_id": build_id, "step": step}, allow_retries=retry) from exc
+    raise dg.Failure(description=message, metadata={"build_id": build_id, "step": step}, allow_retries=retry) from None

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..logs import BufferedLogWriter, LogStoreBackend, open_build_log, open_log_store
+from ..logs.masking import Masker
 from .build_store import BuildStoreResource
 
 
@@ -26,7 +27,8 @@ class LogStoreResource(dg.ConfigurableResource):
             yield backend
 
     @contextmanager
-    def writer(self, build_id: int) -> Iterator[BufferedLogWriter]:
-        """Numbering continues after the stored lines, so a re-executed build appends to its log."""
-        with open_build_log(self.dsn, self.build_store.database_url, build_id) as writer:
+    def writer(self, build_id: int, masker: Masker | None = None) -> Iterator[BufferedLogWriter]:
+        """Numbering continues after the stored lines, so a re-executed build appends to its log; every line is
+        masked with the build's secrets before it is numbered and stored."""
+        with open_build_log(self.dsn, self.build_store.database_url, build_id, masker=masker) as writer:
             yield writer

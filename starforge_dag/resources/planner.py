@@ -34,9 +34,17 @@ class PlannerResource(dg.ConfigurableResource):
     )
 
     def plan(
-        self, app_dir: str, env: Mapping[str, str] | None = None, secret_names: Collection[str] = ()
+        self,
+        app_dir: str,
+        env: Mapping[str, str] | None = None,
+        secret_names: Collection[str] = (),
+        hash_values: Mapping[str, str] | None = None,
     ) -> PlannedBuild:
-        """Plan with the app's variables (`secret_names` are secret) over the host's RAILPACK_* defaults."""
+        """Plan with the app's variables (`secret_names` are secret) over the host's RAILPACK_* defaults.
+
+        A step's cache key follows `hash_values` (by default the values themselves): pass keyed fingerprints so the
+        definition a remote builder sees cannot be used to test guesses of a secret.
+        """
         from ..railpack.generate import PlanError, generate_plan
         from ..railpack.llb import plan_to_llb
         from ..settings import railpack_environ
@@ -57,7 +65,7 @@ class PlannerResource(dg.ConfigurableResource):
             builder_image=self.builder_image,
             runtime_image=self.runtime_image,
             network=self.network,
-            secret_values=env,
+            secret_values=env if hash_values is None else hash_values,
         )
         return PlannedBuild(
             plan=result.plan.model_dump(mode="json", by_alias=True, exclude_none=True),

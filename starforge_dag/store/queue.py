@@ -144,6 +144,7 @@ def _insert(
     actor: str,
     commit_time: datetime | None,
     rewind: bool = False,
+    no_cache: bool = False,
 ) -> Build | None:
     """A new queued build, or None when a concurrent enqueue of the same commit holds the active slot."""
     now = utcnow()
@@ -162,6 +163,7 @@ def _insert(
                     commit_time=commit_time,
                     settings_key=_settings_key(app, variables),
                     rewind=rewind,
+                    no_cache=no_cache,
                     created_at=now,
                     updated_at=now,
                 )
@@ -185,6 +187,7 @@ def enqueue_in(
     *,
     commit_time: datetime | None = None,
     forced: bool = False,
+    no_cache: bool = False,
 ) -> tuple[Build, bool]:
     """Queue a build of `sha` for the app, or answer with the build that already covers it (`decide_push`)."""
     lock_app(conn, app.id)
@@ -200,7 +203,7 @@ def enqueue_in(
             head, created = get_build(conn, build_id), False
             set_desired(conn, app.id, head, reason, note, actor)
         case Enqueue(commit_time=when, rewind=rewind, behind=behind, sweep=then_sweep):
-            build = _insert(conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind)
+            build = _insert(conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind, no_cache=no_cache)
             if build is None and facts.force_push:
                 raise RuntimeError(f"build of {sha[:12]} for app {app.id} appeared while the app was locked")
             if build is None:  # a concurrent enqueue of the commit won the active slot (SQLite without a row lock)
@@ -274,11 +277,12 @@ class Queue(StoreBase):
         *,
         commit_time: datetime | None = None,
         forced: bool = False,
+        no_cache: bool = False,
     ) -> EnqueueOutcome:
         """Queue one build (a manual build rebuilds an ended commit; see `enqueue_in` for pushes)."""
         with self._tx() as conn:
             build, created = enqueue_in(
-                conn, app, ref, sha, trigger, None, actor, commit_time=commit_time, forced=forced
+                conn, app, ref, sha, trigger, None, actor, commit_time=commit_time, forced=forced, no_cache=no_cache
             )
         return EnqueueOutcome(build=build, created=created)
 

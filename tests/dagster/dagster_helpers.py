@@ -53,10 +53,14 @@ def watched_fake_backend(**fake) -> tuple[FakeBuildService, threading.Event]:
 
     class WatchedFakeBuilder(FakeBuilder):
         def run(
-            self, ticket: BuildTicket, on_progress: ProgressSink, should_cancel: CancelCheck = never
+            self,
+            ticket: BuildTicket,
+            on_progress: ProgressSink,
+            should_cancel: CancelCheck = never,
+            secrets: Mapping[str, str] | None = None,
         ) -> BuildResult:
             started.set()
-            return super().run(ticket, on_progress, should_cancel)
+            return super().run(ticket, on_progress, should_cancel, secrets)
 
     class WatchedFakeBuildService(FakeBuildService):
         def builder(self) -> FakeBuilder:

@@ -35,7 +35,7 @@ class CrashingBuilder:
     def submit(self, spec: BuildSpec) -> BuildTicket:
         return BuildTicket(spec=spec, backend="crashing", ref="r")
 
-    def run(self, ticket, on_progress, should_cancel=lambda: False) -> BuildResult:
+    def run(self, ticket, on_progress, should_cancel=lambda: False, secrets=None) -> BuildResult:
         raise RuntimeError("segfault in the backend")
 
 
