@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_dockerfile import image_config, image_files, registry_manifest, write
+from support.files import write
+from support.images import image_config, image_files, registry_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 STARFORGE = REPO / ".venv" / "bin" / "starforge"

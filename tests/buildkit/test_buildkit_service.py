@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_dockerfile import image_config, image_files, registry_manifest, write
+from support.files import write
+from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.builder import BuildKitBuilder

@@ -2,72 +2,25 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
-import tarfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from support.files import write
+from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit.client import BuildEvent, BuildKitClient, EventSink, ImageBuild, LogEvent, VertexEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
-from starforge_dag.buildkit.registry import MANIFEST_ACCEPT, manifest_digest
+from starforge_dag.buildkit.registry import manifest_digest
 from starforge_dag.buildkit.session import Session
 from starforge_dag.core.errors import BuildCanceled, UserBuildError
-from starforge_dag.core.models import ImageRef
 
 pytestmark = pytest.mark.integration
-
-
-def registry_manifest(image: str) -> tuple[dict[str, Any], bytes, str]:
-    """The manifest of a tag as the registry serves it: parsed, raw bytes, Docker-Content-Digest."""
-    ref = ImageRef.parse(image)
-    response = httpx.get(
-        f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}",
-        headers={"Accept": MANIFEST_ACCEPT},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return response.json(), response.content, response.headers["Docker-Content-Digest"]
-
-
-def _blob(image: str, digest: str) -> bytes:
-    ref = ImageRef.parse(image)
-    response = httpx.get(f"http://{ref.registry}/v2/{ref.repository}/blobs/{digest}", timeout=60)
-    response.raise_for_status()
-    return response.content
-
-
-def image_config(image: str) -> dict[str, Any]:
-    manifest, _, _ = registry_manifest(image)
-    return json.loads(_blob(image, manifest["config"]["digest"]))
-
-
-def image_files(image: str) -> dict[str, bytes]:
-    """Regular files of the pushed image, layers applied in order (whiteouts remove)."""
-    manifest, _, _ = registry_manifest(image)
-    files: dict[str, bytes] = {}
-    for layer in manifest["layers"]:
-        data = _blob(image, layer["digest"])
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            for member in tar:
-                name = "/" + member.name.lstrip("./")
-                base = name.rsplit("/", 1)[-1]
-                if base.startswith(".wh."):
-                    gone = name.rsplit("/", 1)[0] + "/" + base[4:]
-                    files = {k: v for k, v in files.items() if k != gone and not k.startswith(gone + "/")}
-                elif member.isfile():
-                    files[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
-    return files
 
 
 def build(
@@ -89,13 +42,6 @@ def build(
             session=session.id,
             on_event=on_event,
         )
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, content in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content)
-    return root
 
 
 MULTI_STAGE = """\

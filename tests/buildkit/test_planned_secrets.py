@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_dockerfile import image_config, image_files, registry_manifest, write
+from support.files import write
+from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit.builder import BuildKitBuilder
 from starforge_dag.core.models import BuildSpec, ImageRef, ProgressLine
