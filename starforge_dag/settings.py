@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     )
     git_timeout_s: float = Field(default=30.0, description="Deadline of a branch lookup (git ls-remote).")
     git_checkout_timeout_s: float = Field(default=900.0, description="Deadline of one build's checkout.")
+    celery_broker_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL of the Celery run workers' broker and result backend (deploy/dagster-celery.yaml).",
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Build runs one `starforge worker` executes at once (one process each)."
+    )
     retain_builds: int = Field(default=10, ge=1, description="Image retention keeps the newest N successful builds.")
     retain_desired_days: float = Field(
         default=7.0, ge=0, description="Image retention never deletes an image desired in the last M days."

@@ -141,12 +141,22 @@ def end_build_of_run(
     )
 
 
+def _terminated(failure: dg.DagsterEvent) -> bool:
+    """A run stopped by a termination signal: Dagster's Celery launcher terminates a run this way, never as CANCELED."""
+    reason = getattr(failure.event_specific_data, "failure_reason", None)
+    return getattr(reason, "value", None) == "UNEXPECTED_TERMINATION"
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[build_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed build run fails its build with the failing step and error.",
 )
 def build_run_failure_sensor(context: dg.RunFailureSensorContext, build_store: BuildStoreResource):
+    if _terminated(context.failure_event):
+        run_id = context.dagster_run.run_id
+        end_build_of_run(context, build_store, BuildState.CANCELED, f"run {run_id[:8]} was terminated")
+        return
     failures = context.get_step_failure_events()
     if failures:
         step = failures[0].step_key
