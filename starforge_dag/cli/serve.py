@@ -36,8 +36,12 @@ def up(api_port: int, ui_port: int, workers: int) -> None:
 
 
 @click.command()
-@click.option("--concurrency", type=click.IntRange(min=1), help="Builds at once [default: STARFORGE_WORKER_CONCURRENCY].")
-@click.option("--hostname", help="Celery node name, unique per worker (%h is this host) [default: starforge-<random>@%h].")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), help="Builds at once [default: STARFORGE_WORKER_CONCURRENCY]."
+)
+@click.option(
+    "--hostname", help="Celery node name, unique per worker (%h is this host) [default: starforge-<random>@%h]."
+)
 def worker(concurrency: int | None, hostname: str | None) -> None:
     """Run build runs from the Celery queue (DAGSTER_HOME from deploy/dagster-celery.yaml) until stopped."""
     from ..workers import WorkerConfigError, run_worker
@@ -53,9 +57,7 @@ def worker(concurrency: int | None, hostname: str | None) -> None:
 
 @click.command()
 @click.option("--postgres", is_flag=True, help="Use deploy/dagster-postgres.yaml (STARFORGE_DAGSTER_PG_URL).")
-@click.option(
-    "--celery", is_flag=True, help="Use deploy/dagster-celery.yaml (Celery run workers; Postgres and Redis)."
-)
+@click.option("--celery", is_flag=True, help="Use deploy/dagster-celery.yaml (Celery run workers; Postgres and Redis).")
 def dagster_home(postgres: bool, celery: bool) -> None:
     """Prepare DAGSTER_HOME under STARFORGE_HOME and print it (export it before dagster commands)."""
     from ..dev.instance import prepare_dagster_home
