@@ -35,6 +35,18 @@ class WorkerWatchingCeleryRunLauncher(CeleryRunLauncher):
         super().__init__(*args, **kwargs)
         self._silent_since: dict[str, float] = {}
 
+    def terminate(self, run_id: str) -> bool:
+        """Mark the run canceling before its process is signalled, as Dagster's default launcher does.
+
+        Dagster's Celery launcher only revokes the task: its run then reads as a crash (FAILURE), not a cancel.
+        """
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        if run.status != dg.DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceling(run)
+        return super().terminate(run_id)
+
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         checked = super().check_run_worker_health(run)
         if checked.status != WorkerStatus.RUNNING:
