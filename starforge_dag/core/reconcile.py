@@ -97,9 +97,7 @@ def decide(state: ReconcileInput) -> list[Action]:
     for build in state.active:
         if build.run_id in state.canceling_runs and build.id not in asked:
             actions.append(
-                StopBuild(
-                    build.id, f"run {build.run_id[:8]} was terminated", f"build {build.id}: its run is canceling"
-                )
+                StopBuild(build.id, f"run {build.run_id[:8]} was terminated", f"build {build.id}: its run is canceling")
             )
     for build in state.stale_claims:
         run_id = state.runs_by_build.get(build.id)

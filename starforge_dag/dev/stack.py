@@ -211,9 +211,6 @@ class Stack:
     def worker_names(self) -> list[str]:
         return [name for name in self.services if name.startswith("worker-")]
 
-    def worker_hostname(self, name: str) -> str:
-        return f"{name}-{self.api_port}@{socket.gethostname()}"
-
     def _worker_ready(self, name: str) -> Callable[[], str | None]:
         """Celery logs `ready.` once the worker consumes its queue."""
         log_path = self.services[name].log_path
