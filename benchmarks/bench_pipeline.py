@@ -7,7 +7,11 @@ pipeline). Baseline in the same run: the same pushes through the same webhook co
 same Postgres — what the daemon, the run queue (4 runs per workspace) and a process per run add or save. Times come
 from the build store's transitions and Dagster's run records.
 
-Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [--postgres-admin-url URL]
+With `--workers N`, the same pushes go through a third Stack whose runs execute on N Celery run workers (a Redis of
+its own); the Stack on Dagster's default launcher (a new process per run) is the baseline in the same run. The
+workers' memory is sampled: idle, and at the peak of the burst.
+
+Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [--workers N] [--postgres-admin-url URL]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
@@ -41,6 +47,7 @@ from starforge_dag.store.db import dispose_all, normalize_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from deliveries import GitHub  # the signed pushes the tests send
+from support.redis_server import RedisServer  # the tests' own Redis
 from support.stack_client import post_push, wait_for_build  # the helpers the e2e tests drive a stack with
 
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
@@ -191,42 +198,96 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
         ]
 
 
+class WorkerMemory:
+    """Resident memory of the stack's workers (each worker with its run processes), sampled in a thread."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def total(self) -> int:
+        rss = 0
+        for name in self.stack.worker_names:
+            process = self.stack.services[name].process
+            assert process is not None
+            for each in [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]:
+                try:
+                    rss += each.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+        return rss
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self.total())
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_stack(
-    urls: list[str], sha: str, burst: int, databases: dict[str, str], root: Path
+    urls: list[str],
+    sha: str,
+    burst: int,
+    databases: dict[str, str],
+    root: Path,
+    workers: int = 0,
+    label: str = "Stack",
+    memory: dict[str, float] | None = None,
 ) -> tuple[list[Result], float]:
     """The burst through the Stack's API, waiting for every build; then the rest one build at a time."""
+    prefix = "workers" if workers else "stack"
     env = {
-        "STARFORGE_HOME": str(root / "stack"),
-        "STARFORGE_DATABASE_URL": databases["stack_builds"],
-        "STARFORGE_DAGSTER_PG_URL": databases["stack_dagster"],
+        "STARFORGE_HOME": str(root / prefix),
+        "STARFORGE_DATABASE_URL": databases[f"{prefix}_builds"],
+        "STARFORGE_DAGSTER_PG_URL": databases[f"{prefix}_dagster"],
         "STARFORGE_BUILD_BACKEND": "fake",
         "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
         "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
         "STARFORGE_API_TOKEN": TOKEN,
     }
-    store = open_store(databases["stack_builds"])
+    store = open_store(databases[f"{prefix}_builds"])
     register_apps(store, urls)
+    with RedisServer(root / f"{prefix}-redis") as redis_server:
+        env["STARFORGE_CELERY_BROKER_URL"] = redis_server.url
+        return _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory)
+
+
+def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory):
+    prefix = "workers" if workers else "stack"
     began = time.monotonic()
-    with Stack(env) as stack:
+    with Stack(env, workers=workers) as stack:
         startup = time.monotonic() - began
 
         def deliver(i: int) -> list[int]:
             return post_push(stack, urls[i], f"bench/app-{i}", sha).json()["created"]
 
+        sampler = WorkerMemory(stack)
+        idle = sampler.total()
         began = time.monotonic()
-        burst_ids = [b for i in range(burst) for b in deliver(i)]
-        for build_id in burst_ids:
-            wait_for_build(stack, build_id, TERMINAL, timeout=900)
+        with sampler:
+            burst_ids = [b for i in range(burst) for b in deliver(i)]
+            for build_id in burst_ids:
+                wait_for_build(stack, build_id, TERMINAL, timeout=900)
         burst_wall = time.monotonic() - began
+        if memory is not None and workers:
+            memory.update(idle_mb=idle / 2**20 / workers, peak_mb=sampler.peak / 2**20, idle_total_mb=idle / 2**20)
         began, serial_ids = time.monotonic(), []
         for i in range(burst, len(urls)):
             serial_ids += deliver(i)
             wait_for_build(stack, serial_ids[-1], TERMINAL, timeout=300)
         serial_wall = time.monotonic() - began
-    with postgres_instance(databases["stack_dagster"], root) as instance:
+    with postgres_instance(databases[f"{prefix}_dagster"], root) as instance:
         return [
-            Result(f"Stack, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
-            Result("Stack, one at a time", timings(store, instance, serial_ids), serial_wall),
+            Result(f"{label}, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
+            Result(f"{label}, one at a time", timings(store, instance, serial_ids), serial_wall),
         ], startup
 
 
@@ -258,13 +319,22 @@ def main() -> None:
         default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         help="a database to connect to for CREATE/DROP DATABASE of scratch databases",
     )
+    parser.add_argument("--workers", type=int, default=0, help="also run the pushes on N Celery run workers")
     args = parser.parse_args()
-    roles = ("baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster")
+    roles = ["baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster"]
+    roles += ["workers_builds", "workers_dagster"] if args.workers else []
+    load_before = os.getloadavg()
+    memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, scratch_databases(args.postgres_admin_url, *roles) as databases:
         root = Path(tmp)
         urls, sha = make_repos(root, args.builds + args.serial)
         baseline = run_baseline(urls, sha, args.builds, databases, root)
         measured, startup = run_stack(urls, sha, args.builds, databases, root)
+        with_workers: list[Result] = []
+        if args.workers:
+            label = f"{args.workers} Celery workers"
+            with_workers, _ = run_stack(urls, sha, args.builds, databases, root, args.workers, label, memory)
+    load_after = os.getloadavg()
 
     print(f"\n{args.builds} builds pushed at once, then {args.serial} one at a time; fake backend, one app per build;")
     print("seconds after the webhook was accepted (p50, p95):")
@@ -295,9 +365,20 @@ def main() -> None:
             )
         )
     )
-    for stack_result, baseline_result in zip(measured, baseline):
+    for i, (stack_result, baseline_result) in enumerate(zip(measured, baseline)):
+        if with_workers:
+            print(row(with_workers[i]))
         print(row(stack_result))
         print(row(baseline_result))
+    if memory:
+        print(
+            f"worker memory (RSS, worker and its run processes): idle {memory['idle_mb']:.0f} MB per worker; "
+            f"at the burst's peak {memory['peak_mb']:.0f} MB for all {args.workers}"
+        )
+    print(
+        f"machine: {os.cpu_count()} cores; load average (1/5/15 min) before "
+        f"{'/'.join(f'{x:.2f}' for x in load_before)}, after {'/'.join(f'{x:.2f}' for x in load_after)}"
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     retain_builds: int = Field(
         default=10, ge=1, description="Image retention keeps the images of each app's newest N successful builds."
     )
+    celery_broker_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL of the Celery run workers' broker and result backend (deploy/dagster-celery.yaml).",
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Build runs one `starforge worker` executes at once (one process each)."
+    )
     retain_desired_days: float = Field(
         default=7.0,
         ge=0,

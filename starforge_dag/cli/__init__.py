@@ -28,6 +28,7 @@ for command in (
     tools.demo,
     tools.depot_emulator,
     serve.up,
+    serve.worker,
     github.github,
     serve.dagster_home,
     vars.vars_group,

@@ -59,7 +59,16 @@ class EndBuild:
     cancel_run_id: str | None = None
 
 
-Action = CancelRun | AttachRun | ReleaseClaim | EndBuild
+@dataclass(frozen=True)
+class StopBuild:
+    """Ask a running build to stop (as a user's cancel does): its run was asked to stop from outside Starforge."""
+
+    build_id: int
+    reason: str
+    note: str
+
+
+Action = CancelRun | AttachRun | ReleaseClaim | EndBuild | StopBuild
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class ReconcileInput:
     cancel_requests: Sequence[tuple[Build, BuildState]] = ()
     stale_claims: Sequence[Build] = ()
     runs_by_build: Mapping[int, str] = field(default_factory=dict)  # a stale claim's run, found by its tag
+    canceling_runs: frozenset[str] = frozenset()  # active runs asked to stop (terminated from the UI, say)
 
 
 def timeout_of(build: Build, default_s: int) -> int:
@@ -87,6 +97,12 @@ def decide(state: ReconcileInput) -> list[Action]:
         if build.run_id and state.runs.get(build.run_id) == RunState.ACTIVE:
             actions.append(
                 CancelRun(build.run_id, f"asked run {build.run_id[:8]} of build {build.id} to stop ({stop.value})")
+            )
+    asked = {build.id for build, _ in state.cancel_requests}
+    for build in state.active:
+        if build.run_id in state.canceling_runs and build.id not in asked:
+            actions.append(
+                StopBuild(build.id, f"run {build.run_id[:8]} was terminated", f"build {build.id}: its run is canceling")
             )
     for build in state.stale_claims:
         run_id = state.runs_by_build.get(build.id)

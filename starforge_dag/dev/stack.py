@@ -102,7 +102,10 @@ def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> No
 
 
 class Stack:
-    """API, daemon and webserver on one DAGSTER_HOME (Postgres storage); stopped on exit, even after a failure."""
+    """API, daemon and webserver on one DAGSTER_HOME (Postgres storage); stopped on exit, even after a failure.
+
+    With `workers`, that many `starforge worker` processes run the builds (deploy/dagster-celery.yaml).
+    """
 
     def __init__(
         self,
@@ -112,6 +115,8 @@ class Stack:
         webserver_port: int | None = None,
         startup_timeout_s: float = 300.0,
         root: Path = PROJECT_ROOT,
+        workers: int = 0,
+        worker_concurrency: int | None = None,
     ):
         if not env.get("STARFORGE_DAGSTER_PG_URL"):
             raise ValueError("a stack keeps Dagster storage in Postgres: set STARFORGE_DAGSTER_PG_URL")
@@ -124,10 +129,13 @@ class Stack:
         self.webserver_url = f"http://127.0.0.1:{self.webserver_port}"
         self.home = self.settings.resolved_home
         self.logs_dir = self.home / "logs"
-        self.dagster_home = self.home / "dagster-postgres"
+        self.workers = workers
+        self.dagster_home = self.home / ("dagster-celery" if workers else "dagster-postgres")
+        celery = {"STARFORGE_CELERY_BROKER_URL": self.settings.celery_broker_url.get_secret_value()} if workers else {}
         self.env = child_environ(
             {
                 **env,
+                **celery,
                 # dagster-postgres hands the URL to SQLAlchemy 2.1, where a bare postgresql:// means psycopg 3.
                 "STARFORGE_DAGSTER_PG_URL": normalize_url(env["STARFORGE_DAGSTER_PG_URL"]),
                 "STARFORGE_HOME": str(self.home),
@@ -149,6 +157,14 @@ class Stack:
                 self.logs_dir / "webserver.log",
             ),
         }
+        concurrency = ["--concurrency", str(worker_concurrency)] if worker_concurrency else []
+        for i in range(1, workers + 1):
+            name = f"worker-{i}"
+            self.services[name] = Service(
+                name,
+                [str(BIN / "starforge"), "worker", "--hostname", f"{name}-{self.api_port}@%h", *concurrency],
+                self.logs_dir / f"{name}.log",
+            )
 
     @property
     def api_token(self) -> str:
@@ -171,7 +187,7 @@ class Stack:
 
     def start(self) -> None:
         """Start all three at once (imports dominate start-up), then wait until each one answers."""
-        prepare_dagster_home(self.settings, postgres=True)
+        prepare_dagster_home(self.settings, postgres=True, celery=bool(self.workers))
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for service in self.services.values():
             service.log_file = service.log_path.open("wb")
@@ -188,6 +204,22 @@ class Stack:
         self._wait_until("api", self._api_ready, deadline)
         self._wait_until("webserver", self._location_loaded, deadline)
         self._wait_until("daemon", self._daemons_healthy, deadline)
+        for name in self.worker_names:
+            self._wait_until(name, self._worker_ready(name), deadline)
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [name for name in self.services if name.startswith("worker-")]
+
+    def _worker_ready(self, name: str) -> Callable[[], str | None]:
+        """Celery logs `ready.` once the worker consumes its queue."""
+        log_path = self.services[name].log_path
+
+        def probe() -> str | None:
+            text = log_path.read_text(errors="replace") if log_path.exists() else ""
+            return None if " ready." in text else "not consuming its queue yet"
+
+        return probe
 
     def stop(self) -> None:
         stop_all(list(self.services.values()))
@@ -270,11 +302,15 @@ def graphql(stack: Stack, query: str, variables: Mapping[str, Any] | None = None
     return body["data"]
 
 
-def run_stack_forever(env: Mapping[str, str] | None = None, api_port: int = 8000, webserver_port: int = 3000) -> None:
+def run_stack_forever(
+    env: Mapping[str, str] | None = None, api_port: int = 8000, webserver_port: int = 3000, workers: int = 0
+) -> None:
     """`starforge up`: the stack on this environment's STARFORGE_* settings until Ctrl-C or SIGTERM."""
     chosen = env if env is not None else starforge_environ()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with Stack(chosen, api_port=api_port, webserver_port=webserver_port) as stack:
+    with Stack(chosen, api_port=api_port, webserver_port=webserver_port, workers=workers) as stack:
+        if workers:
+            print(f"workers    {workers} Celery run workers", flush=True)
         print(f"API        {stack.api_url}", flush=True)
         print(f"Dagster UI {stack.webserver_url}", flush=True)
         print(f"logs       {stack.logs_dir}", flush=True)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ..assets import APP_PARTITIONS, APP_PARTITIONS_NAME, app_partition_key
 from ..core.models import Build, utcnow
-from ..core.reconcile import AttachRun, CancelRun, EndBuild, ReconcileInput, ReleaseClaim, RunState, decide
+from ..core.reconcile import AttachRun, CancelRun, EndBuild, ReconcileInput, ReleaseClaim, RunState, StopBuild, decide
 from ..core.states import BuildState
 from ..jobs import APP_TAG, BUILD_ID_TAG, COMMIT_TAG, TRIGGER_TAG, WORKSPACE_TAG, build_job
 from ..ops.build import LoadBuildConfig
@@ -50,6 +50,12 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
         found = instance.get_runs(filters=dg.RunsFilter(tags={BUILD_ID_TAG: str(build.id)}), limit=1)
         if found:
             runs_by_build[build.id] = found[0].run_id
+    # A run terminated from the UI under the Celery launcher keeps retrying its interrupted step: stop the build.
+    canceling = {
+        run.run_id
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.CANCELING]))
+        if run.run_id in run_ids
+    }
     decision = ReconcileInput(
         now=now,
         timeout_s=timeout_s,
@@ -58,6 +64,7 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
         cancel_requests=cancel_requests,
         stale_claims=stale,
         runs_by_build=runs_by_build,
+        canceling_runs=frozenset(canceling),
     )
     notes: list[str] = []
     for action in decide(decision):
@@ -67,6 +74,9 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
                 notes.append(note)
             case AttachRun(build_id=build_id, run_id=run_id):
                 store.attach_run(build_id, run_id)
+            case StopBuild(build_id=build_id, reason=reason, note=note):
+                store.request_cancel(build_id, actor, reason)
+                notes.append(note)
             case ReleaseClaim(build_id=build_id, note=note):
                 store.release_claim(build_id)
                 notes.append(note)

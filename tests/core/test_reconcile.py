@@ -12,6 +12,7 @@ from starforge_dag.core.reconcile import (
     ReconcileInput,
     ReleaseClaim,
     RunState,
+    StopBuild,
     decide,
 )
 from starforge_dag.core.states import BuildState
@@ -88,6 +89,21 @@ def test_cancel_requests_reach_only_live_runs():
         cancel_requests=[(live, BuildState.CANCELED), (ended, BuildState.SUPERSEDED)],
     )
     assert actions == [CancelRun("run-1", "asked run run-1 of build 1 to stop (canceled)")]
+
+
+def test_a_build_whose_run_is_canceling_is_asked_to_stop_once():
+    # Terminated from the UI: the run is canceling, but its build knows nothing yet and would carry on.
+    terminated, asked = build(1), build(2)
+    actions = decide_for(
+        terminated,
+        asked,
+        runs={"run-1": RunState.ACTIVE, "run-2": RunState.ACTIVE},
+        canceling_runs=frozenset({"run-1", "run-2"}),
+        cancel_requests=[(asked, BuildState.CANCELED)],
+    )
+    assert [a for a in actions if isinstance(a, StopBuild)] == [
+        StopBuild(1, "run run-1 was terminated", "build 1: its run is canceling")
+    ]
 
 
 def test_stale_claims_attach_the_run_found_by_tag_or_go_back_to_the_queue():
