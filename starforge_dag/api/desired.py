@@ -19,6 +19,7 @@ from starforge_dag.deploy.registry import RegistryUnavailable
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, ChangeRefused
 
+from .actors import request_actor
 from .builds import _app
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import Problem
@@ -217,15 +218,6 @@ async def desired_state_feed(
     )
 
 
-def _actor(by: str | None) -> str:
-    if by is None:
-        return "api"
-    try:
-        return f"api:{check_text(by, 'by', max_chars=100)}"
-    except InvalidInput as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-
-
 def _note(note: str | None) -> str | None:
     try:
         return None if note is None else check_text(note, "note", max_chars=500)
@@ -256,7 +248,7 @@ def _hold_change(
 ) -> ChangeView:
     """Pin and unpin: the same checks of the caller's input, one store call apart."""
     target = _app(store, app)
-    actor, note = _actor(body.by if body else None), _note(body.note if body else None)
+    actor, note = request_actor(body.by if body else None), _note(body.note if body else None)
     try:
         return ChangeView.of(change(target.id, actor, note))
     except ChangeRefused as exc:
@@ -267,7 +259,7 @@ def _hold_change(
 def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -> ChangeView:
     """Move desired state to an earlier succeeded build's image, once the registry confirms it still has it."""
     target = _app(store, app)
-    actor, note = _actor(body.by), _note(body.note)
+    actor, note = request_actor(body.by), _note(body.note)
     try:
         build = store.check_rollback(target.id, body.build_id)
         change = rollback_to(store, target, build.id, actor, _auth(settings), note=note)

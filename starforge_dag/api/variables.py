@@ -14,6 +14,7 @@ from starforge_dag.core.models import App, Trigger
 from starforge_dag.store import AppArchived, BuildStore, NewValue
 from starforge_dag.variables.rules import InvalidVariable, TooManyVariables
 
+from .actors import request_actor
 from .app_schemas import VariableChange, VariableView, VariableWrite
 from .apps import find_app, live_app
 from .deps import SettingsDep, StoreDep, require_token
@@ -31,15 +32,6 @@ router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], respons
 By = Annotated[str | None, Query(max_length=100, description="Who asks (recorded as the actor api:<by>).")]
 
 
-def _actor(by: str | None) -> str:
-    if by is None:
-        return "api"
-    try:
-        return f"api:{check_text(by, 'by', max_chars=100)}"
-    except InvalidInput as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-
-
 def _workspace(workspace: str) -> str:
     try:
         return check_text(workspace, "workspace", max_chars=100)
@@ -52,7 +44,7 @@ def _set(
 ) -> list[VariableView]:
     try:
         written = store.set_variables(
-            workspace, app, [NewValue(name, body.value, body.secret)], _actor(body.by), settings.secret_box()
+            workspace, app, [NewValue(name, body.value, body.secret)], request_actor(body.by), settings.secret_box()
         )
     except InvalidVariable as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -90,7 +82,7 @@ def set_app_variable(
     target = live_app(store, workspace, app)
     (written,) = _set(store, settings, target.workspace, target.name, name, body)
     builds = []
-    if body.rebuild and (queued := rebuild(store, target, _actor(body.by))) is not None:
+    if body.rebuild and (queued := rebuild(store, target, request_actor(body.by))) is not None:
         builds.append(queued)
     return VariableChange(variable=written, builds=builds)
 
@@ -99,7 +91,7 @@ def set_app_variable(
 def unset_app_variable(workspace: str, app: str, name: str, store: StoreDep, by: By = None) -> VariableView:
     """Record the removal as the variable's newest version."""
     target = live_app(store, workspace, app)
-    return VariableView.of(store.unset_variable(target.workspace, target.name, name, _actor(by)))
+    return VariableView.of(store.unset_variable(target.workspace, target.name, name, request_actor(by)))
 
 
 @router.get("/workspaces/{workspace}/variables", response_model=list[VariableView], responses=_NOT_FOUND)
@@ -117,11 +109,15 @@ def set_workspace_variable(
     builds = []
     if body.rebuild:
         for app in store.list_apps():
-            if app.workspace == workspace and not app.archived and (queued := rebuild(store, app, _actor(body.by))):
+            if (
+                app.workspace == workspace
+                and not app.archived
+                and (queued := rebuild(store, app, request_actor(body.by)))
+            ):
                 builds.append(queued)
     return VariableChange(variable=written, builds=builds)
 
 
 @router.delete("/workspaces/{workspace}/variables/{name}", response_model=VariableView, responses=_WRITE)
 def unset_workspace_variable(workspace: str, name: str, store: StoreDep, by: By = None) -> VariableView:
-    return VariableView.of(store.unset_variable(_workspace(workspace), None, name, _actor(by)))
+    return VariableView.of(store.unset_variable(_workspace(workspace), None, name, request_actor(by)))
