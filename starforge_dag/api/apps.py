@@ -13,7 +13,6 @@ from starforge_dag.core.models import App
 from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.settings import Settings
 from starforge_dag.store import AppArchived, BuildStore
-from starforge_dag.store.github import GitHubStore
 
 from .app_schemas import AppCreate, AppPatch, AppRemoved, AppSettings
 from .deps import SettingsDep, StoreDep, require_token
@@ -68,7 +67,7 @@ def checked_settings(body: AppSettings, settings: Settings) -> dict[str, Any]:
 
 
 def view(store: BuildStore, app: App) -> AppView:
-    link = GitHubStore(store.engine).app_repo(app.id)
+    link = store.github().app_repo(app.id)
     return AppView.of(app, link.repo_id, link.paused_reason) if link else AppView.of(app)
 
 
@@ -111,7 +110,7 @@ def create_app(body: AppCreate, store: StoreDep, settings: SettingsDep) -> AppVi
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if link is not None:
-        GitHubStore(store.engine).link_app(app.id, link[0], link[1], link[3])
+        store.github().link_app(app.id, link[0], link[1], link[3])
     return view(store, app)
 
 

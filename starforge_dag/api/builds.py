@@ -16,7 +16,7 @@ from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.logs import follow_log, open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
-from starforge_dag.store.github import AppRepo, GitHubStore
+from starforge_dag.store.github import AppRepo
 
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
@@ -95,7 +95,7 @@ def cancel_build(build_id: int, store: StoreDep, response: Response) -> BuildSum
 
 @apps_router.get("/apps", response_model=list[AppView])
 def list_apps(store: StoreDep) -> list[AppView]:
-    links = {link.app_id: link for link in GitHubStore(store.engine).app_repos()}
+    links = {link.app_id: link for link in store.github().app_repos()}
     return [
         AppView.of(a, links[a.id].repo_id, links[a.id].paused_reason) if a.id in links else AppView.of(a)
         for a in store.list_apps()
@@ -122,7 +122,7 @@ def manual_build(
     target = _app(store, app)
     if target.archived:
         raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} was removed")
-    link = GitHubStore(store.engine).app_repo(target.id)
+    link = store.github().app_repo(target.id)
     if link is not None and link.paused_reason:
         raise HTTPException(status.HTTP_409_CONFLICT, f"app {target.workspace}/{target.name} is {link.paused_reason}")
     try:

@@ -11,14 +11,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from starforge_dag.buildkit.registry import RegistryAuth
 from starforge_dag.core.inputs import InvalidInput, check_text
 from starforge_dag.core.models import App, ChangeReason, DesiredChange, DesiredState
 from starforge_dag.deploy.operations import rollback as rollback_to
 from starforge_dag.deploy.registry import RegistryUnavailable
-from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, ChangeRefused
 
+from ..builders.wiring import registry_auth
 from .actors import request_actor
 from .builds import _app
 from .deps import SettingsDep, StoreDep, require_token
@@ -225,12 +224,6 @@ def _note(note: str | None) -> str | None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 
 
-def _auth(settings: Settings) -> RegistryAuth | None:
-    if not settings.registry_username:
-        return None
-    return RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
-
-
 _REFUSED: dict[int | str, dict[str, Any]] = {409: {"model": Problem, "description": "The change cannot be made"}}
 
 
@@ -262,7 +255,7 @@ def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -
     actor, note = request_actor(body.by), _note(body.note)
     try:
         build = store.check_rollback(target.id, body.build_id)
-        change = rollback_to(store, target, build.id, actor, _auth(settings), note=note)
+        change = rollback_to(store, target, build.id, actor, registry_auth(settings), note=note)
     except ChangeRefused as exc:
         raise _refused("rollback", target, exc) from None
     except RegistryUnavailable as exc:

@@ -18,7 +18,6 @@ from starforge_dag.github.rules import decide
 from starforge_dag.github.signature import verify_signature
 from starforge_dag.github.sync import apply_installation_event, apps_for_push
 from starforge_dag.store import open_store
-from starforge_dag.store.github import GitHubStore
 
 from .deps import SettingsDep
 from .schemas import IgnoredApp, Problem, WebhookResult
@@ -171,7 +170,7 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     The store is opened here, after the signature check, so unsigned requests never reach the database.
     """
     store = open_store(database_url)
-    gh = GitHubStore(store.engine)
+    gh = store.github()
     by_name = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
     targets = apps_for_push(store, gh, event.repository.id, by_name, event.after)
     removed = [app for app in targets.apps if app.archived]
@@ -227,7 +226,7 @@ def _handle_installation(database_url: str, event: str, delivery: str | None, te
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON body: {exc}") from None
     try:
         store = open_store(database_url)
-        summary = apply_installation_event(store, GitHubStore(store.engine), event, data)
+        summary = apply_installation_event(store, store.github(), event, data)
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not an {event} payload: bad or missing {fields}") from None

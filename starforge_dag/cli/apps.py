@@ -75,9 +75,7 @@ def apps_add(
         raise click.ClickException(str(exc)) from None
     out = app.model_dump(mode="json")
     if link is not None:
-        from ..store.github import GitHubStore
-
-        GitHubStore(open_build_store().engine).link_app(app.id, link.repo_id, link.full_name, link.installation_id)
+        open_build_store().github().link_app(app.id, link.repo_id, link.full_name, link.installation_id)
         out.update(github_repo_id=link.repo_id, github_installation_id=link.installation_id)
     click.echo(json.dumps(out))
 

@@ -51,13 +51,10 @@ def resolve_github_repo(settings: Settings, full_name: str) -> GitHubLink:
 
 def run_check(settings: Settings) -> CheckReport:
     from ..store import open_store
-    from ..store.github import GitHubStore
 
     store = open_store(settings.resolved_database_url)
     names = {a.id: f"{a.workspace}/{a.name}" for a in store.list_apps()}
-    linked = [
-        (names.get(x.app_id, str(x.app_id)), x.repo_id, x.paused_reason) for x in GitHubStore(store.engine).app_repos()
-    ]
+    linked = [(names.get(x.app_id, str(x.app_id)), x.repo_id, x.paused_reason) for x in store.github().app_repos()]
     return check_app(
         settings.github_app_id,
         settings.github_app_private_key.get_secret_value(),

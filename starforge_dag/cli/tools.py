@@ -57,12 +57,11 @@ def depot_emulator(
     import signal
     import threading
 
-    from ..buildkit.registry import RegistryAuth
+    from ..builders.wiring import registry_auth
     from ..emulators.depot import DepotEmulator, Faults
 
     settings = get_settings()
-    password = settings.registry_password.get_secret_value()
-    auth = RegistryAuth(settings.registry_username, password) if settings.registry_username and password else None
+    auth = registry_auth(settings)
     emulator = DepotEmulator(
         token=token,
         organization_id=organization,

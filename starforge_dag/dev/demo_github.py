@@ -21,7 +21,6 @@ def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
     from ..github.app import GitHubApp
     from ..github.statuses import StatusStyle, send_statuses
     from ..store import NotFound, open_store
-    from ..store.github import GitHubStore
     from .instance import prepare_dagster_home
     from .runner import drain_queue
 
@@ -43,7 +42,7 @@ def run_github_demo(settings: Settings, bare_repo_path: str) -> int:
             installation = emulator.add_installation("demo")
             repo = emulator.add_repo("demo", "hello-private", bare_repo_path, installation_id=installation)
             store = open_store(settings.resolved_database_url)
-            gh = GitHubStore(store.engine)
+            gh = store.github()
             try:
                 app = store.get_app("hello-private", "demo")
             except NotFound:

@@ -30,7 +30,7 @@ class BuildStoreResource(dg.ConfigurableResource):
 
     def github(self) -> GitHubStore:
         """The GitHub tables (installations, linked repositories, commit statuses) on the same database."""
-        return GitHubStore(self.store().engine)
+        return self.store().github()
 
     def depot(self) -> DepotRecords:
         """Each workspace's Depot project and each build's Depot build."""

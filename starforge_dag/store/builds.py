@@ -12,6 +12,7 @@ from . import schema as t
 from .apps import Apps
 from .depot import DepotRecords
 from .desired import Desired
+from .github import GitHubStore
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
 from .transitions import Transitions
@@ -20,6 +21,10 @@ from .variables import Variables
 
 class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables):
     """All build-state reads and writes; every state change goes through `check_transition`."""
+
+    def github(self) -> GitHubStore:
+        """The GitHub tables (installations, linked repositories, commit statuses) on the same database."""
+        return GitHubStore(self.engine)
 
     def get_build(self, build_id: int) -> Build:
         with self.engine.connect() as conn:
