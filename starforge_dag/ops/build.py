@@ -209,7 +209,7 @@ def await_build(
             advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
 
     try:
-        with failing_build(context, build_store, build_id), log_store.writer(build_id) as writer:
+        with failing_build(context, build_store, build_id, log_store), log_store.writer(build_id) as writer:
             builder = build_service.builder()
             result = builder.run(ticket, on_progress, should_cancel=cancel_check(build_store, build_id))
     finally:
