@@ -14,10 +14,11 @@ from starforge_dag.core.states import BuildState
 from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
 from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.logs import follow_log, open_log_store
-from starforge_dag.pages.explain import explain_build
+from starforge_dag.pages.explain import build_masker, explain_build
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import AppRepo, GitHubStore
+from starforge_dag.variables.crypto import SecretsKeyError
 
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
@@ -47,8 +48,13 @@ def get_build(build_id: int, store: StoreDep, settings: SettingsDep, request: Re
     build = store.get_build(build_id)
     explanation = None
     if build.status.terminal and build.status != BuildState.SUCCEEDED:
-        with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
-            explanation = explain_build(store, logs, build_id, settings.build_network)
+        try:
+            masker = build_masker(store, build_id, settings.secret_box())
+        except SecretsKeyError:
+            masker = None  # without the secrets nothing read from the log may be shown
+        if masker is not None:
+            with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+                explanation = explain_build(store, logs, build_id, settings.build_network, masker)
     page_url = settings.page_links(str(request.base_url)).url(build_id, utcnow())
     return BuildDetail.of_build(build, store.transitions(build_id), store.cancel_state(build_id), explanation, page_url)
 

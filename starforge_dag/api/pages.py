@@ -31,7 +31,7 @@ from starforge_dag.git.command import redact_url
 from starforge_dag.logs import LogStoreBackend, open_log_store
 from starforge_dag.logs.masking import Masker
 from starforge_dag.pages.ansi import spans, to_html
-from starforge_dag.pages.explain import explain_build, read_tail
+from starforge_dag.pages.explain import build_masker, explain_build, read_tail
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, NotFound, open_store
 from starforge_dag.variables.crypto import SecretsKeyError
@@ -200,10 +200,9 @@ def _masked(text: str, masker: Masker | None) -> str:
 def _masker(store: BuildStore, build_id: int, settings: Settings) -> Masker | None:
     """The build's secret values (every log line shown is masked with them); None when they cannot be opened."""
     try:
-        variables = store.build_variables(build_id, settings.secret_box())
+        return build_masker(store, build_id, settings.secret_box())
     except SecretsKeyError:
         return None
-    return Masker(v.value.get_secret_value() for v in variables if v.secret)
 
 
 def _page(
@@ -221,11 +220,7 @@ def _page(
     masker = _masker(store, build.id, settings)
     unavailable = None if masker is not None else "The log cannot be shown: the secrets it hides could not be opened."
     tail = [] if masker is None else read_tail(logs, build.id, PAGE_LINES)
-    explanation = explain_build(store, logs, build.id, settings.build_network)
-    if explanation is not None and explanation.line:
-        explanation = explanation.model_copy(
-            update={"line": _masked(explanation.line, masker) if masker is not None else None}
-        )
+    explanation = None if masker is None else explain_build(store, logs, build.id, settings.build_network, masker)
     ended = steps[-1].started_at if build.status.terminal and steps else now
     return BuildPage(
         build=build,
@@ -283,7 +278,7 @@ def _kept(
 ) -> Desired:
     if current is None:
         return Desired(f"{lead}: the app has no desired image yet")
-    lead = lead.rstrip(":") if lead.endswith(":") else f"{lead}: the app runs"
+    lead = lead if lead.endswith((":", " to")) else f"{lead}: the app runs"
     return Desired(lead, f"build {current.build_id}", _link_to(store, build, current.build_id, links, now))
 
 

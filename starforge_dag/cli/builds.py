@@ -69,7 +69,7 @@ def status(build_id: int | None) -> None:
     """Show one build (with its phases, why it failed and its page) or the latest builds."""
     from ..core.models import utcnow
     from ..logs import open_log_store
-    from ..pages.explain import explain_build
+    from ..pages.explain import build_masker, explain_build
     from ..store import NotFound
 
     settings = get_settings()
@@ -91,7 +91,8 @@ def status(build_id: int | None) -> None:
         for t in store.transitions(build_id)
     ]
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
-        explanation = explain_build(store, logs, build_id, settings.build_network)
+        masker = build_masker(store, build_id, settings.secret_box())
+        explanation = explain_build(store, logs, build_id, settings.build_network, masker)
     out["explanation"] = explanation.model_dump(mode="json") if explanation else None
     if settings.public_url:
         out["page_url"] = settings.page_links().url(build_id, utcnow())
