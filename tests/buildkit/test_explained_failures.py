@@ -41,9 +41,7 @@ def failed_build(
 
 
 def explained(error: BuildError, lines: list[LogLine], network: str = "none") -> Explanation:
-    facts = FailureFacts(
-        BuildState.FAILED, error.message, error.step, error.kind.value, log=lines, network=network
-    )
+    facts = FailureFacts(BuildState.FAILED, error.message, error.step, error.kind.value, log=lines, network=network)
     found = explain(facts)
     assert found is not None
     return found
@@ -83,7 +81,9 @@ def test_a_full_device(buildkit_addr: str, base_image: str, image_name: str, tmp
     assert "No space left on device" in (found.line or "")
 
 
-def test_a_dockerfile_syntax_error_names_the_line(buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path) -> None:
+def test_a_dockerfile_syntax_error_names_the_line(
+    buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+) -> None:
     found = dockerfile_failure(buildkit_addr, tmp_path, image_name, f"FROM {base_image}\n\nRUNN echo {nonce()}\n")
     assert found.cls == FailureClass.DOCKERFILE_SYNTAX
     assert found.title == "The Dockerfile has an error on line 3: unknown instruction: RUNN"
