@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import Builds
 from fastapi.testclient import TestClient
+from page_helpers import Builds
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import utcnow
