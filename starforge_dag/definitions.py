@@ -113,6 +113,9 @@ def resources_for(settings: Settings) -> dict[str, object]:
             status_context=settings.github_status_context,
             public_url=settings.public_url,
             dagster_url=settings.dagster_url,
+            page_key=_secret(settings, "page_key"),
+            home=str(settings.resolved_home),
+            page_link_days=settings.page_link_days,
         ),
         "planner": PlannerResource(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from .core.inputs import RepoUrlPolicy
 
 if TYPE_CHECKING:
+    from .core.links import PageLinks
     from .variables.crypto import SecretBox
 
 ENV_PREFIX = "STARFORGE_"
@@ -161,7 +162,17 @@ class Settings(BaseSettings):
         description="How often, in seconds, failed deliveries are redelivered and branch heads compared with builds.",
     )
     public_url: str | None = Field(
-        default=None, description="The API's public base URL: commit status links go to its `/builds/{id}`."
+        default=None,
+        description="The API's public base URL: build page links start with it, and commit status links go to the "
+        "build's page.",
+    )
+    page_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key (16 characters or more) signing build page links, so a link opens one build's page "
+        "until it expires; unset: derived from a key file `STARFORGE_HOME/page.key` (0600), made on first use.",
+    )
+    page_link_days: float = Field(
+        default=30.0, gt=0, description="How long a build page link (in `GET /builds/{id}`, commit statuses) opens."
     )
     dagster_url: str | None = Field(
         default=None,
@@ -250,6 +261,16 @@ class Settings(BaseSettings):
         from .variables.crypto import secret_box
 
         return secret_box(self.secrets_key.get_secret_value(), self.resolved_home)
+
+    def page_links(self, base_url: str | None = None) -> PageLinks:
+        """Signer of build page links under `STARFORGE_PUBLIC_URL` (or `base_url`, the address a request came to)."""
+        from datetime import timedelta
+
+        from .core.links import PageLinks
+        from .variables.crypto import page_key
+
+        key = page_key(self.page_key.get_secret_value(), self.resolved_home)
+        return PageLinks(key, self.public_url or base_url or "", timedelta(days=self.page_link_days))
 
     @property
     def git_host_env(self) -> dict[str, str]:

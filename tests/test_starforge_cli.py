@@ -53,6 +53,28 @@ def test_apps_build_status_and_logs(env, git_repo):
     assert invoke("logs", "999").exit_code == 1
 
 
+def test_status_explains_a_failed_build_and_links_its_page(env, git_repo, monkeypatch):
+    from starforge_dag.core.states import BuildState
+    from starforge_dag.settings import get_settings
+    from starforge_dag.store import open_store
+
+    monkeypatch.setenv("STARFORGE_PUBLIC_URL", "https://builds.example")
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": "FROM scratch\n"})
+    invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url)
+    build_id = json.loads(invoke("build", "acme/web", "--ref", sha).output)["build_id"]
+    assert json.loads(invoke("status", str(build_id)).output)["explanation"] is None
+    store = open_store(get_settings().resolved_database_url)
+    store.request_cancel(build_id, actor="ada", reason="wrong branch")
+
+    status = json.loads(invoke("status", str(build_id)).output)
+
+    assert status["status"] == BuildState.CANCELED.value
+    assert status["explanation"]["cls"] == "canceled"
+    assert status["explanation"]["title"] == "Canceled by ada: wrong branch"
+    assert status["page_url"].startswith(f"https://builds.example/page/{build_id}.")
+
+
 def test_plan_prints_the_plan_or_says_what_to_do(env, tmp_path):
     app = tmp_path / "site"
     app.mkdir()

@@ -1,4 +1,4 @@
-"""The HTTP API: the GitHub webhook receiver and the build, log, app and desired-state endpoints."""
+"""The HTTP API: the GitHub webhook receiver, the build, log, app and desired-state endpoints, and build pages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.settings import Settings
@@ -17,6 +18,8 @@ from .apps import router as app_management_router
 from .builds import apps_router, builds_router
 from .deps import SettingsDep
 from .desired import router as desired_router
+from .pages import STATIC_DIR, STATIC_PATH
+from .pages import router as pages_router
 from .schemas import Health, Problem
 from .variables import router as variables_router
 from .webhooks import router as webhooks_router
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(desired_router)
     app.include_router(app_management_router)  # after the /apps/{app:path}/… routes, which take `app` alone too
     app.include_router(variables_router)
+    app.include_router(pages_router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="page-static")
     app.add_api_route(
         "/healthz",
         healthz,

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from starforge_dag.core.inputs import InvalidInput, check_branch, check_commit_id, check_repo_url, check_text
-from starforge_dag.core.models import App, DesiredState, LogLine, Trigger
+from starforge_dag.core.models import App, DesiredState, LogLine, Trigger, utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.refs import RefError, RefNotFound, resolve_ref
 from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.logs import follow_log, open_log_store
+from starforge_dag.pages.explain import build_masker, explain_build
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import AppRepo
+from starforge_dag.variables.crypto import SecretsKeyError
 
 from .deps import SettingsDep, StoreDep, require_token
 from .schemas import AppView, BuildDetail, BuildSummary, EnqueueResult, ManualBuild, Problem
@@ -41,9 +43,20 @@ def list_builds(
 
 
 @builds_router.get("/builds/{build_id}", response_model=BuildDetail, responses=_NOT_FOUND)
-def get_build(build_id: int, store: StoreDep) -> BuildDetail:
-    """Status, phases with timestamps, error and failing step, image."""
-    return BuildDetail.of_build(store.get_build(build_id), store.transitions(build_id), store.cancel_state(build_id))
+def get_build(build_id: int, store: StoreDep, settings: SettingsDep, request: Request) -> BuildDetail:
+    """Status, phases with timestamps, error and failing step, image, why it failed, and its page."""
+    build = store.get_build(build_id)
+    explanation = None
+    if build.status.terminal and build.status != BuildState.SUCCEEDED:
+        try:
+            masker = build_masker(store, build_id, settings.secret_box())
+        except SecretsKeyError:
+            masker = None  # without the secrets nothing read from the log may be shown
+        if masker is not None:
+            with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+                explanation = explain_build(store, logs, build_id, settings.build_network, masker)
+    page_url = settings.page_links(str(request.base_url)).url(build_id, utcnow())
+    return BuildDetail.of_build(build, store.transitions(build_id), store.cancel_state(build_id), explanation, page_url)
 
 
 @builds_router.get(

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from starforge_dag.core.explain import Explanation
 from starforge_dag.core.models import App, Build, Transition, Trigger
 from starforge_dag.core.states import BuildState
 from starforge_dag.git.command import redact_url
@@ -75,9 +76,24 @@ class BuildDetail(BuildSummary):
         default=None, description="Set while a running build is being stopped: the state it will end in."
     )
     phases: list[Phase]
+    explanation: Explanation | None = Field(
+        default=None, description="Why a failed, timed-out, canceled or superseded build did not succeed."
+    )
+    page_url: str | None = Field(
+        default=None,
+        description="The build's page: opens without an API token, shows only this build, and expires "
+        "(STARFORGE_PAGE_LINK_DAYS).",
+    )
 
     @classmethod
-    def of_build(cls, build: Build, transitions: list[Transition], stop: BuildState | None) -> BuildDetail:
+    def of_build(
+        cls,
+        build: Build,
+        transitions: list[Transition],
+        stop: BuildState | None,
+        explanation: Explanation | None = None,
+        page_url: str | None = None,
+    ) -> BuildDetail:
         return cls(
             **_summary_fields(build),
             delivery_id=build.delivery_id,
@@ -87,6 +103,8 @@ class BuildDetail(BuildSummary):
             backend_url=build.backend_url,
             stop_requested=None if build.status.terminal else stop,
             phases=phases(transitions),
+            explanation=explanation,
+            page_url=page_url,
         )
 
 

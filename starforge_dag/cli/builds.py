@@ -67,9 +67,13 @@ def logs(build_id: int, follow: bool) -> None:
 @click.command()
 @click.argument("build_id", type=int, required=False)
 def status(build_id: int | None) -> None:
-    """Show one build (with its phases) or the latest builds."""
+    """Show one build (with its phases, why it failed and its page) or the latest builds."""
+    from ..core.models import utcnow
+    from ..logs import open_log_store
+    from ..pages.explain import build_masker, explain_build
     from ..store import NotFound
 
+    settings = get_settings()
     store = open_build_store()
     if build_id is None:
         for b in store.list_builds(limit=20):
@@ -87,4 +91,10 @@ def status(build_id: int | None) -> None:
         {"state": t.to_state.value, "at": t.at.isoformat(), "reason": t.reason, "actor": t.actor}
         for t in store.transitions(build_id)
     ]
+    with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
+        masker = build_masker(store, build_id, settings.secret_box())
+        explanation = explain_build(store, logs, build_id, settings.build_network, masker)
+    out["explanation"] = explanation.model_dump(mode="json") if explanation else None
+    if settings.public_url:
+        out["page_url"] = settings.page_links().url(build_id, utcnow())
     click.echo(json.dumps(out, indent=2))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from starforge_dag.core.links import PageLinks
 from starforge_dag.core.states import BuildState
 from starforge_dag.store.github import StatusRow
 
@@ -40,10 +41,16 @@ _MEANING: dict[BuildState, tuple[str, str]] = {
 }
 
 
-def commit_status(state: BuildState, reason: str = "") -> tuple[str, str]:
-    """(GitHub state, short description) of a build state; failures say why, cut to GitHub's 140 characters."""
+_EXPLAINED = (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED)
+
+
+def commit_status(state: BuildState, reason: str = "", explanation: str | None = None) -> tuple[str, str]:
+    """(GitHub state, short description) of a build state; failures say why (the explanation's title when there is
+    one, else the reason), cut to GitHub's 140 characters."""
     github_state, text = _MEANING[BuildState(state)]
-    if state in (BuildState.FAILED, BuildState.TIMED_OUT) and reason:
+    if state in _EXPLAINED and explanation:
+        text = f"{text}: {explanation}"
+    elif state in (BuildState.FAILED, BuildState.TIMED_OUT) and reason:
         text = f"{text}: {reason}"
     text = " ".join(text.split())
     return github_state, text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
@@ -65,11 +72,28 @@ def target_url(build_id: int, run_id: str | None, public_url: str | None, dagste
 
 @dataclass(frozen=True)
 class StatusStyle:
-    """How statuses look: the context prefix and where their links point."""
+    """How statuses look: the context prefix, where their links point (a build's page when `links` signs them)
+    and what explains a build that did not succeed."""
 
     context_prefix: str = "starforge"
     public_url: str | None = None
     dagster_url: str | None = None
+    links: PageLinks | None = None
+    explain: Callable[[int], str | None] | None = None
+
+    def target(self, row: StatusRow, now: datetime) -> str | None:
+        if self.links is not None and self.links.base_url:
+            return self.links.url(row.build_id, now)
+        return target_url(row.build_id, row.run_id, self.public_url, self.dagster_url)
+
+    def explanation(self, row: StatusRow) -> str | None:
+        """An explanation that cannot be read (the log store is down) never holds a status back."""
+        if self.explain is None or row.build_state not in _EXPLAINED:
+            return None
+        try:
+            return self.explain(row.build_id)
+        except Exception:
+            return None
 
 
 class StatusOutbox(Protocol):
@@ -148,7 +172,7 @@ def send_statuses(
             wait = blocked[installation_id]
             outbox.retry_later(row.id, now() + timedelta(seconds=wait), "installation rate limited", failed=False)
             return "deferred"
-        state, description = commit_status(row.build_state, row.reason)
+        state, description = commit_status(row.build_state, row.reason, style.explanation(row))
         try:
             app.create_status(
                 installation_id,
@@ -156,7 +180,7 @@ def send_statuses(
                 row.commit_sha,
                 state,
                 description=description,
-                target_url=target_url(row.build_id, row.run_id, style.public_url, style.dagster_url),
+                target_url=style.target(row, now()),
                 context=status_context(style.context_prefix, row.workspace, row.app),
             )
         except GitHubAppError as exc:

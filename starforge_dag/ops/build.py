@@ -250,7 +250,7 @@ def await_build(
             advance(context, build_store, build_id, BuildState.PUSHING, f"pushing {ticket.spec.image.ref}")
 
     try:
-        with failing_build(context, build_store, build_id):
+        with failing_build(context, build_store, build_id, log_store):
             variables = build_store.build_variables(build_id)
             with log_store.writer(build_id, masker=variables.masker()) as writer:
                 builder = build_service.builder()

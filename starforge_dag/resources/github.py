@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
+from ..core.links import PageLinks
 from ..github.app import DEFAULT_API_URL, GitHubApp
 from ..github.statuses import StatusStyle
+from ..variables.crypto import page_key
 
 
 class GitHubAppResource(dg.ConfigurableResource):
@@ -18,11 +24,21 @@ class GitHubAppResource(dg.ConfigurableResource):
     status_context: str = Field(default="starforge", description="Prefix of commit status contexts.")
     public_url: str | None = Field(default=None, description="The API's public base URL, for status links.")
     dagster_url: str | None = Field(default=None, description="The Dagster UI's base URL, for status links.")
+    page_key: str | None = Field(default=None, description="Key signing build page links (set through an EnvVar).")
+    home: str | None = Field(
+        default=None, description="STARFORGE_HOME: without a page key, the key file there signs page links."
+    )
+    page_link_days: float = Field(default=30.0, description="How long the page link of a commit status opens.")
 
     def app(self) -> GitHubApp | None:
         if self.app_id is None or not self.private_key:
             return None
         return GitHubApp(self.app_id, self.private_key, self.api_url)
 
-    def style(self) -> StatusStyle:
-        return StatusStyle(self.status_context, self.public_url, self.dagster_url)
+    def style(self, explain: Callable[[int], str | None] | None = None) -> StatusStyle:
+        """Status links go to the build's page (signed) when the API has a public URL, else to the Dagster run."""
+        links = None
+        if self.public_url and (self.page_key or self.home):
+            key = page_key(self.page_key or "", Path(self.home or "."))
+            links = PageLinks(key, self.public_url, timedelta(days=self.page_link_days))
+        return StatusStyle(self.status_context, self.public_url, self.dagster_url, links, explain)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import dagster as dg
@@ -9,8 +10,10 @@ import dagster as dg
 from ..core.models import utcnow
 from ..github.statuses import send_statuses
 from ..github.sync import reconcile_heads, redeliver_failed
+from ..pages.explain import explain_build
 from ..resources.build_store import BuildStoreResource
 from ..resources.github import GitHubAppResource
+from ..resources.log_store import LogStoreResource
 
 # Why both sensors skip every tick until an App is configured.
 NO_APP = "no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)"
@@ -25,13 +28,25 @@ TICK_BUDGET_S = 20.0
     description="Sends queued commit statuses to GitHub in order per commit, with backoff and rate-limit pauses.",
 )
 def commit_status_sensor(
-    context: dg.SensorEvaluationContext, build_store: BuildStoreResource, github: GitHubAppResource
+    context: dg.SensorEvaluationContext,
+    build_store: BuildStoreResource,
+    github: GitHubAppResource,
+    log_store: LogStoreResource,
 ):
     app = github.app()
     if app is None:
         return dg.SkipReason(NO_APP)
     deadline = time.monotonic() + TICK_BUDGET_S
-    report = send_statuses(build_store.github(), app, github.style(), utcnow, deadline=deadline)
+    store = build_store.store()
+    reading = threading.Lock()  # the sender's threads share one log store connection
+    with log_store.open() as logs:
+
+        def explain(build_id: int) -> str | None:
+            with reading:
+                found = explain_build(store, logs, build_id)
+            return found.title if found else None
+
+        report = send_statuses(build_store.github(), app, github.style(explain), utcnow, deadline=deadline)
     if report.sent or report.given_up or report.left:
         context.log.info(str(report))
     return dg.SkipReason(f"statuses: {report}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 KEY_FILE = "secrets.key"
+PAGE_KEY_FILE = "page.key"
 
 
 class SecretsKeyError(ValueError):
@@ -82,23 +83,43 @@ def parse_keys(text: str) -> list[str]:
 def key_file_keys(home: Path) -> list[str]:
     """The embedded default: keys from `home/secrets.key`, made (mode 0600, one fresh key) on first use."""
     path = home / KEY_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        staging = home / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(new_key() + "\n")
-            try:
-                os.link(staging, path)  # atomic, and never over a key another process made first
-            except FileExistsError:
-                pass
-        finally:
-            staging.unlink(missing_ok=True)
+    make_key_file(path, new_key())
     keys = parse_keys(path.read_text().replace("\n", ","))
     if not keys:
         raise SecretsKeyError(f"the key file {path} holds no key")
     return keys
+
+
+def make_key_file(path: Path, key: str) -> None:
+    """Write `key` to `path` (mode 0600) unless a key is there already; safe against a concurrent first use."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        try:
+            os.link(staging, path)  # atomic, and never over a key another process made first
+        except FileExistsError:
+            pass
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def page_key(configured: str, home: Path) -> bytes:
+    """The key signing build page links: the configured one, else one derived from `home/page.key` (made once)."""
+    if configured:
+        if len(configured) < 16:
+            raise SecretsKeyError("STARFORGE_PAGE_KEY must be at least 16 characters")
+        return configured.encode("utf-8")
+    path = home / PAGE_KEY_FILE
+    make_key_file(path, os.urandom(32).hex())
+    seed = path.read_text().strip()
+    if not seed:
+        raise SecretsKeyError(f"the key file {path} holds no key")
+    return hmac.new(seed.encode("ascii"), b"starforge build page links", hashlib.sha256).digest()
 
 
 def secret_box(secrets_key: str, home: Path) -> SecretBox:

@@ -152,3 +152,20 @@ def test_desired_state_never_moves_to_an_older_commit(settings, store, instance,
     latest = instance.get_latest_materialization_event(app_image.key).asset_materialization
     assert latest.metadata["commit"].value == older
     assert latest.metadata["desired_state_updated"].value is False
+
+
+def test_a_failed_step_explains_the_failure_in_its_metadata(settings, store, instance, make_resources, git_repo):
+    repo = git_repo("broken")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    store.add_app("acme", "broken", repo.url, "main", repo_full_name="acme/broken")
+
+    push(settings, repo.url, "acme/broken", sha)
+    (result,) = drain_queue(instance, make_resources(outcome="user_error"))
+
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "await_build"
+    metadata = failure.step_failure_data.user_failure_data.metadata
+    assert metadata["failure_class"].value == "run_failed"
+    assert metadata["explanation"].value == "`RUN echo hello` failed with exit code 1"
+    assert "log lines just above" in metadata["hint"].value
+    assert "exit code: 1" in metadata["log_line"].value

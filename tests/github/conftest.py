@@ -15,9 +15,12 @@ from gitrepos import GitRepo
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import App, utcnow
+from starforge_dag.definitions import resources_for
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator, ServedApp
 from starforge_dag.github.app import GitHubApp
-from starforge_dag.github.statuses import SendReport, StatusStyle, send_statuses
+from starforge_dag.github.statuses import SendReport, send_statuses
+from starforge_dag.logs import open_log_store
+from starforge_dag.pages.explain import explain_build
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.github import GitHubStore
@@ -65,14 +68,21 @@ class GitHubWorld:
         return sha
 
     def drain_statuses(self, deadline_s: float = 60.0) -> list[SendReport]:
-        """Run the sender until the outbox is empty (what the sensor does, tick after tick); its reports."""
-        style = StatusStyle("starforge", self.settings.public_url, None)
+        """Run the sender until the outbox is empty (what the sensor does, tick after tick, with the sensor's style:
+        links to build pages, failures explained); its reports."""
         deadline = time.monotonic() + deadline_s
         reports: list[SendReport] = []
-        while self.gh.unsent(1):
-            assert time.monotonic() < deadline, f"outbox not drained: {len(self.gh.unsent(10_000))} unsent"
-            reports.append(send_statuses(self.gh, self.app(), style, utcnow))
-            time.sleep(0.05)
+        with open_log_store(self.settings.log_store_dsn, self.settings.resolved_database_url) as logs:
+
+            def explain(build_id: int) -> str | None:
+                found = explain_build(self.store, logs, build_id)
+                return found.title if found else None
+
+            style = resources_for(self.settings)["github"].style(explain)  # type: ignore[attr-defined]
+            while self.gh.unsent(1):
+                assert time.monotonic() < deadline, f"outbox not drained: {len(self.gh.unsent(10_000))} unsent"
+                reports.append(send_statuses(self.gh, self.app(), style, utcnow))
+                time.sleep(0.05)
         return reports
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

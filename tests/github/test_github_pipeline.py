@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
+from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
 from starforge_dag.dev.runner import drain_queue
@@ -34,7 +35,10 @@ def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secre
         assert [s.state for s in recorded][-1] == "success"
         assert all(s.state == "pending" for s in recorded[:-1])
         assert recorded[-1].context == "starforge/acme/web"
-        assert recorded[-1].target_url == f"https://starforge.example.invalid/builds/{build.id}"
+        link = recorded[-1].target_url
+        assert link.startswith(f"https://starforge.example.invalid/page/{build.id}.")
+        assert world.settings.page_links().build_of(link.rsplit("/", 1)[-1], utcnow()) == build.id
+        assert world.api("GET", link.removeprefix("https://starforge.example.invalid")).status_code == 200
         assert world.emulator.statuses_for(linked.repo.id, first) == []
 
         # Secrets scan: the App key, every JWT and installation token the emulator saw or issued.

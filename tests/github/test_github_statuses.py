@@ -26,6 +26,43 @@ def test_each_build_state_has_its_github_state():
     assert len(commit_status(BuildState.FAILED, "x" * 500)[1]) == 140
 
 
+def test_an_explanation_replaces_the_raw_error_and_still_fits_140_characters():
+    error = "executor failed running [/bin/sh -c npm ci]: exit code: 1"
+    assert commit_status(BuildState.FAILED, error, "npm could not install left-padx") == (
+        "failure",
+        "Build failed: npm could not install left-padx",
+    )
+    assert commit_status(BuildState.CANCELED, "", "Canceled by ada: wrong branch") == (
+        "error",
+        "Build canceled: Canceled by ada: wrong branch",
+    )
+    assert len(commit_status(BuildState.TIMED_OUT, "", "y" * 300)[1]) == 140
+    assert commit_status(BuildState.SUCCEEDED, "", "ignored") == ("success", "Image built and pushed")
+
+
+def test_a_failed_build_s_status_explains_it_and_links_its_page(github_world):
+    from starforge_dag.core.models import LogLine
+    from starforge_dag.logs import open_log_store
+
+    world = github_world
+    linked, sha = world.linked_app("web")
+    build = world.store.enqueue(linked.app, "main", sha).build
+    with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
+        logs.append(
+            [LogLine(build_id=build.id, seq=0, stream="stderr", text="dd: error writing: No space left on device")]
+        )
+    for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING):
+        world.store.transition(build.id, state, state.value, "test")
+    world.store.finish(build.id, BuildState.FAILED, "executor failed running [/bin/sh -c dd]: exit code: 1", "test")
+
+    world.drain_statuses()
+
+    final = world.emulator.statuses_for(linked.repo.id, sha)[-1]
+    assert (final.state, final.description) == ("failure", "Build failed: The builder ran out of disk space")
+    token = final.target_url.removeprefix("https://starforge.example.invalid/page/")
+    assert world.settings.page_links().build_of(token, utcnow()) == build.id
+
+
 def _run_build(store, build_id: int, outcome: BuildState) -> None:
     for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
         store.transition(build_id, state, state.value, "test", run_id=f"run-{build_id}")
