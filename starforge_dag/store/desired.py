@@ -25,6 +25,7 @@ from ..core.desired import (
 from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
 from . import schema as t
+from .notifications import record_desired_event
 from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update, get_build, to_build, to_model
 from .transitions import end_as_requested, locked_state, set_state
 
@@ -142,6 +143,7 @@ def set_desired(
         at=now,
     )
     conn.execute(t.desired_changes.insert().values(**change.model_dump()))
+    record_desired_event(conn, change)
     return change
 
 
