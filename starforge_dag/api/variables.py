@@ -16,7 +16,7 @@ from starforge_dag.variables.rules import InvalidVariable, TooManyVariables
 
 from .app_schemas import VariableChange, VariableView, VariableWrite
 from .apps import find_app, live_app
-from .deps import SettingsDep, StoreDep, require_token
+from .deps import WORKSPACE, Principal, PrincipalDep, SettingsDep, StoreDep, access, require_token
 from .schemas import BuildSummary, EnqueueResult, Problem
 
 _Responses = dict[int | str, dict[str, Any]]
@@ -40,11 +40,13 @@ def _actor(by: str | None) -> str:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 
 
-def _workspace(workspace: str) -> str:
+def _workspace(workspace: str, principal: Principal) -> str:
     try:
-        return check_text(workspace, "workspace", max_chars=100)
+        checked = check_text(workspace, "workspace", max_chars=100)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    principal.check_workspace(checked)
+    return checked
 
 
 def _set(
@@ -75,19 +77,35 @@ def rebuild(store: BuildStore, app: App, actor: str) -> EnqueueResult | None:
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))
 
 
-@router.get("/apps/{workspace}/{app}/variables", response_model=list[VariableView], responses=_NOT_FOUND)
-def list_app_variables(workspace: str, app: str, store: StoreDep) -> list[VariableView]:
+@router.get(
+    "/apps/{workspace}/{app}/variables",
+    response_model=list[VariableView],
+    responses=_NOT_FOUND,
+    openapi_extra=access(WORKSPACE),
+)
+def list_app_variables(workspace: str, app: str, store: StoreDep, principal: PrincipalDep) -> list[VariableView]:
     """The app's own variables (its workspace's are listed under /workspaces/{workspace}/variables)."""
-    target = find_app(store, workspace, app)
+    target = find_app(store, workspace, app, principal)
     return [VariableView.of(v) for v in store.variables(target.workspace, target.name)]
 
 
-@router.put("/apps/{workspace}/{app}/variables/{name}", response_model=VariableChange, responses=_WRITE)
+@router.put(
+    "/apps/{workspace}/{app}/variables/{name}",
+    response_model=VariableChange,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
 def set_app_variable(
-    workspace: str, app: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep
+    workspace: str,
+    app: str,
+    name: str,
+    body: VariableWrite,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> VariableChange:
     """A new version of the variable; with rebuild: true, then a build of the app's current commit."""
-    target = live_app(store, workspace, app)
+    target = live_app(store, workspace, app, principal)
     (written,) = _set(store, settings, target.workspace, target.name, name, body)
     builds = []
     if body.rebuild and (queued := rebuild(store, target, _actor(body.by))) is not None:
@@ -95,25 +113,42 @@ def set_app_variable(
     return VariableChange(variable=written, builds=builds)
 
 
-@router.delete("/apps/{workspace}/{app}/variables/{name}", response_model=VariableView, responses=_WRITE)
-def unset_app_variable(workspace: str, app: str, name: str, store: StoreDep, by: By = None) -> VariableView:
+@router.delete(
+    "/apps/{workspace}/{app}/variables/{name}",
+    response_model=VariableView,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
+def unset_app_variable(
+    workspace: str, app: str, name: str, store: StoreDep, principal: PrincipalDep, by: By = None
+) -> VariableView:
     """Record the removal as the variable's newest version."""
-    target = live_app(store, workspace, app)
+    target = live_app(store, workspace, app, principal)
     return VariableView.of(store.unset_variable(target.workspace, target.name, name, _actor(by)))
 
 
-@router.get("/workspaces/{workspace}/variables", response_model=list[VariableView], responses=_NOT_FOUND)
-def list_workspace_variables(workspace: str, store: StoreDep) -> list[VariableView]:
+@router.get(
+    "/workspaces/{workspace}/variables",
+    response_model=list[VariableView],
+    responses=_NOT_FOUND,
+    openapi_extra=access(WORKSPACE),
+)
+def list_workspace_variables(workspace: str, store: StoreDep, principal: PrincipalDep) -> list[VariableView]:
     """Every app of the workspace gets these, unless it sets one of the same name."""
-    return [VariableView.of(v) for v in store.variables(_workspace(workspace))]
+    return [VariableView.of(v) for v in store.variables(_workspace(workspace, principal))]
 
 
-@router.put("/workspaces/{workspace}/variables/{name}", response_model=VariableChange, responses=_WRITE)
+@router.put(
+    "/workspaces/{workspace}/variables/{name}",
+    response_model=VariableChange,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
 def set_workspace_variable(
-    workspace: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep
+    workspace: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
 ) -> VariableChange:
     """A new version of the workspace's variable; with rebuild: true, a build of every live app's current commit."""
-    (written,) = _set(store, settings, _workspace(workspace), None, name, body)
+    (written,) = _set(store, settings, _workspace(workspace, principal), None, name, body)
     builds = []
     if body.rebuild:
         for app in store.list_apps():
@@ -122,6 +157,13 @@ def set_workspace_variable(
     return VariableChange(variable=written, builds=builds)
 
 
-@router.delete("/workspaces/{workspace}/variables/{name}", response_model=VariableView, responses=_WRITE)
-def unset_workspace_variable(workspace: str, name: str, store: StoreDep, by: By = None) -> VariableView:
-    return VariableView.of(store.unset_variable(_workspace(workspace), None, name, _actor(by)))
+@router.delete(
+    "/workspaces/{workspace}/variables/{name}",
+    response_model=VariableView,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
+def unset_workspace_variable(
+    workspace: str, name: str, store: StoreDep, principal: PrincipalDep, by: By = None
+) -> VariableView:
+    return VariableView.of(store.unset_variable(_workspace(workspace, principal), None, name, _actor(by)))

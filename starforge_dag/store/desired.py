@@ -231,8 +231,10 @@ class Desired(StoreBase):
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(t.desired_changes.c.revision))).scalar() or 0)
 
-    def changes_after(self, after: int, limit: int = 500, app_id: int | None = None) -> list[DesiredChange]:
-        """Feed entries with a revision above `after`, oldest first."""
+    def changes_after(
+        self, after: int, limit: int = 500, app_id: int | None = None, workspace: str | None = None
+    ) -> list[DesiredChange]:
+        """Feed entries with a revision above `after`, oldest first (of one app, or one workspace, when given)."""
         query = (
             sa.select(t.desired_changes)
             .where(t.desired_changes.c.revision > after)
@@ -241,6 +243,8 @@ class Desired(StoreBase):
         )
         if app_id is not None:
             query = query.where(t.desired_changes.c.app_id == app_id)
+        if workspace is not None:
+            query = query.where(t.desired_changes.c.workspace == workspace)
         with self.engine.connect() as conn:
             return [_to_change(r) for r in conn.execute(query)]
 

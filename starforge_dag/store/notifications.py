@@ -213,9 +213,7 @@ class Notifications(StoreBase):
         with self._tx() as conn:
             endpoint = self._endpoint_in(conn, workspace, endpoint_id)
             conn.execute(
-                t.webhook_endpoints.update()
-                .where(t.webhook_endpoints.c.id == endpoint_id)
-                .values(deleted_at=utcnow())
+                t.webhook_endpoints.update().where(t.webhook_endpoints.c.id == endpoint_id).values(deleted_at=utcnow())
             )
             _drop_pending(conn, endpoint_id, "endpoint removed")
             return endpoint
@@ -286,7 +284,9 @@ class Notifications(StoreBase):
         with self._tx() as conn:
             conn.execute(o.update().where(o.c.id == message_id, o.c.body.is_(None)).values(body=body))
 
-    def _attempt(self, conn: sa.Connection, message: Message, at: datetime, status: int | None, error: str | None, ms: int):
+    def _attempt(
+        self, conn: sa.Connection, message: Message, at: datetime, status: int | None, error: str | None, ms: int
+    ):
         conn.execute(
             t.notification_attempts.insert().values(
                 outbox_id=message.id,
