@@ -1,0 +1,31 @@
+"""Webhook notifications as a resource: configuration only (the secrets key arrives as an EnvVar)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ..core.notifications import DeliveryPolicy
+from ..notify import AddressPolicy
+from ..variables.crypto import SecretBox, secret_box
+
+
+class NotificationsResource(dg.ConfigurableResource):
+    """What the sender needs beside the store: the keys that open endpoint secrets, and the address rules."""
+
+    home: str = Field(description="STARFORGE_HOME: where the embedded secrets key file lives.")
+    secrets_key: str = Field(default="", description="Comma-separated Fernet keys (set through an EnvVar).")
+    allow_private: bool = Field(default=False, description="Endpoints may have non-public addresses.")
+    allowed_cidrs: str = Field(default="", description="Comma-separated non-public networks endpoints may have.")
+    timeout_s: float = Field(default=15.0, description="Seconds an endpoint has to answer a delivery.")
+
+    def box(self) -> SecretBox:
+        return secret_box(self.secrets_key, Path(self.home))
+
+    def addresses(self) -> AddressPolicy:
+        return AddressPolicy.parse(self.allow_private, self.allowed_cidrs)
+
+    def policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(timeout_s=self.timeout_s)
