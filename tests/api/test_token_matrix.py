@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.registry import REGISTRY, push_manifest
 
 from starforge_dag.api import create_app
 from starforge_dag.api.deps import ACCESS_KEY, BODY, LISTING, PLATFORM, WORKSPACE
@@ -21,8 +22,7 @@ from starforge_dag.core.notifications import EVENTS
 from starforge_dag.core.states import BuildState
 from starforge_dag.notify import new_secret
 from starforge_dag.settings import Settings
-from starforge_dag.store import BuildStore
-from support.registry import REGISTRY, push_manifest
+from starforge_dag.store import BuildStore, NewValue
 
 API_TOKEN = "api-token-for-tests"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -75,19 +75,13 @@ def _workspace(store: BuildStore, settings: Settings, name: str, repo: Path, rea
     old = _succeeded(store, app, 1, real_images)
     _succeeded(store, app, 2, real_images)
     queued = store.enqueue(app, "main", f"{3:040x}", trigger="manual", actor="ada").build
-    store.set_variables(name, "web", [_value("GREETING")], "test", settings.secret_box())
-    store.set_variables(name, None, [_value("GREETING")], "test", settings.secret_box())
+    store.set_variables(name, "web", [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
+    store.set_variables(name, None, [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
     token = tokens.new_token()
     store.add_token(name, "ci", tokens.token_hash(token))
     spare = store.add_token(name, "spare", tokens.token_hash(tokens.new_token()))
     endpoint = store.add_endpoint(name, "http://127.0.0.1:9/hook", EVENTS, settings.secret_box().seal(new_secret()))
     return Workspace(name, app, token, spare.id, old, queued.id, endpoint.id)
-
-
-def _value(name: str):
-    from starforge_dag.store import NewValue
-
-    return NewValue(name, "hello", False)
 
 
 def _path(path: str, ws: Workspace) -> str:
