@@ -23,8 +23,8 @@ _KINDS = (
     ("is_loopback", "a loopback"),
     ("is_link_local", "a link-local"),
     ("is_multicast", "a multicast"),
-    ("is_private", "a private"),
     ("is_reserved", "a reserved"),
+    ("is_private", "a private"),
 )
 
 
@@ -53,7 +53,7 @@ class AddressPolicy:
         if self.allow_private or any(address in net for net in self.allowed):
             return None
         mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-        for ip in (address, mapped) if mapped is not None else (address,):
+        for ip in (mapped, address) if mapped is not None else (address,):
             for attribute, kind in _KINDS:
                 if getattr(ip, attribute):
                     return f"{address} is {kind} address"
