@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from conftest import Receiver
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
+from support.receiver import Receiver
 
 from starforge_dag.core.models import App, utcnow
 from starforge_dag.core.notifications import DeliveryPolicy
