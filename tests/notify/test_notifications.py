@@ -22,8 +22,9 @@ from starforge_dag.notify import AddressPolicy, send_notifications
 from starforge_dag.sensors.notifications import notification_sensor
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
-from starforge_dag.store.schema import notification_outbox
+from starforge_dag.store.schema import notification_outbox, webhook_endpoints
 from starforge_dag.store.transitions import locked_state, set_state
+from starforge_dag.variables.crypto import SecretBox, key_file_keys, new_key
 
 # Backoffs of 5-15 s, passed by moving the clock 20 s a pass: ten passes stay inside the 5 minutes a receiver
 # accepts a signature's timestamp.
@@ -229,3 +230,17 @@ def test_endpoints_that_lead_inside_are_refused_with_a_clear_4xx(client: TestCli
 def test_unknown_events_are_refused(client: TestClient) -> None:
     answer = client.post("/workspaces/acme/webhooks", json={"url": "https://1.1.1.1/", "events": ["build.exploded"]})
     assert answer.status_code == 422 and "build.exploded" in answer.json()["detail"]
+
+
+def test_a_key_rotation_reseals_endpoint_secrets(
+    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver
+) -> None:
+    secret = _register(platform, receiver.url)["secret"]
+    old = loopback_settings.secret_box()
+    rotated = SecretBox([new_key(), *key_file_keys(loopback_settings.resolved_home)])
+    with store.engine.connect() as conn:
+        before = conn.execute(sa.select(webhook_endpoints.c.secret_ciphertext)).scalar_one()
+    store.rotate_secrets(rotated)
+    with store.engine.connect() as conn:
+        after = conn.execute(sa.select(webhook_endpoints.c.secret_ciphertext)).scalar_one()
+    assert after != before and rotated.open(after) == old.open(before) == secret
