@@ -11,7 +11,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from starforge_dag.core import tokens
@@ -50,6 +50,8 @@ def store_dep(settings: SettingsDep) -> BuildStore:
 
 
 StoreDep = Annotated[BuildStore, Depends(store_dep)]
+# A token's or an endpoint's id from the URL: 32-bit in the database, so a larger one is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from starforge_dag.core.notifications import EVENTS
 from starforge_dag.notify import UnsafeUrl, check_endpoint_url, new_secret, resolve_checked
 from starforge_dag.store.notifications import Attempt, Endpoint
 
-from .deps import WORKSPACE, Principal, PrincipalDep, SettingsDep, StoreDep, access, require_token
+from .deps import WORKSPACE, Principal, PrincipalDep, RowId, SettingsDep, StoreDep, access, require_token
 from .schemas import Problem
 
 _Responses = dict[int | str, dict[str, Any]]
@@ -143,7 +143,7 @@ def list_endpoints(workspace: str, store: StoreDep, principal: PrincipalDep) -> 
 @router.delete(
     "/workspaces/{workspace}/webhooks/{endpoint_id}", response_model=EndpointView, openapi_extra=access(WORKSPACE)
 )
-def remove_endpoint(workspace: str, endpoint_id: int, store: StoreDep, principal: PrincipalDep) -> EndpointView:
+def remove_endpoint(workspace: str, endpoint_id: RowId, store: StoreDep, principal: PrincipalDep) -> EndpointView:
     """Stop at once: undelivered messages are dropped; the delivery log stays readable until then."""
     return EndpointView.of(store.remove_endpoint(_workspace(workspace, principal), endpoint_id))
 
@@ -155,7 +155,7 @@ def remove_endpoint(workspace: str, endpoint_id: int, store: StoreDep, principal
 )
 def endpoint_deliveries(
     workspace: str,
-    endpoint_id: int,
+    endpoint_id: RowId,
     store: StoreDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -13,7 +13,7 @@ from starforge_dag.core.app_settings import check_name
 from starforge_dag.core.inputs import InvalidInput, check_text
 from starforge_dag.store.tokens import WorkspaceToken
 
-from .deps import PLATFORM, PrincipalDep, StoreDep, access, require_token
+from .deps import PLATFORM, PrincipalDep, RowId, StoreDep, access, require_token
 from .schemas import Problem
 
 _Responses = dict[int | str, dict[str, Any]]
@@ -91,7 +91,7 @@ def list_tokens(workspace: str, store: StoreDep, principal: PrincipalDep) -> lis
     responses={404: {"model": Problem, "description": "No such token in the workspace"}},
     openapi_extra=access(PLATFORM),
 )
-def revoke_token(workspace: str, token_id: int, store: StoreDep, principal: PrincipalDep) -> TokenView:
+def revoke_token(workspace: str, token_id: RowId, store: StoreDep, principal: PrincipalDep) -> TokenView:
     """Revoke at once: the next request with it answers 401."""
     principal.require_platform("revoking workspace tokens")
     return TokenView.of(store.revoke_token(_workspace(workspace), token_id))

@@ -244,3 +244,9 @@ def test_a_key_rotation_reseals_endpoint_secrets(
     with store.engine.connect() as conn:
         after = conn.execute(sa.select(webhook_endpoints.c.secret_ciphertext)).scalar_one()
     assert after != before and rotated.open(after) == old.open(before) == secret
+
+
+def test_ids_beyond_the_database_s_range_are_the_client_s_mistake(client: TestClient) -> None:
+    for path in ("/workspaces/acme/webhooks/99999999999/deliveries", "/workspaces/acme/tokens/99999999999"):
+        answer = client.request("GET" if path.endswith("deliveries") else "DELETE", path)
+        assert answer.status_code == 422, answer.text
