@@ -17,6 +17,7 @@ from .resources.fake_build_service import FakeBuildService
 from .resources.git import GitResource
 from .resources.github import GitHubAppResource
 from .resources.log_store import LogStoreResource
+from .resources.notifications import NotificationsResource
 from .resources.planner import PlannerResource
 from .resources.registry import RegistryResource
 from .sensors.builds import (
@@ -27,6 +28,7 @@ from .sensors.builds import (
 )
 from .sensors.desired import desired_state_sensor, image_retention_schedule
 from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
+from .sensors.notifications import notification_sensor
 from .settings import Settings, get_settings
 
 
@@ -117,6 +119,16 @@ def resources_for(settings: Settings) -> dict[str, object]:
             home=str(settings.resolved_home),
             page_link_days=settings.page_link_days,
         ),
+        "notifications": NotificationsResource(
+            home=str(settings.resolved_home),
+            secrets_key=_secret(settings, "secrets_key") or "",
+            allow_private=settings.webhook_allow_private,
+            allowed_cidrs=settings.webhook_allowed_cidrs,
+            timeout_s=settings.webhook_timeout_s,
+            public_url=settings.public_url,
+            page_key=_secret(settings, "page_key"),
+            page_link_days=settings.page_link_days,
+        ),
         "planner": PlannerResource(
             builder_image=settings.builder_image, runtime_image=settings.runtime_image, network=settings.build_network
         ),
@@ -137,6 +149,7 @@ def defs() -> dg.Definitions:
             commit_status_sensor,
             github_reconcile_sensor_every(settings.github_reconcile_interval_s),
             desired_state_sensor,
+            notification_sensor,
         ],
         schedules=[image_retention_schedule(settings.retain_builds, settings.retain_desired_days)],
         resources=resources_for(settings),

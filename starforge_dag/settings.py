@@ -18,6 +18,7 @@ from .core.inputs import RepoUrlPolicy
 
 if TYPE_CHECKING:
     from .core.links import PageLinks
+    from .notify.addresses import AddressPolicy
     from .variables.crypto import SecretBox
 
 ENV_PREFIX = "STARFORGE_"
@@ -55,13 +56,16 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="The webhook's shared secret; webhooks are refused (503) until set."
     )
     api_token: SecretStr = Field(
-        default=SecretStr(""), description="Bearer token of every non-webhook endpoint; they answer 503 until set."
+        default=SecretStr(""),
+        description="The platform's bearer token: every non-webhook endpoint, all workspaces; they answer 503 until "
+        "set. Workspace tokens (`sfw_…`, `POST /workspaces/{workspace}/tokens`) reach one workspace.",
     )
     secrets_key: SecretStr = Field(
         default=SecretStr(""),
         description="Comma-separated Fernet keys sealing secret variables: the first encrypts, all decrypt "
         "(`starforge secrets rotate-key` moves every secret to the first); unset: a key file "
-        "`STARFORGE_HOME/secrets.key` (0600), made on first use.",
+        "`STARFORGE_HOME/secrets.key` (0600), made on first use. Webhook endpoints' signing secrets are sealed with "
+        "it too.",
     )
     build_backend: str = Field(
         default="auto", description="`depot`, `buildkit`, `fake`, or `auto` (BuildKit when the Docker socket answers)."
@@ -193,6 +197,19 @@ class Settings(BaseSettings):
         default=30.0, description="Deadline, in seconds, of a branch lookup (`git ls-remote`, manual builds)."
     )
     git_checkout_timeout_s: float = Field(default=900.0, description="Deadline, in seconds, of one build's checkout.")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let workspace webhook endpoints have loopback, link-local, private and other non-public "
+        "addresses (checked when registered and at every send); for closed networks and tests only.",
+    )
+    webhook_allowed_cidrs: str = Field(
+        default="",
+        description="Comma-separated networks (`10.1.0.0/16`, `fd00::/8`) webhook endpoints may have although they "
+        "are not public.",
+    )
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long, in seconds, a webhook endpoint has to answer a delivery."
+    )
     retain_builds: int = Field(
         default=10, ge=1, description="Image retention keeps the images of each app's newest N successful builds."
     )
@@ -255,6 +272,13 @@ class Settings(BaseSettings):
     def git_policy(self) -> RepoUrlPolicy:
         """Which repository and submodule URLs git may talk to (InvalidInput names a scheme that cannot be allowed)."""
         return RepoUrlPolicy.parse(self.git_allowed_schemes, self.git_allowed_hosts)
+
+    @property
+    def webhook_addresses(self) -> AddressPolicy:
+        """Which addresses webhook endpoints may have (ValueError names a malformed network)."""
+        from .notify.addresses import AddressPolicy
+
+        return AddressPolicy.parse(self.webhook_allow_private, self.webhook_allowed_cidrs)
 
     def secret_box(self) -> SecretBox:
         """The keys that seal and open secret variables (the key file under home is made on first use)."""

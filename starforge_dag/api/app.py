@@ -18,9 +18,11 @@ from .apps import router as app_management_router
 from .builds import apps_router, builds_router
 from .deps import SettingsDep
 from .desired import router as desired_router
+from .notifications import router as notifications_router
 from .pages import STATIC_DIR, STATIC_PATH
 from .pages import router as pages_router
 from .schemas import Health, Problem
+from .tokens import router as tokens_router
 from .variables import router as variables_router
 from .webhooks import router as webhooks_router
 
@@ -33,7 +35,8 @@ TAGS = [
         "name": "apps",
         "description": "Apps (registration, settings, removal), their build-time variables and secrets (a secret's "
         "value is write-only), manual builds, the desired state and its change feed the deployer reads, rollback "
-        "and pins.",
+        "and pins; workspace tokens (made by the platform) and a workspace's signed notifications (webhook endpoints "
+        "and their delivery log).",
     },
     {"name": "health", "description": "Liveness with a database check."},
 ]
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(variables_router)
     app.include_router(pages_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="page-static")
+    app.include_router(tokens_router)
+    app.include_router(notifications_router)
     app.add_api_route(
         "/healthz",
         healthz,

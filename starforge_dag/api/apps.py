@@ -1,4 +1,4 @@
-"""App management over HTTP: register, read, change and remove apps; all need the bearer token."""
+"""App management over HTTP: register, read, change and remove apps; a workspace token manages its own."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from starforge_dag.core.inputs import InvalidInput, check_text
 from starforge_dag.core.models import App
 from starforge_dag.github.app import GitHubApp, GitHubAppError
 from starforge_dag.settings import Settings
-from starforge_dag.store import AppArchived, BuildStore
+from starforge_dag.store import AppArchived, BuildStore, NotFound
 
 from .app_schemas import AppCreate, AppPatch, AppRemoved, AppSettings
-from .deps import SettingsDep, StoreDep, require_token
+from .deps import BODY, WORKSPACE, Principal, PrincipalDep, SettingsDep, StoreDep, access, require_token
 from .schemas import AppView, Problem
 
 _Responses = dict[int | str, dict[str, Any]]
@@ -32,18 +32,20 @@ def invalid(what: str, exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{what}: {exc}")
 
 
-def find_app(store: BuildStore, workspace: str, name: str) -> App:
+def find_app(store: BuildStore, workspace: str, name: str, principal: Principal) -> App:
     """Names come from the URL: a NUL or lone surrogate is the client's mistake, not a database error."""
     try:
         check_text(workspace, "workspace", max_chars=100)
         check_text(name, "app name", max_chars=100)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if not principal.reaches(workspace):
+        raise NotFound(f"no app named {name!r} in workspace {workspace!r}")
     return store.get_app(name, workspace)
 
 
-def live_app(store: BuildStore, workspace: str, name: str) -> App:
-    app = find_app(store, workspace, name)
+def live_app(store: BuildStore, workspace: str, name: str, principal: Principal) -> App:
+    app = find_app(store, workspace, name, principal)
     if app.archived:
         raise HTTPException(status.HTTP_409_CONFLICT, f"app {workspace}/{name} was removed")
     return app
@@ -79,10 +81,14 @@ def view(store: BuildStore, app: App) -> AppView:
         **_INVALID,
         409: {"model": Problem, "description": "An app of that name exists in the workspace"},
         502: {"model": Problem, "description": "GitHub could not be asked about github_repo"},
+        403: {"model": Problem, "description": "A workspace token registers apps in its own workspace only"},
     },
+    openapi_extra=access(BODY),
 )
-def create_app(body: AppCreate, store: StoreDep, settings: SettingsDep) -> AppView:
+def create_app(body: AppCreate, store: StoreDep, settings: SettingsDep, principal: PrincipalDep) -> AppView:
     """Register an app so pushes to its repository build it: give exactly one of repo_url and github_repo."""
+    if not principal.reaches(body.workspace):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a workspace token registers apps in its own workspace only")
     for what, value in (("workspace", body.workspace), ("name", body.name)):
         try:
             rules.check_name(value, what)
@@ -141,16 +147,23 @@ def _github_repo(full_name: str, settings: Settings) -> tuple[int, str, str, int
     return repo.id, repo.full_name, repo.clone_url, installation_id
 
 
-@router.get("/apps/{workspace}/{app}", response_model=AppView, responses=_NOT_FOUND)
-def get_app(workspace: str, app: str, store: StoreDep) -> AppView:
+@router.get("/apps/{workspace}/{app}", response_model=AppView, responses=_NOT_FOUND, openapi_extra=access(WORKSPACE))
+def get_app(workspace: str, app: str, store: StoreDep, principal: PrincipalDep) -> AppView:
     """A removed app still answers, with archived_at set."""
-    return view(store, find_app(store, workspace, app))
+    return view(store, find_app(store, workspace, app, principal))
 
 
-@router.patch("/apps/{workspace}/{app}", response_model=AppView, responses={**_NOT_FOUND, **_INVALID, **_REMOVED})
-def update_app(workspace: str, app: str, body: AppPatch, store: StoreDep, settings: SettingsDep) -> AppView:
+@router.patch(
+    "/apps/{workspace}/{app}",
+    response_model=AppView,
+    responses={**_NOT_FOUND, **_INVALID, **_REMOVED},
+    openapi_extra=access(WORKSPACE),
+)
+def update_app(
+    workspace: str, app: str, body: AppPatch, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
+) -> AppView:
     """Change the given settings; builds already queued keep the settings they were queued with."""
-    target = live_app(store, workspace, app)
+    target = live_app(store, workspace, app, principal)
     changes = checked_settings(body, settings)
     try:
         return view(store, store.update_app(target.id, changes))
@@ -158,9 +171,11 @@ def update_app(workspace: str, app: str, body: AppPatch, store: StoreDep, settin
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-@router.delete("/apps/{workspace}/{app}", response_model=AppRemoved, responses=_NOT_FOUND)
-def remove_app(workspace: str, app: str, store: StoreDep) -> AppRemoved:
+@router.delete(
+    "/apps/{workspace}/{app}", response_model=AppRemoved, responses=_NOT_FOUND, openapi_extra=access(WORKSPACE)
+)
+def remove_app(workspace: str, app: str, store: StoreDep, principal: PrincipalDep) -> AppRemoved:
     """Stop the app's queued and running builds and archive it; its builds, logs and desired state stay."""
-    target = find_app(store, workspace, app)
+    target = find_app(store, workspace, app, principal)
     removed, stopped = store.remove_app(target.id, actor="api")
     return AppRemoved(app=view(store, removed), stopped=[b.id for b in stopped])

@@ -20,7 +20,7 @@ from starforge_dag.store import BuildStore, ChangeRefused
 from ..builders.wiring import registry_auth
 from .actors import request_actor
 from .builds import _app
-from .deps import SettingsDep, StoreDep, require_token
+from .deps import LISTING, WORKSPACE, Principal, PrincipalDep, SettingsDep, StoreDep, access, require_token
 from .schemas import Problem
 
 POLL_S = 0.1
@@ -180,10 +180,26 @@ def _watcher(request: Request, store: BuildStore) -> FeedWatcher:
     return watchers[key]
 
 
-@router.get("/desired-state", response_model=DesiredStateList | ChangePage)
+_FEED_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "A workspace token asked for another workspace's feed"},
+    409: {"model": Problem, "description": "`after` is beyond the latest revision"},
+}
+
+
+@router.get(
+    "/desired-state",
+    response_model=DesiredStateList | ChangePage,
+    responses=_FEED_ERRORS,
+    openapi_extra=access(LISTING),
+)
 async def desired_state_feed(
     request: Request,
     store: StoreDep,
+    principal: PrincipalDep,
+    workspace: Annotated[
+        str | None,
+        Query(max_length=100, description="Only this workspace's apps and changes (a workspace token: its own)."),
+    ] = None,
     after: Annotated[
         int | None,
         Query(ge=0, description="Return the changes after this revision (the feed); omit for current state."),
@@ -194,10 +210,18 @@ async def desired_state_feed(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> DesiredStateList | ChangePage:
     """Without `after`: every app's desired state and the latest revision. With it: the changes after it, oldest
-    first, waiting up to `wait` seconds when there are none yet."""
+    first, waiting up to `wait` seconds when there are none yet.
+
+    A workspace token reads its own workspace's apps and changes; revisions stay global, so gaps between the
+    revisions it sees are other workspaces' changes.
+    """
+    if workspace is not None and not principal.reaches(workspace):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a workspace token reads its own workspace's feed only")
+    scope = workspace or principal.workspace
     if after is None:
         states, revision = await run_in_threadpool(store.all_desired)
-        return DesiredStateList(revision=revision, apps=[DesiredView.of(s) for s in states])
+        apps = [DesiredView.of(s) for s in states if scope is None or s.workspace == scope]
+        return DesiredStateList(revision=revision, apps=apps)
     latest = await run_in_threadpool(store.latest_revision)
     if after > latest:
         raise HTTPException(
@@ -207,11 +231,13 @@ async def desired_state_feed(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        changes = await run_in_threadpool(store.changes_after, after, limit)
+        changes = await run_in_threadpool(store.changes_after, after, limit, None, scope)
         remaining = deadline - loop.time()
         if changes or remaining <= 0:
             break
-        await _watcher(request, store).wait_beyond(after, remaining)
+        # Changes up to `latest` were looked at (for a workspace, others' may be among them): wait for newer ones.
+        await _watcher(request, store).wait_beyond(latest, remaining)
+        latest = await run_in_threadpool(store.latest_revision)
     return ChangePage(
         after=after, revision=changes[-1].revision if changes else after, changes=[ChangeView.of(c) for c in changes]
     )
@@ -235,12 +261,13 @@ def _refused(action: str, target: App, exc: ChangeRefused) -> HTTPException:
 def _hold_change(
     store: BuildStore,
     app: str,
+    principal: Principal,
     body: Hold | None,
     action: str,
     change: Callable[[int, str, str | None], DesiredChange],
 ) -> ChangeView:
     """Pin and unpin: the same checks of the caller's input, one store call apart."""
-    target = _app(store, app)
+    target = _app(store, app, principal)
     actor, note = request_actor(body.by if body else None), _note(body.note if body else None)
     try:
         return ChangeView.of(change(target.id, actor, note))
@@ -248,10 +275,12 @@ def _hold_change(
         raise _refused(action, target, exc) from None
 
 
-@router.post("/apps/{app:path}/rollback", response_model=ChangeView, responses=_REFUSED)
-def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -> ChangeView:
+@router.post(
+    "/apps/{app:path}/rollback", response_model=ChangeView, responses=_REFUSED, openapi_extra=access(WORKSPACE)
+)
+def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep, principal: PrincipalDep) -> ChangeView:
     """Move desired state to an earlier succeeded build's image, once the registry confirms it still has it."""
-    target = _app(store, app)
+    target = _app(store, app, principal)
     actor, note = request_actor(body.by), _note(body.note)
     try:
         build = store.check_rollback(target.id, body.build_id)
@@ -263,13 +292,13 @@ def rollback(app: str, body: Rollback, store: StoreDep, settings: SettingsDep) -
     return ChangeView.of(change)
 
 
-@router.post("/apps/{app:path}/pin", response_model=ChangeView, responses=_REFUSED)
-def pin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
+@router.post("/apps/{app:path}/pin", response_model=ChangeView, responses=_REFUSED, openapi_extra=access(WORKSPACE))
+def pin(app: str, store: StoreDep, principal: PrincipalDep, body: Hold | None = None) -> ChangeView:
     """Hold the app on its current image: successful builds are recorded but do not move it until unpin."""
-    return _hold_change(store, app, body, "pin", store.pin)
+    return _hold_change(store, app, principal, body, "pin", store.pin)
 
 
-@router.post("/apps/{app:path}/unpin", response_model=ChangeView, responses=_REFUSED)
-def unpin(app: str, store: StoreDep, body: Hold | None = None) -> ChangeView:
+@router.post("/apps/{app:path}/unpin", response_model=ChangeView, responses=_REFUSED, openapi_extra=access(WORKSPACE))
+def unpin(app: str, store: StoreDep, principal: PrincipalDep, body: Hold | None = None) -> ChangeView:
     """Release the pin; desired state moves to the newest build held meanwhile, if any."""
-    return _hold_change(store, app, body, "unpin", store.unpin)
+    return _hold_change(store, app, principal, body, "unpin", store.unpin)

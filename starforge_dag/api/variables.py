@@ -17,7 +17,7 @@ from starforge_dag.variables.rules import InvalidVariable, TooManyVariables
 from .actors import request_actor
 from .app_schemas import VariableChange, VariableView, VariableWrite
 from .apps import find_app, live_app
-from .deps import SettingsDep, StoreDep, require_token
+from .deps import WORKSPACE, Principal, PrincipalDep, SettingsDep, StoreDep, access, require_token
 from .schemas import BuildSummary, EnqueueResult, Problem
 
 _Responses = dict[int | str, dict[str, Any]]
@@ -32,11 +32,13 @@ router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], respons
 By = Annotated[str | None, Query(max_length=100, description="Who asks (recorded as the actor api:<by>).")]
 
 
-def _workspace(workspace: str) -> str:
+def _workspace(workspace: str, principal: Principal) -> str:
     try:
-        return check_text(workspace, "workspace", max_chars=100)
+        checked = check_text(workspace, "workspace", max_chars=100)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    principal.check_workspace(checked)
+    return checked
 
 
 def _set(
@@ -67,19 +69,35 @@ def rebuild(store: BuildStore, app: App, actor: str) -> EnqueueResult | None:
     return EnqueueResult(created=outcome.created, build=BuildSummary.of(outcome.build))
 
 
-@router.get("/apps/{workspace}/{app}/variables", response_model=list[VariableView], responses=_NOT_FOUND)
-def list_app_variables(workspace: str, app: str, store: StoreDep) -> list[VariableView]:
+@router.get(
+    "/apps/{workspace}/{app}/variables",
+    response_model=list[VariableView],
+    responses=_NOT_FOUND,
+    openapi_extra=access(WORKSPACE),
+)
+def list_app_variables(workspace: str, app: str, store: StoreDep, principal: PrincipalDep) -> list[VariableView]:
     """The app's own variables (its workspace's are listed under /workspaces/{workspace}/variables)."""
-    target = find_app(store, workspace, app)
+    target = find_app(store, workspace, app, principal)
     return [VariableView.of(v) for v in store.variables(target.workspace, target.name)]
 
 
-@router.put("/apps/{workspace}/{app}/variables/{name}", response_model=VariableChange, responses=_WRITE)
+@router.put(
+    "/apps/{workspace}/{app}/variables/{name}",
+    response_model=VariableChange,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
 def set_app_variable(
-    workspace: str, app: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep
+    workspace: str,
+    app: str,
+    name: str,
+    body: VariableWrite,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> VariableChange:
     """A new version of the variable; with rebuild: true, then a build of the app's current commit."""
-    target = live_app(store, workspace, app)
+    target = live_app(store, workspace, app, principal)
     (written,) = _set(store, settings, target.workspace, target.name, name, body)
     builds = []
     if body.rebuild and (queued := rebuild(store, target, request_actor(body.by))) is not None:
@@ -87,25 +105,42 @@ def set_app_variable(
     return VariableChange(variable=written, builds=builds)
 
 
-@router.delete("/apps/{workspace}/{app}/variables/{name}", response_model=VariableView, responses=_WRITE)
-def unset_app_variable(workspace: str, app: str, name: str, store: StoreDep, by: By = None) -> VariableView:
+@router.delete(
+    "/apps/{workspace}/{app}/variables/{name}",
+    response_model=VariableView,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
+def unset_app_variable(
+    workspace: str, app: str, name: str, store: StoreDep, principal: PrincipalDep, by: By = None
+) -> VariableView:
     """Record the removal as the variable's newest version."""
-    target = live_app(store, workspace, app)
+    target = live_app(store, workspace, app, principal)
     return VariableView.of(store.unset_variable(target.workspace, target.name, name, request_actor(by)))
 
 
-@router.get("/workspaces/{workspace}/variables", response_model=list[VariableView], responses=_NOT_FOUND)
-def list_workspace_variables(workspace: str, store: StoreDep) -> list[VariableView]:
+@router.get(
+    "/workspaces/{workspace}/variables",
+    response_model=list[VariableView],
+    responses=_NOT_FOUND,
+    openapi_extra=access(WORKSPACE),
+)
+def list_workspace_variables(workspace: str, store: StoreDep, principal: PrincipalDep) -> list[VariableView]:
     """Every app of the workspace gets these, unless it sets one of the same name."""
-    return [VariableView.of(v) for v in store.variables(_workspace(workspace))]
+    return [VariableView.of(v) for v in store.variables(_workspace(workspace, principal))]
 
 
-@router.put("/workspaces/{workspace}/variables/{name}", response_model=VariableChange, responses=_WRITE)
+@router.put(
+    "/workspaces/{workspace}/variables/{name}",
+    response_model=VariableChange,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
 def set_workspace_variable(
-    workspace: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep
+    workspace: str, name: str, body: VariableWrite, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
 ) -> VariableChange:
     """A new version of the workspace's variable; with rebuild: true, a build of every live app's current commit."""
-    (written,) = _set(store, settings, _workspace(workspace), None, name, body)
+    (written,) = _set(store, settings, _workspace(workspace, principal), None, name, body)
     builds = []
     if body.rebuild:
         for app in store.list_apps():
@@ -118,6 +153,13 @@ def set_workspace_variable(
     return VariableChange(variable=written, builds=builds)
 
 
-@router.delete("/workspaces/{workspace}/variables/{name}", response_model=VariableView, responses=_WRITE)
-def unset_workspace_variable(workspace: str, name: str, store: StoreDep, by: By = None) -> VariableView:
-    return VariableView.of(store.unset_variable(_workspace(workspace), None, name, request_actor(by)))
+@router.delete(
+    "/workspaces/{workspace}/variables/{name}",
+    response_model=VariableView,
+    responses=_WRITE,
+    openapi_extra=access(WORKSPACE),
+)
+def unset_workspace_variable(
+    workspace: str, name: str, store: StoreDep, principal: PrincipalDep, by: By = None
+) -> VariableView:
+    return VariableView.of(store.unset_variable(_workspace(workspace, principal), None, name, request_actor(by)))

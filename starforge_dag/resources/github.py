@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from ..core.links import PageLinks
 from ..github.app import DEFAULT_API_URL, GitHubApp
 from ..github.statuses import StatusStyle
-from ..variables.crypto import page_key
+from ..pages.links import page_links
 
 
 class GitHubAppResource(dg.ConfigurableResource):
@@ -37,8 +34,5 @@ class GitHubAppResource(dg.ConfigurableResource):
 
     def style(self, explain: Callable[[int], str | None] | None = None) -> StatusStyle:
         """Status links go to the build's page (signed) when the API has a public URL, else to the Dagster run."""
-        links = None
-        if self.public_url and (self.page_key or self.home):
-            key = page_key(self.page_key or "", Path(self.home or "."))
-            links = PageLinks(key, self.public_url, timedelta(days=self.page_link_days))
+        links = page_links(self.public_url, self.page_key, self.home, self.page_link_days)
         return StatusStyle(self.status_context, self.public_url, self.dagster_url, links, explain)

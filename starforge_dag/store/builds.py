@@ -13,13 +13,15 @@ from .apps import Apps
 from .depot import DepotRecords
 from .desired import Desired
 from .github import GitHubStore
+from .notifications import Notifications
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
+from .tokens import Tokens
 from .transitions import Transitions
 from .variables import Variables
 
 
-class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables):
+class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def github(self) -> GitHubStore:
@@ -31,11 +33,17 @@ class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables):
             return get_build(conn, build_id)
 
     def list_builds(
-        self, app_id: int | None = None, limit: int = 50, statuses: Sequence[BuildState | str] | None = None
+        self,
+        app_id: int | None = None,
+        limit: int = 50,
+        statuses: Sequence[BuildState | str] | None = None,
+        workspace: str | None = None,
     ) -> list[Build]:
         query = BUILD_SELECT.order_by(t.builds.c.id.desc()).limit(limit)
         if app_id is not None:
             query = query.where(t.builds.c.app_id == app_id)
+        if workspace is not None:
+            query = query.where(t.workspaces.c.name == workspace)
         if statuses is not None:
             query = query.where(t.builds.c.status.in_([BuildState(s).value for s in statuses]))
         with self.engine.connect() as conn:

@@ -25,6 +25,7 @@ from ..core.desired import (
 from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
 from . import schema as t
+from .notifications import record_desired_event
 from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update, get_build, to_build, to_model
 from .transitions import end_as_requested, locked_state, set_state
 
@@ -142,6 +143,7 @@ def set_desired(
         at=now,
     )
     conn.execute(t.desired_changes.insert().values(**change.model_dump()))
+    record_desired_event(conn, change)
     return change
 
 
@@ -229,8 +231,10 @@ class Desired(StoreBase):
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(t.desired_changes.c.revision))).scalar() or 0)
 
-    def changes_after(self, after: int, limit: int = 500, app_id: int | None = None) -> list[DesiredChange]:
-        """Feed entries with a revision above `after`, oldest first."""
+    def changes_after(
+        self, after: int, limit: int = 500, app_id: int | None = None, workspace: str | None = None
+    ) -> list[DesiredChange]:
+        """Feed entries with a revision above `after`, oldest first (of one app, or one workspace, when given)."""
         query = (
             sa.select(t.desired_changes)
             .where(t.desired_changes.c.revision > after)
@@ -239,6 +243,8 @@ class Desired(StoreBase):
         )
         if app_id is not None:
             query = query.where(t.desired_changes.c.app_id == app_id)
+        if workspace is not None:
+            query = query.where(t.desired_changes.c.workspace == workspace)
         with self.engine.connect() as conn:
             return [_to_change(r) for r in conn.execute(query)]
 

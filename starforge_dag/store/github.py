@@ -76,6 +76,7 @@ outbox = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=True),  # sent | skipped | dropped | failed; NULL while unsent
     sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_commit_status_outbox_unsent", "outcome", "id"),
 )
 
 

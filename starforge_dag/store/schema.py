@@ -219,3 +219,68 @@ secret_keys = sa.Table(
     sa.Column("ciphertext", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Bearer tokens that reach one workspace; only the SHA-256 of a token is kept, the token is shown once.
+workspace_tokens = sa.Table(
+    "workspace_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),  # written at most once a minute
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Where a workspace's notifications go; the signing secret is sealed like a secret variable.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("secret_ciphertext", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),  # failed deliveries in a row
+    sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# One message per endpoint subscribed to the event, written in the transaction of the change it tells of; the
+# body is made (and kept, so retries send the same bytes) at the first attempt.
+notification_outbox = sa.Table(
+    "notification_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("webhook_endpoints.id"), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("build_id", sa.BigInteger, nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=True),  # delivered | dropped; NULL while undelivered
+    sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_notification_outbox_pending", "endpoint_id", "outcome", "id"),
+)
+
+# Every attempt to deliver a message: the delivery log the API shows.
+notification_attempts = sa.Table(
+    "notification_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.BigInteger, sa.ForeignKey("notification_outbox.id"), nullable=False),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("webhook_endpoints.id"), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index("ix_notification_attempts_endpoint", "endpoint_id", "id"),
+)

@@ -11,6 +11,7 @@ from ..core.models import Build, Transition, utcnow
 from ..core.states import WORKING, BuildState, check_transition
 from . import schema as t
 from .github import record_status
+from .notifications import record_build_event
 from .rows import BUILD_SELECT, NotFound, StoreBase, for_update, get_build, to_build, to_model
 
 _ENDED_WITH_ERROR = (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED)
@@ -71,6 +72,7 @@ def record_transition(
         )
     )
     record_status(conn, build_id, to, reason, run_id)  # the commit status outbox, in the same transaction
+    record_build_event(conn, build_id, current, to, reason)  # and the workspace's notifications
 
 
 def end_as_requested(

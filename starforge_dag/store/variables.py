@@ -257,6 +257,12 @@ class Variables(StoreBase):
                     t.secret_keys.update().where(t.secret_keys.c.name == name).values(ciphertext=box.rotate(sealed))
                 )
                 done += 1
+            endpoints = t.webhook_endpoints
+            for endpoint_id, sealed in conn.execute(sa.select(endpoints.c.id, endpoints.c.secret_ciphertext)).all():
+                conn.execute(
+                    endpoints.update().where(endpoints.c.id == endpoint_id).values(secret_ciphertext=box.rotate(sealed))
+                )
+                done += 1
         last = 0
         while True:
             with self._tx() as conn:

@@ -3,8 +3,6 @@ rollback refusals; image retention against the real registry."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import threading
 import time
@@ -16,6 +14,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import uvicorn
+from support.registry import manifest_exists, push_manifest
 
 from starforge_dag.api import create_app
 from starforge_dag.core.retention import RetentionPolicy
@@ -64,60 +63,6 @@ def _pushing(store: BuildStore, app, n: int):
     for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
         store.transition(build.id, state, state.value, "run:test")
     return build
-
-
-def push_manifest(repository: str, salt: str) -> str:
-    """Put a tiny real image (config blob + manifest) into the local registry; returns the manifest digest."""
-    base = f"http://{REGISTRY}/v2/{repository}"
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": []},
-            "config": {"Labels": {"salt": salt}},
-        }
-    ).encode()
-    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-    with httpx.Client(trust_env=False, timeout=30) as client:
-        start = client.post(f"{base}/blobs/uploads/")
-        assert start.status_code == 202, start.text
-        location = start.headers["Location"]
-        location = location if location.startswith("http") else f"http://{REGISTRY}{location}"
-        sep = "&" if "?" in location else "?"
-        put = client.put(
-            f"{location}{sep}digest={config_digest}",
-            content=config,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert put.status_code == 201, put.text
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest,
-                    "size": len(config),
-                },
-                "layers": [],
-            }
-        ).encode()
-        response = client.put(
-            f"{base}/manifests/{salt}",
-            content=manifest,
-            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-        )
-        assert response.status_code == 201, response.text
-        return response.headers["Docker-Content-Digest"]
-
-
-def manifest_exists(repository: str, digest: str) -> bool:
-    with httpx.Client(trust_env=False, timeout=30) as client:
-        response = client.head(
-            f"http://{REGISTRY}/v2/{repository}/manifests/{digest}",
-            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-        )
-    return response.status_code == 200
 
 
 @pytest.mark.integration

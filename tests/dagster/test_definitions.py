@@ -13,7 +13,7 @@ from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 
-KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner", "github"}
+KEYS = {"build_service", "build_store", "log_store", "git", "registry", "planner", "github", "notifications"}
 
 
 @pytest.mark.parametrize(
@@ -48,6 +48,7 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
         "commit_status_sensor",
         "github_reconcile_sensor",
         "desired_state_sensor",
+        "notification_sensor",
     }
     (schedule,) = loaded.schedules
     assert schedule.name == "image_retention_schedule" and schedule.job_name == "collect_images_job"

@@ -1,7 +1,10 @@
-"""A registry that wants a password: a real docker-registry with htpasswd auth on a free port."""
+"""Registries for tests: a real docker-registry with htpasswd auth on a free port, and tiny real images put into
+the local registry on 127.0.0.1:5000."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 import subprocess
 import time
@@ -15,6 +18,7 @@ from pathlib import Path
 import httpx
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+REGISTRY = "127.0.0.1:5000"
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,57 @@ def password_registry(root: Path, startup_timeout_s: float = 30.0) -> Iterator[P
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def push_manifest(repository: str, salt: str) -> str:
+    """Put a tiny real image (config blob + manifest) into the local registry; returns the manifest digest."""
+    base = f"http://{REGISTRY}/v2/{repository}"
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Labels": {"salt": salt}},
+        }
+    ).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        start = client.post(f"{base}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = start.headers["Location"]
+        location = location if location.startswith("http") else f"http://{REGISTRY}{location}"
+        sep = "&" if "?" in location else "?"
+        put = client.put(
+            f"{location}{sep}digest={config_digest}",
+            content=config,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert put.status_code == 201, put.text
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+                "layers": [],
+            }
+        ).encode()
+        response = client.put(
+            f"{base}/manifests/{salt}",
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert response.status_code == 201, response.text
+        return response.headers["Docker-Content-Digest"]
+
+
+def manifest_exists(repository: str, digest: str) -> bool:
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        response = client.head(
+            f"http://{REGISTRY}/v2/{repository}/manifests/{digest}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+    return response.status_code == 200
