@@ -1,23 +1,82 @@
-"""A token-auth registry's other half: the token server (Docker's token protocol, JWTs with an x5c chain)."""
+"""Registries that want credentials: real docker-registry processes with htpasswd or token auth, and the token server
+a token registry trusts (Docker's token protocol, JWTs with an x5c chain)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import threading
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from starforge_dag.buildkit.registry import RegistryAuth
+from starforge_dag.dev.stack import free_port
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+TOKEN_ISSUER = "starforge-test-issuer"
+
+
+@contextmanager
+def _serve_registry(root: Path, host: str, auth: str, startup_timeout_s: float = 30.0) -> Iterator[None]:
+    """docker-registry on `host` with storage under `root` and the given `auth:` section; stopped on exit."""
+    (root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n"
+        f"    rootdirectory: {root}/data\nhttp:\n  addr: {host}\nauth:\n{auth}"
+    )
+    with (root / "registry.log").open("w") as log:
+        process = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:  # the registry has no readiness signal but its first answer
+                try:
+                    if httpx.get(f"http://{host}/v2/", timeout=1, trust_env=False).status_code == 401:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and process.poll() is None, (root / "registry.log").read_text()
+                time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class PasswordRegistry:
+    host: str
+    username: str
+    password: str
+
+
+@contextmanager
+def password_registry(root: Path, startup_timeout_s: float = 30.0) -> Iterator[PasswordRegistry]:
+    """Serve a registry under `root` that answers 401 to anyone without the password; stopped on exit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt, which docker-registry's htpasswd wants, without another dependency
+
+    registry = PasswordRegistry(f"127.0.0.1:{free_port()}", "robot", uuid.uuid4().hex)
+    (root / "htpasswd").write_text(
+        f"{registry.username}:{crypt.crypt(registry.password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+    )
+    auth = f"  htpasswd:\n    realm: starforge-test\n    path: {root}/htpasswd\n"
+    with _serve_registry(root, registry.host, auth, startup_timeout_s):
+        yield registry
 
 
 @dataclass
@@ -116,3 +175,23 @@ def token_server(registry: TokenRegistry, issuer: str, key: rsa.RSAPrivateKey, c
             self.wfile.write(data)
 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+@contextmanager
+def token_registry(root: Path) -> Iterator[TokenRegistry]:
+    """Serve a registry under `root` with `auth: token`, trusting a token server started here; both stopped on exit."""
+    key, cert = signing_identity(root)
+    registry = TokenRegistry(f"127.0.0.1:{free_port()}", "", "starforge-test-registry", "robot", uuid.uuid4().hex)
+    server = token_server(registry, TOKEN_ISSUER, key, cert)
+    registry.realm = f"http://127.0.0.1:{server.server_port}/token"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    auth = (
+        f"  token:\n    realm: {registry.realm}\n    service: {registry.service}\n"
+        f"    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {root}/token-issuer.pem\n"
+    )
+    try:
+        with _serve_registry(root, registry.host, auth):
+            yield registry
+    finally:
+        server.shutdown()
+        server.server_close()
