@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.files import write_files
 from support.railpack_apps import APPS, write_app
 
 
@@ -28,10 +29,6 @@ def make_app(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     def write(files: dict[str, str]) -> Path:
         root = tmp_path / "app"
         root.mkdir(exist_ok=True)
-        for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-        return root
+        return write_files(root, files)
 
     return write
