@@ -4,7 +4,7 @@ drained on a Dagster instance, and runs on a thread for tests that act while a b
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from starforge_dag.core.models import BuildResult, BuildTicket
 from starforge_dag.definitions import resources_for
 from starforge_dag.dev.runner import drain_queue, tick_queue_sensor
 from starforge_dag.jobs import build_job
-from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.settings import Settings
 from support.deliveries import WEBHOOK_SECRET, GitHub
@@ -43,15 +42,10 @@ def services_settings(home: Path, services: Mapping[str, str], **overrides: Any)
 
 @dataclass(frozen=True)
 class Pipeline:
-    """What every end-to-end test repeats: the settings' resources, a signed push, the queue drained on `instance`.
-
-    `build_service`, when set, makes the build service from the settings instead of the one they pick (the Depot
-    tests shorten its health interval).
-    """
+    """What every end-to-end test repeats: the settings' resources, a signed push, the queue drained on `instance`."""
 
     settings: Settings
     instance: dg.DagsterInstance
-    build_service: Callable[[Settings], BuildService] | None = None
 
     def using(self, settings: Settings) -> Pipeline:
         """The same instance under other settings (a stricter git policy, another backend)."""
@@ -59,10 +53,7 @@ class Pipeline:
 
     def resources(self, **replaced: Any) -> dict[str, Any]:
         """The product's resources for the settings, with the given keys replaced (a scripted fake backend...)."""
-        resources = resources_for(self.settings)
-        if self.build_service is not None:
-            resources["build_service"] = self.build_service(self.settings)
-        return {**resources, **replaced}
+        return {**resources_for(self.settings), **replaced}
 
     def push(self, repo_url: str, full_name: str, sha: str, delivery: str | None = None) -> dict[str, Any]:
         """Deliver a signed GitHub push webhook through the real API app; its accepted answer."""
