@@ -46,7 +46,7 @@ from starforge_dag.store import BuildStore, open_store
 from starforge_dag.store.db import dispose_all, normalize_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from deliveries import GitHub  # the signed pushes the tests send
+from support.deliveries import GitHub  # the signed pushes the tests send
 from support.redis_server import RedisServer  # the tests' own Redis
 from support.stack_client import post_push, wait_for_build  # the helpers the e2e tests drive a stack with
 

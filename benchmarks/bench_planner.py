@@ -31,7 +31,7 @@ SCALING_GOAL = 2.0  # planning the 10x tree may take at most this many times the
 
 def _load_fixture_apps():
     spec = importlib.util.spec_from_file_location(
-        "railpack_fixture_apps", REPO / "tests" / "fixtures" / "railpack" / "apps.py"
+        "railpack_fixture_apps", REPO / "tests" / "support" / "railpack_apps.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

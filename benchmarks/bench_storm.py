@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from storm import plan, register_apps, send, serve
+from support.storm import plan, register_apps, send, serve
 
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store

@@ -1,5 +1,5 @@
 """Fixtures every test package may use: real git repositories, signed GitHub deliveries, Postgres databases,
-dockerd, the registry and the Depot emulator."""
+dockerd, the registry, the emulators, a Dagster instance and the build pipeline in process."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import sqlalchemy as sa
-from deliveries import WEBHOOK_SECRET, GitHub
 from fastapi.testclient import TestClient
-from gitrepos import GitRepo
+from support.deliveries import WEBHOOK_SECRET, GitHub
+from support.gitrepos import GitRepo
 
 from starforge_dag.api import create_app
 from starforge_dag.settings import Settings
@@ -27,6 +27,9 @@ from starforge_dag.store.schema import metadata
 API_TOKEN = "api-token-for-tests"
 
 if TYPE_CHECKING:
+    import dagster as dg
+    from support.pipeline import Pipeline
+
     from starforge_dag.emulators.depot import DepotEmulator
 
 
@@ -189,6 +192,12 @@ def postgres_url(postgres_database: Callable[[str], str]) -> str:
     return postgres_database("starforge_test")
 
 
+@pytest.fixture(scope="session")
+def dagster_postgres_url(postgres_database: Callable[[str], str]) -> str:
+    """Dagster's own storage, never the build store's database: each keeps its own migrations there."""
+    return postgres_database("starforge_dagster")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty build store: a SQLite file per test, or the session's Postgres database emptied."""
@@ -218,20 +227,42 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> BuildStore:
+def build_store(settings: Settings) -> BuildStore:
+    """The build store of this test's settings (each folder's `settings` decides which database)."""
     return open_store(settings.resolved_database_url)
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def api_client(settings: Settings) -> Iterator[TestClient]:
     """Authorized for the token-protected endpoints; webhook calls are signed per request."""
-    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as test_client:
-        yield test_client
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
+        yield client
 
 
 # -- GitHub deliveries ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def github(client: TestClient, signed_push: Callable[..., GitHub]) -> GitHub:
-    return signed_push(client, WEBHOOK_SECRET)
+def github_webhooks(api_client: TestClient, signed_push: Callable[..., GitHub]) -> GitHub:
+    """GitHub's side of the webhook: payloads built and delivered, signed, to the API under test."""
+    return signed_push(api_client, WEBHOOK_SECRET)
+
+
+# -- Dagster ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance of this test only: runs, events and partitions start empty."""
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def pipeline(settings: Settings, dagster_instance: dg.DagsterInstance) -> Pipeline:
+    """The build job end to end in process, on this test's settings (each folder's `settings`) and instance."""
+    from support.pipeline import Pipeline
+
+    return Pipeline(settings, dagster_instance)

@@ -32,8 +32,8 @@ class Recording:
 
 
 @pytest.fixture
-def api(client: TestClient) -> Recording:
-    return Recording(client)
+def api(api_client: TestClient) -> Recording:
+    return Recording(api_client)
 
 
 @pytest.fixture
@@ -101,17 +101,17 @@ def test_register_show_change_and_list_an_app(api: Recording, source_repo: Path)
     ],
 )
 def test_every_bad_setting_is_refused_naming_the_field_and_nothing_changes(
-    api: Recording, shop: dict, source_repo: Path, store: BuildStore, body: dict, field: str
+    api: Recording, shop: dict, source_repo: Path, build_store: BuildStore, body: dict, field: str
 ) -> None:
-    before = store.get_app("shop", "acme")
+    before = build_store.get_app("shop", "acme")
     changed = api.patch("/apps/acme/shop", json=body)
     assert changed.status_code == 422 and changed.json()["detail"].startswith(field)
     created = api.post(
         "/apps", json={"workspace": "acme", "name": "other", "repo_url": f"file://{source_repo}", **body}
     )
     assert created.status_code == 422 and created.json()["detail"].startswith(field)
-    assert store.get_app("shop", "acme") == before
-    assert [a.name for a in store.list_apps()] == ["shop"]
+    assert build_store.get_app("shop", "acme") == before
+    assert [a.name for a in build_store.list_apps()] == ["shop"]
 
 
 @pytest.mark.parametrize(
@@ -126,10 +126,10 @@ def test_every_bad_setting_is_refused_naming_the_field_and_nothing_changes(
         {"workspace": "acme", "name": "ok", "repo_url": "file:///x", "unknown": 1},
     ],
 )
-def test_bad_registrations_are_refused(api: Recording, store: BuildStore, body: dict) -> None:
+def test_bad_registrations_are_refused(api: Recording, build_store: BuildStore, body: dict) -> None:
     response = api.post("/apps", json=body)
     assert response.status_code == 422
-    assert store.list_apps() == []
+    assert build_store.list_apps() == []
 
 
 def test_an_unknown_app_is_404(api: Recording) -> None:
@@ -141,41 +141,45 @@ def test_an_unknown_app_is_404(api: Recording) -> None:
 
 
 def test_removing_an_app_stops_its_builds_and_keeps_its_history(
-    api: Recording, shop: dict, store: BuildStore, github, source_repo: Path
+    api: Recording, shop: dict, build_store: BuildStore, github_webhooks, source_repo: Path
 ) -> None:
     queued = api.post("/apps/acme/shop/builds").json()["build"]
     removed = api.delete("/apps/acme/shop")
     assert removed.status_code == 200
     assert removed.json()["stopped"] == [queued["id"]] and removed.json()["app"]["archived_at"]
-    assert store.get_build(queued["id"]).status == BuildState.CANCELED
+    assert build_store.get_build(queued["id"]).status == BuildState.CANCELED
     assert api.get(f"/builds/{queued['id']}").status_code == 200
     assert api.get("/apps/acme/shop").json()["archived_at"] == removed.json()["app"]["archived_at"]
     build = api.post("/apps/acme/shop/builds")
     assert build.status_code == 409 and "removed" in build.json()["detail"]
-    push = github.deliver(github.push(full_name="acme/shop", repo_url=f"file://{source_repo}"))
+    push = github_webhooks.deliver(github_webhooks.push(full_name="acme/shop", repo_url=f"file://{source_repo}"))
     assert push.status_code == 404 and "removed" in push.json()["detail"]
     assert api.patch("/apps/acme/shop", json={"branch": "dev"}).status_code == 409
     assert api.put("/apps/acme/shop/variables/A_B", json={"value": "1"}).status_code == 409
-    assert len(store.list_builds()) == 1
+    assert len(build_store.list_builds()) == 1
     assert api.delete("/apps/acme/shop").json()["stopped"] == []
 
 
 def test_without_auto_build_a_push_is_recorded_not_built(
-    api: Recording, shop: dict, store: BuildStore, github, source_repo: Path
+    api: Recording, shop: dict, build_store: BuildStore, github_webhooks, source_repo: Path
 ) -> None:
     api.patch("/apps/acme/shop", json={"auto_build": False})
-    push = github.deliver(github.push(full_name="acme/shop", repo_url=f"file://{source_repo}"))
+    push = github_webhooks.deliver(github_webhooks.push(full_name="acme/shop", repo_url=f"file://{source_repo}"))
     assert push.status_code == 200 and push.json()["status"] == "ignored"
     assert "auto_build is off" in push.json()["reason"]
-    assert store.list_builds() == []
+    assert build_store.list_builds() == []
     api.patch("/apps/acme/shop", json={"auto_build": True})
-    built = github.deliver(
-        github.push(github.commit(sha=github.sha("next")), full_name="acme/shop", repo_url=f"file://{source_repo}")
+    built = github_webhooks.deliver(
+        github_webhooks.push(
+            github_webhooks.commit(sha=github_webhooks.sha("next")),
+            full_name="acme/shop",
+            repo_url=f"file://{source_repo}",
+        )
     )
     assert built.status_code == 202
 
 
-def test_variables_of_an_app_and_its_workspace(api: Recording, shop: dict, store: BuildStore) -> None:
+def test_variables_of_an_app_and_its_workspace(api: Recording, shop: dict, build_store: BuildStore) -> None:
     put = api.put("/apps/acme/shop/variables/GREETING", json={"value": "hello", "by": "ada"})
     assert put.status_code == 200
     variable = put.json()["variable"]
@@ -204,7 +208,7 @@ def test_variables_of_an_app_and_its_workspace(api: Recording, shop: dict, store
 
 
 def test_a_secret_is_never_in_any_answer_and_the_scan_can_find_one(
-    api: Recording, shop: dict, store: BuildStore
+    api: Recording, shop: dict, build_store: BuildStore
 ) -> None:
     api.put("/apps/acme/shop/variables/NPM_TOKEN", json={"value": SECRET, "secret": True})
     api.put("/apps/acme/shop/variables/NPM_TOKEN", json={"valu": SECRET, "secret": True})  # malformed: 422
@@ -232,32 +236,34 @@ def test_a_secret_is_never_in_any_answer_and_the_scan_can_find_one(
     ],
 )
 def test_every_variable_rule_answers_4xx_naming_it_and_writes_nothing(
-    api: Recording, shop: dict, store: BuildStore, name: str, value: str, code: int, rule: str
+    api: Recording, shop: dict, build_store: BuildStore, name: str, value: str, code: int, rule: str
 ) -> None:
     for path in (f"/apps/acme/shop/variables/{name}", f"/workspaces/acme/variables/{name}"):
         response = api.put(path, json={"value": value, "secret": True})
         assert response.status_code == code and rule in response.json()["detail"]
-    assert store.variable_history("acme", "shop") == [] and store.variable_history("acme") == []
+    assert build_store.variable_history("acme", "shop") == [] and build_store.variable_history("acme") == []
 
 
-def test_the_501st_variable_is_refused(api: Recording, shop: dict, store: BuildStore, settings) -> None:
+def test_the_501st_variable_is_refused(api: Recording, shop: dict, build_store: BuildStore, settings) -> None:
     from starforge_dag.store import NewValue
 
-    store.set_variables("acme", "shop", [NewValue(f"V{i}", "1") for i in range(500)], "test", settings.secret_box())
+    build_store.set_variables(
+        "acme", "shop", [NewValue(f"V{i}", "1") for i in range(500)], "test", settings.secret_box()
+    )
     response = api.put("/apps/acme/shop/variables/ONE_MORE", json={"value": "1"})
     assert response.status_code == 409 and "at most 500" in response.json()["detail"]
     assert api.put("/apps/acme/shop/variables/V1", json={"value": "2"}).status_code == 200
 
 
 def test_rebuild_queues_a_build_of_the_current_commit_with_the_new_version(
-    api: Recording, shop: dict, store: BuildStore, settings
+    api: Recording, shop: dict, build_store: BuildStore, settings
 ) -> None:
     assert api.put("/apps/acme/shop/variables/A_B", json={"value": "1", "rebuild": True}).json()["builds"] == []
     first = api.post("/apps/acme/shop/builds").json()["build"]
-    store.finish(first["id"], "failed", "boom", "test")
+    build_store.finish(first["id"], "failed", "boom", "test")
     again = api.put("/apps/acme/shop/variables/A_B", json={"value": "2", "rebuild": True}).json()["builds"]
     assert len(again) == 1 and again[0]["created"] and again[0]["build"]["commit_sha"] == first["commit_sha"]
-    values = store.build_variables(again[0]["build"]["id"], settings.secret_box())
+    values = build_store.build_variables(again[0]["build"]["id"], settings.secret_box())
     assert [(v.name, v.value.get_secret_value()) for v in values] == [("A_B", "2")]
     ws = api.put("/workspaces/acme/variables/C_D", json={"value": "3", "rebuild": True}).json()["builds"]
     assert [b["build"]["id"] for b in ws] == [again[0]["build"]["id"]] and not ws[0]["created"]

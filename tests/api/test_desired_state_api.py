@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import uvicorn
-from support.registry import manifest_exists, push_manifest
+from support.registries import manifest_exists, push_manifest
 
 from starforge_dag.api import create_app
 from starforge_dag.core.retention import RetentionPolicy
@@ -66,9 +66,9 @@ def _pushing(store: BuildStore, app, n: int):
 
 
 @pytest.mark.integration
-def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: str, store: BuildStore):
-    apps = [store.add_app("acme", f"svc{i}", f"https://github.com/acme/svc{i}.git", "main") for i in range(5)]
-    builds = [(a, _pushing(store, a, n)) for n in range(1, 5) for a in apps]
+def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: str, build_store: BuildStore):
+    apps = [build_store.add_app("acme", f"svc{i}", f"https://github.com/acme/svc{i}.git", "main") for i in range(5)]
+    builds = [(a, _pushing(build_store, a, n)) for n in range(1, 5) for a in apps]
     random.Random(11).shuffle(builds)
     done = threading.Event()
     seen: dict[int, list[int]] = {0: [], 1: [], 2: []}
@@ -90,7 +90,7 @@ def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: st
 
     def build(item) -> bool:
         succeed_at = item[1]
-        return store.succeed(
+        return build_store.succeed(
             succeed_at.id,
             f"{REGISTRY}/apps/acme/{item[0].name}:{succeed_at.id}",
             f"sha256:{succeed_at.id:064x}",
@@ -102,12 +102,12 @@ def test_three_long_polling_consumers_see_every_change_once_in_order(api_url: st
     with ThreadPoolExecutor(max_workers=12) as pool:
         consumers = [pool.submit(consume, k) for k in range(3)]
         try:
-            moves = _produce(pool, build, builds, apps, api_url, store)
+            moves = _produce(pool, build, builds, apps, api_url, build_store)
         finally:
             done.set()
         for c in consumers:
             c.result(timeout=120)
-    total = store.latest_revision()
+    total = build_store.latest_revision()
     assert moves >= 10 and total == moves + 3 * 2
     for k in range(3):
         assert seen[k] == list(range(1, total + 1)), k
@@ -151,7 +151,7 @@ def _produce(pool, build, builds, apps, api_url: str, store: BuildStore) -> int:
     return moves + 1
 
 
-def test_the_feed_validates_its_parameters_and_waits_at_most_wait(api_url: str, store: BuildStore):
+def test_the_feed_validates_its_parameters_and_waits_at_most_wait(api_url: str, build_store: BuildStore):
     with _api(api_url) as api:
         assert api.get("/desired-state", params={"after": -1}).status_code == 422
         assert api.get("/desired-state", params={"after": 0, "wait": 61}).status_code == 422
@@ -164,23 +164,23 @@ def test_the_feed_validates_its_parameters_and_waits_at_most_wait(api_url: str, 
 
 @pytest.mark.integration
 def test_rollback_checks_the_registry_and_retention_deletes_exactly_the_expected_manifests(
-    api_url: str, store: BuildStore
+    api_url: str, build_store: BuildStore
 ):
     name = f"gc{uuid.uuid4().hex[:10]}"
     repository = f"apps/acme/{name}"
-    app = store.add_app("acme", name, f"https://github.com/acme/{name}.git", "main")
+    app = build_store.add_app("acme", name, f"https://github.com/acme/{name}.git", "main")
     builds = []
     for n in range(1, 6):
-        build = _pushing(store, app, n)
+        build = _pushing(build_store, app, n)
         digest = push_manifest(repository, f"{n:040x}")
-        store.succeed(build.id, f"{REGISTRY}/{repository}:{n:040x}", digest, "pushed", "run:test", run_id=None)
-        builds.append(store.get_build(build.id))
+        build_store.succeed(build.id, f"{REGISTRY}/{repository}:{n:040x}", digest, "pushed", "run:test", run_id=None)
+        builds.append(build_store.get_build(build.id))
     with _api(api_url) as api:
         back = api.post(f"/apps/acme/{name}/rollback", json={"build_id": builds[1].id, "by": "grace"})
         assert back.status_code == 200, back.text
         assert back.json()["reason"] == "rollback" and back.json()["actor"] == "api:grace"
         # keep 2 newest (4, 5) and build 2 (desired now); 1 and 3 go
-        report = collect_images(store, RetentionPolicy(keep_builds=2, keep_days=0))
+        report = collect_images(build_store, RetentionPolicy(keep_builds=2, keep_days=0))
         assert sorted(d.build_ids for d in report.deleted) == [(builds[0].id,), (builds[2].id,)]
         assert [manifest_exists(repository, b.image_digest) for b in builds] == [False, True, False, True, True]
         refused = api.post(f"/apps/acme/{name}/rollback", json={"build_id": builds[0].id})
@@ -189,15 +189,17 @@ def test_rollback_checks_the_registry_and_retention_deletes_exactly_the_expected
         status = api.get(f"/builds/{builds[0].id}").json()
         assert status["image_deleted_at"] is not None
         assert api.get(f"/apps/acme/{name}/desired-state").json()["build_id"] == builds[1].id
-    assert collect_images(store, RetentionPolicy(keep_builds=2, keep_days=0)).deleted == []
+    assert collect_images(build_store, RetentionPolicy(keep_builds=2, keep_days=0)).deleted == []
 
 
 def test_a_change_made_through_one_api_instance_wakes_a_long_poll_on_another(
-    api_url: str, settings: Settings, store: BuildStore
+    api_url: str, settings: Settings, build_store: BuildStore
 ):
-    app = store.add_app("acme", "pinme", "https://github.com/acme/pinme.git", "main")
-    build = _pushing(store, app, 1)
-    store.succeed(build.id, f"{REGISTRY}/apps/acme/pinme:1", f"sha256:{build.id:064x}", "ok", "run:test", run_id=None)
+    app = build_store.add_app("acme", "pinme", "https://github.com/acme/pinme.git", "main")
+    build = _pushing(build_store, app, 1)
+    build_store.succeed(
+        build.id, f"{REGISTRY}/apps/acme/pinme:1", f"sha256:{build.id:064x}", "ok", "run:test", run_id=None
+    )
     with ThreadPoolExecutor(max_workers=1) as pool, _serve(settings) as other:
         waiting = pool.submit(lambda: _api(api_url).get("/desired-state", params={"after": 1, "wait": 30}))
         time.sleep(0.3)  # most likely waiting by now; were it not, it would answer at once and still pass

@@ -36,8 +36,8 @@ PROTECTED = [
 
 
 @pytest.fixture
-def shop(store: BuildStore, source_repo: Path) -> App:
-    return store.add_app("acme", "shop", f"file://{source_repo}", "main", repo_full_name="acme/shop")
+def shop(build_store: BuildStore, source_repo: Path) -> App:
+    return build_store.add_app("acme", "shop", f"file://{source_repo}", "main", repo_full_name="acme/shop")
 
 
 def head(repo: Path, branch: str) -> str:
@@ -116,8 +116,8 @@ def test_healthz_reports_an_unreachable_database(settings: Settings) -> None:
 # -- manual builds -----------------------------------------------------------------------------
 
 
-def test_manual_build_defaults_to_the_app_branch_head(client: TestClient, shop: App, source_repo: Path) -> None:
-    response = client.post("/apps/acme/shop/builds")
+def test_manual_build_defaults_to_the_app_branch_head(api_client: TestClient, shop: App, source_repo: Path) -> None:
+    response = api_client.post("/apps/acme/shop/builds")
     assert response.status_code == 202
     body = response.json()
     assert body["created"] is True
@@ -125,23 +125,23 @@ def test_manual_build_defaults_to_the_app_branch_head(client: TestClient, shop: 
     assert body["build"]["status"] == "queued" and body["build"]["trigger"] == "manual"
 
 
-def test_manual_build_of_a_branch_or_a_sha(client: TestClient, shop: App, source_repo: Path) -> None:
-    feature = client.post("/apps/shop/builds", json={"ref": "feature"})
+def test_manual_build_of_a_branch_or_a_sha(api_client: TestClient, shop: App, source_repo: Path) -> None:
+    feature = api_client.post("/apps/shop/builds", json={"ref": "feature"})
     assert feature.status_code == 202
     assert feature.json()["build"]["commit_sha"] == head(source_repo, "feature")
-    exact = client.post("/apps/shop/builds", json={"ref": SHA})
+    exact = api_client.post("/apps/shop/builds", json={"ref": SHA})
     assert exact.status_code == 202
     assert exact.json()["build"]["ref"] == SHA and exact.json()["build"]["commit_sha"] == SHA
-    uppercase = client.post("/apps/shop/builds", json={"ref": SHA.upper()})  # not a commit id: a branch, not found
+    uppercase = api_client.post("/apps/shop/builds", json={"ref": SHA.upper()})  # not a commit id: a branch, not found
     assert uppercase.status_code == 404 and "not found" in uppercase.json()["detail"]
 
 
-def test_manual_build_of_an_active_commit_joins_it(client: TestClient, store: BuildStore, shop: App) -> None:
-    first = client.post("/apps/acme/shop/builds", json={"ref": "main"}).json()
-    again = client.post("/apps/acme/shop/builds", json={"ref": "main"})
+def test_manual_build_of_an_active_commit_joins_it(api_client: TestClient, build_store: BuildStore, shop: App) -> None:
+    first = api_client.post("/apps/acme/shop/builds", json={"ref": "main"}).json()
+    again = api_client.post("/apps/acme/shop/builds", json={"ref": "main"})
     assert again.status_code == 200
     assert again.json()["created"] is False and again.json()["build"]["id"] == first["build"]["id"]
-    assert len(store.list_builds()) == 1
+    assert len(build_store.list_builds()) == 1
 
 
 @pytest.mark.parametrize(
@@ -154,37 +154,39 @@ def test_manual_build_of_an_active_commit_joins_it(client: TestClient, store: Bu
     ],
 )
 def test_manual_build_errors(
-    client: TestClient, store: BuildStore, shop: App, path: str, ref: str, code: int, detail: str
+    api_client: TestClient, build_store: BuildStore, shop: App, path: str, ref: str, code: int, detail: str
 ) -> None:
-    response = client.post(path, json={"ref": ref})
+    response = api_client.post(path, json={"ref": ref})
     assert response.status_code == code
     assert detail in response.json()["detail"]
-    assert store.list_builds() == []
+    assert build_store.list_builds() == []
 
 
 def test_manual_build_of_an_unreachable_repository_is_a_bad_gateway(
-    client: TestClient, store: BuildStore, tmp_path: Path
+    api_client: TestClient, build_store: BuildStore, tmp_path: Path
 ) -> None:
-    store.add_app("acme", "gone", f"file://{tmp_path / 'missing'}", "main")
-    response = client.post("/apps/acme/gone/builds")
+    build_store.add_app("acme", "gone", f"file://{tmp_path / 'missing'}", "main")
+    response = api_client.post("/apps/acme/gone/builds")
     assert response.status_code == 502 and "git ls-remote failed" in response.json()["detail"]
 
 
-def test_app_name_without_workspace_must_be_unique(client: TestClient, store: BuildStore, shop: App) -> None:
-    store.add_app("other", "shop", shop.repo_url, "main")
-    response = client.get("/apps/shop/desired-state")
+def test_app_name_without_workspace_must_be_unique(api_client: TestClient, build_store: BuildStore, shop: App) -> None:
+    build_store.add_app("other", "shop", shop.repo_url, "main")
+    response = api_client.get("/apps/shop/desired-state")
     assert response.status_code == 404 and "workspace/app" in response.json()["detail"]
-    assert "no successful build" in client.get("/apps/other/shop/desired-state").json()["detail"]
+    assert "no successful build" in api_client.get("/apps/other/shop/desired-state").json()["detail"]
 
 
 # -- builds ------------------------------------------------------------------------------------
 
 
-def test_build_detail_has_phases_error_and_failing_step(client: TestClient, store: BuildStore, shop: App) -> None:
-    build = store.enqueue(shop, "main", SHA).build
-    advance(store, build.id, BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING)
-    store.transition(build.id, BuildState.FAILED, "npm ci exited 1", "test", error_step="submit_build")
-    body = client.get(f"/builds/{build.id}").json()
+def test_build_detail_has_phases_error_and_failing_step(
+    api_client: TestClient, build_store: BuildStore, shop: App
+) -> None:
+    build = build_store.enqueue(shop, "main", SHA).build
+    advance(build_store, build.id, BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING)
+    build_store.transition(build.id, BuildState.FAILED, "npm ci exited 1", "test", error_step="submit_build")
+    body = api_client.get(f"/builds/{build.id}").json()
     assert body["status"] == "failed" and body["app"] == "acme/shop" and body["commit_sha"] == SHA
     assert body["error"] == "npm ci exited 1" and body["error_step"] == "submit_build"
     phases = body["phases"]
@@ -195,53 +197,53 @@ def test_build_detail_has_phases_error_and_failing_step(client: TestClient, stor
 
 
 def test_succeeded_build_shows_its_image_and_becomes_desired_state(
-    client: TestClient, store: BuildStore, shop: App
+    api_client: TestClient, build_store: BuildStore, shop: App
 ) -> None:
-    assert client.get("/apps/acme/shop/desired-state").status_code == 404
-    build = store.enqueue(shop, "main", SHA).build
-    advance(store, build.id, BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING)
+    assert api_client.get("/apps/acme/shop/desired-state").status_code == 404
+    build = build_store.enqueue(shop, "main", SHA).build
+    advance(build_store, build.id, BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING)
     digest = "sha256:" + "ab" * 32
-    store.succeed(build.id, f"127.0.0.1:5000/apps/acme/shop:{SHA}", digest, "pushed", "test")
-    detail = client.get(f"/builds/{build.id}").json()
+    build_store.succeed(build.id, f"127.0.0.1:5000/apps/acme/shop:{SHA}", digest, "pushed", "test")
+    detail = api_client.get(f"/builds/{build.id}").json()
     assert detail["image_ref"] == f"127.0.0.1:5000/apps/acme/shop:{SHA}" and detail["image_digest"] == digest
-    desired = client.get("/apps/acme/shop/desired-state")
+    desired = api_client.get("/apps/acme/shop/desired-state")
     assert desired.status_code == 200
     assert desired.json()["image_digest"] == digest and desired.json()["build_id"] == build.id
 
 
-def test_unknown_build_is_404(client: TestClient) -> None:
-    response = client.get("/builds/999")
+def test_unknown_build_is_404(api_client: TestClient) -> None:
+    response = api_client.get("/builds/999")
     assert response.status_code == 404 and response.json() == {"detail": "no build with id 999"}
 
 
-def test_listing_apps_and_builds(client: TestClient, store: BuildStore, shop: App) -> None:
-    other = store.add_app("acme", "api", "https://x-access-token:ghs_s3cr3t@github.com/acme/api.git", "main")
-    mine = [store.enqueue(shop, "main", c * 40).build.id for c in "ab"]
-    store.enqueue(other, "main", "c" * 40)
-    apps = client.get("/apps").json()
+def test_listing_apps_and_builds(api_client: TestClient, build_store: BuildStore, shop: App) -> None:
+    other = build_store.add_app("acme", "api", "https://x-access-token:ghs_s3cr3t@github.com/acme/api.git", "main")
+    mine = [build_store.enqueue(shop, "main", c * 40).build.id for c in "ab"]
+    build_store.enqueue(other, "main", "c" * 40)
+    apps = api_client.get("/apps").json()
     assert [a["name"] for a in apps] == ["acme/shop", "acme/api"]
     assert apps[0]["repo_url"] == shop.repo_url
     assert apps[1]["repo_url"] == "https://***@github.com/acme/api.git"
-    listed = client.get("/builds", params={"app": "acme/shop"}).json()
+    listed = api_client.get("/builds", params={"app": "acme/shop"}).json()
     assert [b["id"] for b in listed] == mine[::-1]
-    assert len(client.get("/builds").json()) == 3
-    superseded = client.get("/builds", params={"app": "acme/shop", "status": "superseded"}).json()
+    assert len(api_client.get("/builds").json()) == 3
+    superseded = api_client.get("/builds", params={"app": "acme/shop", "status": "superseded"}).json()
     assert [b["id"] for b in superseded] == [mine[0]]
 
 
-def test_cancel_queued_running_and_ended_builds(client: TestClient, store: BuildStore, shop: App) -> None:
-    queued = store.enqueue(shop, "main", "a" * 40).build
-    response = client.post(f"/builds/{queued.id}/cancel")
+def test_cancel_queued_running_and_ended_builds(api_client: TestClient, build_store: BuildStore, shop: App) -> None:
+    queued = build_store.enqueue(shop, "main", "a" * 40).build
+    response = api_client.post(f"/builds/{queued.id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "canceled"
 
-    running = store.enqueue(shop, "feature", "b" * 40).build
-    advance(store, running.id, BuildState.CLONING, BuildState.PLANNING)
-    response = client.post(f"/builds/{running.id}/cancel")
+    running = build_store.enqueue(shop, "feature", "b" * 40).build
+    advance(build_store, running.id, BuildState.CLONING, BuildState.PLANNING)
+    response = api_client.post(f"/builds/{running.id}/cancel")
     assert response.status_code == 202 and response.json()["status"] == "planning"
-    assert client.get(f"/builds/{running.id}").json()["stop_requested"] == "canceled"
-    assert client.get(f"/builds/{queued.id}").json()["stop_requested"] is None
+    assert api_client.get(f"/builds/{running.id}").json()["stop_requested"] == "canceled"
+    assert api_client.get(f"/builds/{queued.id}").json()["stop_requested"] is None
 
-    again = client.post(f"/builds/{queued.id}/cancel")
+    again = api_client.post(f"/builds/{queued.id}/cancel")
     assert again.status_code == 409 and "already ended" in again.json()["detail"]
 
 
@@ -253,36 +255,38 @@ def write_logs(settings: Settings, build_id: int, seqs: range) -> None:
         logs.append([LogLine(build_id=build_id, seq=s, stream="stdout", text=f"line {s}") for s in seqs])
 
 
-def test_logs_as_a_json_list_paged_by_seq(client: TestClient, settings: Settings, store: BuildStore, shop: App) -> None:
-    build = store.enqueue(shop, "main", SHA).build
+def test_logs_as_a_json_list_paged_by_seq(
+    api_client: TestClient, settings: Settings, build_store: BuildStore, shop: App
+) -> None:
+    build = build_store.enqueue(shop, "main", SHA).build
     write_logs(settings, build.id, range(5))
-    everything = client.get(f"/builds/{build.id}/logs").json()
+    everything = api_client.get(f"/builds/{build.id}/logs").json()
     assert [line["text"] for line in everything] == [f"line {s}" for s in range(5)]
-    page = client.get(f"/builds/{build.id}/logs", params={"after": 1, "limit": 2}).json()
+    page = api_client.get(f"/builds/{build.id}/logs", params={"after": 1, "limit": 2}).json()
     assert [line["seq"] for line in page] == [2, 3]
-    assert client.get("/builds/999/logs").status_code == 404
+    assert api_client.get("/builds/999/logs").status_code == 404
 
 
 def test_follow_streams_until_the_build_ends(
-    client: TestClient, settings: Settings, store: BuildStore, shop: App
+    api_client: TestClient, settings: Settings, build_store: BuildStore, shop: App
 ) -> None:
-    build = store.enqueue(shop, "main", SHA).build
+    build = build_store.enqueue(shop, "main", SHA).build
     write_logs(settings, build.id, range(3))
     received: dict[int, threading.Event] = {seq: threading.Event() for seq in range(8)}
 
     def run_build() -> None:
         # Each batch is written only after the follower streamed the one before: what it gets, it waited for.
         if received[2].wait(30):
-            store.transition(build.id, BuildState.CLONING, "cloning", "test")
+            build_store.transition(build.id, BuildState.CLONING, "cloning", "test")
             write_logs(settings, build.id, range(3, 6))
         if received[5].wait(30):
             write_logs(settings, build.id, range(6, 8))
-        store.transition(build.id, BuildState.FAILED, "gave up", "test")
+        build_store.transition(build.id, BuildState.FAILED, "gave up", "test")
 
     worker = threading.Thread(target=run_build)
     worker.start()
     seqs = []
-    with client.stream("GET", f"/builds/{build.id}/logs", params={"follow": "true", "after": 0}) as response:
+    with api_client.stream("GET", f"/builds/{build.id}/logs", params={"follow": "true", "after": 0}) as response:
         assert response.headers["content-type"].startswith("application/x-ndjson")
         for line in response.iter_lines():
             if line:
@@ -293,12 +297,12 @@ def test_follow_streams_until_the_build_ends(
 
 
 def test_follow_of_an_ended_build_returns_what_is_stored(
-    client: TestClient, settings: Settings, store: BuildStore, shop: App
+    api_client: TestClient, settings: Settings, build_store: BuildStore, shop: App
 ) -> None:
-    build = store.enqueue(shop, "main", SHA).build
-    store.request_cancel(build.id, "test", "not wanted")
+    build = build_store.enqueue(shop, "main", SHA).build
+    build_store.request_cancel(build.id, "test", "not wanted")
     write_logs(settings, build.id, range(2))
-    response = client.get(f"/builds/{build.id}/logs", params={"follow": "true"})
+    response = api_client.get(f"/builds/{build.id}/logs", params={"follow": "true"})
     assert [json.loads(line)["text"] for line in response.text.splitlines()] == ["line 0", "line 1"]
 
 

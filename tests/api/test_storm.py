@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from storm import commit_id, plan, register_apps, send, serve
+from support.storm import commit_id, plan, register_apps, send, serve
 
 from starforge_dag.core.states import BuildState
 from starforge_dag.settings import Settings

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.registry import REGISTRY, push_manifest
+from support.registries import REGISTRY, push_manifest
 
 from starforge_dag.api import create_app
 from starforge_dag.api.deps import ACCESS_KEY, BODY, LISTING, PLATFORM, WORKSPACE
@@ -55,32 +55,34 @@ class Workspace:
     endpoint_id: int
 
 
-def _succeeded(store: BuildStore, app: App, n: int, real_image: bool) -> int:
+def _succeeded(build_store: BuildStore, app: App, n: int, real_image: bool) -> int:
     when = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=n)
-    build = store.enqueue(app, "main", f"{n:040x}", trigger="manual", actor="ada", commit_time=when).build
+    build = build_store.enqueue(app, "main", f"{n:040x}", trigger="manual", actor="ada", commit_time=when).build
     for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
-        store.transition(build.id, state, state.value, "run:test")
+        build_store.transition(build.id, state, state.value, "run:test")
     if real_image:  # a rollback asks the registry whether the image is still there
         repository = f"apps/{app.workspace}/{app.name}-{uuid.uuid4().hex[:8]}"
         digest = push_manifest(repository, f"{n:040x}")
         ref = f"{REGISTRY}/{repository}:{n:040x}"
     else:
         ref, digest = f"{REGISTRY}/apps/{app.workspace}/{app.name}:{n:040x}", f"sha256:{n:064x}"
-    store.succeed(build.id, ref, digest, "pushed", "run:test")
+    build_store.succeed(build.id, ref, digest, "pushed", "run:test")
     return build.id
 
 
-def _workspace(store: BuildStore, settings: Settings, name: str, repo: Path, real_images: bool) -> Workspace:
-    app = store.add_app(name, "web", f"file://{repo}", "main")
-    old = _succeeded(store, app, 1, real_images)
-    _succeeded(store, app, 2, real_images)
-    queued = store.enqueue(app, "main", f"{3:040x}", trigger="manual", actor="ada").build
-    store.set_variables(name, "web", [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
-    store.set_variables(name, None, [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
+def _workspace(build_store: BuildStore, settings: Settings, name: str, repo: Path, real_images: bool) -> Workspace:
+    app = build_store.add_app(name, "web", f"file://{repo}", "main")
+    old = _succeeded(build_store, app, 1, real_images)
+    _succeeded(build_store, app, 2, real_images)
+    queued = build_store.enqueue(app, "main", f"{3:040x}", trigger="manual", actor="ada").build
+    build_store.set_variables(name, "web", [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
+    build_store.set_variables(name, None, [NewValue("GREETING", "hello", False)], "test", settings.secret_box())
     token = tokens.new_token()
-    store.add_token(name, "ci", tokens.token_hash(token))
-    spare = store.add_token(name, "spare", tokens.token_hash(tokens.new_token()))
-    endpoint = store.add_endpoint(name, "http://127.0.0.1:9/hook", EVENTS, settings.secret_box().seal(new_secret()))
+    build_store.add_token(name, "ci", tokens.token_hash(token))
+    spare = build_store.add_token(name, "spare", tokens.token_hash(tokens.new_token()))
+    endpoint = build_store.add_endpoint(
+        name, "http://127.0.0.1:9/hook", EVENTS, settings.secret_box().seal(new_secret())
+    )
     return Workspace(name, app, token, spare.id, old, queued.id, endpoint.id)
 
 
@@ -128,24 +130,24 @@ def _param(method: str, path: str, operation: dict[str, Any]):
 
 @pytest.mark.parametrize(("method", "path", "operation"), [_param(*op) for op in OPERATIONS])
 def test_every_endpoint_reaches_exactly_what_the_token_may(
-    method: str, path: str, operation: dict[str, Any], settings: Settings, store: BuildStore, source_repo: Path
+    method: str, path: str, operation: dict[str, Any], settings: Settings, build_store: BuildStore, source_repo: Path
 ) -> None:
     access = operation.get(ACCESS_KEY)
     assert access in (WORKSPACE, LISTING, PLATFORM, BODY), f"{method} {path} declares no {ACCESS_KEY}"
     allowed = settings.model_copy(update={"webhook_allowed_cidrs": "127.0.0.0/8"})
     real_images = (method, path) == ROLLBACK
-    alpha = _workspace(store, allowed, "alpha", source_repo, real_images)
-    bravo = _workspace(store, allowed, "bravo", source_repo, real_images)
+    alpha = _workspace(build_store, allowed, "alpha", source_repo, real_images)
+    bravo = _workspace(build_store, allowed, "bravo", source_repo, real_images)
     if path.endswith("/unpin"):
         for ws in (alpha, bravo):
-            store.pin(ws.app.id, "test")
+            build_store.pin(ws.app.id, "test")
 
     def call(token: str | None, ws: Workspace, target: Workspace | None = None):
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         body = _body(operation, target or ws, source_repo)
-        return client.request(method, _path(path, ws), json=body, headers=headers)
+        return api_client.request(method, _path(path, ws), json=body, headers=headers)
 
-    with TestClient(create_app(allowed)) as client:
+    with TestClient(create_app(allowed)) as api_client:
         for token in (None, "not-the-token", tokens.new_token()):
             answer = call(token, alpha)
             assert answer.status_code == 401, (token, answer.text)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.files import write
+from support.files import write_files
 from support.images import image_config, image_files, registry_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +43,9 @@ def build_dir(buildkit_addr: str, *args: str, env: dict[str, str] | None = None)
 def test_build_args_target_and_a_dockerfile_elsewhere(
     buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    context = write(tmp_path / "ctx", {"greeting.txt": "from the context\n"})
+    context = write_files(tmp_path / "ctx", {"greeting.txt": "from the context\n"})
     dockerfile = (
-        write(
+        write_files(
             tmp_path / "docker",
             {
                 "App.Dockerfile": f"FROM {base_image} AS build\nARG GREETING\nARG NONCE\n"
@@ -84,7 +84,7 @@ def test_build_args_target_and_a_dockerfile_elsewhere(
 
 @pytest.mark.integration
 def test_platform_sets_the_image_platform(buildkit_addr: str, image_name: str, tmp_path: Path) -> None:
-    context = write(tmp_path, {"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n", "hello.txt": "hi\n"})
+    context = write_files(tmp_path, {"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n", "hello.txt": "hi\n"})
 
     code, report, _ = build_dir(buildkit_addr, str(context), "-t", image_name, "--platform", "linux/arm64")
 
@@ -102,7 +102,7 @@ def _step(stderr: str, name_end: str) -> str:
 @pytest.mark.integration
 def test_no_cache_runs_the_steps_again(buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path) -> None:
     nonce = uuid.uuid4().hex
-    context = write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {nonce} && date +%s%N > /when\n"})
+    context = write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {nonce} && date +%s%N > /when\n"})
     first = build_dir(buildkit_addr, str(context), "-t", image_name)
     cached = build_dir(buildkit_addr, str(context), "-t", image_name)
     fresh = build_dir(buildkit_addr, str(context), "-t", image_name, "--no-cache")
@@ -121,7 +121,7 @@ def test_secrets_from_the_environment_and_from_a_file(
 ) -> None:
     token, key = uuid.uuid4().hex, uuid.uuid4().hex
     (tmp_path / "key.txt").write_text(key)
-    context = write(
+    context = write_files(
         tmp_path / "ctx",
         {
             "Dockerfile": f"FROM {base_image}\n"
@@ -154,7 +154,7 @@ def test_progress_reads_like_docker_build_and_a_failure_is_one_json_object(
     buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     nonce = uuid.uuid4().hex
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo out-{nonce} && echo err-{nonce} >&2\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo out-{nonce} && echo err-{nonce} >&2\n"})
     code, report, stderr = build_dir(buildkit_addr, str(tmp_path), "-t", image_name)
     lines = [line for line in stderr.splitlines() if line]
     assert code == 0 and report["digest"] == registry_manifest(image_name)[2]
@@ -165,7 +165,7 @@ def test_progress_reads_like_docker_build_and_a_failure_is_one_json_object(
     assert any(line.startswith(run + " DONE ") and line.endswith("s") for line in lines)
     assert lines[-1].endswith(f"pushed {image_name} {report['digest']}")
 
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {nonce}; exit 3\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {nonce}; exit 3\n"})
     code, report, stderr = build_dir(buildkit_addr, str(tmp_path), "-t", image_name, "-q")
     assert code == 1 and stderr == ""
     assert report["status"] == "failed" and report["digest"] is None and report["image"] == image_name
@@ -185,8 +185,8 @@ print(json.dumps({"code": code, "dagster": sorted(m for m in sys.modules if m.sp
 
 @pytest.mark.integration
 def test_build_dir_never_imports_dagster(buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n"})
-    planned = write(tmp_path / "planned", {"start.sh": "#!/bin/sh\necho hi\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n"})
+    planned = write_files(tmp_path / "planned", {"start.sh": "#!/bin/sh\necho hi\n"})
     env = {**os.environ, "STARFORGE_BUILD_BACKEND": "buildkit", "STARFORGE_BUILDKIT_ADDR": buildkit_addr}
     for context in (tmp_path, planned):
         done = subprocess.run(

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.files import write
+from support.files import write_files
 from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit import llb
@@ -44,7 +44,7 @@ def test_submit_refuses_llb_without_a_definition(tmp_path: Path) -> None:
 
 
 def test_submit_to_an_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
-    write(tmp_path, {"Dockerfile": "FROM scratch\n"})
+    write_files(tmp_path, {"Dockerfile": "FROM scratch\n"})
     service = BuildKitBuildService(address=f"docker://{tmp_path}/docker.sock", connect_timeout_s=5).builder()
     with pytest.raises(TransientBuildError):
         service.submit(spec_for(tmp_path, "127.0.0.1:5000/apps/x:1"))
@@ -55,7 +55,7 @@ def test_dockerfile_build_end_to_end_streams_progress_in_order_and_returns_the_r
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     nonce = uuid.uuid4().hex
-    write(
+    write_files(
         tmp_path,
         {
             "Dockerfile": f"FROM {base_image}\nCOPY app.txt /app/app.txt\nRUN echo {nonce} && echo to-stderr >&2 && echo first > /app/one\n",
@@ -91,7 +91,7 @@ def test_dockerfile_build_end_to_end_streams_progress_in_order_and_returns_the_r
 def test_llb_build_serves_local_context_and_applies_the_image_config(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"main.sh": "echo main\n", "lib/helper.sh": "echo helper\n"})
+    write_files(tmp_path, {"main.sh": "echo main\n", "lib/helper.sh": "echo helper\n"})
     app = llb.image(base_image).file(llb.copy(llb.local("context"), "/", "/app", create_dest_path=True))
     state = app.run(["sh", "-c", f": {uuid.uuid4().hex}; ls /app > /listing"], network="none").root()
     config = {"Env": ["PORT=8080"], "WorkingDir": "/app", "Cmd": ["sh", "main.sh"]}
@@ -113,7 +113,9 @@ def test_llb_build_serves_local_context_and_applies_the_image_config(
 def test_failing_run_is_a_user_error_naming_the_step(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo no such tool >&2; exit 127\n"})
+    write_files(
+        tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo no such tool >&2; exit 127\n"}
+    )
     lines: list[ProgressLine] = []
     with pytest.raises(UserBuildError) as failed:
         service.run(service.submit(spec_for(tmp_path, image_name)), lines.append)
@@ -127,7 +129,7 @@ def test_failing_run_is_a_user_error_naming_the_step(
 def test_a_cancel_asked_for_from_another_thread_stops_the_running_build(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo sleeping; sleep 60\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo sleeping; sleep 60\n"})
     ticket = service.submit(spec_for(tmp_path, image_name))
     canceled = threading.Event()
 
@@ -145,7 +147,7 @@ def test_a_cancel_asked_for_from_another_thread_stops_the_running_build(
 def test_should_cancel_and_build_timeout_end_the_build(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; sleep 60\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; sleep 60\n"})
     spec = spec_for(tmp_path, image_name)
     with pytest.raises(BuildCanceled):
         service.run(service.submit(spec), lambda line: None, should_cancel=lambda: True)
@@ -161,7 +163,7 @@ def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     value = f"tok-{uuid.uuid4().hex}"
-    write(
+    write_files(
         tmp_path,
         {
             "Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=API_TOKEN : {uuid.uuid4().hex}; sha256sum /run/secrets/API_TOKEN\n"
@@ -183,7 +185,7 @@ def test_named_secret_comes_from_the_environment_and_stays_out_of_logs(
 def test_a_secret_the_dockerfile_requires_but_nobody_gave_is_a_user_error(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(
+    write_files(
         tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=npmrc,required : {uuid.uuid4().hex}\n"}
     )
     with pytest.raises(UserBuildError, match="npmrc"):
@@ -194,7 +196,7 @@ def test_a_secret_the_dockerfile_requires_but_nobody_gave_is_a_user_error(
 def test_build_dir_prints_one_json_object_for_a_dockerfile(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
     out, err = io.StringIO(), io.StringIO()
     assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=err) == 0
     report = json.loads(out.getvalue())
@@ -208,7 +210,7 @@ def test_build_dir_prints_one_json_object_for_a_dockerfile(
 def test_build_dir_plans_a_directory_without_a_dockerfile(
     service: BuildKitBuilder, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"start.sh": "#!/bin/sh\necho hello from the plan\n", "data.txt": f"{uuid.uuid4().hex}\n"})
+    write_files(tmp_path, {"start.sh": "#!/bin/sh\necho hello from the plan\n", "data.txt": f"{uuid.uuid4().hex}\n"})
     out = io.StringIO()
     assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=io.StringIO()) == 0
     report = json.loads(out.getvalue())
@@ -221,7 +223,7 @@ def test_build_dir_plans_a_directory_without_a_dockerfile(
 def test_build_dir_reports_a_failure_as_json_and_exits_non_zero(
     service: BuildKitBuilder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; exit 3\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; exit 3\n"})
     out = io.StringIO()
     assert build_dir_command(str(tmp_path), image_name, builder=service, stdout=out, stderr=io.StringIO()) == 1
     report = json.loads(out.getvalue())

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.files import write
+from support.files import write_files
 from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit.client import BuildEvent, BuildKitClient, EventSink, ImageBuild, LogEvent, VertexEvent
@@ -58,9 +58,9 @@ RUN echo "$NONCE" > /app/ran.txt && cat /app/src/hello.txt
 
 
 def test_copy_run_arg_multistage_and_dockerignore_shape_the_pushed_image(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(
+    write_files(
         tmp_path,
         {
             "Dockerfile": MULTI_STAGE.format(base=base_image),
@@ -74,7 +74,9 @@ def test_copy_run_arg_multistage_and_dockerignore_shape_the_pushed_image(
         },
     )
     nonce = uuid.uuid4().hex
-    result = build(client, buildkit_addr, tmp_path, image_name, build_args={"GREETING": "bonjour", "NONCE": nonce})
+    result = build(
+        buildkit_client, buildkit_addr, tmp_path, image_name, build_args={"GREETING": "bonjour", "NONCE": nonce}
+    )
 
     files = image_files(image_name)
     assert files["/app/greeting.txt"] == b"bonjour from the build stage\n"
@@ -94,28 +96,30 @@ def test_copy_run_arg_multistage_and_dockerignore_shape_the_pushed_image(
 
 
 def test_target_stops_at_the_named_stage(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": MULTI_STAGE.format(base=base_image), "hello.txt": "hi\n"})
-    build(client, buildkit_addr, tmp_path, image_name, target="build")
+    write_files(tmp_path, {"Dockerfile": MULTI_STAGE.format(base=base_image), "hello.txt": "hi\n"})
+    build(buildkit_client, buildkit_addr, tmp_path, image_name, target="build")
     files = image_files(image_name)
     assert files["/out/greeting.txt"] == b"hello from the build stage\n"
     assert not any(name.startswith("/app/") for name in files)
 
 
 def test_dockerfile_in_a_subdirectory(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"deploy/Dockerfile.prod": f"FROM {base_image}\nCOPY app.txt /app.txt\n", "app.txt": "prod\n"})
-    build(client, buildkit_addr, tmp_path, image_name, dockerfile="deploy/Dockerfile.prod")
+    write_files(
+        tmp_path, {"deploy/Dockerfile.prod": f"FROM {base_image}\nCOPY app.txt /app.txt\n", "app.txt": "prod\n"}
+    )
+    build(buildkit_client, buildkit_addr, tmp_path, image_name, dockerfile="deploy/Dockerfile.prod")
     assert image_files(image_name)["/app.txt"] == b"prod\n"
 
 
 def test_reported_digest_is_the_registry_manifest_digest(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
-    result = build(client, buildkit_addr, tmp_path, image_name)
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /id\n"})
+    result = build(buildkit_client, buildkit_addr, tmp_path, image_name)
     _, raw, header_digest = registry_manifest(image_name)
     assert result.digest == header_digest == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert result.digest == manifest_digest(image_name)
@@ -124,25 +128,25 @@ def test_reported_digest_is_the_registry_manifest_digest(
 
 
 def test_failing_run_is_a_user_error_naming_the_step(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(
+    write_files(
         tmp_path,
         {"Dockerfile": f"FROM {base_image}\nRUN echo fine\nRUN echo {uuid.uuid4().hex}; echo broken >&2; exit 7\n"},
     )
     events: list[BuildEvent] = []
     with pytest.raises(UserBuildError) as failed:
-        build(client, buildkit_addr, tmp_path, image_name, on_event=events.append)
+        build(buildkit_client, buildkit_addr, tmp_path, image_name, on_event=events.append)
     assert failed.value.step is not None and failed.value.step.startswith("[3/3] RUN echo")
     assert "exit code: 7" in failed.value.message
     assert any(isinstance(e, LogEvent) and e.stream == "stderr" and e.text == "broken" for e in events)
 
 
 def test_log_lines_arrive_in_order_while_the_build_runs(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     script = f": {uuid.uuid4().hex}; for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.4; done"
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN {script}\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN {script}\n"})
     arrivals: list[tuple[str, float]] = []
     events: list[BuildEvent] = []
 
@@ -151,7 +155,7 @@ def test_log_lines_arrive_in_order_while_the_build_runs(
             arrivals.append((event.text, time.monotonic()))
         events.append(event)
 
-    build(client, buildkit_addr, tmp_path, image_name, on_event=record)
+    build(buildkit_client, buildkit_addr, tmp_path, image_name, on_event=record)
     finished = time.monotonic()
     assert [text for text, _ in arrivals] == [f"line-{i}" for i in range(1, 7)]
     assert finished - arrivals[0][1] > 1.5, "the first line came only at the end of the build"
@@ -162,9 +166,9 @@ def test_log_lines_arrive_in_order_while_the_build_runs(
 
 
 def test_cancel_mid_build_ends_the_solve(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}; echo sleeping; sleep 60\n"})
+    write_files(tmp_path, {"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}; echo sleeping; sleep 60\n"})
     spec = dockerfile_build(tmp_path)
     running = threading.Event()
 
@@ -174,7 +178,7 @@ def test_cancel_mid_build_ends_the_solve(
 
     started = time.monotonic()
     with Session(buildkit_addr, local_dirs=spec.local_dirs) as session, pytest.raises(BuildCanceled) as canceled:
-        client.solve(
+        buildkit_client.solve(
             frontend=FRONTEND,
             frontend_attrs=spec.frontend_attrs,
             session=session.id,
@@ -186,10 +190,10 @@ def test_cancel_mid_build_ends_the_solve(
 
 
 def test_secret_reaches_run_but_never_the_image_or_the_log(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
     value = f"s3cr3t-{uuid.uuid4().hex}"
-    write(
+    write_files(
         tmp_path,
         {
             "Dockerfile": f"FROM {base_image}\n"
@@ -198,7 +202,7 @@ def test_secret_reaches_run_but_never_the_image_or_the_log(
         },
     )
     events: list[BuildEvent] = []
-    build(client, buildkit_addr, tmp_path, image_name, secrets={"api_token": value}, on_event=events.append)
+    build(buildkit_client, buildkit_addr, tmp_path, image_name, secrets={"api_token": value}, on_event=events.append)
 
     logs = [e.text for e in events if isinstance(e, LogEvent)]
     assert f"{hashlib.sha256(value.encode()).hexdigest()}  /run/secrets/api_token" in logs

@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.registry import password_registry
-from test_dockerfile import write
+from support.files import write_files
+from support.registries import password_registry
 
 from starforge_dag.core.errors import BuildError
 from starforge_dag.core.explain import Explanation, FailureClass, FailureFacts, explain
@@ -48,7 +48,7 @@ def explained(error: BuildError, lines: list[LogLine], network: str = "none") ->
 
 
 def dockerfile_failure(buildkit_addr: str, tmp_path: Path, image_name: str, dockerfile: str) -> Explanation:
-    write(tmp_path, {"Dockerfile": dockerfile})
+    write_files(tmp_path, {"Dockerfile": dockerfile})
     return explained(*failed_build(buildkit_addr, tmp_path, image_name))
 
 
@@ -108,7 +108,7 @@ def test_a_step_reaching_for_the_network_it_does_not_have(
 def test_a_registry_that_refuses_the_push(buildkit_addr: str, base_image: str, tmp_path: Path) -> None:
     (tmp_path / "registry").mkdir()
     (tmp_path / "app").mkdir()
-    write(tmp_path / "app", {"Dockerfile": f"FROM {base_image}\nRUN echo {nonce()}\n"})
+    write_files(tmp_path / "app", {"Dockerfile": f"FROM {base_image}\nRUN echo {nonce()}\n"})
     with password_registry(tmp_path / "registry") as registry:
         wrong = RegistryResource(prefix=registry.host, username=registry.username, password="not-the-password")
         error, lines = failed_build(buildkit_addr, tmp_path / "app", f"{registry.host}/acme/web:v1", wrong)
@@ -118,7 +118,7 @@ def test_a_registry_that_refuses_the_push(buildkit_addr: str, base_image: str, t
 
 
 def test_a_planned_app_with_nothing_to_start(tmp_path: Path, base_image: str) -> None:
-    write(tmp_path, {"notes.txt": "no code, no start command\n"})
+    write_files(tmp_path, {"notes.txt": "no code, no start command\n"})
     planner = PlannerResource(builder_image=base_image, runtime_image=base_image)
     with pytest.raises(BuildError) as failed:
         planner.plan(str(tmp_path))

@@ -121,7 +121,7 @@ def test_scratch_alone_cannot_be_marshalled() -> None:
 
 
 @pytest.mark.integration
-def test_buildkit_runs_the_marshalled_graph(client: BuildKitClient, base_image: str) -> None:
+def test_buildkit_runs_the_marshalled_graph(buildkit_client: BuildKitClient, base_image: str) -> None:
     """File actions, bind and cache mounts mean in BuildKit what the builder says they mean."""
     files = (
         llb.scratch()
@@ -138,13 +138,15 @@ def test_buildkit_runs_the_marshalled_graph(client: BuildKitClient, base_image: 
         ignore_cache=True,
     )
     lines: list[str] = []
-    client.solve(llb.marshal(run.root()), on_event=lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None)
+    buildkit_client.solve(
+        llb.marshal(run.root()), on_event=lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None
+    )
     assert lines == ["hello from mkfile", "greeting", "hello from mkfile", "x"]
 
 
 @pytest.mark.integration
 def test_secret_reaches_the_step_but_not_the_definition(
-    client: BuildKitClient, buildkit_addr: str, base_image: str
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str
 ) -> None:
     value = "s3cret-value-for-llb"
     run = llb.image(base_image).run(
@@ -157,7 +159,7 @@ def test_secret_reaches_the_step_but_not_the_definition(
     lines: list[str] = []
 
     with Session(buildkit_addr, None, local_dirs={}, secrets={"TOKEN": value}, name="llb-secret") as session:
-        client.solve(
+        buildkit_client.solve(
             definition, session=session.id, on_event=lambda e: lines.append(e.text) if isinstance(e, LogEvent) else None
         )
 

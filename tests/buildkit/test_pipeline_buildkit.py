@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import dagster as dg
-import httpx
 import pytest
+from support.images import image_config
+from support.pipeline import Pipeline, services_settings
 
-from starforge_dag.buildkit.registry import MANIFEST_ACCEPT
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
-from starforge_dag.definitions import resources_for
-from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 from starforge_dag.resources.buildkit_service import BuildKitBuildService
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import push, services_settings
 
 pytestmark = pytest.mark.integration
 
@@ -30,21 +21,7 @@ def settings(tmp_path, services) -> Settings:
     return services_settings(tmp_path / "home", services, build_backend="buildkit", api_token="token")
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-def image_config(image_ref: str, digest: str) -> dict:
-    """The pushed image's config, read from the registry itself."""
-    image = ImageRef.parse(image_ref)
-    base = f"http://{image.registry}/v2/{image.repository}"
-    manifest = httpx.get(f"{base}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT}).json()
-    return httpx.get(f"{base}/blobs/{manifest['config']['digest']}").json()["config"]
-
-
-def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_repo, base_image):
+def test_dockerfile_app_is_built_pushed_and_deployed(settings, pipeline: Pipeline, git_repo, base_image):
     store = open_store(settings.resolved_database_url)
     repo = git_repo("shop")
     sha = repo.commit(
@@ -56,11 +33,11 @@ def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_rep
         }
     )
     app = store.add_app("acme", "shop", repo.url, "main", repo_full_name="acme/shop")
-    resources = resources_for(settings)
+    resources = pipeline.resources()
     assert isinstance(resources["build_service"], BuildKitBuildService)
 
-    build_id = push(settings, repo.url, "acme/shop", sha)["builds"][0]
-    (result,) = drain_queue(instance, resources)
+    build_id = pipeline.push(repo.url, "acme/shop", sha)["builds"][0]
+    (result,) = pipeline.drain(resources)
 
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     build = store.get_build(build_id)
@@ -69,7 +46,7 @@ def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_rep
     assert build.image_digest == registry_digest
     desired = store.desired_state(app.id)
     assert desired.image_digest == registry_digest and desired.commit_sha == sha
-    assert image_config(build.image_ref, registry_digest)["Cmd"] == ["cat", "/srv/out"]
+    assert image_config(f"{build.image_ref}@{registry_digest}")["config"]["Cmd"] == ["cat", "/srv/out"]
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
         lines = logs.read(build.id)
     texts = [line.text for line in lines]
@@ -78,7 +55,7 @@ def test_dockerfile_app_is_built_pushed_and_deployed(settings, instance, git_rep
     assert texts.index("compiled") < max(i for i, t in enumerate(texts) if t.startswith("pushed"))
 
 
-def test_app_without_dockerfile_is_planned_and_solved_as_llb(settings, instance, git_repo):
+def test_app_without_dockerfile_is_planned_and_solved_as_llb(settings, pipeline: Pipeline, git_repo):
     store = open_store(settings.resolved_database_url)
     repo = git_repo("tool")
     sha = repo.commit(
@@ -89,26 +66,26 @@ def test_app_without_dockerfile_is_planned_and_solved_as_llb(settings, instance,
     )
     app = store.add_app("acme", "tool", repo.url, "main", repo_full_name="acme/tool")
 
-    push(settings, repo.url, "acme/tool", sha)
-    (result,) = drain_queue(instance, resources_for(settings))
+    pipeline.push(repo.url, "acme/tool", sha)
+    (result,) = pipeline.drain()
 
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     spec = result.output_for_node("railpack_frontend")
     assert spec.frontend == "llb"
     desired = store.desired_state(app.id)
-    config = image_config(desired.image_ref, desired.image_digest)
+    config = image_config(f"{desired.image_ref}@{desired.image_digest}")["config"]
     assert "GREETING=hi" in config["Env"]
     assert "start.sh" in " ".join(config.get("Cmd") or config.get("Entrypoint") or [])
 
 
-def test_failing_run_step_fails_the_build_with_the_step(settings, instance, git_repo, base_image):
+def test_failing_run_step_fails_the_build_with_the_step(settings, pipeline: Pipeline, git_repo, base_image):
     store = open_store(settings.resolved_database_url)
     repo = git_repo("bad")
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo about to fail && exit 3\n"})
     app = store.add_app("acme", "bad", repo.url, "main", repo_full_name="acme/bad")
 
-    build_id = push(settings, repo.url, "acme/bad", sha)["builds"][0]
-    (result,) = drain_queue(instance, resources_for(settings))
+    build_id = pipeline.push(repo.url, "acme/bad", sha)["builds"][0]
+    (result,) = pipeline.drain()
 
     assert not result.success
     build = store.get_build(build_id)

@@ -7,7 +7,6 @@ event log and the build log means something.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,19 +15,16 @@ import dagster as dg
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support.registry import PasswordRegistry, password_registry
+from support.deliveries import WEBHOOK_SECRET
+from support.pipeline import Pipeline
+from support.registries import PasswordRegistry, password_registry
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
-from starforge_dag.definitions import resources_for
-from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import SECRET, push
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +50,7 @@ def settings(tmp_path, services, registry: PasswordRegistry, monkeypatch) -> Set
         "STARFORGE_REGISTRY": f"{registry.host}/apps",
         "STARFORGE_REGISTRY_USERNAME": registry.username,
         "STARFORGE_REGISTRY_PASSWORD": registry.password,
-        "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
+        "STARFORGE_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STARFORGE_API_TOKEN": API_TOKEN,
         "STARFORGE_GIT_ALLOWED_SCHEMES": "file",  # the test's repository is a local one
     }.items():
@@ -63,24 +59,23 @@ def settings(tmp_path, services, registry: PasswordRegistry, monkeypatch) -> Set
 
 
 def test_secrets_are_used_yet_stay_out_of_run_config_tags_and_logs(
-    settings: Settings, registry: PasswordRegistry, git_repo, base_image
+    settings: Settings, pipeline: Pipeline, registry: PasswordRegistry, git_repo, base_image
 ) -> None:
     assert httpx.get(f"http://{registry.host}/v2/").status_code == 401  # nothing gets in without the password
     store = open_store(settings.resolved_database_url)
     repo = git_repo("secretive")
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN : {uuid.uuid4().hex}; echo built\n"})  # never cached
     store.add_app("acme", "secretive", repo.url, "main", repo_full_name="acme/secretive")
-    resources = resources_for(settings)
+    resources = pipeline.resources()
     for resource in (resources["registry"], resources["build_service"].registry):
         assert resource.password == dg.EnvVar("STARFORGE_REGISTRY_PASSWORD")
 
-    build_id = push(settings, repo.url, "acme/secretive", sha)["builds"][0]  # signed with the webhook secret
-    with dg.instance_for_test() as instance:
-        (result,) = drain_queue(instance, resources)
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
-        run = instance.get_run_by_id(result.run_id)
-        assert run is not None
-        events = "\n".join(e.message for e in instance.all_logs(result.run_id))
+    build_id = pipeline.push(repo.url, "acme/secretive", sha)["builds"][0]  # signed with the webhook secret
+    (result,) = pipeline.drain(resources)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    run = pipeline.instance.get_run_by_id(result.run_id)
+    assert run is not None
+    events = "\n".join(e.message for e in pipeline.instance.all_logs(result.run_id))
 
     build = store.get_build(build_id)
     assert build.status == BuildState.SUCCEEDED
@@ -100,5 +95,5 @@ def test_secrets_are_used_yet_stay_out_of_run_config_tags_and_logs(
     stored = json.dumps(run.run_config) + json.dumps(run.tags)
     with open_log_store(settings.log_store_dsn, settings.resolved_database_url) as logs:
         build_log = "\n".join(line.text for line in logs.read(build_id))
-    for secret in (registry.password, SECRET, API_TOKEN):
+    for secret in (registry.password, WEBHOOK_SECRET, API_TOKEN):
         assert secret not in stored and secret not in events and secret not in build_log

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.files import write
+from support.files import write_files
 from support.images import image_config, image_files, registry_manifest
 
 from starforge_dag.buildkit.builder import BuildKitBuilder
@@ -65,7 +65,7 @@ def _build_step_cached(lines: list[ProgressLine]) -> bool:
 def test_the_build_step_gets_the_variable_and_the_secret_and_a_changed_secret_re_runs_it(
     builder: Builder, base_image: str, image_name: str, tmp_path: Path
 ) -> None:
-    app = write(tmp_path / "app", {"start.sh": "#!/bin/sh\ncat greeting.txt\n"})
+    app = write_files(tmp_path / "app", {"start.sh": "#!/bin/sh\ncat greeting.txt\n"})
     greeting = f"hello-{uuid.uuid4().hex[:8]}"  # fresh for this run, so the first build cannot be a cached one
     token = f"npm_{uuid.uuid4().hex}"
     variables = {"GREETING": greeting, "NPM_TOKEN": token, "RAILPACK_BUILD_CMD": BUILD_CMD}

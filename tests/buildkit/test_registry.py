@@ -50,11 +50,11 @@ def engine_images(docker_sock: str) -> list[str]:
 
 @pytest.mark.integration
 def test_raw_llb_image_gets_the_deploy_config(
-    client: BuildKitClient, base_image: str, image_name: str, docker_sock: str
+    buildkit_client: BuildKitClient, base_image: str, image_name: str, docker_sock: str
 ) -> None:
     st = llb.image(base_image).run(["sh", "-c", "mkdir -p /app && echo ok > /app/ready"], network="none").root()
 
-    build = client.build_image(image_name, definition=llb.marshal(st), image_config=IMAGE_CONFIG)
+    build = buildkit_client.build_image(image_name, definition=llb.marshal(st), image_config=IMAGE_CONFIG)
 
     assert build.digest == manifest_digest(image_name)
     config = registry_config(image_name)["config"]
@@ -89,9 +89,9 @@ def test_manifest_digest_of_a_missing_tag_is_permanent(image_name: str, services
 
 @pytest.mark.integration
 def test_push_with_credentials_keeps_them_out_of_progress(
-    client: BuildKitClient, base_image: str, image_name: str, docker_sock: str
+    buildkit_client: BuildKitClient, base_image: str, image_name: str, docker_sock: str
 ) -> None:
-    client.solve(llb.marshal(llb.image(base_image)), exporter="moby", exporter_attrs={"name": image_name})
+    buildkit_client.solve(llb.marshal(llb.image(base_image)), exporter="moby", exporter_attrs={"name": image_name})
     lines: list[str] = []
     auth = RegistryAuth("builder", "s3cret-pass", "127.0.0.1:5000")
 

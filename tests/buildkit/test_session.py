@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support.registry import password_registry
+from support.registries import password_registry
 
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
 from starforge_dag.buildkit.dockerfile import FRONTEND, dockerfile_build
@@ -160,7 +160,7 @@ def _build(client: BuildKitClient, addr: str, context: Path, attach: str = "auto
 @pytest.mark.integration
 @pytest.mark.parametrize("attach", ["auto", "control"])
 def test_daemon_pulls_the_context_through_the_session(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path, attach: str
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path, attach: str
 ) -> None:
     blob = os.urandom(3 * 1024 * 1024 + 17)
     write(
@@ -177,7 +177,7 @@ def test_daemon_pulls_the_context_through_the_session(
         },
     )
     os.chmod(tmp_path / "run.sh", 0o750)
-    lines = _build(client, buildkit_addr, tmp_path, attach)
+    lines = _build(buildkit_client, buildkit_addr, tmp_path, attach)
 
     listing = [line for line in lines if line.startswith(".")]
     assert listing == [
@@ -197,43 +197,43 @@ def test_daemon_pulls_the_context_through_the_session(
 
 @pytest.mark.integration
 def test_a_changed_file_is_sent_again_on_the_next_build(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
     run = f"RUN : {uuid.uuid4()} && cat /v.txt"  # a fresh step: earlier runs of this test left cache behind
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nCOPY v.txt /v.txt\n{run}\n", "v.txt": "one\n"})
-    assert _build(client, buildkit_addr, tmp_path) == ["one"]
+    assert _build(buildkit_client, buildkit_addr, tmp_path) == ["one"]
     write(tmp_path, {"v.txt": "two, longer\n"})
-    assert _build(client, buildkit_addr, tmp_path) == ["two, longer"]
+    assert _build(buildkit_client, buildkit_addr, tmp_path) == ["two, longer"]
 
 
 @pytest.mark.integration
 def test_a_secret_the_session_does_not_have_fails_the_step(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
     write(
         tmp_path,
         {"Dockerfile": f"FROM {base_image}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent\n"},
     )
     with pytest.raises(BuildError) as failed:
-        _build(client, buildkit_addr, tmp_path, secrets={"present": "x"})
+        _build(buildkit_client, buildkit_addr, tmp_path, secrets={"present": "x"})
     assert "absent" in str(failed.value)
 
 
 @pytest.mark.integration
 def test_closing_the_session_ends_it_for_the_daemon(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
     write(tmp_path, {"Dockerfile": f"FROM {base_image}\nCOPY . /ctx\n"})
     build = dockerfile_build(tmp_path)
     with Session(buildkit_addr, local_dirs=build.local_dirs) as session:
         pass
     with pytest.raises(BuildError):
-        client.solve(frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, timeout=60)
+        buildkit_client.solve(frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, timeout=60)
 
 
 @pytest.fixture
 def private_image(
-    client: BuildKitClient,
+    buildkit_client: BuildKitClient,
     buildkit_addr: str,
     docker_sock: str,
     base_image: str,
@@ -248,7 +248,7 @@ def private_image(
         )
         build = dockerfile_build(context)
         with Session(buildkit_addr, local_dirs=build.local_dirs) as session:
-            client.build_image(
+            buildkit_client.build_image(
                 image, frontend=FRONTEND, frontend_attrs=build.frontend_attrs, session=session.id, registry_auth=auth
             )
         remove_image(docker_sock, image)
@@ -257,20 +257,22 @@ def private_image(
 
 @pytest.mark.integration
 def test_private_base_image_is_pulled_with_the_sessions_credentials(
-    client: BuildKitClient, buildkit_addr: str, private_image: tuple[str, RegistryAuth], tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, private_image: tuple[str, RegistryAuth], tmp_path: Path
 ) -> None:
     image, auth = private_image
     host = image.split("/", 1)[0]
     write(tmp_path, {"Dockerfile": f"FROM {image}\nRUN : {uuid.uuid4().hex}; cat /marker\n"})
     with pytest.raises(BuildError, match="(?i)unauthorized|authorization|401"):
-        _build(client, buildkit_addr, tmp_path, registry_auth={"elsewhere:5000": (auth.username, auth.password)})
-    lines = _build(client, buildkit_addr, tmp_path, registry_auth={host: (auth.username, auth.password)})
+        _build(
+            buildkit_client, buildkit_addr, tmp_path, registry_auth={"elsewhere:5000": (auth.username, auth.password)}
+        )
+    lines = _build(buildkit_client, buildkit_addr, tmp_path, registry_auth={host: (auth.username, auth.password)})
     assert lines == ["private"]
 
 
 @pytest.mark.integration
 def test_thousands_of_files_arrive_intact(
-    client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
+    buildkit_client: BuildKitClient, buildkit_addr: str, base_image: str, tmp_path: Path
 ) -> None:
     context = tmp_path / "ctx"
     files = {f"src/p{i % 37}/f{i:04d}.txt": f"{i}:{uuid.uuid4().hex}\n" * (i % 50 + 1) for i in range(3000)}
@@ -284,5 +286,5 @@ def test_thousands_of_files_arrive_intact(
     expected = hashlib.sha256(
         "".join(files[name] for name in sorted(files, key=lambda n: "./" + n[4:])).encode()
     ).hexdigest()
-    lines = _build(client, buildkit_addr, context)
+    lines = _build(buildkit_client, buildkit_addr, context)
     assert lines == ["3000", f"{expected}  -"]

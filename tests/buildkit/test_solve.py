@@ -46,13 +46,13 @@ def processes_with(marker: str) -> list[str]:
 
 @pytest.mark.integration
 def test_raw_llb_build_is_pushed_and_reports_the_registry_manifest_digest(
-    client: BuildKitClient, base_image: str, image_name: str
+    buildkit_client: BuildKitClient, base_image: str, image_name: str
 ) -> None:
     st = run_state(base_image, "mkdir -p /app && echo built > /app/out", name="build app")
     events: list[BuildEvent] = []
     pushed: list[str] = []
 
-    build = client.build_image(
+    build = buildkit_client.build_image(
         image_name, definition=llb.marshal(st), on_event=events.append, on_push_line=pushed.append
     )
 
@@ -65,7 +65,7 @@ def test_raw_llb_build_is_pushed_and_reports_the_registry_manifest_digest(
 
 
 @pytest.mark.integration
-def test_log_lines_arrive_in_order_while_the_build_runs(client: BuildKitClient, base_image: str) -> None:
+def test_log_lines_arrive_in_order_while_the_build_runs(buildkit_client: BuildKitClient, base_image: str) -> None:
     script = "echo first; sleep 1.5; echo second; echo err >&2; sleep 1.5; printf 'third\\nfourth'"
     arrivals: list[tuple[float, LogEvent]] = []
 
@@ -73,7 +73,7 @@ def test_log_lines_arrive_in_order_while_the_build_runs(client: BuildKitClient, 
         if isinstance(event, LogEvent):
             arrivals.append((time.monotonic(), event))
 
-    client.solve(llb.marshal(run_state(base_image, script, name="chatty")), on_event=on_event)
+    buildkit_client.solve(llb.marshal(run_state(base_image, script, name="chatty")), on_event=on_event)
     ended = time.monotonic()
 
     stdout = [e.text for _, e in arrivals if e.stream == "stdout"]
@@ -85,12 +85,12 @@ def test_log_lines_arrive_in_order_while_the_build_runs(client: BuildKitClient, 
 
 
 @pytest.mark.integration
-def test_failing_run_is_a_user_error_naming_the_step(client: BuildKitClient, base_image: str) -> None:
+def test_failing_run_is_a_user_error_naming_the_step(buildkit_client: BuildKitClient, base_image: str) -> None:
     events: list[BuildEvent] = []
     st = run_state(base_image, "echo about to fail; exit 3", name="RUN npm test")
 
     with pytest.raises(UserBuildError) as caught:
-        client.solve(llb.marshal(st), on_event=events.append)
+        buildkit_client.solve(llb.marshal(st), on_event=events.append)
 
     assert caught.value.kind is ErrorKind.USER
     assert caught.value.step == "RUN npm test"
@@ -101,18 +101,20 @@ def test_failing_run_is_a_user_error_naming_the_step(client: BuildKitClient, bas
 
 
 @pytest.mark.integration
-def test_dockerfile_parse_error_is_a_user_error(client: BuildKitClient) -> None:
+def test_dockerfile_parse_error_is_a_user_error(buildkit_client: BuildKitClient) -> None:
     dockerfile = llb.scratch().file(llb.mkfile("/Dockerfile", "FROMM busybox\n"))
     inputs = {"dockerfile": llb.marshal(dockerfile), "context": llb.marshal(dockerfile)}
 
     with pytest.raises(UserBuildError) as caught:
-        client.solve(frontend="dockerfile.v0", frontend_inputs=inputs)
+        buildkit_client.solve(frontend="dockerfile.v0", frontend_inputs=inputs)
 
     assert "unknown instruction" in caught.value.message.lower()
 
 
 @pytest.mark.integration
-def test_should_cancel_ends_the_build_quickly_and_stops_the_step(client: BuildKitClient, base_image: str) -> None:
+def test_should_cancel_ends_the_build_quickly_and_stops_the_step(
+    buildkit_client: BuildKitClient, base_image: str
+) -> None:
     marker = f"starforge-cancel-{uuid.uuid4().hex[:8]}"
     st = run_state(base_image, f"echo running; sleep 300 # {marker}", name="long step")
     started = threading.Event()
@@ -128,7 +130,7 @@ def test_should_cancel_ends_the_build_quickly_and_stops_the_step(client: BuildKi
         return bool(canceled_at)
 
     with pytest.raises(BuildCanceled) as caught:
-        client.solve(llb.marshal(st), on_event=on_event, should_cancel=should_cancel)
+        buildkit_client.solve(llb.marshal(st), on_event=on_event, should_cancel=should_cancel)
 
     assert time.monotonic() - canceled_at[0] < 2.0
     assert caught.value.step == "long step"
@@ -139,28 +141,28 @@ def test_should_cancel_ends_the_build_quickly_and_stops_the_step(client: BuildKi
 
 
 @pytest.mark.integration
-def test_cancel_from_another_thread(client: BuildKitClient, base_image: str) -> None:
+def test_cancel_from_another_thread(buildkit_client: BuildKitClient, base_image: str) -> None:
     st = run_state(base_image, "echo running; sleep 300", name="long step")
 
     def on_event(event: BuildEvent) -> None:
         if isinstance(event, LogEvent):
-            threading.Timer(0.2, client.cancel).start()
+            threading.Timer(0.2, buildkit_client.cancel).start()
 
     t0 = time.monotonic()
     with pytest.raises(BuildCanceled):
-        client.solve(llb.marshal(st), on_event=on_event)
+        buildkit_client.solve(llb.marshal(st), on_event=on_event)
     assert time.monotonic() - t0 < 30
 
 
 @pytest.mark.integration
-def test_host_network_needs_the_entitlement(client: BuildKitClient, base_image: str) -> None:
+def test_host_network_needs_the_entitlement(buildkit_client: BuildKitClient, base_image: str) -> None:
     st = llb.marshal(run_state(base_image, "echo on host", network="host"))
 
     with pytest.raises(PermanentBuildError) as caught:
-        client.solve(st)
+        buildkit_client.solve(st)
     assert "network.host is not allowed" in str(caught.value)
 
-    result = client.solve(st, entitlements=["network.host"])
+    result = buildkit_client.solve(st, entitlements=["network.host"])
     assert result.steps_total >= 2
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from registries import TokenRegistry
+from support.registries import TokenRegistry
 
 from starforge_dag.buildkit import llb
 from starforge_dag.buildkit.client import BuildKitClient, LogEvent
@@ -33,10 +33,10 @@ def _pushed(client: BuildKitClient, base_image: str, registry: TokenRegistry) ->
 
 @pytest.mark.integration
 def test_push_and_digest_check_through_the_bearer_challenge(
-    client: BuildKitClient, base_image: str, token_registry: TokenRegistry
+    buildkit_client: BuildKitClient, base_image: str, token_registry: TokenRegistry
 ) -> None:
     before = len(token_registry.token_requests)
-    image, digest = _pushed(client, base_image, token_registry)
+    image, digest = _pushed(buildkit_client, base_image, token_registry)
 
     assert RegistryClient(token_registry.auth).manifest_digest(image) == digest
     resource = RegistryResource(
@@ -50,9 +50,9 @@ def test_push_and_digest_check_through_the_bearer_challenge(
 
 @pytest.mark.integration
 def test_retention_deletes_a_manifest_through_the_bearer_challenge(
-    client: BuildKitClient, base_image: str, token_registry: TokenRegistry
+    buildkit_client: BuildKitClient, base_image: str, token_registry: TokenRegistry
 ) -> None:
-    image, digest = _pushed(client, base_image, token_registry)
+    image, digest = _pushed(buildkit_client, base_image, token_registry)
     pinned = f"{image.rsplit(':', 1)[0]}@{digest}"
     before = len(token_registry.token_requests)
 
@@ -67,16 +67,16 @@ def test_retention_deletes_a_manifest_through_the_bearer_challenge(
 
 @pytest.mark.integration
 def test_wrong_credentials_are_a_clear_permanent_error(
-    client: BuildKitClient, base_image: str, token_registry: TokenRegistry, docker_sock: str
+    buildkit_client: BuildKitClient, base_image: str, token_registry: TokenRegistry, docker_sock: str
 ) -> None:
-    image, _ = _pushed(client, base_image, token_registry)
+    image, _ = _pushed(buildkit_client, base_image, token_registry)
     wrong = RegistryAuth("robot", "not-the-password-" + uuid.uuid4().hex, token_registry.host)
 
     with pytest.raises(PermanentBuildError) as verify:
         RegistryClient(wrong).manifest_digest(image)
     with pytest.raises(PermanentBuildError) as anonymous:
         RegistryClient().manifest_digest(image)
-    client.solve(llb.marshal(llb.image(base_image)), exporter="moby", exporter_attrs={"name": image})
+    buildkit_client.solve(llb.marshal(llb.image(base_image)), exporter="moby", exporter_attrs={"name": image})
     try:
         with pytest.raises(PermanentBuildError) as push:
             push_image(docker_sock, image, wrong)
@@ -93,7 +93,7 @@ def test_wrong_credentials_are_a_clear_permanent_error(
 
 @pytest.mark.integration
 def test_the_daemon_pulls_a_private_base_with_tokens_fetched_by_the_session(
-    client: BuildKitClient,
+    buildkit_client: BuildKitClient,
     buildkit_addr: str,
     base_image: str,
     token_registry: TokenRegistry,
@@ -101,7 +101,7 @@ def test_the_daemon_pulls_a_private_base_with_tokens_fetched_by_the_session(
     docker_sock: str,
 ) -> None:
     """BuildKit asks the session for a token authority, then for tokens: the password never leaves this process."""
-    image, _ = _pushed(client, base_image, token_registry)
+    image, _ = _pushed(buildkit_client, base_image, token_registry)
     remove_image(docker_sock, image)  # the daemon must fetch it from the registry
     nonce = uuid.uuid4().hex
     (tmp_path / "Dockerfile").write_text(f"FROM {image}\nRUN : {nonce}; echo pulled\n")
@@ -111,7 +111,7 @@ def test_the_daemon_pulls_a_private_base_with_tokens_fetched_by_the_session(
     with Session(
         buildkit_addr, local_dirs=build.local_dirs, registry_auth={token_registry.host: token_registry.auth}
     ) as s:
-        client.solve(
+        buildkit_client.solve(
             frontend=FRONTEND,
             frontend_attrs=build.frontend_attrs,
             session=s.id,

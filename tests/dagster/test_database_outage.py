@@ -8,14 +8,11 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
-from tcpproxy import TcpProxy
+from support.pipeline import DOCKERFILE, Pipeline, RunInThread, watched_fake_backend
+from support.tcpproxy import TcpProxy
 
 from starforge_dag.core.states import BuildState
-from starforge_dag.definitions import resources_for
-from starforge_dag.dev.runner import tick_queue_sensor
 from starforge_dag.logs import open_log_store
-from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
 
 pytestmark = pytest.mark.integration
@@ -30,21 +27,21 @@ def proxied_postgres(postgres_database) -> Iterator[tuple[str, TcpProxy]]:
         yield direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
 
 
-def test_build_succeeds_through_a_five_second_database_outage(settings: Settings, proxied_postgres, git_repo, instance):
+def test_build_succeeds_through_a_five_second_database_outage(pipeline: Pipeline, proxied_postgres, git_repo):
     url, proxy = proxied_postgres
-    settings = settings.model_copy(update={"database_url": url})
+    pipeline = pipeline.using(pipeline.settings.model_copy(update={"database_url": url}))
     store = open_store(url)
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
     app = store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", sha)["builds"][0]
-    resources = resources_for(settings)
-    resources["build_service"], started = watched_fake_backend(step_delay_s=0.5)
-    tick = tick_queue_sensor(instance, resources)
+    build_id = pipeline.push(repo.url, "acme/web", sha)["builds"][0]
+    build_service, started = watched_fake_backend(step_delay_s=0.5)
+    resources = pipeline.resources(build_service=build_service)
+    tick = pipeline.tick(resources)
     assert isinstance(tick, dg.SensorResult)
-    instance.add_dynamic_partitions("apps", ["acme.web"])
+    pipeline.instance.add_dynamic_partitions("apps", ["acme.web"])
 
-    run = RunInThread(tick.run_requests[0], instance, resources)
+    run = RunInThread(tick.run_requests[0], pipeline.instance, resources)
     assert started.wait(60)
     proxy.down()
     back = threading.Timer(OUTAGE_S, proxy.up)
@@ -60,7 +57,7 @@ def test_build_succeeds_through_a_five_second_database_outage(settings: Settings
     assert build.status == BuildState.SUCCEEDED
     assert BuildState.FAILED not in [t.to_state for t in store.transitions(build_id)]
     assert store.desired_state(app.id).build_id == build_id
-    with open_log_store(settings.log_store_dsn, url) as logs:
+    with open_log_store(pipeline.settings.log_store_dsn, url) as logs:
         lines = logs.read(build_id, limit=10_000)
     assert [line.seq for line in lines] == list(range(len(lines)))
     assert lines[-1].text.startswith(f"pushed 127.0.0.1:5000/apps/acme/web:{sha}")

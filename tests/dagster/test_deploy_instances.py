@@ -92,9 +92,9 @@ def dagster_home(tmp_path: Path, source: Path, launcher_overrides: dict[str, Any
 
 
 def test_celery_instance_gives_workers_and_daemon_one_app_that_keeps_runs_safe(
-    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, dagster_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", postgres_url)
+    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", dagster_postgres_url)
     monkeypatch.setenv("STARFORGE_CELERY_BROKER_URL", "redis://127.0.0.1:6399/3")
     with dg.DagsterInstance.from_config(str(dagster_home(tmp_path, INSTANCE_FILES["celery"]))) as instance:
         assert isinstance(instance.run_launcher, WorkerWatchingCeleryRunLauncher)
@@ -119,17 +119,19 @@ def test_celery_instance_differs_from_the_postgres_one_in_the_launcher_and_start
     assert celery == postgres
 
 
-def test_a_worker_refuses_an_instance_without_the_celery_launcher(tmp_path: Path, postgres_url: str, monkeypatch):
-    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", postgres_url)
+def test_a_worker_refuses_an_instance_without_the_celery_launcher(
+    tmp_path: Path, dagster_postgres_url: str, monkeypatch
+):
+    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", dagster_postgres_url)
     with dg.DagsterInstance.from_config(str(dagster_home(tmp_path, INSTANCE_FILES["postgres"]))) as instance:
         with pytest.raises(WorkerConfigError, match="dagster-celery.yaml"):
             worker_app(instance)
 
 
 def test_pod_per_build_instance_creates_a_job_with_secret_references_only(
-    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, kubernetes_api: KubernetesApi
+    tmp_path: Path, dagster_postgres_url: str, monkeypatch: pytest.MonkeyPatch, kubernetes_api: KubernetesApi
 ) -> None:
-    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", postgres_url)
+    monkeypatch.setenv("STARFORGE_DAGSTER_PG_URL", dagster_postgres_url)
     monkeypatch.setenv("STARFORGE_IMAGE", "registry.example.com/starforge:0.1.0")
     kubeconfig = kubernetes_api.kubeconfig(tmp_path / "kubeconfig")
     overrides = {"load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
@@ -162,7 +164,7 @@ def test_pod_per_build_instance_creates_a_job_with_secret_references_only(
         assert labels["dagster/run-id"] == run.run_id
     assert container["args"][:3] == ["dagster", "api", "execute_run"]
     spec = json.dumps(job)
-    assert postgres_url not in spec and "s3cret" not in spec and "kubeconfig-token" not in spec
+    assert dagster_postgres_url not in spec and "s3cret" not in spec and "kubeconfig-token" not in spec
     assert all("value" not in e or not e["name"].startswith("STARFORGE_") for e in container.get("env", []))
 
 

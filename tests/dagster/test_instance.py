@@ -13,6 +13,7 @@ def _limits(instance: dg.DagsterInstance) -> list[dict]:
 
 def test_embedded_instance_queues_runs_and_limits_each_workspace(tmp_path):
     home = prepare_dagster_home(Settings(home=tmp_path))
+    # Not the ephemeral `dagster_instance`: what is under test is the instance our shipped dagster.yaml makes.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert _limits(instance) == [

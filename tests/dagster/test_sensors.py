@@ -7,13 +7,12 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
-from dagster_helpers import DOCKERFILE, RunInThread, push, watched_fake_backend
+from support.pipeline import DOCKERFILE, RunInThread, watched_fake_backend
 
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
 from starforge_dag.core.states import BuildState
-from starforge_dag.dev.runner import drain_queue, tick_reconcile_sensor
-from starforge_dag.dev.runner import tick_queue_sensor as tick
+from starforge_dag.dev.runner import tick_reconcile_sensor
 from starforge_dag.jobs import BUILD_ID_TAG, build_job
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.build_store import BuildStoreResource
@@ -44,17 +43,17 @@ class CrashingBuildService(BuildService):
         return CrashingBuilder()
 
 
-def test_one_run_request_per_build_keyed_by_build_id(settings, store, instance, make_resources, git_repo):
+def test_one_run_request_per_build_keyed_by_build_id(build_store, pipeline, git_repo):
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
     other = git_repo("worker")
     other_sha = other.commit({"Dockerfile": DOCKERFILE})
-    store.add_app("acme", "worker", other.url, "main", repo_full_name="acme/worker")
-    first = push(settings, repo.url, "acme/web", sha)["builds"][0]
-    second = push(settings, other.url, "acme/worker", other_sha)["builds"][0]
+    build_store.add_app("acme", "worker", other.url, "main", repo_full_name="acme/worker")
+    first = pipeline.push(repo.url, "acme/web", sha)["builds"][0]
+    second = pipeline.push(other.url, "acme/worker", other_sha)["builds"][0]
 
-    result = tick(instance, make_resources())
+    result = pipeline.tick()
 
     assert [r.run_key for r in result.run_requests] == [str(first), str(second)]
     request = result.run_requests[0]
@@ -63,35 +62,35 @@ def test_one_run_request_per_build_keyed_by_build_id(settings, store, instance, 
     assert request.tags["starforge/commit"] == sha
     assert request.run_config["ops"]["load_build"]["config"] == {"build_id": first}
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["acme.web", "acme.worker"]
-    again = tick(instance, make_resources())
+    again = pipeline.tick()
     assert isinstance(again, dg.SkipReason) and "no queued builds" in again.skip_message
 
 
-def test_newer_push_supersedes_older_queued_build(settings, store, instance, make_resources, git_repo):
+def test_newer_push_supersedes_older_queued_build(build_store, pipeline, git_repo):
     repo = git_repo("web")
-    app = store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+    app = build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    old = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    new = pipeline.push(repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
 
-    assert store.get_build(old).status == BuildState.SUPERSEDED
-    assert store.get_build(old).error == f"superseded by build {new}"
-    result = tick(instance, make_resources())
+    assert build_store.get_build(old).status == BuildState.SUPERSEDED
+    assert build_store.get_build(old).error == f"superseded by build {new}"
+    result = pipeline.tick()
     assert [r.run_key for r in result.run_requests] == [str(new)]
-    assert store.list_builds(app_id=app.id, statuses=["queued"])[0].id == new
+    assert build_store.list_builds(app_id=app.id, statuses=["queued"])[0].id == new
 
 
-def test_unclassified_crash_fails_the_build_at_once(settings, store, instance, make_resources, git_repo):
+def test_unclassified_crash_fails_the_build_at_once(build_store, pipeline, git_repo):
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", sha)["builds"][0]
-    resources = make_resources()
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", sha)["builds"][0]
+    resources = pipeline.resources()
     resources["build_service"] = CrashingBuildService()
 
-    (result,) = drain_queue(instance, resources)
+    (result,) = pipeline.drain(resources)
 
     assert not result.success
-    build = store.get_build(build_id)
+    build = build_store.get_build(build_id)
     assert build.status == BuildState.FAILED and build.error_step == "await_build"
     assert build.error == "unexpected RuntimeError: segfault in the backend"
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -99,186 +98,197 @@ def test_unclassified_crash_fails_the_build_at_once(settings, store, instance, m
 
 
 def test_failure_sensor_records_failing_step_and_ignores_superseded_runs(
-    settings, store, instance, make_resources, git_repo
+    build_store, dagster_instance, pipeline, git_repo
 ):
     repo = git_repo("web")
     sha = repo.commit({"Dockerfile": DOCKERFILE})
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", sha)["builds"][0]
-    resources = make_resources()
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", sha)["builds"][0]
+    resources = pipeline.resources()
     resources["build_service"] = CrashingBuildService()
-    request = tick(instance, resources).run_requests[0]
+    request = pipeline.tick(resources).run_requests[0]
     result = build_job.execute_in_process(
-        run_config=request.run_config, tags=request.tags, instance=instance, resources=resources, raise_on_error=False
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=dagster_instance,
+        resources=resources,
+        raise_on_error=False,
     )
-    run = instance.get_run_by_id(result.run_id)
-    failure = [e for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)][0]
+    run = dagster_instance.get_run_by_id(result.run_id)
+    failure = [e for e in dagster_instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)][0]
 
     # A newer run (a re-execution) resumed the build: the old run's failure must not touch it.
-    store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id="someone-else", resume=True)
+    build_store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id="someone-else", resume=True)
     ctx = dg.build_run_status_sensor_context(
         sensor_name="build_run_failure_sensor",
         dagster_event=failure.dagster_event,
-        dagster_instance=instance,
+        dagster_instance=dagster_instance,
         dagster_run=run,
         resources={"build_store": resources["build_store"]},
     ).for_run_failure()
     build_run_failure_sensor(ctx)
-    assert store.get_build(build_id).status == BuildState.BUILDING
+    assert build_store.get_build(build_id).status == BuildState.BUILDING
 
-    store.attach_run(build_id, run.run_id)
+    build_store.attach_run(build_id, run.run_id)
     build_run_failure_sensor(ctx)
-    build = store.get_build(build_id)
+    build = build_store.get_build(build_id)
     assert build.status == BuildState.FAILED
     assert build.error_step == "await_build" and "segfault in the backend" in build.error
 
 
-def test_canceled_run_cancels_its_build(settings, store, instance, make_resources, git_repo):
+def test_canceled_run_cancels_its_build(build_store, dagster_instance, pipeline, git_repo):
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources()
-    tick(instance, resources)
-    run = make_run(instance, build_id)
-    store.attach_run(build_id, run.run_id)
-    store.transition(build_id, BuildState.CLONING, "test", "test", run_id=run.run_id)
-    instance.report_run_canceled(run)
-    event = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)[0]
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = pipeline.resources()
+    pipeline.tick(resources)
+    run = make_run(dagster_instance, build_id)
+    build_store.attach_run(build_id, run.run_id)
+    build_store.transition(build_id, BuildState.CLONING, "test", "test", run_id=run.run_id)
+    dagster_instance.report_run_canceled(run)
+    event = dagster_instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)[0]
 
     ctx = dg.build_run_status_sensor_context(
         sensor_name="build_run_canceled_sensor",
         dagster_event=event.dagster_event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id),
+        dagster_instance=dagster_instance,
+        dagster_run=dagster_instance.get_run_by_id(run.run_id),
         resources={"build_store": resources["build_store"]},
     )
     build_run_canceled_sensor(ctx)
 
-    build = store.get_build(build_id)
+    build = build_store.get_build(build_id)
     assert build.status == BuildState.CANCELED and run.run_id[:8] in build.error
 
 
-def test_reconcile_ends_builds_whose_runs_vanished_or_overran(settings, store, instance, make_resources, git_repo):
+def test_reconcile_ends_builds_whose_runs_vanished_or_overran(
+    settings, build_store, dagster_instance, pipeline, git_repo
+):
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    lost = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    tick(instance, make_resources())
-    store.attach_run(lost, "0" * 36)  # a run id the instance never saw (its worker and record are gone)
-    store.transition(lost, BuildState.CLONING, "test", "test")
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    lost = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    pipeline.tick()
+    build_store.attach_run(lost, "0" * 36)  # a run id the instance never saw (its worker and record are gone)
+    build_store.transition(lost, BuildState.CLONING, "test", "test")
 
-    assert isinstance(tick(instance, make_resources()), dg.SkipReason)
-    assert store.get_build(lost).status == BuildState.CLONING
-    result = tick_reconcile_sensor(instance, make_resources())
+    assert isinstance(pipeline.tick(), dg.SkipReason)
+    assert build_store.get_build(lost).status == BuildState.CLONING
+    result = tick_reconcile_sensor(dagster_instance, pipeline.resources())
     assert result.skip_message == f"reconciled: build {lost}: run missing (failed)"
-    assert store.get_build(lost).status == BuildState.FAILED
-    assert "no longer exists" in store.get_build(lost).error
+    assert build_store.get_build(lost).status == BuildState.FAILED
+    assert "no longer exists" in build_store.get_build(lost).error
 
-    slow = push(settings, repo.url, "acme/web", repo.commit({"y": "1"}))["builds"][0]
-    resources = make_resources()
-    tick(instance, resources)
-    run = make_run(instance, slow)
-    store.attach_run(slow, run.run_id)
-    store.transition(slow, BuildState.CLONING, "test", "test", run_id=run.run_id)
+    slow = pipeline.push(repo.url, "acme/web", repo.commit({"y": "1"}))["builds"][0]
+    resources = pipeline.resources()
+    pipeline.tick(resources)
+    run = make_run(dagster_instance, slow)
+    build_store.attach_run(slow, run.run_id)
+    build_store.transition(slow, BuildState.CLONING, "test", "test", run_id=run.run_id)
     resources["build_store"] = BuildStoreResource(database_url=settings.resolved_database_url, build_timeout_s=0)
     time.sleep(0.01)
-    tick_reconcile_sensor(instance, resources)
-    build = store.get_build(slow)
+    tick_reconcile_sensor(dagster_instance, resources)
+    build = build_store.get_build(slow)
     assert build.status == BuildState.TIMED_OUT and "no result after 0s" in build.error
-    assert instance.get_run_by_id(run.run_id).status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+    assert dagster_instance.get_run_by_id(run.run_id).status in (
+        dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.CANCELED,
+    )
 
 
-def test_stale_claim_goes_back_to_the_queue(settings, store, instance, make_resources, git_repo):
+def test_stale_claim_goes_back_to_the_queue(build_store, pipeline, git_repo):
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    assert [b.id for b in store.claim_queued(10, "a crashed tick")] == [build_id]
-    assert store.claim_queued(10, "another") == []
-    assert store.stale_claims(store.get_build(build_id).created_at + timedelta(hours=1))[0].id == build_id
-    store.release_claim(build_id)
-    result = tick(instance, make_resources())
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    assert [b.id for b in build_store.claim_queued(10, "a crashed tick")] == [build_id]
+    assert build_store.claim_queued(10, "another") == []
+    assert build_store.stale_claims(build_store.get_build(build_id).created_at + timedelta(hours=1))[0].id == build_id
+    build_store.release_claim(build_id)
+    result = pipeline.tick()
     assert [r.run_key for r in result.run_requests] == [str(build_id)]
 
 
-def test_cancel_stops_a_running_build(settings, store, instance, make_resources, git_repo):
+def test_cancel_stops_a_running_build(build_store, dagster_instance, pipeline, git_repo):
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources()
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = pipeline.resources()
     resources["build_service"], started = watched_fake_backend(step_delay_s=0.5)
-    run = RunInThread(tick(instance, resources).run_requests[0], instance, resources)
+    run = RunInThread(pipeline.tick(resources).run_requests[0], dagster_instance, resources)
     assert started.wait(60)
-    store.request_cancel(build_id, actor="test", reason="stop it")
+    build_store.request_cancel(build_id, actor="test", reason="stop it")
     result = run.join()
 
     assert not result.success
-    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
-    build = store.get_build(build_id)
+    assert dagster_instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
+    build = build_store.get_build(build_id)
     assert build.status == BuildState.CANCELED and build.error == "stop it"
     with pytest.raises(IllegalTransition):
-        store.request_cancel(build_id, actor="test")
+        build_store.request_cancel(build_id, actor="test")
 
 
-def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(
-    settings, store, instance, make_resources, git_repo
-):
+def test_timeout_counts_from_the_resumed_attempt_not_the_first_push(build_store, dagster_instance, pipeline, git_repo):
     """A failed build re-executed hours later is a fresh attempt: the old clock must not time it out."""
     import sqlalchemy as sa
 
     from starforge_dag.store.schema import builds
 
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    build_id = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources()
-    tick(instance, resources)
-    parent = make_run(instance, build_id)
-    store.transition(build_id, BuildState.CLONING, "go", "test", run_id=parent.run_id)
-    store.transition(build_id, BuildState.FAILED, "broken", "test", run_id=parent.run_id)
-    hours_ago = store.get_build(build_id).created_at - timedelta(hours=5)
-    with store.engine.begin() as conn:
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    build_id = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = pipeline.resources()
+    pipeline.tick(resources)
+    parent = make_run(dagster_instance, build_id)
+    build_store.transition(build_id, BuildState.CLONING, "go", "test", run_id=parent.run_id)
+    build_store.transition(build_id, BuildState.FAILED, "broken", "test", run_id=parent.run_id)
+    hours_ago = build_store.get_build(build_id).created_at - timedelta(hours=5)
+    with build_store.engine.begin() as conn:
         conn.execute(
             sa.update(builds).where(builds.c.id == build_id).values(created_at=hours_ago, started_at=hours_ago)
         )
-    child = make_run(instance, build_id)
-    store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
+    child = make_run(dagster_instance, build_id)
+    build_store.transition(build_id, BuildState.BUILDING, "re-executed", "test", run_id=child.run_id, resume=True)
 
-    tick_reconcile_sensor(instance, resources)  # default timeout: one hour
+    tick_reconcile_sensor(dagster_instance, resources)  # default timeout: one hour
 
-    assert store.get_build(build_id).status == BuildState.BUILDING
-    assert instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+    assert build_store.get_build(build_id).status == BuildState.BUILDING
+    assert dagster_instance.get_run_by_id(child.run_id).status == dg.DagsterRunStatus.NOT_STARTED
 
 
-def test_build_superseded_after_its_claim_ends_its_run_as_canceled(settings, store, instance, make_resources, git_repo):
+def test_build_superseded_after_its_claim_ends_its_run_as_canceled(build_store, dagster_instance, pipeline, git_repo):
     """Issue 7.10: a newer push lands between the sensor's claim and the run's start."""
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
-    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources()
-    request = tick(instance, resources).run_requests[0]
-    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    old = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = pipeline.resources()
+    request = pipeline.tick(resources).run_requests[0]
+    new = pipeline.push(repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
 
     result = build_job.execute_in_process(
-        run_config=request.run_config, tags=request.tags, instance=instance, resources=resources, raise_on_error=False
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=dagster_instance,
+        resources=resources,
+        raise_on_error=False,
     )
 
-    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
-    build = store.get_build(old)
+    assert dagster_instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
+    build = build_store.get_build(old)
     assert build.status == BuildState.SUPERSEDED and build.error == f"superseded by build {new}"
 
 
 def test_running_build_superseded_by_a_newer_push_ends_its_run_as_canceled(
-    settings, store, instance, make_resources, git_repo
+    build_store, dagster_instance, pipeline, git_repo
 ):
     repo = git_repo("web")
-    store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web", cancel_running=True)
-    old = push(settings, repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
-    resources = make_resources()
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web", cancel_running=True)
+    old = pipeline.push(repo.url, "acme/web", repo.commit({"Dockerfile": DOCKERFILE}))["builds"][0]
+    resources = pipeline.resources()
     resources["build_service"], started = watched_fake_backend(step_delay_s=0.2)
-    run = RunInThread(tick(instance, resources).run_requests[0], instance, resources)
+    run = RunInThread(pipeline.tick(resources).run_requests[0], dagster_instance, resources)
     assert started.wait(60)
-    new = push(settings, repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
+    new = pipeline.push(repo.url, "acme/web", repo.commit({"x": "1"}))["builds"][0]
     result = run.join()
 
-    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
-    build = store.get_build(old)
+    assert dagster_instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
+    build = build_store.get_build(old)
     assert build.status == BuildState.SUPERSEDED and build.error == f"superseded by build {new}"

@@ -1,23 +1,20 @@
-"""The build job on the Depot backend: the Depot emulator in front of the local dockerd, the real registry."""
+"""The build job on the Depot backend: the Depot emulator in front of the local dockerd, the real registry (the
+instance and pipeline fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
+from support.pipeline import Pipeline, services_settings
 
-from starforge_dag.definitions import depot_service_for, resources_for
+from starforge_dag.definitions import depot_service_for
 from starforge_dag.emulators.depot import DepotEmulator
 from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_helpers import services_settings
 
 HEALTH_INTERVAL_S = 0.2
 
@@ -29,7 +26,8 @@ def workspace() -> str:
 
 
 @pytest.fixture
-def depot_settings(tmp_path: Path, services: dict[str, str], depot_emulator: DepotEmulator, monkeypatch) -> Settings:
+def settings(tmp_path: Path, services: dict[str, str], depot_emulator: DepotEmulator, monkeypatch) -> Settings:
+    """The depot backend against this test's emulator, the token through the environment as in production."""
     monkeypatch.setenv("STARFORGE_DEPOT_TOKEN", depot_emulator.token)
     return services_settings(
         tmp_path / "home",
@@ -41,21 +39,12 @@ def depot_settings(tmp_path: Path, services: dict[str, str], depot_emulator: Dep
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def depot_resources(depot_settings: Settings) -> Callable[..., dict[str, Any]]:
+def depot_resources(pipeline: Pipeline) -> Callable[..., dict[str, Any]]:
     """The product's resources on the depot backend, with a short health interval (and other overrides)."""
 
     def make(**overrides: Any) -> dict[str, Any]:
-        resources = resources_for(depot_settings)
-        assert isinstance(resources["build_service"], DepotBuildService)
-        resources["build_service"] = depot_service_for(
-            depot_settings, **{"health_interval_s": HEALTH_INTERVAL_S, **overrides}
-        )
-        return resources
+        assert isinstance(pipeline.resources()["build_service"], DepotBuildService)
+        service = depot_service_for(pipeline.settings, **{"health_interval_s": HEALTH_INTERVAL_S, **overrides})
+        return pipeline.resources(build_service=service)
 
     return make

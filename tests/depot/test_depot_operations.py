@@ -7,13 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_helpers import SECRET, push
 from fastapi.testclient import TestClient
+from support.deliveries import WEBHOOK_SECRET
+from support.pipeline import Pipeline
 
 from starforge_dag.api import create_app
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import resources_for
-from starforge_dag.dev.runner import drain_queue
 from starforge_dag.jobs import build_job
 from starforge_dag.ops.build import LoadBuildConfig
 from starforge_dag.resources.depot_service import DepotBuildService
@@ -23,12 +23,14 @@ from starforge_dag.settings import Settings, get_settings
 from starforge_dag.store import open_store
 
 
-def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(tmp_path: Path, git_repo, base_image):
+def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(
+    tmp_path: Path, git_repo, base_image, dagster_instance
+):
     """The README's example: the product's resources on the depot backend, build_service replaced, same job."""
     settings = Settings(
         home=tmp_path / "home",
         build_backend="depot",
-        github_webhook_secret=SECRET,
+        github_webhook_secret=WEBHOOK_SECRET,
         api_token="t",
         git_allowed_schemes="file",
     )
@@ -42,17 +44,16 @@ def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(tmp_path: P
     # The fake pushes nothing, so the registry check is off too.
     resources["registry"] = RegistryResource(prefix=settings.registry, verify_pushes=False)
 
-    with dg.instance_for_test() as instance:
-        result = build_job.execute_in_process(
-            run_config=dg.RunConfig(ops={"load_build": LoadBuildConfig(build_id=build.id)}),
-            resources={**resources, "build_service": FakeBuildService()},
-            instance=instance,
-        )
-        defs = dg.Definitions(jobs=[build_job], resources={**resources, "build_service": FakeBuildService()})
-        second = store.enqueue(app, "main", repo.commit({"x": "y"})).build
-        via_defs = defs.resolve_job_def("build_job").execute_in_process(
-            run_config=dg.RunConfig(ops={"load_build": LoadBuildConfig(build_id=second.id)}), instance=instance
-        )
+    result = build_job.execute_in_process(
+        run_config=dg.RunConfig(ops={"load_build": LoadBuildConfig(build_id=build.id)}),
+        resources={**resources, "build_service": FakeBuildService()},
+        instance=dagster_instance,
+    )
+    defs = dg.Definitions(jobs=[build_job], resources={**resources, "build_service": FakeBuildService()})
+    second = store.enqueue(app, "main", repo.commit({"x": "y"})).build
+    via_defs = defs.resolve_job_def("build_job").execute_in_process(
+        run_config=dg.RunConfig(ops={"load_build": LoadBuildConfig(build_id=second.id)}), instance=dagster_instance
+    )
 
     assert result.success and via_defs.success
     assert store.get_build(build.id).status == BuildState.SUCCEEDED
@@ -66,35 +67,35 @@ def depot_build_job() -> dg.JobDefinition:
 
 
 @pytest.fixture
-def depot_env(depot_settings: Settings, monkeypatch) -> Settings:
+def depot_env(settings: Settings, monkeypatch) -> Settings:
     """The depot settings as environment variables (a re-executed run reads them like a code location)."""
     for name, value in {
-        "STARFORGE_HOME": str(depot_settings.home),
+        "STARFORGE_HOME": str(settings.home),
         "STARFORGE_BUILD_BACKEND": "depot",
-        "STARFORGE_DEPOT_API_URL": depot_settings.depot_api_url,
-        "STARFORGE_REGISTRY": depot_settings.registry,
-        "STARFORGE_BUILDER_IMAGE": depot_settings.builder_image,
-        "STARFORGE_RUNTIME_IMAGE": depot_settings.runtime_image,
+        "STARFORGE_DEPOT_API_URL": settings.depot_api_url,
+        "STARFORGE_REGISTRY": settings.registry,
+        "STARFORGE_BUILDER_IMAGE": settings.builder_image,
+        "STARFORGE_RUNTIME_IMAGE": settings.runtime_image,
         "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
     }.items():
         monkeypatch.setenv(name, value)
-    return depot_settings
+    return settings
 
 
 @pytest.mark.integration
 def test_reexecuting_a_failed_depot_run_from_failure_finishes_the_same_build(
-    depot_env, depot_emulator, instance, git_repo, base_image, workspace
+    depot_env, depot_emulator, dagster_instance, pipeline: Pipeline, git_repo, base_image, workspace
 ):
     store = open_store(depot_env.resolved_database_url)
     repo = git_repo("again")
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo again\n"})
     app = store.add_app(workspace, "again", repo.url, "main", repo_full_name=f"{workspace}/again")
-    build_id = push(depot_env, repo.url, f"{workspace}/again", sha)["builds"][0]
+    build_id = pipeline.push(repo.url, f"{workspace}/again", sha)["builds"][0]
     depot_emulator.faults.reject_tokens = True
     job = dg.reconstructable(depot_build_job)  # runs as a code location runs them: outputs kept for re-execution
 
     run_config = {"ops": {"load_build": {"config": {"build_id": build_id}}}}
-    with dg.execute_job(job, instance=instance, run_config=run_config, raise_on_error=False) as failed:
+    with dg.execute_job(job, instance=dagster_instance, run_config=run_config, raise_on_error=False) as failed:
         assert not failed.success
         failed_id = failed.run_id
     assert store.get_build(build_id).status == BuildState.FAILED
@@ -102,8 +103,8 @@ def test_reexecuting_a_failed_depot_run_from_failure_finishes_the_same_build(
     depot_emulator.faults.reject_tokens = False
     with dg.execute_job(
         job,
-        instance=instance,
-        reexecution_options=dg.ReexecutionOptions.from_failure(failed_id, instance),
+        instance=dagster_instance,
+        reexecution_options=dg.ReexecutionOptions.from_failure(failed_id, dagster_instance),
     ) as rerun:
         assert rerun.success, [e.message for e in rerun.all_events if e.is_failure]
         executed = {e.step_key for e in rerun.all_events if e.event_type_value == "STEP_SUCCESS"}
@@ -119,24 +120,25 @@ def test_reexecuting_a_failed_depot_run_from_failure_finishes_the_same_build(
 
 @pytest.mark.integration
 def test_no_secret_reaches_run_config_tags_events_logs_or_the_api(
-    depot_settings, depot_emulator, instance, git_repo, base_image, workspace, monkeypatch, capfd
+    pipeline: Pipeline, depot_emulator, git_repo, base_image, workspace, monkeypatch, capfd
 ):
     registry_password = "registry-password-that-must-not-leak"
     monkeypatch.setenv("STARFORGE_REGISTRY_PASSWORD", registry_password)
-    settings = depot_settings.model_copy(update={"registry_username": "pusher"})
+    settings = pipeline.settings.model_copy(update={"registry_username": "pusher"})
+    pipeline = pipeline.using(settings)
     store = open_store(settings.resolved_database_url)
     repo = git_repo("quiet")
     sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo quiet\n"})
     store.add_app(workspace, "quiet", repo.url, "main", repo_full_name=f"{workspace}/quiet")
     depot_emulator.faults.unavailable_once = {"GetEndpoint"}  # a failed attempt's messages are scanned too
-    build_id = push(settings, repo.url, f"{workspace}/quiet", sha)["builds"][0]
+    build_id = pipeline.push(repo.url, f"{workspace}/quiet", sha)["builds"][0]
 
-    (result,) = drain_queue(instance, resources_for(settings))
+    (result,) = pipeline.drain()
     assert result.success
 
-    run = instance.get_run_by_id(result.run_id)
+    run = pipeline.instance.get_run_by_id(result.run_id)
     texts = [json.dumps(run.run_config, default=str), json.dumps(run.tags)]
-    texts += [repr(entry) for entry in instance.all_logs(result.run_id)]
+    texts += [repr(entry) for entry in pipeline.instance.all_logs(result.run_id)]
     with TestClient(create_app(settings)) as client:
         auth = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
         texts += [client.get(f"/builds/{build_id}", headers=auth).text]

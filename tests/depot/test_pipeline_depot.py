@@ -8,14 +8,12 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from dagster_helpers import push
 from fastapi.testclient import TestClient
 
 from starforge_dag.api import create_app
 from starforge_dag.cli import main
 from starforge_dag.core.models import ImageRef
 from starforge_dag.core.states import BuildState
-from starforge_dag.dev.runner import drain_queue
 from starforge_dag.emulators.depot import BuildRecord, DepotEmulator
 from starforge_dag.ops.backend_build import BACKEND_BUILD_TAG, BACKEND_URL_TAG
 from starforge_dag.store import open_store
@@ -45,15 +43,15 @@ def dockerfile_app(git_repo, base_image: str, name: str, run: str = "echo built-
 
 
 def test_dockerfile_app_builds_on_depot_and_moves_desired_state(
-    depot_settings, depot_resources, depot_emulator: DepotEmulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator: DepotEmulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "shop")
     app = store.add_app(workspace, "shop", url, "main", repo_full_name=f"{workspace}/shop")
     resources = depot_resources()
 
-    build_id = push(depot_settings, url, f"{workspace}/shop", sha)["builds"][0]
-    (result,) = drain_queue(instance, resources)
+    build_id = pipeline.push(url, f"{workspace}/shop", sha)["builds"][0]
+    (result,) = pipeline.drain(resources)
 
     assert result.success, failures(result)
     build = store.get_build(build_id)
@@ -69,7 +67,7 @@ def test_dockerfile_app_builds_on_depot_and_moves_desired_state(
     org, project = depot_emulator.organization_id, depot_build.project_id
     dashboard = f"https://depot.dev/orgs/{org}/projects/{project}/builds/{depot_build.build_id}"
     assert (build.backend_build_id, build.backend_url) == (depot_build.build_id, dashboard)
-    run = instance.get_run_by_id(result.run_id)
+    run = pipeline.instance.get_run_by_id(result.run_id)
     assert run.tags[BACKEND_BUILD_TAG] == depot_build.build_id and run.tags[BACKEND_URL_TAG] == dashboard
     metadata = [
         e.event_specific_data.metadata
@@ -78,18 +76,18 @@ def test_dockerfile_app_builds_on_depot_and_moves_desired_state(
     ][0]
     assert metadata["backend_build_id"].value == depot_build.build_id
     assert metadata["backend_url"].value == dashboard
-    with TestClient(create_app(depot_settings)) as client:
-        auth = {"Authorization": f"Bearer {depot_settings.api_token.get_secret_value()}"}
+    with TestClient(create_app(settings)) as client:
+        auth = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
         answer = client.get(f"/builds/{build_id}", headers=auth).json()
     assert (answer["backend_build_id"], answer["backend_url"]) == (depot_build.build_id, dashboard)
-    status = CliRunner().invoke(main, ["status", str(build_id)], env={"STARFORGE_HOME": str(depot_settings.home)})
+    status = CliRunner().invoke(main, ["status", str(build_id)], env={"STARFORGE_HOME": str(settings.home)})
     assert json.loads(status.output)["backend_url"] == dashboard
 
 
 def test_planned_app_is_solved_as_llb_on_the_depot_builder(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     repo = git_repo("tool")
     sha = repo.commit(
         {"start.sh": "#!/bin/sh\necho serving\n", "railpack.json": '{"deploy": {"variables": {"A": "b"}}}'}
@@ -97,8 +95,8 @@ def test_planned_app_is_solved_as_llb_on_the_depot_builder(
     app = store.add_app(workspace, "tool", repo.url, "main", repo_full_name=f"{workspace}/tool")
     resources = depot_resources()
 
-    push(depot_settings, repo.url, f"{workspace}/tool", sha)
-    (result,) = drain_queue(instance, resources)
+    pipeline.push(repo.url, f"{workspace}/tool", sha)
+    (result,) = pipeline.drain(resources)
 
     assert result.success, failures(result)
     assert result.output_for_node("railpack_frontend").frontend == "llb"
@@ -110,14 +108,14 @@ def test_planned_app_is_solved_as_llb_on_the_depot_builder(
 
 
 def test_failing_run_step_is_a_user_error_and_the_depot_build_finishes_with_it(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "bad", run="echo about to fail && exit 3")
     app = store.add_app(workspace, "bad", url, "main", repo_full_name=f"{workspace}/bad")
 
-    build_id = push(depot_settings, url, f"{workspace}/bad", sha)["builds"][0]
-    (result,) = drain_queue(instance, depot_resources())
+    build_id = pipeline.push(url, f"{workspace}/bad", sha)["builds"][0]
+    (result,) = pipeline.drain(depot_resources())
 
     assert not result.success
     build = store.get_build(build_id)
@@ -130,14 +128,14 @@ def test_failing_run_step_is_a_user_error_and_the_depot_build_finishes_with_it(
 
 
 def test_cancel_stops_the_solve_and_finishes_the_depot_build_as_canceled(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "slow", run="echo sleeping && sleep 120")
     store.add_app(workspace, "slow", url, "main", repo_full_name=f"{workspace}/slow")
-    build_id = push(depot_settings, url, f"{workspace}/slow", sha)["builds"][0]
+    build_id = pipeline.push(url, f"{workspace}/slow", sha)["builds"][0]
     results: list = []
-    runner = threading.Thread(target=lambda: results.extend(drain_queue(instance, depot_resources())))
+    runner = threading.Thread(target=lambda: results.extend(pipeline.drain(depot_resources())))
     runner.start()
 
     def sleeping(emulator: DepotEmulator) -> bool:
@@ -155,17 +153,17 @@ def test_cancel_stops_the_solve_and_finishes_the_depot_build_as_canceled(
 
 
 def test_a_slow_builder_and_the_not_found_race_still_build(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "patient")
     store.add_app(workspace, "patient", url, "main", repo_full_name=f"{workspace}/patient")
     depot_emulator.faults.pending_messages = 3
     depot_emulator.faults.pending_delay_s = 0.4
     depot_emulator.faults.not_found_first_endpoint = True
 
-    build_id = push(depot_settings, url, f"{workspace}/patient", sha)["builds"][0]
-    (result,) = drain_queue(instance, depot_resources())
+    build_id = pipeline.push(url, f"{workspace}/patient", sha)["builds"][0]
+    (result,) = pipeline.drain(depot_resources())
 
     assert result.success, failures(result)
     (depot_build,) = depot_emulator.builds()  # NOT_FOUND is retried within the same Depot build
@@ -176,9 +174,9 @@ def test_a_slow_builder_and_the_not_found_race_still_build(
 
 @pytest.mark.parametrize("fault", ["unavailable", "dropped_endpoint"])
 def test_transient_faults_retry_with_a_new_depot_build_and_finish_the_old_one(
-    fault, depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    fault, settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "flaky")
     store.add_app(workspace, "flaky", url, "main", repo_full_name=f"{workspace}/flaky")
     if fault == "unavailable":
@@ -186,8 +184,8 @@ def test_transient_faults_retry_with_a_new_depot_build_and_finish_the_old_one(
     else:
         depot_emulator.faults.drop_endpoint_during_solve = True
 
-    build_id = push(depot_settings, url, f"{workspace}/flaky", sha)["builds"][0]
-    (result,) = drain_queue(instance, depot_resources())
+    build_id = pipeline.push(url, f"{workspace}/flaky", sha)["builds"][0]
+    (result,) = pipeline.drain(depot_resources())
 
     assert result.success, failures(result)
     first, second = sorted(depot_emulator.builds(), key=lambda b: b.created_at)
@@ -199,15 +197,15 @@ def test_transient_faults_retry_with_a_new_depot_build_and_finish_the_old_one(
 
 
 def test_a_refused_token_fails_for_good_naming_the_setting(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     url, sha = dockerfile_app(git_repo, base_image, "denied")
     store.add_app(workspace, "denied", url, "main", repo_full_name=f"{workspace}/denied")
     depot_emulator.faults.reject_tokens = True
 
-    build_id = push(depot_settings, url, f"{workspace}/denied", sha)["builds"][0]
-    (result,) = drain_queue(instance, depot_resources())
+    build_id = pipeline.push(url, f"{workspace}/denied", sha)["builds"][0]
+    (result,) = pipeline.drain(depot_resources())
 
     assert not result.success
     build = store.get_build(build_id)
@@ -218,24 +216,24 @@ def test_a_refused_token_fails_for_good_naming_the_setting(
 
 
 def test_two_workspaces_get_two_projects_and_each_reuses_its_own(
-    depot_settings, depot_resources, depot_emulator, instance, git_repo, base_image, workspace
+    settings, depot_resources, depot_emulator, pipeline, git_repo, base_image, workspace
 ):
-    store = open_store(depot_settings.resolved_database_url)
+    store = open_store(settings.resolved_database_url)
     other = workspace + "-b"
     repos = {}
     for ws in (workspace, other):
         repo = repos[ws] = git_repo(f"app-{ws}")
         sha = repo.commit({"Dockerfile": f"FROM {base_image}\nRUN echo {ws}\n"})
         store.add_app(ws, "app", repo.url, "main", repo_full_name=f"{ws}/app")
-        push(depot_settings, repo.url, f"{ws}/app", sha)
+        pipeline.push(repo.url, f"{ws}/app", sha)
     resources = depot_resources()
-    assert all(r.success for r in drain_queue(instance, resources))
+    assert all(r.success for r in pipeline.drain(resources))
     projects = {p.name: p.project_id for p in depot_emulator.projects()}
     assert set(projects) == {f"starforge-{workspace}", f"starforge-{other}"}
 
     sha = repos[workspace].commit({"y.txt": "another commit"})
-    push(depot_settings, repos[workspace].url, f"{workspace}/app", sha)
-    assert all(r.success for r in drain_queue(instance, resources))
+    pipeline.push(repos[workspace].url, f"{workspace}/app", sha)
+    assert all(r.success for r in pipeline.drain(resources))
 
     assert len(depot_emulator.projects()) == 2
     by_project = [b.project_id for b in sorted(depot_emulator.builds(), key=lambda b: b.created_at)]

@@ -16,9 +16,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_helpers import push, services_settings
 from fastapi.testclient import TestClient
 from support.images import every_byte, image_config, image_files
+from support.pipeline import Pipeline, services_settings
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import Build
@@ -47,7 +47,7 @@ def sha256(text: str) -> str:
 
 
 @pytest.fixture(params=["buildkit", "depot"])
-def pipeline(request: pytest.FixtureRequest, tmp_path: Path, services: dict[str, str], monkeypatch):
+def backend(request: pytest.FixtureRequest, tmp_path: Path, services: dict[str, str], monkeypatch):
     """Settings and the product's resources on one backend (the Depot emulator fronts the same daemon)."""
     if request.param == "buildkit":
         settings = services_settings(tmp_path / "home", services, build_backend="buildkit", api_token=API_TOKEN)
@@ -72,6 +72,10 @@ def dagster_home(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
+def push(settings: Settings, instance: dg.DagsterInstance, repo_url: str, full_name: str, sha: str) -> dict:
+    return Pipeline(settings, instance).push(repo_url, full_name, sha)
+
+
 def set_vars(settings: Settings, workspace: str, app: str | None, **values: tuple[str, bool]) -> None:
     store = open_store(settings.resolved_database_url)
     news = [NewValue(name, value, secret) for name, (value, secret) in values.items()]
@@ -94,9 +98,9 @@ def log_text(settings: Settings, build_id: int) -> str:
 
 
 def test_a_dockerfile_app_gets_its_variable_as_a_build_arg_and_its_secret_only_through_a_secret_mount(
-    pipeline, dagster_home, git_repo, base_image
+    backend, dagster_home, git_repo, base_image
 ) -> None:
-    settings, resources = pipeline
+    settings, resources = backend
     store = open_store(settings.resolved_database_url)
     workspace, other = f"ws-{uuid.uuid4().hex[:8]}", f"ws-{uuid.uuid4().hex[:8]}"
     token, others_token = f"npm_{uuid.uuid4().hex}", f"npm_{uuid.uuid4().hex}"
@@ -108,7 +112,7 @@ def test_a_dockerfile_app_gets_its_variable_as_a_build_arg_and_its_secret_only_t
     set_vars(settings, workspace, "web", GREETING=("hello-from-the-app", False), NPM_TOKEN=(token, True))
     set_vars(settings, other, "web", GREETING=("the-other-workspace", False), NPM_TOKEN=(others_token, True))
 
-    build_ids = push(settings, repo.url, f"{workspace}/web", sha)["builds"]  # the repository of both apps
+    build_ids = push(settings, dagster_home, repo.url, f"{workspace}/web", sha)["builds"]  # the repository of both apps
     assert len(build_ids) == 2
     results = drain_queue(dagster_home, resources)
     assert len(results) == 2 and all(r.success for r in results)
@@ -137,9 +141,9 @@ def test_a_dockerfile_app_gets_its_variable_as_a_build_arg_and_its_secret_only_t
 
 
 def test_a_planned_app_reads_a_variable_and_a_secret_and_a_changed_secret_re_runs_its_step(
-    pipeline, dagster_home, git_repo
+    backend, dagster_home, git_repo
 ) -> None:
-    settings, resources = pipeline
+    settings, resources = backend
     store = open_store(settings.resolved_database_url)
     workspace = f"ws-{uuid.uuid4().hex[:8]}"
     repo = git_repo("tool")
@@ -159,7 +163,7 @@ def test_a_planned_app_reads_a_variable_and_a_secret_and_a_changed_secret_re_run
 
     def build_once(first: bool) -> tuple[Build, bool]:
         if first:
-            build_id = push(settings, repo.url, f"{workspace}/tool", sha)["builds"][0]
+            build_id = push(settings, dagster_home, repo.url, f"{workspace}/tool", sha)["builds"][0]
         else:
             build_id = store.enqueue(app, "main", sha, trigger="manual", actor="test").build.id
         build = built(settings, dagster_home, resources, build_id)
@@ -222,9 +226,9 @@ def _api_answers(settings: Settings, build: Build) -> dict[str, str]:
 
 
 def test_no_secret_value_is_anywhere_but_in_the_build_that_used_it(
-    tmp_path: Path, pipeline, dagster_home, git_repo, base_image, capfd
+    tmp_path: Path, backend, dagster_home, git_repo, base_image, capfd
 ) -> None:
-    settings, resources = pipeline
+    settings, resources = backend
     store = open_store(settings.resolved_database_url)
     workspace = f"ws-{uuid.uuid4().hex[:8]}"
     token = f"npm_{uuid.uuid4().hex}"
@@ -240,7 +244,12 @@ def test_no_secret_value_is_anywhere_but_in_the_build_that_used_it(
     )
     store.add_app(workspace, "leaky", repo.url, "main", repo_full_name=f"{workspace}/leaky")
     set_vars(settings, workspace, "leaky", NPM_TOKEN=(token, True), SIGNING_KEY=(multi_line, True))
-    build = built(settings, dagster_home, resources, push(settings, repo.url, f"{workspace}/leaky", sha)["builds"][0])
+    build = built(
+        settings,
+        dagster_home,
+        resources,
+        push(settings, dagster_home, repo.url, f"{workspace}/leaky", sha)["builds"][0],
+    )
 
     printed = capfd.readouterr()
     runs = dagster_home.get_runs()
@@ -269,19 +278,19 @@ def variables_build_job() -> dg.JobDefinition:
 
 
 @pytest.fixture
-def depot_env(depot_settings: Settings, monkeypatch) -> Settings:
+def depot_env(settings: Settings, monkeypatch) -> Settings:
     """The depot settings as environment variables, which a re-executed run reads like a code location."""
     for name, value in {
-        "STARFORGE_HOME": str(depot_settings.home),
+        "STARFORGE_HOME": str(settings.home),
         "STARFORGE_BUILD_BACKEND": "depot",
-        "STARFORGE_DEPOT_API_URL": depot_settings.depot_api_url,
-        "STARFORGE_REGISTRY": depot_settings.registry,
-        "STARFORGE_BUILDER_IMAGE": depot_settings.builder_image,
-        "STARFORGE_RUNTIME_IMAGE": depot_settings.runtime_image,
+        "STARFORGE_DEPOT_API_URL": settings.depot_api_url,
+        "STARFORGE_REGISTRY": settings.registry,
+        "STARFORGE_BUILDER_IMAGE": settings.builder_image,
+        "STARFORGE_RUNTIME_IMAGE": settings.runtime_image,
         "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
     }.items():
         monkeypatch.setenv(name, value)
-    return depot_settings
+    return settings
 
 
 def test_re_executing_a_failed_build_uses_the_variable_versions_it_was_queued_with(
@@ -294,7 +303,7 @@ def test_re_executing_a_failed_build_uses_the_variable_versions_it_was_queued_wi
     store.add_app(workspace, "again", repo.url, "main", repo_full_name=f"{workspace}/again")
     queued_token, later_token = f"npm_{uuid.uuid4().hex}", f"npm_{uuid.uuid4().hex}"
     set_vars(settings, workspace, "again", GREETING=("as-queued", False), NPM_TOKEN=(queued_token, True))
-    build_id = push(settings, repo.url, f"{workspace}/again", sha)["builds"][0]
+    build_id = push(settings, dagster_home, repo.url, f"{workspace}/again", sha)["builds"][0]
 
     depot_emulator.faults.reject_tokens = True
     job = dg.reconstructable(variables_build_job)

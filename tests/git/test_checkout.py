@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from gitrepos import git
+from support.gitrepos import git
 
 from starforge_dag.core.errors import ErrorKind, UserBuildError
 from starforge_dag.core.inputs import InvalidInput, RepoUrlPolicy, check_repo_url

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from gitrepos import GitRepo
+from support.gitrepos import GitRepo, git
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import App, utcnow
@@ -92,8 +92,6 @@ class GitHubWorld:
 
     @staticmethod
     def head(linked: Linked) -> str:
-        from gitrepos import git
-
         return git(linked.git.work, "rev-parse", "HEAD")
 
 
@@ -131,3 +129,9 @@ def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, github_databas
         finally:
             api.stop()
             world.store.engine.dispose()
+
+
+@pytest.fixture
+def settings(github_world: GitHubWorld) -> Settings:
+    """The world's settings, so `build_store` and `pipeline` work against the emulator like its API does."""
+    return github_world.settings

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from gitrepos import GitRepo
+from support.gitrepos import GitRepo
 
 from starforge_dag.cli import main
 from starforge_dag.emulators.github import new_private_key

@@ -5,69 +5,65 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import httpx
+from support.pipeline import Pipeline
 
 from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
-from starforge_dag.definitions import resources_for
-from starforge_dag.dev.runner import drain_queue
 from starforge_dag.logs import open_log_store
 
 DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"
 
 
-def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secret(github_world, tmp_path: Path):
+def test_private_repo_builds_through_the_app_reports_statuses_and_leaks_no_secret(github_world, pipeline: Pipeline):
     world = github_world
     linked, first = world.linked_app("web", {"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
     sha = world.push(linked, {"app.sh": "echo v2\n"}, "second")
     delivery = world.emulator.deliveries[-1]
     assert delivery.status_code == 202, delivery.status
 
-    with dg.instance_for_test() as instance:
-        (result,) = drain_queue(instance, resources_for(world.settings))
-        assert result.success
-        (build,) = world.store.list_builds(app_id=linked.app.id)
-        assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
-        world.drain_statuses()
+    (result,) = pipeline.drain()
+    assert result.success
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
+    world.drain_statuses()
 
-        recorded = world.emulator.statuses_for(linked.repo.id, sha)
-        assert [s.state for s in recorded][-1] == "success"
-        assert all(s.state == "pending" for s in recorded[:-1])
-        assert recorded[-1].context == "starforge/acme/web"
-        link = recorded[-1].target_url
-        assert link.startswith(f"https://starforge.example.invalid/page/{build.id}.")
-        assert world.settings.page_links().build_of(link.rsplit("/", 1)[-1], utcnow()) == build.id
-        assert world.api("GET", link.removeprefix("https://starforge.example.invalid")).status_code == 200
-        assert world.emulator.statuses_for(linked.repo.id, first) == []
+    recorded = world.emulator.statuses_for(linked.repo.id, sha)
+    assert [s.state for s in recorded][-1] == "success"
+    assert all(s.state == "pending" for s in recorded[:-1])
+    assert recorded[-1].context == "starforge/acme/web"
+    link = recorded[-1].target_url
+    assert link.startswith(f"https://starforge.example.invalid/page/{build.id}.")
+    assert world.settings.page_links().build_of(link.rsplit("/", 1)[-1], utcnow()) == build.id
+    assert world.api("GET", link.removeprefix("https://starforge.example.invalid")).status_code == 200
+    assert world.emulator.statuses_for(linked.repo.id, first) == []
 
-        # Secrets scan: the App key, every JWT and installation token the emulator saw or issued.
-        secrets = [line for line in world.emulator.private_key.splitlines() if len(line) > 40]
-        secrets += world.emulator.jwts_seen + world.emulator.issued_tokens()
-        assert world.emulator.jwts_seen and world.emulator.issued_tokens()
-        haystacks = {".git/config": (world.settings.workdir / f"build-{build.id}" / ".git" / "config").read_text()}
-        run = instance.get_run_by_id(result.run_id)
-        haystacks["run config"] = json.dumps(run.run_config, default=str)
-        haystacks["tags"] = json.dumps(run.tags)
-        haystacks["events"] = "\n".join(repr(e) for e in instance.all_logs(result.run_id))
-        with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
-            haystacks["build log"] = "\n".join(line.text for line in logs.read(build.id))
-        haystacks["API build"] = world.api("GET", f"/builds/{build.id}").text
-        haystacks["API apps"] = world.api("GET", "/apps").text
-        haystacks["webhook answers"] = "".join(d.status for d in world.emulator.deliveries)
-        hits = [(where, s[:12]) for where, text in haystacks.items() for s in secrets if s in text]
-        assert hits == []
-        assert all(len(text) > 0 for text in haystacks.values())  # every place was really read
-        assert "x-access-token" not in haystacks[".git/config"]
+    # Secrets scan: the App key, every JWT and installation token the emulator saw or issued.
+    secrets = [line for line in world.emulator.private_key.splitlines() if len(line) > 40]
+    secrets += world.emulator.jwts_seen + world.emulator.issued_tokens()
+    assert world.emulator.jwts_seen and world.emulator.issued_tokens()
+    haystacks = {".git/config": (world.settings.workdir / f"build-{build.id}" / ".git" / "config").read_text()}
+    run = pipeline.instance.get_run_by_id(result.run_id)
+    haystacks["run config"] = json.dumps(run.run_config, default=str)
+    haystacks["tags"] = json.dumps(run.tags)
+    haystacks["events"] = "\n".join(repr(e) for e in pipeline.instance.all_logs(result.run_id))
+    with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
+        haystacks["build log"] = "\n".join(line.text for line in logs.read(build.id))
+    haystacks["API build"] = world.api("GET", f"/builds/{build.id}").text
+    haystacks["API apps"] = world.api("GET", "/apps").text
+    haystacks["webhook answers"] = "".join(d.status for d in world.emulator.deliveries)
+    hits = [(where, s[:12]) for where, text in haystacks.items() for s in secrets if s in text]
+    assert hits == []
+    assert all(len(text) > 0 for text in haystacks.values())  # every place was really read
+    assert "x-access-token" not in haystacks[".git/config"]
 
 
-def test_renamed_repository_still_builds_by_id(github_world):
+def test_renamed_repository_still_builds_by_id(github_world, pipeline: Pipeline):
     world = github_world
     linked, _ = world.linked_app("api", {"Dockerfile": DOCKERFILE})
     world.emulator.rename_repo(linked.repo.id, "api-renamed", owner="acme-new")
     sha = world.push(linked, {"x": "1"})
-    with dg.instance_for_test() as instance:
-        (result,) = drain_queue(instance, resources_for(world.settings))
+    (result,) = pipeline.drain()
     assert result.success
     (build,) = world.store.list_builds(app_id=linked.app.id)
     assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED
@@ -131,14 +127,13 @@ def test_hostile_installation_events_get_a_clear_400_and_change_nothing(github_w
     assert world.gh.app_repo(linked.app.id).paused_reason is None
 
 
-def test_a_token_revoked_or_expired_behind_the_cache_is_renewed_for_the_clone(github_world):
+def test_a_token_revoked_or_expired_behind_the_cache_is_renewed_for_the_clone(github_world, pipeline: Pipeline):
     world = github_world
     linked, _ = world.linked_app("rotated", {"Dockerfile": DOCKERFILE})
     world.app().installation_token(linked.installation_id)  # cached, then made useless behind the cache's back
     world.emulator.expire_tokens()
     sha = world.push(linked, {"x": "1"})  # the webhook path needs no token
-    with dg.instance_for_test() as instance:
-        (result,) = drain_queue(instance, resources_for(world.settings))
+    (result,) = pipeline.drain()
     assert result.success
     (build,) = world.store.list_builds(app_id=linked.app.id)
     assert build.commit_sha == sha and build.status == BuildState.SUCCEEDED

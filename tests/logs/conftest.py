@@ -1,4 +1,4 @@
-"""Log store fixtures: every backend behind one `store` fixture, real engines only."""
+"""Log store fixtures: every backend behind one `log_store` fixture, real engines only."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def sqlite_url(tmp_path: Path) -> str:
         pytest.param("chdb", marks=pytest.mark.integration),
     ]
 )
-def store(request: pytest.FixtureRequest) -> Iterator[LogStoreBackend]:
+def log_store(request: pytest.FixtureRequest) -> Iterator[LogStoreBackend]:
     backend: LogStoreBackend
     if request.param == "sqlite":
         backend = SqlLogStore(request.getfixturevalue("sqlite_url"))

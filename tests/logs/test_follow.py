@@ -23,31 +23,33 @@ def scripted(steps: list[Callable[[], None]]) -> Callable[[float], None]:
 
 
 def test_follow_reads_lines_written_while_waiting_and_stops_after_the_build_ends(
-    store: LogStoreBackend, build_id: int
+    log_store: LogStoreBackend, build_id: int
 ) -> None:
-    store.append(lines(build_id, range(3)))
+    log_store.append(lines(build_id, range(3)))
     ended = False
 
     def build_writes_more() -> None:
-        store.append(lines(build_id, range(3, 5)))
+        log_store.append(lines(build_id, range(3, 5)))
 
     def build_ends_with_last_lines() -> None:
         nonlocal ended
-        store.append(lines(build_id, range(5, 7)))  # written just before the end: must not be cut off
+        log_store.append(lines(build_id, range(5, 7)))  # written just before the end: must not be cut off
         ended = True
 
     wait = scripted([build_writes_more, build_ends_with_last_lines])
-    seen = [line.seq for line in follow_log(store, build_id, after=0, ended=lambda: ended, wait=wait)]
+    seen = [line.seq for line in follow_log(log_store, build_id, after=0, ended=lambda: ended, wait=wait)]
     assert seen == list(range(1, 7))
 
 
-def test_without_follow_every_stored_line_is_read_past_one_page(store: LogStoreBackend, build_id: int) -> None:
-    store.append(lines(build_id, range(2500)))
-    seen = [line.seq for line in follow_log(store, build_id, wait=scripted([]))]
+def test_without_follow_every_stored_line_is_read_past_one_page(log_store: LogStoreBackend, build_id: int) -> None:
+    log_store.append(lines(build_id, range(2500)))
+    seen = [line.seq for line in follow_log(log_store, build_id, wait=scripted([]))]
     assert seen == list(range(2500))
 
 
-def test_following_an_ended_build_returns_what_is_stored_without_waiting(store: LogStoreBackend, build_id: int) -> None:
-    store.append(lines(build_id, range(2)))
-    seen = [line.text for line in follow_log(store, build_id, ended=lambda: True, wait=scripted([]))]
+def test_following_an_ended_build_returns_what_is_stored_without_waiting(
+    log_store: LogStoreBackend, build_id: int
+) -> None:
+    log_store.append(lines(build_id, range(2)))
+    seen = [line.text for line in follow_log(log_store, build_id, ended=lambda: True, wait=scripted([]))]
     assert seen == ["line 0", "line 1"]

@@ -28,55 +28,55 @@ def lines(build_id: int, seqs: range | list[int]) -> list[LogLine]:
     ]
 
 
-def test_lines_come_back_in_seq_order_whatever_the_insert_order(store: LogStoreBackend, build_id: int) -> None:
+def test_lines_come_back_in_seq_order_whatever_the_insert_order(log_store: LogStoreBackend, build_id: int) -> None:
     written = lines(build_id, range(40))
     shuffled = written[:]
     random.Random(7).shuffle(shuffled)
-    store.append(shuffled[:25])
-    store.append(shuffled[25:])
+    log_store.append(shuffled[:25])
+    log_store.append(shuffled[25:])
 
-    assert store.read(build_id) == written
-
-
-def test_resent_lines_are_stored_once(store: LogStoreBackend, build_id: int) -> None:
-    store.append(lines(build_id, range(10)))
-    store.append(lines(build_id, range(5, 15)))
-    store.append(lines(build_id, range(15)))
-
-    assert store.count(build_id) == 15
-    assert [ln.seq for ln in store.read(build_id)] == list(range(15))
+    assert log_store.read(build_id) == written
 
 
-def test_read_pages_after_the_last_seen_seq(store: LogStoreBackend, build_id: int) -> None:
-    store.append(lines(build_id, range(25)))
+def test_resent_lines_are_stored_once(log_store: LogStoreBackend, build_id: int) -> None:
+    log_store.append(lines(build_id, range(10)))
+    log_store.append(lines(build_id, range(5, 15)))
+    log_store.append(lines(build_id, range(15)))
+
+    assert log_store.count(build_id) == 15
+    assert [ln.seq for ln in log_store.read(build_id)] == list(range(15))
+
+
+def test_read_pages_after_the_last_seen_seq(log_store: LogStoreBackend, build_id: int) -> None:
+    log_store.append(lines(build_id, range(25)))
 
     pages, after = [], -1
-    while page := store.read(build_id, after_seq=after, limit=10):
+    while page := log_store.read(build_id, after_seq=after, limit=10):
         pages.append([ln.seq for ln in page])
         after = page[-1].seq
 
     assert pages == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
 
 
-def test_last_seq_and_count_follow_appends(store: LogStoreBackend, build_id: int) -> None:
-    assert store.last_seq(build_id) == -1
-    assert store.count(build_id) == 0
-    assert store.read(build_id) == []
+def test_last_seq_and_count_follow_appends(log_store: LogStoreBackend, build_id: int) -> None:
+    assert log_store.last_seq(build_id) == -1
+    assert log_store.count(build_id) == 0
+    assert log_store.read(build_id) == []
 
-    store.append(lines(build_id, [0, 1, 2]))
-    store.append(lines(build_id + 1000, range(50)))
+    log_store.append(lines(build_id, [0, 1, 2]))
+    log_store.append(lines(build_id + 1000, range(50)))
 
-    assert store.last_seq(build_id) == 2
-    assert store.count(build_id) == 3
-    assert {ln.build_id for ln in store.read(build_id)} == {build_id}
+    assert log_store.last_seq(build_id) == 2
+    assert log_store.count(build_id) == 3
+    assert {ln.build_id for ln in log_store.read(build_id)} == {build_id}
 
 
-def test_a_large_batch_is_stored_whole(store: LogStoreBackend, build_id: int) -> None:
-    store.append(lines(build_id, range(50_000)))
+def test_a_large_batch_is_stored_whole(log_store: LogStoreBackend, build_id: int) -> None:
+    log_store.append(lines(build_id, range(50_000)))
 
-    assert store.count(build_id) == 50_000
-    assert store.last_seq(build_id) == 49_999
-    assert [ln.seq for ln in store.read(build_id, after_seq=49_989)] == list(range(49_990, 50_000))
+    assert log_store.count(build_id) == 50_000
+    assert log_store.last_seq(build_id) == 49_999
+    assert [ln.seq for ln in log_store.read(build_id, after_seq=49_989)] == list(range(49_990, 50_000))
 
 
 def test_open_log_store_picks_the_engine_from_the_dsn(sqlite_url: str) -> None:

@@ -78,9 +78,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
 
 @pytest.mark.parametrize("lost_ack", [False, True], ids=["refused", "ack-lost"])
 def test_lines_written_during_an_outage_are_stored_once_in_order(
-    store: LogStoreBackend, build_id: int, lost_ack: bool
+    log_store: LogStoreBackend, build_id: int, lost_ack: bool
 ) -> None:
-    down = OutageStore(store, failures=6, lost_ack=lost_ack)
+    down = OutageStore(log_store, failures=6, lost_ack=lost_ack)
     with BufferedLogWriter(down, build_id, start_seq=0, batch_size=50, flush_interval_s=0.02, retry=QUICK) as writer:
         for i in range(1000):
             writer.write(progress(i))
@@ -91,10 +91,10 @@ def test_lines_written_during_an_outage_are_stored_once_in_order(
                 )
 
     assert down.failed == 6
-    stored = store.read(build_id, limit=2000)
+    stored = log_store.read(build_id, limit=2000)
     assert [ln.seq for ln in stored] == list(range(1000))
     assert [ln.text for ln in stored] == [f"step {i}" for i in range(1000)]
-    assert store.count(build_id) == 1000
+    assert log_store.count(build_id) == 1000
 
 
 def test_a_store_that_never_comes_back_fails_close_and_keeps_the_lines(sqlite_url: str, build_id: int) -> None:

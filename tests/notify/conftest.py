@@ -1,5 +1,5 @@
 """Notification fixtures: the scripted receiver on 127.0.0.1, settings that allow loopback endpoints, a platform
-client and an app."""
+api_client and an app."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ def loopback_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def platform(loopback_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(loopback_settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
-        yield client
+    with TestClient(create_app(loopback_settings), headers={"Authorization": f"Bearer {API_TOKEN}"}) as api_client:
+        yield api_client
 
 
 @pytest.fixture
-def web(store: BuildStore) -> App:
-    return store.add_app("acme", "web", "https://github.com/acme/web.git", "main")
+def web(build_store: BuildStore) -> App:
+    return build_store.add_app("acme", "web", "https://github.com/acme/web.git", "main")

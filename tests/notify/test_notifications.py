@@ -52,17 +52,17 @@ def _register(platform: TestClient, url: str, events: list[str] | None = None) -
     return answer.json()
 
 
-def _run_builds(store: BuildStore, app: App) -> None:
+def _run_builds(build_store: BuildStore, app: App) -> None:
     """One build that succeeds (moving desired state), one that fails, one canceled while queued."""
-    ok = store.enqueue(app, "main", "1" * 40, trigger="manual", actor="ada").build
+    ok = build_store.enqueue(app, "main", "1" * 40, trigger="manual", actor="ada").build
     for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
-        store.transition(ok.id, state, state.value, "run:test")
-    store.succeed(ok.id, "127.0.0.1:5000/apps/acme/web:1", "sha256:" + "a" * 64, "pushed", "run:test")
-    bad = store.enqueue(app, "main", "2" * 40, trigger="manual", actor="ada").build
-    store.transition(bad.id, BuildState.CLONING, "cloning", "run:test")
-    store.finish(bad.id, BuildState.FAILED, "RUN npm ci exited 1", "run:test", error_step="building")
-    dropped = store.enqueue(app, "main", "3" * 40, trigger="manual", actor="ada").build
-    store.request_cancel(dropped.id, "api", "not needed")
+        build_store.transition(ok.id, state, state.value, "run:test")
+    build_store.succeed(ok.id, "127.0.0.1:5000/apps/acme/web:1", "sha256:" + "a" * 64, "pushed", "run:test")
+    bad = build_store.enqueue(app, "main", "2" * 40, trigger="manual", actor="ada").build
+    build_store.transition(bad.id, BuildState.CLONING, "cloning", "run:test")
+    build_store.finish(bad.id, BuildState.FAILED, "RUN npm ci exited 1", "run:test", error_step="building")
+    dropped = build_store.enqueue(app, "main", "3" * 40, trigger="manual", actor="ada").build
+    build_store.request_cancel(dropped.id, "api", "not needed")
 
 
 EXPECTED = [
@@ -88,24 +88,26 @@ class Clock:
         return utcnow() + self.offset
 
 
-def _drain(store: BuildStore, settings: Settings, now: Callable[[], datetime], policy: DeliveryPolicy, passes: int):
+def _drain(
+    build_store: BuildStore, settings: Settings, now: Callable[[], datetime], policy: DeliveryPolicy, passes: int
+):
     reports = []
     for _ in range(passes):
-        reports.append(send_notifications(store, settings.secret_box().open, LOOPBACK, now, policy=policy))
+        reports.append(send_notifications(build_store, settings.secret_box().open, LOOPBACK, now, policy=policy))
         if isinstance(now, Clock):
             now.offset += timedelta(seconds=20)
     return reports
 
 
 def test_every_event_arrives_complete_in_order_and_signed_through_5xx_timeouts_and_slow_answers(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
 ) -> None:
     endpoint = _register(platform, receiver.url)
     assert endpoint["secret"].startswith("whsec_")
     receiver.script = [503, ("late", 1.5), ("slow", 0.2), 500, 502, ("slow", 0.3)]
-    _run_builds(store, web)
+    _run_builds(build_store, web)
     clock = Clock()
-    _drain(store, loopback_settings, clock, FAST, passes=10)
+    _drain(build_store, loopback_settings, clock, FAST, passes=10)
     receiver.wait_for(len(EXPECTED) + 4)  # the late answer is written after the sender stopped waiting
 
     verifier = Webhook(endpoint["secret"])
@@ -138,92 +140,98 @@ def test_every_event_arrives_complete_in_order_and_signed_through_5xx_timeouts_a
 
 
 def test_an_endpoint_failing_again_and_again_is_disabled_with_the_reason_shown(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
 ) -> None:
     _register(platform, receiver.url)
     receiver.script = [503] * 10
-    _run_builds(store, web)
-    reports = _drain(store, loopback_settings, Clock(), FAST, passes=6)
+    _run_builds(build_store, web)
+    reports = _drain(build_store, loopback_settings, Clock(), FAST, passes=6)
     assert [r.disabled for r in reports] == [0, 0, 0, 1, 0, 0] and len(receiver.received) == 4
     (listed,) = platform.get("/workspaces/acme/webhooks").json()
     assert not listed["enabled"] and listed["disabled_at"] is not None
     assert "4 failed deliveries in a row" in listed["disabled_reason"] and "HTTP 503" in listed["disabled_reason"]
-    with store.engine.connect() as conn:
+    with build_store.engine.connect() as conn:
         outcomes = conn.execute(sa.select(notification_outbox.c.outcome)).scalars().all()
     assert set(outcomes) == {"dropped"} and len(outcomes) == len(EXPECTED)
-    store.enqueue(web, "main", "4" * 40, trigger="manual", actor="ada")  # a disabled endpoint hears nothing new
-    with store.engine.connect() as conn:
+    build_store.enqueue(web, "main", "4" * 40, trigger="manual", actor="ada")  # a disabled endpoint hears nothing new
+    with build_store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(notification_outbox)).scalar() == len(EXPECTED)
 
 
 def test_outbox_rows_are_written_in_the_transition_s_own_transaction(
-    store: BuildStore, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore, platform: TestClient, receiver: Receiver, web: App
 ) -> None:
     _register(platform, receiver.url)
     _register(platform, receiver.url + "/failures-only", ["build.failed"])
-    build = store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada").build
+    build = build_store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada").build
 
     def rows() -> list[tuple[int, str]]:
-        with store.engine.connect() as conn:
+        with build_store.engine.connect() as conn:
             query = sa.select(notification_outbox.c.endpoint_id, notification_outbox.c.event)
             return [tuple(r) for r in conn.execute(query.order_by(notification_outbox.c.id))]
 
     assert rows() == [(1, "build.queued")]  # the second endpoint wants failures only
-    with pytest.raises(RuntimeError), store.engine.begin() as conn:
+    with pytest.raises(RuntimeError), build_store.engine.begin() as conn:
         set_state(conn, build.id, locked_state(conn, build.id), BuildState.CLONING, "cloning", "run:test")
         inside = conn.execute(sa.select(sa.func.count()).select_from(notification_outbox)).scalar()
         assert inside == 2
         raise RuntimeError("the transition fails after writing")
-    assert rows() == [(1, "build.queued")] and store.get_build(build.id).status == BuildState.QUEUED
-    store.transition(build.id, BuildState.CLONING, "cloning", "run:test")
-    store.transition(build.id, BuildState.PLANNING, "planning", "run:test")  # a phase, not an event
-    store.finish(build.id, BuildState.FAILED, "broken", "run:test")
+    assert rows() == [(1, "build.queued")] and build_store.get_build(build.id).status == BuildState.QUEUED
+    build_store.transition(build.id, BuildState.CLONING, "cloning", "run:test")
+    build_store.transition(build.id, BuildState.PLANNING, "planning", "run:test")  # a phase, not an event
+    build_store.finish(build.id, BuildState.FAILED, "broken", "run:test")
     assert rows() == [(1, "build.queued"), (1, "build.started"), (1, "build.failed"), (2, "build.failed")]
 
 
 def test_the_send_time_check_refuses_an_address_no_longer_allowed(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
 ) -> None:
     endpoint = _register(platform, receiver.url, ["build.queued"])
-    store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada")
-    report = send_notifications(store, loopback_settings.secret_box().open, AddressPolicy(), utcnow, policy=FAST)
+    build_store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada")
+    report = send_notifications(build_store, loopback_settings.secret_box().open, AddressPolicy(), utcnow, policy=FAST)
     assert report.failed == 1 and receiver.received == []
     (attempt,) = platform.get(f"/workspaces/acme/webhooks/{endpoint['id']}/deliveries").json()
     assert attempt["status_code"] is None and "127.0.0.1 is a loopback address" in attempt["error"]
 
 
 def test_the_sensor_delivers_within_its_tick(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore,
+    loopback_settings: Settings,
+    platform: TestClient,
+    receiver: Receiver,
+    web: App,
+    dagster_instance: dg.DagsterInstance,
 ) -> None:
     endpoint = _register(platform, receiver.url, ["build.queued"])
-    store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada")
-    with dg.instance_for_test() as instance:
-        resources = resources_for(loopback_settings)
-        with dg.build_sensor_context(instance=instance, resources=resources) as context:
-            result = notification_sensor(context)
+    build_store.enqueue(web, "main", "1" * 40, trigger="manual", actor="ada")
+    resources = resources_for(loopback_settings)
+    with dg.build_sensor_context(instance=dagster_instance, resources=resources) as context:
+        result = notification_sensor(context)
     assert isinstance(result, dg.SkipReason) and "delivered 1" in result.skip_message
     (item,) = receiver.received
     assert Webhook(endpoint["secret"]).verify(item.body, item.headers)["type"] == "build.queued"
 
 
 def test_a_failed_build_s_notification_carries_its_page_link_and_its_explanation(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver, web: App
+    build_store: BuildStore,
+    loopback_settings: Settings,
+    platform: TestClient,
+    receiver: Receiver,
+    web: App,
+    dagster_instance: dg.DagsterInstance,
 ) -> None:
     settings = loopback_settings.model_copy(update={"public_url": "https://builds.example.com"})
     endpoint = _register(platform, receiver.url, ["build.failed"])
-    bad = store.enqueue(web, "main", "2" * 40, trigger="manual", actor="ada").build
-    store.transition(bad.id, BuildState.CLONING, "cloning", "run:test")
-    store.finish(
+    bad = build_store.enqueue(web, "main", "2" * 40, trigger="manual", actor="ada").build
+    build_store.transition(bad.id, BuildState.CLONING, "cloning", "run:test")
+    build_store.finish(
         bad.id,
         BuildState.FAILED,
         'process "/bin/sh -c make" did not complete successfully: exit code: 2',
         "run:test",
         error_step="building",
     )
-    with (
-        dg.instance_for_test() as instance,
-        dg.build_sensor_context(instance=instance, resources=resources_for(settings)) as context,
-    ):
+    with dg.build_sensor_context(instance=dagster_instance, resources=resources_for(settings)) as context:
         result = notification_sensor(context)
     assert isinstance(result, dg.SkipReason) and "delivered 1" in result.skip_message
     (item,) = receiver.received
@@ -251,33 +259,35 @@ def test_a_failed_build_s_notification_carries_its_page_link_and_its_explanation
         ("ftp://hooks.example.com/", "must be an https:// or http:// URL"),
     ],
 )
-def test_endpoints_that_lead_inside_are_refused_with_a_clear_4xx(client: TestClient, url: str, why: str) -> None:
-    answer = client.post("/workspaces/acme/webhooks", json={"url": url, "events": ["build.failed"]})
+def test_endpoints_that_lead_inside_are_refused_with_a_clear_4xx(api_client: TestClient, url: str, why: str) -> None:
+    answer = api_client.post("/workspaces/acme/webhooks", json={"url": url, "events": ["build.failed"]})
     assert answer.status_code == 422, answer.text
     assert why in answer.json()["detail"] and answer.json()["detail"].startswith("url: ")
-    assert client.get("/workspaces/acme/webhooks").json() == []
+    assert api_client.get("/workspaces/acme/webhooks").json() == []
 
 
-def test_unknown_events_are_refused(client: TestClient) -> None:
-    answer = client.post("/workspaces/acme/webhooks", json={"url": "https://1.1.1.1/", "events": ["build.exploded"]})
+def test_unknown_events_are_refused(api_client: TestClient) -> None:
+    answer = api_client.post(
+        "/workspaces/acme/webhooks", json={"url": "https://1.1.1.1/", "events": ["build.exploded"]}
+    )
     assert answer.status_code == 422 and "build.exploded" in answer.json()["detail"]
 
 
 def test_a_key_rotation_reseals_endpoint_secrets(
-    store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver
+    build_store: BuildStore, loopback_settings: Settings, platform: TestClient, receiver: Receiver
 ) -> None:
     secret = _register(platform, receiver.url)["secret"]
     old = loopback_settings.secret_box()
     rotated = SecretBox([new_key(), *key_file_keys(loopback_settings.resolved_home)])
-    with store.engine.connect() as conn:
+    with build_store.engine.connect() as conn:
         before = conn.execute(sa.select(webhook_endpoints.c.secret_ciphertext)).scalar_one()
-    store.rotate_secrets(rotated)
-    with store.engine.connect() as conn:
+    build_store.rotate_secrets(rotated)
+    with build_store.engine.connect() as conn:
         after = conn.execute(sa.select(webhook_endpoints.c.secret_ciphertext)).scalar_one()
     assert after != before and rotated.open(after) == old.open(before) == secret
 
 
-def test_ids_beyond_the_database_s_range_are_the_client_s_mistake(client: TestClient) -> None:
+def test_ids_beyond_the_database_s_range_are_the_client_s_mistake(api_client: TestClient) -> None:
     for path in ("/workspaces/acme/webhooks/99999999999/deliveries", "/workspaces/acme/tokens/99999999999"):
-        answer = client.request("GET" if path.endswith("deliveries") else "DELETE", path)
+        answer = api_client.request("GET" if path.endswith("deliveries") else "DELETE", path)
         assert answer.status_code == 422, answer.text

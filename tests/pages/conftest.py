@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from page_helpers import Builds
+from support.build_pages import Builds
 
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore
 
 
 @pytest.fixture
-def builds(store: BuildStore, settings: Settings) -> Builds:
-    app = store.add_app("acme", "web", "https://github.com/acme/web.git", "main", repo_full_name="acme/web")
-    return Builds(store, settings, app)
+def builds(build_store: BuildStore, settings: Settings) -> Builds:
+    app = build_store.add_app("acme", "web", "https://github.com/acme/web.git", "main", repo_full_name="acme/web")
+    return Builds(build_store, settings, app)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from page_helpers import Builds
+from support.build_pages import Builds
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import utcnow
@@ -21,9 +21,9 @@ def anonymous(settings) -> TestClient:
     return TestClient(create_app(settings))
 
 
-def test_get_build_links_a_page_that_opens_without_a_token(client, settings, builds: Builds) -> None:
+def test_get_build_links_a_page_that_opens_without_a_token(api_client, settings, builds: Builds) -> None:
     build = builds.failed("executor failed running [/bin/sh -c make]: exit code: 2", lines=["building", "make: oops"])
-    detail = client.get(f"/builds/{build.id}").json()
+    detail = api_client.get(f"/builds/{build.id}").json()
     assert detail["page_url"].startswith(f"http://testserver/page/{build.id}.")
     assert detail["explanation"]["cls"] == "run_failed"
     assert detail["explanation"]["title"] == "`make` failed with exit code 2"
@@ -43,11 +43,11 @@ def test_get_build_links_a_page_that_opens_without_a_token(client, settings, bui
     assert "http://" not in html.replace("https://github.com", "")  # no third-party host, nothing absolute of ours
 
 
-def test_public_url_is_the_base_of_page_links(client, settings, builds: Builds) -> None:
+def test_public_url_is_the_base_of_page_links(api_client, settings, builds: Builds) -> None:
     build = builds.queued()
     settings.public_url = "https://builds.example/starforge"
     assert (
-        client.get(f"/builds/{build.id}")
+        api_client.get(f"/builds/{build.id}")
         .json()["page_url"]
         .startswith(f"https://builds.example/starforge/page/{build.id}.")
     )
@@ -89,12 +89,14 @@ def test_hostile_log_lines_and_errors_are_escaped(settings, builds: Builds, page
     assert '<span class="fg-red">&lt;script&gt;' in html
 
 
-def test_secret_values_are_masked_on_the_page_and_in_the_live_log(settings, store, builds: Builds, page_path) -> None:
+def test_secret_values_are_masked_on_the_page_and_in_the_live_log(
+    settings, build_store, builds: Builds, page_path
+) -> None:
     secret = "hunter2-very-secret-value"
-    store.set_variables("acme", "web", [NewValue("API_KEY", secret, secret=True)], "ada", settings.secret_box())
+    build_store.set_variables("acme", "web", [NewValue("API_KEY", secret, secret=True)], "ada", settings.secret_box())
     build = builds.running()
     builds.log(build.id, [f"using key {secret}", "npm ERR! 404 Not Found - GET https://r.example/" + secret])
-    store.finish(build.id, BuildState.FAILED, "executor failed running [/bin/sh -c npm ci]: exit code: 1", "run")
+    build_store.finish(build.id, BuildState.FAILED, "executor failed running [/bin/sh -c npm ci]: exit code: 1", "run")
     web = anonymous(settings)
     html = web.get(page_path(build.id)).text
     events = web.get(page_path(build.id) + "/events").text
@@ -114,11 +116,11 @@ def test_a_succeeded_build_shows_its_image_digest_and_that_desired_state_moved(
 
 
 def test_a_superseded_build_links_the_page_of_the_build_that_replaced_it(
-    settings, store, builds: Builds, page_path
+    settings, build_store, builds: Builds, page_path
 ) -> None:
     older = builds.queued(1)
     newer = builds.queued(2)
-    assert store.get_build(older.id).status == BuildState.SUPERSEDED
+    assert build_store.get_build(older.id).status == BuildState.SUPERSEDED
     html = anonymous(settings).get(page_path(older.id)).text
     assert f"Superseded by build {newer.id}" in html
     link = html.split('<dd id="desired">', 1)[1].split('href="', 1)[1].split('"', 1)[0]
@@ -126,7 +128,7 @@ def test_a_superseded_build_links_the_page_of_the_build_that_replaced_it(
     assert anonymous(settings).get(link.removeprefix("http://testserver")).status_code == 200
 
 
-def test_a_build_kept_behind_a_newer_desired_state_links_it(settings, store, builds: Builds, page_path) -> None:
+def test_a_build_kept_behind_a_newer_desired_state_links_it(settings, build_store, builds: Builds, page_path) -> None:
     first = builds.running(1)
     second = builds.succeeded(builds.running(2))
     late = builds.succeeded(first)
@@ -134,9 +136,11 @@ def test_a_build_kept_behind_a_newer_desired_state_links_it(settings, store, bui
     assert f'Desired state stayed at a newer commit: <a href="http://testserver/page/{second.id}.' in html
 
 
-def test_the_depot_build_is_linked(settings, store, builds: Builds, page_path) -> None:
+def test_the_depot_build_is_linked(settings, build_store, builds: Builds, page_path) -> None:
     build = builds.running()
-    store.set_backend_build(build.id, "depot-build-123", "https://depot.dev/orgs/o/projects/p/builds/depot-build-123")
+    build_store.set_backend_build(
+        build.id, "depot-build-123", "https://depot.dev/orgs/o/projects/p/builds/depot-build-123"
+    )
     html = anonymous(settings).get(page_path(build.id)).text
     assert (
         '<a href="https://depot.dev/orgs/o/projects/p/builds/depot-build-123" rel="noreferrer">depot-build-123</a>'
@@ -184,8 +188,8 @@ def test_the_stylesheet_and_script_are_served_by_the_api(settings) -> None:
     assert js.status_code == 200 and "EventSource" in js.text
 
 
-def test_the_openapi_schema_types_the_explanation_and_leaves_pages_out(client) -> None:
-    spec = client.get("/openapi.json").json()
+def test_the_openapi_schema_types_the_explanation_and_leaves_pages_out(api_client) -> None:
+    spec = api_client.get("/openapi.json").json()
     detail = spec["components"]["schemas"]["BuildDetail"]["properties"]
     assert detail["explanation"]["anyOf"][0] == {"$ref": "#/components/schemas/Explanation"}
     assert "page_url" in detail

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from page_helpers import Builds
+from support.build_pages import Builds
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import utcnow

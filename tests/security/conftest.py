@@ -1,4 +1,4 @@
-"""Fixtures of the security suite; the hostile inputs themselves live in tests/hostile_urls.py."""
+"""Fixtures of the security suite; the hostile inputs themselves live in tests/support/hostile_urls.py."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from deliveries import FORM, GitHub
+from support.deliveries import FORM, GitHub
 
 from starforge_dag.store import BuildStore
 
@@ -217,41 +217,43 @@ CASES = cases()
 
 
 @pytest.fixture
-def tracked(store: BuildStore) -> Iterator[None]:
+def tracked(build_store: BuildStore) -> Iterator[None]:
     """The repository every case names is tracked on its pushed branch: a valid push would queue a build."""
-    store.add_app("acme", "shop", "https://github.com/acme/shop.git", "main")
+    build_store.add_app("acme", "shop", "https://github.com/acme/shop.git", "main")
     yield
 
 
-def test_hostile_signed_deliveries_get_4xx_and_queue_nothing(github: GitHub, store: BuildStore, tracked) -> None:
+def test_hostile_signed_deliveries_get_4xx_and_queue_nothing(
+    github_webhooks: GitHub, build_store: BuildStore, tracked
+) -> None:
     assert len(CASES) >= 200
     answers: dict[str, int] = {}
     for name, make in CASES:
-        kwargs = make(github)
+        kwargs = make(github_webhooks)
         if "payload" in kwargs:
             kwargs["body"] = json.dumps(kwargs.pop("payload"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-        response = github.deliver(**kwargs)
+        response = github_webhooks.deliver(**kwargs)
         answers[name] = response.status_code
         assert response.status_code < 500, (name, response.text)
         assert response.status_code != 202, (name, response.text)
         body = response.json()
         assert body.get("detail") or body.get("reason"), (name, body)
-        assert store.list_builds() == [], name
+        assert build_store.list_builds() == [], name
     assert sum(400 <= code < 500 for code in answers.values()) >= 200, answers
 
-    control = github.deliver(github.push())
+    control = github_webhooks.deliver(github_webhooks.push())
     assert control.status_code == 202 and len(control.json()["created"]) == 1
 
 
 @pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
-def test_refused_pushes_name_the_reason(github: GitHub, store: BuildStore, tracked, form: bool) -> None:
-    payload = github.push()
-    bad_after = github.deliver({**payload, "after": "--upload-pack=touch /tmp/x"}, form=form)
+def test_refused_pushes_name_the_reason(github_webhooks: GitHub, build_store: BuildStore, tracked, form: bool) -> None:
+    payload = github_webhooks.push()
+    bad_after = github_webhooks.deliver({**payload, "after": "--upload-pack=touch /tmp/x"}, form=form)
     assert bad_after.status_code == 422 and "not a full commit id" in bad_after.json()["detail"]
-    bad_ref = github.deliver({**payload, "ref": "refs/heads/a..b"}, form=form)
+    bad_ref = github_webhooks.deliver({**payload, "ref": "refs/heads/a..b"}, form=form)
     assert bad_ref.status_code == 422 and "not a valid git ref" in bad_ref.json()["detail"]
-    nul = github.deliver({**payload, "sender": {"login": "ada\x00"}}, form=form)
+    nul = github_webhooks.deliver({**payload, "sender": {"login": "ada\x00"}}, form=form)
     assert nul.status_code == 400 and "sender.login" in nul.json()["detail"] and "NUL" in nul.json()["detail"]
-    deep = github.deliver(body=("[" * 30_000 + "]" * 30_000).encode())
+    deep = github_webhooks.deliver(body=("[" * 30_000 + "]" * 30_000).encode())
     assert deep.status_code == 400 and "nested deeper" in deep.json()["detail"]
-    assert store.list_builds() == []
+    assert build_store.list_builds() == []

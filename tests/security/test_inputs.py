@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hostile_urls import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
+from support.hostile_urls import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
 
 from starforge_dag.core.inputs import (
     InvalidInput,

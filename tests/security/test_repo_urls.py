@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from hostile_urls import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
+from support.hostile_urls import PERMISSIVE, command_urls, local_urls, refused_by_default_urls
 
 from starforge_dag.api import create_app
 from starforge_dag.cli import main
@@ -73,17 +73,17 @@ def test_apps_add_refuses_the_url_and_registers_nothing(
 
 @pytest.mark.parametrize(("permissive", "index"), STORED_CASES)
 def test_manual_build_of_an_app_with_a_hostile_url_is_refused_by_the_api(
-    settings: Settings, store: BuildStore, canary: Path, permissive: bool, index: int
+    settings: Settings, build_store: BuildStore, canary: Path, permissive: bool, index: int
 ) -> None:
     urls = _hostile(canary, permissive)
-    store.add_app("acme", "evil", urls[index], "main")  # a row from before URLs were checked, or written directly
+    build_store.add_app("acme", "evil", urls[index], "main")  # a row from before URLs were checked, or written directly
     with TestClient(create_app(_policy_settings(settings, permissive)), headers=_auth(settings)) as client:
         response = client.post("/apps/acme/evil/builds", json={"ref": "main"})
         exact = client.post("/apps/acme/evil/builds", json={"ref": SHA})
     for answer in (response, exact):
         assert answer.status_code == 422, answer.text
         assert "acme/evil cannot be built" in answer.json()["detail"]
-    assert store.list_builds() == []
+    assert build_store.list_builds() == []
 
 
 @pytest.mark.parametrize("permissive", [False, True], ids=["default", "any"])
@@ -160,15 +160,17 @@ def test_git_itself_refuses_transport_helpers_when_a_url_gets_past_validation(
     ],
 )
 def test_manual_build_refs_that_are_neither_branch_nor_commit_are_a_bad_request(
-    client: TestClient, store: BuildStore, git_repo, canary: Path, ref: str
+    api_client: TestClient, build_store: BuildStore, git_repo, canary: Path, ref: str
 ) -> None:
     repo = git_repo("shop")
     repo.commit({"a": "1"})
-    store.add_app("acme", "shop", repo.url, "main")
-    response = client.post("/apps/acme/shop/builds", content=json.dumps({"ref": ref.replace("{canary}", str(canary))}))
+    build_store.add_app("acme", "shop", repo.url, "main")
+    response = api_client.post(
+        "/apps/acme/shop/builds", content=json.dumps({"ref": ref.replace("{canary}", str(canary))})
+    )
     assert response.status_code in (400, 422), response.text
     assert response.json()["detail"]
-    assert store.list_builds() == []
+    assert build_store.list_builds() == []
 
 
 def _auth(settings: Settings) -> dict[str, str]:

@@ -40,7 +40,7 @@ def lib(git_repo):
 
 
 def _head(repo) -> str:
-    from gitrepos import git
+    from support.gitrepos import git
 
     return git(repo.work, "rev-parse", "HEAD")
 
@@ -161,32 +161,29 @@ def test_a_relative_url_may_not_climb_into_the_host() -> None:
 
 
 def test_a_build_whose_commit_has_a_hostile_submodule_fails_as_the_users_error(
-    settings, store, github, git_repo, git_http, lib, secret, tmp_path: Path
+    settings, pipeline, build_store, github_webhooks, git_repo, git_http, lib, secret, tmp_path: Path
 ) -> None:
     """Through the webhook, the queue and the build job: the build ends failed at clone, naming the submodule."""
-    import dagster as dg
-
     from starforge_dag.core.states import BuildState
-    from starforge_dag.definitions import resources_for
-    from starforge_dag.dev.runner import drain_queue
 
     app = git_repo("app")
     app.link_submodule("vendor/lib", "../lib.git", _head(lib))
     app.link_submodule("vendor/secret", f"file://{secret.bare}", _head(secret), name="evil")
     sha = app.commit({"Dockerfile": "FROM scratch\n"})
     url = f"{git_http}/app.git"
-    store.add_app("acme", "shop", url, "main", repo_full_name="acme/shop")
-    [build_id] = github.deliver(github.push(github.commit(sha=sha), repo_url=url)).json()["created"]
+    build_store.add_app("acme", "shop", url, "main", repo_full_name="acme/shop")
+    [build_id] = github_webhooks.deliver(github_webhooks.push(github_webhooks.commit(sha=sha), repo_url=url)).json()[
+        "created"
+    ]
 
     netloc = urlsplit(git_http).netloc
     policed = settings.model_copy(
         update={"git_allowed_schemes": "http", "git_allowed_hosts": netloc, "build_backend": "fake"}
     )
-    with dg.instance_for_test() as instance:
-        (result,) = drain_queue(instance, resources_for(policed))
+    (result,) = pipeline.using(policed).drain()
 
     assert not result.success
-    build = store.get_build(build_id)
+    build = build_store.get_build(build_id)
     assert build.status == BuildState.FAILED and build.error_step == "clone"
     assert "submodule 'evil' (vendor/secret): repository URL scheme 'file' is not allowed" in build.error
     assert not list((policed.workdir / f"build-{build_id}" / "vendor" / "secret").glob("*"))

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 import sqlalchemy as sa
-from store_helpers import sha
+from support.facts import at, sha
 
 from starforge_dag.core.models import App, Build
 from starforge_dag.core.states import BuildState
 from starforge_dag.store import BuildStore
 from starforge_dag.store.schema import apps as apps_table
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 _deliveries = iter(range(1_000_000))
-
-
-def at(n: int) -> datetime:
-    """The commit time of commit n: later commits are newer."""
-    return T0 + timedelta(minutes=n)
 
 
 def push(store: BuildStore, app: App, n: int, *, forced: bool = False, actor: str = "ada") -> tuple[Build, bool]:
@@ -45,127 +37,127 @@ def build_and_succeed(store: BuildStore, build_id: int) -> bool:
 
 
 @pytest.fixture
-def app(store: BuildStore) -> App:
-    return store.add_app("acme", "web", "https://github.com/acme/web.git", "main")
+def app(build_store: BuildStore) -> App:
+    return build_store.add_app("acme", "web", "https://github.com/acme/web.git", "main")
 
 
-def test_a_commit_already_queued_built_or_superseded_is_never_queued_again(store, app):
-    first, created = push(store, app, 1)
+def test_a_commit_already_queued_built_or_superseded_is_never_queued_again(build_store, app):
+    first, created = push(build_store, app, 1)
     assert created
-    assert push(store, app, 1) == (first, False)  # queued
-    build_and_succeed(store, first.id)
-    again, created = push(store, app, 1)  # built
+    assert push(build_store, app, 1) == (first, False)  # queued
+    build_and_succeed(build_store, first.id)
+    again, created = push(build_store, app, 1)  # built
     assert (again.id, created) == (first.id, False)
-    second, _ = push(store, app, 2)
-    third, _ = push(store, app, 3)
-    assert store.get_build(second.id).status == BuildState.SUPERSEDED
-    assert push(store, app, 2)[0].id == second.id  # superseded
-    assert sorted(b.commit_sha for b in store.list_builds(app_id=app.id)) == [sha(1), sha(2), sha(3)]
-    assert store.get_build(third.id).status == BuildState.QUEUED
+    second, _ = push(build_store, app, 2)
+    third, _ = push(build_store, app, 3)
+    assert build_store.get_build(second.id).status == BuildState.SUPERSEDED
+    assert push(build_store, app, 2)[0].id == second.id  # superseded
+    assert sorted(b.commit_sha for b in build_store.list_builds(app_id=app.id)) == [sha(1), sha(2), sha(3)]
+    assert build_store.get_build(third.id).status == BuildState.QUEUED
 
 
-def test_an_older_commit_arriving_late_never_supersedes_the_newer_one(store, app):
-    newer, _ = push(store, app, 5)
-    older, created = push(store, app, 4)
+def test_an_older_commit_arriving_late_never_supersedes_the_newer_one(build_store, app):
+    newer, _ = push(build_store, app, 5)
+    older, created = push(build_store, app, 4)
     assert not created
-    assert store.get_build(newer.id).status == BuildState.QUEUED
-    late = store.get_build(older.id)
+    assert build_store.get_build(newer.id).status == BuildState.QUEUED
+    late = build_store.get_build(older.id)
     assert late.status == BuildState.SUPERSEDED
     assert late.error == f"superseded by build {newer.id} of the newer commit {sha(5)[:12]}"
 
 
-def test_order_is_commit_time_not_build_id_even_for_running_builds(store):
-    app = store.add_app("acme", "eager", "https://github.com/acme/eager.git", "main", cancel_running=True)
-    newer, _ = push(store, app, 9)
-    store.transition(newer.id, BuildState.CLONING, "go", "run:test")
-    push(store, app, 8)
-    assert store.cancel_state(newer.id) is None
-    newest, created = push(store, app, 10)
-    assert created and store.cancel_state(newer.id) == BuildState.SUPERSEDED
-    assert store.get_build(newer.id).error == f"superseded by build {newest.id}"
+def test_order_is_commit_time_not_build_id_even_for_running_builds(build_store):
+    app = build_store.add_app("acme", "eager", "https://github.com/acme/eager.git", "main", cancel_running=True)
+    newer, _ = push(build_store, app, 9)
+    build_store.transition(newer.id, BuildState.CLONING, "go", "run:test")
+    push(build_store, app, 8)
+    assert build_store.cancel_state(newer.id) is None
+    newest, created = push(build_store, app, 10)
+    assert created and build_store.cancel_state(newer.id) == BuildState.SUPERSEDED
+    assert build_store.get_build(newer.id).error == f"superseded by build {newest.id}"
 
 
-def test_a_commit_older_than_desired_state_is_not_built(store, app):
-    built, _ = push(store, app, 3)
-    build_and_succeed(store, built.id)
-    late, created = push(store, app, 2)
-    assert not created and store.get_build(late.id).status == BuildState.SUPERSEDED
-    assert "desired state is already at the newer commit" in (store.get_build(late.id).error or "")
-    assert store.desired_state(app.id).commit_sha == sha(3)
+def test_a_commit_older_than_desired_state_is_not_built(build_store, app):
+    built, _ = push(build_store, app, 3)
+    build_and_succeed(build_store, built.id)
+    late, created = push(build_store, app, 2)
+    assert not created and build_store.get_build(late.id).status == BuildState.SUPERSEDED
+    assert "desired state is already at the newer commit" in (build_store.get_build(late.id).error or "")
+    assert build_store.desired_state(app.id).commit_sha == sha(3)
 
 
-def test_a_manual_build_rebuilds_a_built_commit(store, app):
-    built, _ = push(store, app, 1)
-    build_and_succeed(store, built.id)
-    manual = store.enqueue(app, "main", sha(1), trigger="manual", actor="cli")
+def test_a_manual_build_rebuilds_a_built_commit(build_store, app):
+    built, _ = push(build_store, app, 1)
+    build_and_succeed(build_store, built.id)
+    manual = build_store.enqueue(app, "main", sha(1), trigger="manual", actor="cli")
     assert manual.created and manual.build.id != built.id
 
 
-def test_force_push_back_to_a_built_commit_reuses_its_image_as_a_recorded_rewind(store, app):
-    old, _ = push(store, app, 1)
-    build_and_succeed(store, old.id)
-    new, _ = push(store, app, 2)
-    build_and_succeed(store, new.id)
-    count = len(store.list_builds(app_id=app.id))
+def test_force_push_back_to_a_built_commit_reuses_its_image_as_a_recorded_rewind(build_store, app):
+    old, _ = push(build_store, app, 1)
+    build_and_succeed(build_store, old.id)
+    new, _ = push(build_store, app, 2)
+    build_and_succeed(build_store, new.id)
+    count = len(build_store.list_builds(app_id=app.id))
 
-    head, created = push(store, app, 1, forced=True, actor="grace")
+    head, created = push(build_store, app, 1, forced=True, actor="grace")
 
-    assert not created and head.id == old.id and len(store.list_builds(app_id=app.id)) == count
-    desired = store.desired_state(app.id)
+    assert not created and head.id == old.id and len(build_store.list_builds(app_id=app.id)) == count
+    desired = build_store.desired_state(app.id)
     assert (desired.commit_sha, desired.build_id, desired.image_digest) == (sha(1), old.id, f"sha256:{old.id:064x}")
     assert desired.actor == "grace" and desired.reason == "rewind"
     assert desired.note.startswith(f"rewind to {sha(1)[:12]} by force-push of main")
 
 
-def test_force_push_back_to_an_unbuilt_commit_builds_it_and_moves_desired_state_back_once(store, app):
-    skipped, _ = push(store, app, 1)
-    latest, _ = push(store, app, 2)  # supersedes commit 1 before it was built
-    build_and_succeed(store, latest.id)
+def test_force_push_back_to_an_unbuilt_commit_builds_it_and_moves_desired_state_back_once(build_store, app):
+    skipped, _ = push(build_store, app, 1)
+    latest, _ = push(build_store, app, 2)  # supersedes commit 1 before it was built
+    build_and_succeed(build_store, latest.id)
 
-    rewind, created = push(store, app, 1, forced=True, actor="grace")
+    rewind, created = push(build_store, app, 1, forced=True, actor="grace")
 
     assert created and rewind.id not in (skipped.id, latest.id) and rewind.rewind
-    assert store.desired_state(app.id).commit_sha == sha(2)  # nothing moves until the image exists
-    assert build_and_succeed(store, rewind.id)
-    desired = store.desired_state(app.id)
+    assert build_store.desired_state(app.id).commit_sha == sha(2)  # nothing moves until the image exists
+    assert build_and_succeed(build_store, rewind.id)
+    desired = build_store.desired_state(app.id)
     assert desired.commit_sha == sha(1) and desired.build_id == rewind.id
     assert desired.reason == "rewind" and desired.note.startswith("rewind to") and desired.actor == "grace"
-    assert not push(store, app, 2)[1]  # a late redelivery of the newer commit does not undo the rewind
-    following, created = push(store, app, 3)
-    assert created and build_and_succeed(store, following.id)
-    assert store.desired_state(app.id).commit_sha == sha(3)
+    assert not push(build_store, app, 2)[1]  # a late redelivery of the newer commit does not undo the rewind
+    following, created = push(build_store, app, 3)
+    assert created and build_and_succeed(build_store, following.id)
+    assert build_store.desired_state(app.id).commit_sha == sha(3)
 
 
-def test_force_push_rebuilds_when_the_build_settings_changed(store, app):
-    old, _ = push(store, app, 1)
-    build_and_succeed(store, old.id)
-    new, _ = push(store, app, 2)
-    build_and_succeed(store, new.id)
-    with store.engine.begin() as conn:
+def test_force_push_rebuilds_when_the_build_settings_changed(build_store, app):
+    old, _ = push(build_store, app, 1)
+    build_and_succeed(build_store, old.id)
+    new, _ = push(build_store, app, 2)
+    build_and_succeed(build_store, new.id)
+    with build_store.engine.begin() as conn:
         conn.execute(sa.update(apps_table).where(apps_table.c.id == app.id).values(dockerfile_path="ops/Dockerfile"))
-    moved_app = store.get_app_by_id(app.id)
+    moved_app = build_store.get_app_by_id(app.id)
 
-    rebuild, created = push(store, moved_app, 1, forced=True)
+    rebuild, created = push(build_store, moved_app, 1, forced=True)
 
     assert created and rebuild.id != old.id
-    assert store.desired_state(app.id).commit_sha == sha(2)
+    assert build_store.desired_state(app.id).commit_sha == sha(2)
 
 
-def test_force_push_stops_builds_of_the_abandoned_history(store, app):
-    old, _ = push(store, app, 1)
-    build_and_succeed(store, old.id)
-    abandoned, _ = push(store, app, 2)
-    run_to_pushing(store, abandoned.id)
-    queued, _ = push(store, app, 3)
+def test_force_push_stops_builds_of_the_abandoned_history(build_store, app):
+    old, _ = push(build_store, app, 1)
+    build_and_succeed(build_store, old.id)
+    abandoned, _ = push(build_store, app, 2)
+    run_to_pushing(build_store, abandoned.id)
+    queued, _ = push(build_store, app, 3)
 
-    push(store, app, 1, forced=True)
+    push(build_store, app, 1, forced=True)
 
-    assert store.get_build(queued.id).status == BuildState.SUPERSEDED
-    assert store.cancel_state(abandoned.id) == BuildState.SUPERSEDED
-    outcome = store.succeed(abandoned.id, "r/app:2", "sha256:" + "2" * 64, "image pushed", "run:test")
+    assert build_store.get_build(queued.id).status == BuildState.SUPERSEDED
+    assert build_store.cancel_state(abandoned.id) == BuildState.SUPERSEDED
+    outcome = build_store.succeed(abandoned.id, "r/app:2", "sha256:" + "2" * 64, "image pushed", "run:test")
     assert outcome.build.status == BuildState.SUPERSEDED and not outcome.moved
     assert "superseded by the force-push of main" in (outcome.build.error or "")
-    assert store.desired_state(app.id).commit_sha == sha(1)
+    assert build_store.desired_state(app.id).commit_sha == sha(1)
 
 
 def _refuse_success(store: BuildStore) -> None:
@@ -193,37 +185,41 @@ def _refuse_success(store: BuildStore) -> None:
             )
 
 
-def test_success_is_one_transaction_image_desired_state_and_status_or_nothing(store, app):
-    build, _ = push(store, app, 1)
-    run_to_pushing(store, build.id)
-    _refuse_success(store)
+def test_success_is_one_transaction_image_desired_state_and_status_or_nothing(build_store, app):
+    build, _ = push(build_store, app, 1)
+    run_to_pushing(build_store, build.id)
+    _refuse_success(build_store)
 
     with pytest.raises(sa.exc.DatabaseError, match="refused"):
-        store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
+        build_store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
 
-    left = store.get_build(build.id)
+    left = build_store.get_build(build.id)
     assert left.status == BuildState.PUSHING and left.image_digest is None
-    assert store.desired_state(app.id) is None
-    with store.engine.begin() as conn:
-        conn.execute(sa.text("DROP TRIGGER refuse_success" + (" ON build_transitions" if store.is_postgres else "")))
-    first = store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
-    again = store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
+    assert build_store.desired_state(app.id) is None
+    with build_store.engine.begin() as conn:
+        conn.execute(
+            sa.text("DROP TRIGGER refuse_success" + (" ON build_transitions" if build_store.is_postgres else ""))
+        )
+    first = build_store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
+    again = build_store.succeed(build.id, "r/app:1", "sha256:" + "1" * 64, "image pushed", "run:test")
     assert first.moved and again.moved and again.build.status == BuildState.SUCCEEDED
-    assert [t.to_state for t in store.transitions(build.id)].count(BuildState.SUCCEEDED) == 1
+    assert [t.to_state for t in build_store.transitions(build.id)].count(BuildState.SUCCEEDED) == 1
 
 
-def test_the_first_recorded_stop_reason_wins(store, app):
-    build, _ = push(store, app, 1)
-    store.transition(build.id, BuildState.CLONING, "go", "run:test")
-    store.request_cancel(build.id, actor="ada", reason="stop it")
-    store.request_cancel(build.id, actor="bob", reason="no, stop it for my reason")
-    ended = store.finish(build.id, BuildState.CANCELED, "build canceled during [2/4] RUN make", "run:test")
+def test_the_first_recorded_stop_reason_wins(build_store, app):
+    build, _ = push(build_store, app, 1)
+    build_store.transition(build.id, BuildState.CLONING, "go", "run:test")
+    build_store.request_cancel(build.id, actor="ada", reason="stop it")
+    build_store.request_cancel(build.id, actor="bob", reason="no, stop it for my reason")
+    ended = build_store.finish(build.id, BuildState.CANCELED, "build canceled during [2/4] RUN make", "run:test")
     assert ended.status == BuildState.CANCELED and ended.error == "stop it"
-    assert store.transitions(build.id)[-1].reason == "stop it"
+    assert build_store.transitions(build.id)[-1].reason == "stop it"
 
-    superseded, _ = push(store, store.add_app("acme", "eager", "https://x.invalid/a/e.git", cancel_running=True), 2)
-    store.transition(superseded.id, BuildState.CLONING, "go", "run:test")
-    newer, _ = push(store, store.get_app("acme/eager"), 3)
-    store.request_cancel(superseded.id, actor="ada", reason="stop it")
-    ended = store.finish(superseded.id, BuildState.FAILED, "run ended FAILURE", "sensor")
+    superseded, _ = push(
+        build_store, build_store.add_app("acme", "eager", "https://x.invalid/a/e.git", cancel_running=True), 2
+    )
+    build_store.transition(superseded.id, BuildState.CLONING, "go", "run:test")
+    newer, _ = push(build_store, build_store.get_app("acme/eager"), 3)
+    build_store.request_cancel(superseded.id, actor="ada", reason="stop it")
+    ended = build_store.finish(superseded.id, BuildState.FAILED, "run ended FAILURE", "sensor")
     assert ended.status == BuildState.SUPERSEDED and ended.error == f"superseded by build {newer.id}"

@@ -12,8 +12,8 @@ from starforge_dag.store import BuildStore
 from starforge_dag.store.schema import metadata
 
 
-def test_the_migrated_database_matches_the_schema_module(store: BuildStore) -> None:
-    with store.engine.connect() as conn, warnings.catch_warnings():
+def test_the_migrated_database_matches_the_schema_module(build_store: BuildStore) -> None:
+    with build_store.engine.connect() as conn, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLite cannot reflect expression indexes; alembic says so and skips them
         differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert differences == []

@@ -1,1 +1,2 @@
-"""Helpers shared by tests and benchmarks (benchmarks put `tests/` on sys.path to import them)."""
+"""Helpers shared by tests and benchmarks: pytest puts tests/ on sys.path (`pythonpath` in pyproject.toml),
+benchmarks put it there themselves."""

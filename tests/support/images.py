@@ -1,4 +1,4 @@
-"""A pushed image read back from the registry: manifest, config (with its history) and every layer's files."""
+"""Pushed images read back from the registry: manifest, config (with history), every layer and the files they hold."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from collections.abc import Collection
 from typing import Any
 
 import httpx
-from deliveries import GitHub
 
 from starforge_dag.dev.stack import Stack, StackError
+from support.deliveries import GitHub
 
 POLL_S = 0.25
 

@@ -1,7 +1,4 @@
-"""Signed GitHub deliveries for tests: push payloads shaped like github.com's, signed as GitHub signs them.
-
-The `signed_push` fixture in tests/conftest.py hands this out; modules that are not tests (helpers) import it.
-"""
+"""Signed GitHub deliveries for tests: push payloads shaped like github.com's, signed as GitHub signs them."""
 
 from __future__ import annotations
 

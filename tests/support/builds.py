@@ -1,25 +1,16 @@
-"""Small helpers of the build store tests."""
+"""Builds carried through a real build store to the state a test starts from."""
 
 from __future__ import annotations
 
-
-def sha(n: int) -> str:
-    """A well-formed commit id, distinct per n."""
-    return f"{n:040x}"
-
-
-def commit_time(n: int):
-    """The commit time of commit n: later commits are newer."""
-    from datetime import UTC, datetime, timedelta
-
-    return datetime(2026, 11, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=n)
+from starforge_dag.core.models import App, Build
+from starforge_dag.core.states import BuildState
+from starforge_dag.store import BuildStore
+from support.facts import at, sha
 
 
-def pushing_build(store, app, n: int):
+def pushing_build(store: BuildStore, app: App, n: int) -> Build:
     """A manual build of commit n carried to `pushing`, ready to succeed."""
-    from starforge_dag.core.states import BuildState
-
-    build = store.enqueue(app, "main", sha(n), trigger="manual", actor="ada", commit_time=commit_time(n)).build
+    build = store.enqueue(app, "main", sha(n), trigger="manual", actor="ada", commit_time=at(n)).build
     for state in (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING):
         store.transition(build.id, state, state.value, "run:test")
     return build
@@ -30,6 +21,6 @@ def image_of(build_id: int, repository: str = "127.0.0.1:5000/apps/acme/web") ->
     return f"{repository}:{build_id}", f"sha256:{build_id:064x}"
 
 
-def succeed(store, build, run_id: str | None = "run-test", image: tuple[str, str] | None = None):
+def succeed(store: BuildStore, build: Build, run_id: str | None = "run-test", image: tuple[str, str] | None = None):
     ref, digest = image or image_of(build.id)
     return store.succeed(build.id, ref, digest, "image pushed", "run:test", run_id=run_id)

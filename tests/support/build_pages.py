@@ -22,8 +22,8 @@ def sha(n: int) -> str:
 class Builds:
     """Builds of one app moved by hand through the store, as the build job would move them."""
 
-    def __init__(self, store: BuildStore, settings: Settings, app: App):
-        self.store, self.settings, self.app = store, settings, app
+    def __init__(self, build_store: BuildStore, settings: Settings, app: App):
+        self.store, self.settings, self.app = build_store, settings, app
         self._next = 1
 
     def queued(self, n: int | None = None) -> Build:
