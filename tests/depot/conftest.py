@@ -48,3 +48,19 @@ def depot_resources(pipeline: Pipeline) -> Callable[..., dict[str, Any]]:
         return pipeline.resources(build_service=service)
 
     return make
+
+
+@pytest.fixture
+def depot_env(settings: Settings, monkeypatch) -> Settings:
+    """The depot settings as environment variables (a re-executed run reads them like a code location)."""
+    for name, value in {
+        "STARFORGE_HOME": str(settings.home),
+        "STARFORGE_BUILD_BACKEND": "depot",
+        "STARFORGE_DEPOT_API_URL": settings.depot_api_url,
+        "STARFORGE_REGISTRY": settings.registry,
+        "STARFORGE_BUILDER_IMAGE": settings.builder_image,
+        "STARFORGE_RUNTIME_IMAGE": settings.runtime_image,
+        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return settings

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
 from support.deliveries import WEBHOOK_SECRET
-from support.pipeline import Pipeline
+from support.pipeline import Pipeline, environment_build_job
 
 from starforge_dag.api import create_app
 from starforge_dag.core.states import BuildState
@@ -19,7 +19,7 @@ from starforge_dag.ops.build import LoadBuildConfig
 from starforge_dag.resources.depot_service import DepotBuildService
 from starforge_dag.resources.fake_build_service import FakeBuildService
 from starforge_dag.resources.registry import RegistryResource
-from starforge_dag.settings import Settings, get_settings
+from starforge_dag.settings import Settings
 from starforge_dag.store import open_store
 
 
@@ -62,24 +62,9 @@ def test_users_swap_the_depot_resource_for_a_fake_in_their_own_tests(
 
 
 def depot_build_job() -> dg.JobDefinition:
-    """build_job with the resources the environment picks, as a code location would load it."""
-    return dg.Definitions(jobs=[build_job], resources=resources_for(get_settings())).resolve_job_def("build_job")
-
-
-@pytest.fixture
-def depot_env(settings: Settings, monkeypatch) -> Settings:
-    """The depot settings as environment variables (a re-executed run reads them like a code location)."""
-    for name, value in {
-        "STARFORGE_HOME": str(settings.home),
-        "STARFORGE_BUILD_BACKEND": "depot",
-        "STARFORGE_DEPOT_API_URL": settings.depot_api_url,
-        "STARFORGE_REGISTRY": settings.registry,
-        "STARFORGE_BUILDER_IMAGE": settings.builder_image,
-        "STARFORGE_RUNTIME_IMAGE": settings.runtime_image,
-        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return settings
+    """This module's own code-location job: Dagster caches a reconstructable job's definition per function, and
+    each module's re-execution runs against its own test's settings."""
+    return environment_build_job()
 
 
 @pytest.mark.integration

@@ -18,16 +18,15 @@ import dagster as dg
 import pytest
 from fastapi.testclient import TestClient
 from support.images import every_byte, image_config, image_files
-from support.pipeline import Pipeline, services_settings
+from support.pipeline import Pipeline, environment_build_job, services_settings
 
 from starforge_dag.api import create_app
 from starforge_dag.core.models import Build
 from starforge_dag.core.states import BuildState
 from starforge_dag.definitions import depot_service_for, resources_for
 from starforge_dag.dev.runner import drain_queue
-from starforge_dag.jobs import build_job
 from starforge_dag.logs import open_log_store
-from starforge_dag.settings import Settings, get_settings
+from starforge_dag.settings import Settings
 from starforge_dag.store import NewValue, open_store
 
 pytestmark = pytest.mark.integration
@@ -273,24 +272,9 @@ def test_no_secret_value_is_anywhere_but_in_the_build_that_used_it(
 
 
 def variables_build_job() -> dg.JobDefinition:
-    """build_job with the resources the environment picks, as a code location loads it (for re-execution)."""
-    return dg.Definitions(jobs=[build_job], resources=resources_for(get_settings())).resolve_job_def("build_job")
-
-
-@pytest.fixture
-def depot_env(settings: Settings, monkeypatch) -> Settings:
-    """The depot settings as environment variables, which a re-executed run reads like a code location."""
-    for name, value in {
-        "STARFORGE_HOME": str(settings.home),
-        "STARFORGE_BUILD_BACKEND": "depot",
-        "STARFORGE_DEPOT_API_URL": settings.depot_api_url,
-        "STARFORGE_REGISTRY": settings.registry,
-        "STARFORGE_BUILDER_IMAGE": settings.builder_image,
-        "STARFORGE_RUNTIME_IMAGE": settings.runtime_image,
-        "STARFORGE_GIT_ALLOWED_SCHEMES": "file",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return settings
+    """This module's own code-location job: Dagster caches a reconstructable job's definition per function, and
+    each module's re-execution runs against its own test's settings."""
+    return environment_build_job()
 
 
 def test_re_executing_a_failed_build_uses_the_variable_versions_it_was_queued_with(
@@ -311,7 +295,7 @@ def test_re_executing_a_failed_build_uses_the_variable_versions_it_was_queued_wi
     with dg.execute_job(job, instance=dagster_home, run_config=run_config, raise_on_error=False) as failed:
         assert not failed.success
         failed_id = failed.run_id
-    assert store.get_build(build_id).status == BuildState.FAILED
+    assert store.get_build(build_id).status == BuildState.FAILED, [e.message for e in failed.all_events if e.is_failure]
 
     set_vars(settings, workspace, "again", GREETING=("changed-later", False), NPM_TOKEN=(later_token, True))
     depot_emulator.faults.reject_tokens = False

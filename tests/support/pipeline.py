@@ -20,7 +20,7 @@ from starforge_dag.definitions import resources_for
 from starforge_dag.dev.runner import drain_queue, tick_queue_sensor
 from starforge_dag.jobs import build_job
 from starforge_dag.resources.fake_build_service import FakeBuildService
-from starforge_dag.settings import Settings
+from starforge_dag.settings import Settings, get_settings
 from support.deliveries import WEBHOOK_SECRET, GitHub
 
 DOCKERFILE = 'FROM 127.0.0.1:5000/base/busybox:latest\nWORKDIR /app\nCOPY . /app\nRUN echo hello\nCMD ["sh"]\n'
@@ -117,3 +117,8 @@ class RunInThread:
         self._thread.join(timeout)
         assert self.result is not None, "the run did not finish in time"
         return self.result
+
+
+def environment_build_job() -> dg.JobDefinition:
+    """build_job with the resources the environment picks, as a code location loads it (for `reconstructable`)."""
+    return dg.Definitions(jobs=[build_job], resources=resources_for(get_settings())).resolve_job_def("build_job")
