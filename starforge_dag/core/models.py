@@ -128,6 +128,8 @@ class Build(_FrozenModel):
     image_ref: str | None = None
     image_digest: str | None = None
     commit_time: datetime | None = None
+    commit_message: str | None = None
+    commit_author: str | None = None
     rewind: bool = False
     no_cache: bool = False
     started_at: datetime | None = None

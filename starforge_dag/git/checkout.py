@@ -39,6 +39,8 @@ class SourceTree(BaseModel):
     app_dir: str
     commit_sha: str
     commit_time: datetime
+    commit_message: str = ""
+    commit_author: str = ""
     submodules: list[str] = []
 
 
@@ -214,14 +216,26 @@ def _finish(git: Git, dest: Path, sha: str, root_dir: str, submodules: list[str]
     app_dir = resolve_inside(dest, root_dir or ".", what="root directory")
     if not app_dir.is_dir():
         raise UserBuildError(f"root directory {root_dir!r} does not exist in commit {sha[:12]}", step="clone")
-    committed = int(git.run("show", "--no-patch", "--format=%ct", sha, "--", cwd=dest).strip())
+    committed, author, subject = git.run("show", "--no-patch", "--format=%ct%x00%an%x00%s", sha, "--", cwd=dest).split(
+        "\0", 2
+    )
     return SourceTree(
         path=str(dest),
         app_dir=str(app_dir),
         commit_sha=sha,
-        commit_time=datetime.fromtimestamp(committed, tz=UTC),
+        commit_time=datetime.fromtimestamp(int(committed.strip()), tz=UTC),
+        commit_message=printable(subject, 1000),
+        commit_author=printable(author, 256),
         submodules=submodules,
     )
+
+
+def printable(text: str, limit: int) -> str:
+    """A line of the repository's own text as the platform may keep and show it: control characters and lone
+    surrogates dropped, whitespace collapsed, bounded."""
+    spaced = "".join(" " if c.isspace() else c for c in text)
+    kept = "".join(c for c in spaced if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    return " ".join(kept.split())[:limit]
 
 
 def resolve_inside(root: Path, relative: str, *, what: str) -> Path:

@@ -92,7 +92,11 @@ def clone_source(
                 request.build_id, url, request.commit_sha, request.root_dir, auth_config=auth
             ),
         )
-    db(build_store, lambda s: s.set_commit_time(request.build_id, source.commit_time), "record commit time")
+    db(
+        build_store,
+        lambda s: s.set_commit_time(request.build_id, source.commit_time, source.commit_message, source.commit_author),
+        "record the commit",
+    )
     context.add_output_metadata(
         {"commit": source.commit_sha, "path": source.path, "submodules": len(source.submodules)}
     )

@@ -63,14 +63,23 @@ class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables, Tok
                 pass  # it ended meanwhile
         return app, stopped
 
-    def set_commit_time(self, build_id: int, commit_time: datetime) -> None:
-        """The clone's commit time, for builds whose push did not say (manual builds): the push's time orders."""
+    def set_commit_time(self, build_id: int, commit_time: datetime, message: str = "", author: str = "") -> None:
+        """The clone's commit time, for builds whose push did not say (manual builds): the push's time orders.
+
+        The commit's subject line and author always come from the checkout, the one source that cannot be spoofed
+        by a delivery."""
         with self._tx() as conn:
             conn.execute(
                 t.builds.update()
                 .where(t.builds.c.id == build_id, t.builds.c.commit_time.is_(None))
                 .values(commit_time=as_utc(commit_time))
             )
+            if message or author:
+                conn.execute(
+                    t.builds.update()
+                    .where(t.builds.c.id == build_id)
+                    .values(commit_message=message or None, commit_author=author or None)
+                )
 
 
 def open_store(url: str) -> BuildStore:

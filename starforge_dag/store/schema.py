@@ -66,6 +66,8 @@ builds = sa.Table(
     sa.Column("image_ref", sa.Text, nullable=True),
     sa.Column("image_digest", sa.String(100), nullable=True),
     sa.Column("commit_time", sa.DateTime(timezone=True), nullable=True),  # from the push, else from the clone
+    sa.Column("commit_message", sa.String(1000), nullable=True),  # the commit's subject line, from the checkout
+    sa.Column("commit_author", sa.String(256), nullable=True),
     sa.Column("settings_key", sa.String(64), nullable=True),  # the app's build settings when it was queued
     sa.Column("rewind", sa.Boolean, nullable=False, server_default=sa.false()),  # may move desired state back once
     sa.Column("no_cache", sa.Boolean, nullable=False, server_default=sa.false()),  # build without the build cache

@@ -25,6 +25,16 @@ def test_checks_out_exactly_the_pushed_commit_shallow(git_repo, tmp_path):
     assert tree.commit_time.timestamp() == int(git(tmp_path / "co", "show", "-s", "--format=%ct", "HEAD"))
 
 
+def test_the_commit_s_subject_and_author_come_from_the_checkout_as_printable_text(git_repo, tmp_path):
+    repo = git_repo("app")
+    sha = repo.commit({"a.txt": "one"}, message="Fix\tthe  <b>login</b> \x1b[31mpage\x1b[0m\n\nA body that is not kept")
+
+    tree = checkout(repo.url, sha, tmp_path / "co", policy=FILE)
+
+    assert tree.commit_message == "Fix the <b>login</b> [31mpage[0m"  # escaping is the page's job, not the store's
+    assert tree.commit_author == "Test Author"
+
+
 def test_submodules_are_checked_out(git_repo, tmp_path):
     lib = git_repo("lib")
     lib.commit({"lib.txt": "library"})

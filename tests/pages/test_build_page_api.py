@@ -89,6 +89,15 @@ def test_hostile_log_lines_and_errors_are_escaped(settings, builds: Builds, page
     assert '<span class="fg-red">&lt;script&gt;' in html
 
 
+def test_the_commit_s_message_and_author_are_shown_escaped(settings, build_store, builds: Builds, page_path) -> None:
+    build = builds.failed("boom")
+    build_store.set_commit_time(build.id, utcnow(), "Ship <script>alert('msg')</script>", "Ada <ada@example.com>")
+    html = anonymous(settings).get(page_path(build.id)).text
+    assert "<script>alert('msg')" not in html
+    assert '<dd id="commit-message">Ship &lt;script&gt;alert(&#39;msg&#39;)&lt;/script&gt;</dd>' in html
+    assert '<span id="commit-author">Ada &lt;ada@example.com&gt;</span>' in html
+
+
 def test_secret_values_are_masked_on_the_page_and_in_the_live_log(
     settings, build_store, builds: Builds, page_path
 ) -> None:
