@@ -160,7 +160,11 @@ def worker_of(stack: Stack, pid: int) -> str:
     for name in stack.worker_names:
         service = stack.services[name]
         assert service.process is not None
-        if pid in {p.pid for p in psutil.Process(service.process.pid).children(recursive=True)}:
+        try:
+            children = psutil.Process(service.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue  # a worker the test killed
+        if pid in {p.pid for p in children}:
             return name
     raise AssertionError(f"process {pid} belongs to no worker")
 
