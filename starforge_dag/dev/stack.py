@@ -104,7 +104,8 @@ def stop_all(services: Collection[Service], grace_s: float = STOP_GRACE_S) -> No
 class Stack:
     """API, daemon and webserver on one DAGSTER_HOME (Postgres storage); stopped on exit, even after a failure.
 
-    With `workers`, that many `starforge worker` processes run the builds (deploy/dagster-celery.yaml).
+    With `workers`, that many `starforge worker` processes run the builds (deploy/dagster-celery.yaml); with
+    `celery` and no `workers`, the builds wait on the broker for workers started elsewhere.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Stack:
         root: Path = PROJECT_ROOT,
         workers: int = 0,
         worker_concurrency: int | None = None,
+        celery: bool = False,
     ):
         if not env.get("STARFORGE_DAGSTER_PG_URL"):
             raise ValueError("a stack keeps Dagster storage in Postgres: set STARFORGE_DAGSTER_PG_URL")
@@ -130,12 +132,13 @@ class Stack:
         self.home = self.settings.resolved_home
         self.logs_dir = self.home / "logs"
         self.workers = workers
-        self.dagster_home = self.home / ("dagster-celery" if workers else "dagster-postgres")
-        celery = {"STARFORGE_CELERY_BROKER_URL": self.settings.celery_broker_url.get_secret_value()} if workers else {}
+        self.celery = celery or workers > 0
+        self.dagster_home = self.home / ("dagster-celery" if self.celery else "dagster-postgres")
+        broker = {"STARFORGE_CELERY_BROKER_URL": self.settings.celery_broker_url.get_secret_value()}
         self.env = child_environ(
             {
                 **env,
-                **celery,
+                **(broker if self.celery else {}),
                 # dagster-postgres hands the URL to SQLAlchemy 2.1, where a bare postgresql:// means psycopg 3.
                 "STARFORGE_DAGSTER_PG_URL": normalize_url(env["STARFORGE_DAGSTER_PG_URL"]),
                 "STARFORGE_HOME": str(self.home),
@@ -187,7 +190,7 @@ class Stack:
 
     def start(self) -> None:
         """Start all three at once (imports dominate start-up), then wait until each one answers."""
-        prepare_dagster_home(self.settings, postgres=True, celery=bool(self.workers))
+        prepare_dagster_home(self.settings, postgres=True, celery=self.celery)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for service in self.services.values():
             service.log_file = service.log_path.open("wb")
