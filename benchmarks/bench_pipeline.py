@@ -52,7 +52,8 @@ from support.stack_client import post_push, wait_for_build  # the helpers the e2
 
 TERMINAL = {"succeeded", "failed", "canceled", "superseded", "timed_out"}
 SECRET, TOKEN = secrets.token_hex(16), secrets.token_hex(16)
-WIDTHS = [30, 6, 9, 8, 10, 8, 9, 8, 9, 8, 9, 12]
+WORKER_SLOTS = Settings().worker_concurrency  # runs one worker executes at once, the Stack's default
+WIDTHS = [58, 6, 9, 8, 10, 8, 9, 8, 10, 8, 9, 8, 9, 12]
 
 
 @dataclass
@@ -63,6 +64,11 @@ class Timing:
     launched: float
     started: float
     succeeded: float | None
+
+    @property
+    def run_start(self) -> float:
+        """Launch (RUN_STARTING) to RUN_START: what starting the run's process costs."""
+        return self.started - self.launched
 
 
 @contextmanager
@@ -123,9 +129,16 @@ def make_repos(root: Path, count: int) -> tuple[list[str], str]:
     return urls, git(work, "rev-parse", "HEAD")
 
 
-def register_apps(store: BuildStore, urls: list[str]) -> None:
+def workspace_of(i: int, burst: int) -> str:
+    """The first burst is one workspace's (its 4-run limit applies), the second one app in each of `burst`
+    workspaces, the builds one at a time one workspace's again."""
+    return f"bench-{i - burst}" if burst <= i < 2 * burst else "bench"
+
+
+def register_apps(store: BuildStore, urls: list[str], burst: int) -> None:
     for i, url in enumerate(urls):
-        store.add_app("bench", f"app-{i}", url, "main", repo_full_name=f"bench/app-{i}")
+        workspace = workspace_of(i, burst)
+        store.add_app(workspace, f"app-{i}", url, "main", repo_full_name=f"{workspace}/app-{i}")
 
 
 def timings(store: BuildStore, instance: dg.DagsterInstance, build_ids: list[int]) -> list[Timing]:
@@ -166,7 +179,7 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
         git_allowed_schemes="file",
     )
     store = open_store(settings.resolved_database_url)
-    register_apps(store, urls)
+    register_apps(store, urls, burst)
     resources = resources_for(settings)
     with (
         TestClient(create_app(settings)) as client,
@@ -176,24 +189,28 @@ def run_baseline(urls: list[str], sha: str, burst: int, databases: dict[str, str
 
         def deliver(i: int) -> list[int]:
             github = GitHub(client, SECRET)
-            payload = github.push(github.commit(sha=sha), full_name=f"bench/app-{i}", repo_url=urls[i])
+            full_name = f"{workspace_of(i, burst)}/app-{i}"
+            payload = github.push(github.commit(sha=sha), full_name=full_name, repo_url=urls[i])
             return github.deliver(payload).json()["created"]
 
         def drain() -> None:
             with redirect_stdout(log), redirect_stderr(log):
                 drain_queue(instance, resources)
 
-        began = time.monotonic()
-        burst_ids = [b for i in range(burst) for b in deliver(i)]
-        drain()
-        burst_wall = time.monotonic() - began
+        bursts = []
+        for first in (0, burst):
+            began = time.monotonic()
+            ids = [b for i in range(first, first + burst) for b in deliver(i)]
+            drain()
+            bursts.append((ids, time.monotonic() - began))
         began, serial_ids = time.monotonic(), []
-        for i in range(burst, len(urls)):
+        for i in range(2 * burst, len(urls)):
             serial_ids += deliver(i)
             drain()
         serial_wall = time.monotonic() - began
         return [
-            Result(f"in process, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
+            Result(f"in process, burst of {burst}, 1 workspace", timings(store, instance, bursts[0][0]), bursts[0][1]),
+            Result(f"in process, burst of {burst} workspaces", timings(store, instance, bursts[1][0]), bursts[1][1]),
             Result("in process, one at a time", timings(store, instance, serial_ids), serial_wall),
         ]
 
@@ -241,9 +258,10 @@ def run_stack(
     workers: int = 0,
     label: str = "Stack",
     memory: dict[str, float] | None = None,
+    prefix: str = "stack",
+    sensor_wait_s: float | None = None,
 ) -> tuple[list[Result], float]:
-    """The burst through the Stack's API, waiting for every build; then the rest one build at a time."""
-    prefix = "workers" if workers else "stack"
+    """The bursts through the Stack's API, waiting for every build; then the rest one build at a time."""
     env = {
         "STARFORGE_HOME": str(root / prefix),
         "STARFORGE_DATABASE_URL": databases[f"{prefix}_builds"],
@@ -253,40 +271,44 @@ def run_stack(
         "STARFORGE_GITHUB_WEBHOOK_SECRET": SECRET,
         "STARFORGE_API_TOKEN": TOKEN,
     }
+    if sensor_wait_s is not None:
+        env["STARFORGE_SENSOR_WAIT_S"] = str(sensor_wait_s)
     store = open_store(databases[f"{prefix}_builds"])
-    register_apps(store, urls)
+    register_apps(store, urls, burst)
     with RedisServer(root / f"{prefix}-redis") as redis_server:
         env["STARFORGE_CELERY_BROKER_URL"] = redis_server.url
-        return _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory)
+        return _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory, prefix)
 
 
-def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory):
-    prefix = "workers" if workers else "stack"
+def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory, prefix):
     began = time.monotonic()
     with Stack(env, workers=workers) as stack:
         startup = time.monotonic() - began
 
         def deliver(i: int) -> list[int]:
-            return post_push(stack, urls[i], f"bench/app-{i}", sha).json()["created"]
+            return post_push(stack, urls[i], f"{workspace_of(i, burst)}/app-{i}", sha).json()["created"]
 
         sampler = WorkerMemory(stack)
         idle = sampler.total()
-        began = time.monotonic()
+        bursts = []
         with sampler:
-            burst_ids = [b for i in range(burst) for b in deliver(i)]
-            for build_id in burst_ids:
-                wait_for_build(stack, build_id, TERMINAL, timeout=900)
-        burst_wall = time.monotonic() - began
+            for first in (0, burst):
+                began = time.monotonic()
+                ids = [b for i in range(first, first + burst) for b in deliver(i)]
+                for build_id in ids:
+                    wait_for_build(stack, build_id, TERMINAL, timeout=900)
+                bursts.append((ids, time.monotonic() - began))
         if memory is not None and workers:
             memory.update(idle_mb=idle / 2**20 / workers, peak_mb=sampler.peak / 2**20, idle_total_mb=idle / 2**20)
         began, serial_ids = time.monotonic(), []
-        for i in range(burst, len(urls)):
+        for i in range(2 * burst, len(urls)):
             serial_ids += deliver(i)
             wait_for_build(stack, serial_ids[-1], TERMINAL, timeout=300)
         serial_wall = time.monotonic() - began
     with postgres_instance(databases[f"{prefix}_dagster"], root) as instance:
         return [
-            Result(f"{label}, burst of {burst}", timings(store, instance, burst_ids), burst_wall),
+            Result(f"{label}, burst of {burst}, 1 workspace", timings(store, instance, bursts[0][0]), bursts[0][1]),
+            Result(f"{label}, burst of {burst} workspaces", timings(store, instance, bursts[1][0]), bursts[1][1]),
             Result(f"{label}, one at a time", timings(store, instance, serial_ids), serial_wall),
         ], startup
 
@@ -301,6 +323,7 @@ def row(result: Result) -> str:
     columns = (
         [t.created for t in result.timings],
         [t.launched for t in result.timings],
+        [t.run_start for t in result.timings],
         [t.started for t in result.timings],
         done,
     )
@@ -320,26 +343,44 @@ def main() -> None:
         help="a database to connect to for CREATE/DROP DATABASE of scratch databases",
     )
     parser.add_argument("--workers", type=int, default=0, help="also run the pushes on N Celery run workers")
+    parser.add_argument(
+        "--compare-sensor-wait",
+        action="store_true",
+        help="with --workers, also run the workers' stack with STARFORGE_SENSOR_WAIT_S=0 (the sensor never waits)",
+    )
     args = parser.parse_args()
     roles = ["baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster"]
     roles += ["workers_builds", "workers_dagster"] if args.workers else []
+    roles += ["nowait_builds", "nowait_dagster"] if args.workers and args.compare_sensor_wait else []
     load_before = os.getloadavg()
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, scratch_databases(args.postgres_admin_url, *roles) as databases:
         root = Path(tmp)
-        urls, sha = make_repos(root, args.builds + args.serial)
+        urls, sha = make_repos(root, 2 * args.builds + args.serial)
         baseline = run_baseline(urls, sha, args.builds, databases, root)
         measured, startup = run_stack(urls, sha, args.builds, databases, root)
         with_workers: list[Result] = []
+        without_wait: list[Result] = []
         if args.workers:
             label = f"{args.workers} Celery workers"
-            with_workers, _ = run_stack(urls, sha, args.builds, databases, root, args.workers, label, memory)
+            with_workers, _ = run_stack(
+                urls, sha, args.builds, databases, root, args.workers, label, memory, prefix="workers"
+            )
+            if args.compare_sensor_wait:
+                label = f"{args.workers} Celery workers, sensor wait 0"
+                without_wait, _ = run_stack(
+                    urls, sha, args.builds, databases, root, args.workers, label, None, "nowait", sensor_wait_s=0
+                )
     load_after = os.getloadavg()
 
-    print(f"\n{args.builds} builds pushed at once, then {args.serial} one at a time; fake backend, one app per build;")
+    print(
+        f"\n{args.builds} builds pushed at once in one workspace, then {args.builds} at once in {args.builds} "
+        f"workspaces, then {args.serial} one at a time; fake backend, one app per build;"
+    )
     print("seconds after the webhook was accepted (p50, p95):")
     print("  created: run record made by the sensor tick; launched: run handed to a run process (RUN_STARTING;")
-    print("  in process the same as started); started: run began executing (RUN_START); done: build succeeded")
+    print("  in process the same as started); run start: launched to started (the run process's start);")
+    print("  started: run began executing (RUN_START); done: build succeeded")
     print(f"stack start-up (API, daemon, webserver until all answer): {startup:.1f}s")
     print(
         "".join(
@@ -352,6 +393,8 @@ def main() -> None:
                         "created",
                         "p95",
                         "launched",
+                        "p95",
+                        "run start",
                         "p95",
                         "started",
                         "p95",
@@ -368,12 +411,17 @@ def main() -> None:
     for i, (stack_result, baseline_result) in enumerate(zip(measured, baseline)):
         if with_workers:
             print(row(with_workers[i]))
+        if without_wait:
+            print(row(without_wait[i]))
         print(row(stack_result))
         print(row(baseline_result))
     if memory:
         print(
             f"worker memory (RSS, worker and its run processes): idle {memory['idle_mb']:.0f} MB per worker; "
-            f"at the burst's peak {memory['peak_mb']:.0f} MB for all {args.workers}"
+            f"at the bursts' peak {memory['peak_mb']:.0f} MB for all {args.workers} "
+            f"(idle {memory['idle_total_mb']:.0f} MB); per concurrent run "
+            f"{(memory['peak_mb'] - memory['idle_total_mb']) / (args.workers * WORKER_SLOTS):.0f} MB "
+            f"({args.workers * WORKER_SLOTS} runs at once: every worker slot is busy in a burst)"
         )
     print(
         f"machine: {os.cpu_count()} cores; load average (1/5/15 min) before "

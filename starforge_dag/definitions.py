@@ -52,6 +52,7 @@ def build_store_for(settings: Settings) -> BuildStoreResource:
     return BuildStoreResource(
         database_url=_by_name(settings, "database_url", settings.resolved_database_url),
         build_timeout_s=settings.build_timeout_s,
+        queue_wait_s=settings.sensor_wait_s,
         secrets_key=_secret(settings, "secrets_key") or "",
         home=str(settings.resolved_home),
     )

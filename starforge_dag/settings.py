@@ -220,6 +220,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=2, ge=1, description="Build runs one `starforge worker` executes at once (one process each)."
     )
+    sensor_wait_s: float = Field(
+        default=4.0,
+        ge=0,
+        le=4.5,
+        description="How long a tick of the build-queue sensor, when the daemon evaluates it and no build is queued, "
+        "keeps looking for one (the daemon starts the next tick about 5 s after the last one started); 0: answer at once.",
+    )
     retain_desired_days: float = Field(
         default=7.0,
         ge=0,

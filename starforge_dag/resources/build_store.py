@@ -20,6 +20,9 @@ class BuildStoreResource(dg.ConfigurableResource):
     database_url: str = Field(description="SQLAlchemy URL of the build store.")
     build_timeout_s: int = Field(default=3600, description="A build not finished this long after enqueue times out.")
     claims_per_tick: int = Field(default=25, description="Most queued builds one sensor tick turns into runs.")
+    queue_wait_s: float = Field(
+        default=0.0, description="How long a daemon's tick of the build-queue sensor waits for a build to be queued."
+    )
     secrets_key: str = Field(
         default="", description="Fernet keys of secret variables (an EnvVar); empty: the key file under `home`."
     )

@@ -1,5 +1,6 @@
 """Turn queued builds into runs, and keep every build's state true to its run (invariant 3)."""
 
+import time
 from datetime import timedelta
 
 import dagster as dg
@@ -14,6 +15,7 @@ from ..resources.build_store import BuildStoreResource
 from ..store import BuildStore
 
 STALE_CLAIM = timedelta(minutes=2)
+QUEUE_POLL_S = 0.1  # one indexed query on the queue each time
 _RUN_STATES = {
     dg.DagsterRunStatus.SUCCESS: RunState.SUCCESS,
     dg.DagsterRunStatus.FAILURE: RunState.FAILURE,
@@ -96,6 +98,20 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
     return notes
 
 
+def claim_or_wait(store: BuildStore, limit: int, claimer: str, wait_s: float) -> list[Build]:
+    """Queued builds, claimed; with none, keep looking every QUEUE_POLL_S for up to `wait_s`.
+
+    The daemon starts a sensor's next tick about 5 s after the previous one started (its own loop): a tick that
+    waits for the next push turns it into a run as soon as it is queued instead of at the next tick.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        claimed = store.claim_queued(limit, claimer=claimer)
+        if claimed or time.monotonic() + QUEUE_POLL_S > deadline:
+            return claimed
+        time.sleep(QUEUE_POLL_S)
+
+
 @dg.sensor(
     job=build_job,
     minimum_interval_seconds=1,
@@ -103,8 +119,9 @@ def reconcile(store: BuildStore, instance: dg.DagsterInstance, timeout_s: int, a
     description="Claims queued builds: one run per build, run_key = build id.",
 )
 def build_queue_sensor(context: dg.SensorEvaluationContext, build_store: BuildStoreResource):
-    store = build_store.store()
-    claimed = store.claim_queued(build_store.claims_per_tick, claimer=f"sensor:{context.sensor_name}")
+    # The daemon hands its evaluations a reference to its instance; a direct call (tests, `drain_queue`) never waits.
+    wait_s = build_store.queue_wait_s if context.instance_ref is not None else 0.0
+    claimed = claim_or_wait(build_store.store(), build_store.claims_per_tick, f"sensor:{context.sensor_name}", wait_s)
     if not claimed:
         return dg.SkipReason("no queued builds")
     known = set(context.instance.get_dynamic_partitions(APP_PARTITIONS_NAME))

@@ -12,10 +12,11 @@ from support.pipeline import DOCKERFILE, RunInThread, watched_fake_backend
 from starforge_dag.core.errors import IllegalTransition
 from starforge_dag.core.models import BuildResult, BuildSpec, BuildTicket
 from starforge_dag.core.states import BuildState
-from starforge_dag.dev.runner import tick_reconcile_sensor
+from starforge_dag.dev.runner import tick_queue_sensor, tick_reconcile_sensor
 from starforge_dag.jobs import BUILD_ID_TAG, build_job
 from starforge_dag.resources.build_service import BuildService
 from starforge_dag.resources.build_store import BuildStoreResource
+from starforge_dag.sensors import builds as builds_sensors
 from starforge_dag.sensors.builds import build_run_canceled_sensor, build_run_failure_sensor
 
 
@@ -292,3 +293,36 @@ def test_running_build_superseded_by_a_newer_push_ends_its_run_as_canceled(
     assert dagster_instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.CANCELED
     build = build_store.get_build(old)
     assert build.status == BuildState.SUPERSEDED and build.error == f"superseded by build {new}"
+
+
+def test_a_daemon_tick_waits_for_the_next_push_a_direct_call_answers_at_once(
+    build_store, pipeline, git_repo, monkeypatch
+):
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": DOCKERFILE})
+    build_store.add_app("acme", "web", repo.url, "main", repo_full_name="acme/web")
+    resources = pipeline.resources(
+        build_store=pipeline.resources()["build_store"].model_copy(update={"queue_wait_s": 60})
+    )
+
+    def never(_seconds: float) -> None:
+        raise AssertionError("a direct evaluation must not wait")
+
+    monkeypatch.setattr(builds_sensors.time, "sleep", never)
+    skipped = tick_queue_sensor(pipeline.instance, resources)
+    assert isinstance(skipped, dg.SkipReason)
+
+    pushed: list[int] = []
+
+    def push_while_waiting(_seconds: float) -> None:
+        if not pushed:  # the queue was found empty once: the push arrives during the tick
+            pushed.append(pipeline.push(repo.url, "acme/web", sha)["builds"][0])
+
+    monkeypatch.setattr(builds_sensors.time, "sleep", push_while_waiting)
+    # The daemon evaluates sensors with a reference to its instance, not the instance itself.
+    with dg.build_sensor_context(
+        instance_ref=pipeline.instance.get_ref(), resources=resources, sensor_name="build_queue_sensor"
+    ) as context:
+        result = builds_sensors.build_queue_sensor(context)
+    assert isinstance(result, dg.SensorResult), result
+    assert [r.run_key for r in result.run_requests] == [str(pushed[0])]
