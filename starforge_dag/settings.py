@@ -221,11 +221,12 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Build runs one `starforge worker` executes at once (one process each)."
     )
     sensor_wait_s: float = Field(
-        default=4.0,
+        default=3.0,
         ge=0,
-        le=4.5,
+        le=4.0,
         description="How long a tick of the build-queue sensor, when the daemon evaluates it and no build is queued, "
-        "keeps looking for one (the daemon starts the next tick about 5 s after the last one started); 0: answer at once.",
+        "keeps looking for one; 0: answer at once. The daemon starts the next tick about 5 s after the last one "
+        "started, but skips it while that one is still running: keep a margin below 5 s.",
     )
     retain_desired_days: float = Field(
         default=7.0,
