@@ -106,10 +106,15 @@ def register_apps(store: BuildStore, apps: int) -> None:
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
-    """The real API under uvicorn on a free port, in this process; yields its base URL."""
+    """The real API under uvicorn on a free port, in this process; yields its base URL.
+
+    Idle connections are kept long enough that a loaded machine's pauses never close one the sender is reusing.
+    """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), log_level="warning", lifespan="off", timeout_keep_alive=120)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
