@@ -2,9 +2,12 @@
 
 1,000 signed deliveries for 50 apps x 4 commits, 30% of them redeliveries, shuffled. The baseline is the same
 storm sent one delivery at a time, measured in the same run on a fresh database; then `--concurrency` at a time.
+The sender is a process of its own (GitHub's senders are not in the API's process); `--client-in-process` sends
+from the server's process instead, whose interpreter lock the HTTP client then shares.
 Each configuration must end with one build per distinct commit, no 5xx and every delivery answered.
 
-Run: .venv/bin/python benchmarks/bench_storm.py [--deliveries 1000] [--concurrency 50] [--postgres-admin-url URL]
+Run: .venv/bin/python benchmarks/bench_storm.py [--deliveries 1000] [--concurrency 50] [--client-in-process]
+     [--postgres-admin-url URL]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from starforge_dag.store.db import dispose_all
 APPS, COMMITS = 50, 4
 
 
-def one_storm(admin: sa.Engine, deliveries: int, concurrency: int) -> None:
+def one_storm(admin: sa.Engine, deliveries: int, concurrency: int, own_process: bool) -> None:
     name = f"starforge_bench_storm_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -40,7 +43,7 @@ def one_storm(admin: sa.Engine, deliveries: int, concurrency: int) -> None:
             register_apps(store, APPS)
             sent = plan(APPS, COMMITS, deliveries=deliveries, redelivered=0.3)
             with serve(settings) as base_url:
-                result = send(base_url, "storm", sent, concurrency)
+                result = send(base_url, "storm", sent, concurrency, own_process=own_process)
             builds = store.list_builds(limit=100_000)
             commits = {(d.app, d.commit) for d in sent}
             lost = sum(1 for a in result.answers if not a.get("builds"))
@@ -66,6 +69,11 @@ def main() -> None:
         default="postgresql+psycopg2://postgres@127.0.0.1:5432/test",
         help="a database to connect to for CREATE/DROP DATABASE of a scratch database",
     )
+    parser.add_argument(
+        "--client-in-process",
+        action="store_true",
+        help="send from the server's own process (its HTTP client then competes for the server's interpreter lock)",
+    )
     args = parser.parse_args()
     admin = sa.create_engine(args.postgres_admin_url, isolation_level="AUTOCOMMIT")
     print(
@@ -73,7 +81,7 @@ def main() -> None:
     )
     try:
         for concurrency in (1, args.concurrency):
-            one_storm(admin, args.deliveries, concurrency)
+            one_storm(admin, args.deliveries, concurrency, own_process=not args.client_in_process)
     finally:
         admin.dispose()
 

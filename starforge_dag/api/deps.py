@@ -34,8 +34,11 @@ def access(kind: str) -> dict[str, Any]:
     return {ACCESS_KEY: kind}
 
 
-def settings_dep(request: Request) -> Settings:
-    """The settings given to create_app, else the environment as read on the first request."""
+async def settings_dep(request: Request) -> Settings:
+    """The settings given to create_app, else the environment as read on the first request.
+
+    A coroutine, so no request waits for a worker thread only to be handed the settings.
+    """
     state = request.app.state
     if state.settings is None:
         state.settings = get_settings()

@@ -170,9 +170,9 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     The store is opened here, after the signature check, so unsigned requests never reach the database.
     """
     store = open_store(database_url)
-    gh = store.github()
-    by_name = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
-    targets = apps_for_push(store, gh, event.repository.id, by_name, event.after)
+    repo = event.repository
+    lookup = store.lookup_push(delivery, repo.full_name, _url_variants(repo.urls), repo.id, event.after)
+    targets = apps_for_push(lookup, repo.id, event.after)
     removed = [app for app in targets.apps if app.archived]
     if removed and len(removed) == len(targets.apps):
         names = ", ".join(f"{app.workspace}/{app.name}" for app in removed)
@@ -180,20 +180,24 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     targets.apps = [app for app in targets.apps if not app.archived]
     targets.left_out += [(app, "the app was removed") for app in removed]
     wanted: list[tuple[App, str, str]] = []
+    seen: list[tuple[int, str, str]] = []
     ignored = [IgnoredApp(app=f"{app.workspace}/{app.name}", reason=why) for app, why in targets.left_out]
     for app in targets.apps:
         decision = decide(app, event)
         if not event.is_deletion:
-            gh.see(app.id, event.after, "push" if decision.build else "ignored")
+            seen.append((app.id, event.after, "push" if decision.build else "ignored"))
         if decision.build:
             wanted.append((app, event.branch or event.ref, event.after))
         else:
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason=decision.reason))
-    outcome = store.record_delivery(
-        delivery, "push", wanted, actor=event.actor, commit_time=event.commit_time, forced=event.forced
-    )
-    builds = [b.id for b in outcome.builds]
-    if outcome.redelivery:
+    if lookup.recorded is not None:  # answered from the record: nothing is written again
+        redelivery, builds = True, lookup.recorded
+    else:
+        outcome = store.record_delivery(
+            delivery, "push", wanted, actor=event.actor, commit_time=event.commit_time, forced=event.forced, seen=seen
+        )
+        redelivery, builds = outcome.redelivery, [b.id for b in outcome.builds]
+    if redelivery:
         return WebhookResult(
             status="redelivery",
             event="push",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -24,6 +24,7 @@ from starforge_dag.core.models import App
 from starforge_dag.core.states import ACTIVE, BuildState
 from starforge_dag.store import BuildStore
 from starforge_dag.store.github import GitHubStore
+from starforge_dag.store.push_lookup import PushLookup
 
 from .app import GitHubApp, GitHubAppError
 
@@ -109,28 +110,16 @@ class PushTargets:
     left_out: list[tuple[App, str]] = field(default_factory=list)
 
 
-def apps_for_push(
-    store: BuildStore, gh: GitHubStore, repo_id: int | None, by_name: Sequence[App], sha: str
-) -> PushTargets:
+def apps_for_push(lookup: PushLookup, repo_id: int | None, sha: str) -> PushTargets:
     """Apps linked by repository id join those matched by name; paused or already reconciled ones are left out."""
-    apps = {a.id: a for a in by_name}
-    links = {link.app_id: link for link in gh.app_repos(repo_id)} if repo_id is not None else {}
-    for app_id in links:
-        if app_id not in apps:
-            apps[app_id] = store.get_app_by_id(app_id)
-    for app in apps.values():
-        if app.id not in links:
-            other = gh.app_repo(app.id)
-            if other is not None:
-                links[app.id] = other
     targets = PushTargets()
-    for app in sorted(apps.values(), key=lambda a: a.id):
-        link = links.get(app.id)
+    for app in sorted(lookup.apps, key=lambda a: a.id):
+        link = lookup.links.get(app.id)
         if link is not None and repo_id is not None and link.repo_id != repo_id:
             targets.left_out.append((app, f"app follows repository id {link.repo_id}, not {repo_id}"))
         elif link is not None and link.paused_reason:
             targets.left_out.append((app, link.paused_reason))
-        elif gh.seen(app.id, sha) == RECONCILE_TRIGGER:
+        elif lookup.seen.get(app.id) == RECONCILE_TRIGGER:
             targets.left_out.append((app, f"commit {sha[:12]} was already queued by the reconciler"))
         else:
             targets.apps.append(app)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..core.models import utcnow
@@ -105,6 +106,16 @@ class AppRepo:
     full_name: str | None
     installation_id: int | None
     paused_reason: str | None
+
+
+def remember_seen(conn: sa.Connection, decisions: Sequence[tuple[int, str, str]]) -> None:
+    """Record (app id, commit, decision) for commits not seen before; a commit's first decision stays."""
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(seen_commits)
+    rows = [
+        {"app_id": app_id, "commit_sha": sha, "decision": decision, "at": utcnow()}
+        for app_id, sha, decision in decisions
+    ]
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["app_id", "commit_sha"]), rows)
 
 
 def record_status(conn: sa.Connection, build_id: int, to: BuildState, reason: str, run_id: str | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -25,7 +25,8 @@ from ..core.pushes import (
 from ..core.states import BuildState
 from . import schema as t
 from .apps import AppArchived
-from .desired import lock_app, read_desired, set_desired
+from .desired import read_desired, set_desired
+from .github import remember_seen
 from .rows import BUILD_SELECT, StoreBase, as_utc, for_update, get_build, to_build
 from .transitions import record_transition, set_state
 from .variables import record_build_variables, resolved_versions
@@ -52,15 +53,6 @@ def _active_for_commit(conn: sa.Connection, app_id: int, sha: str) -> Build | No
         BUILD_SELECT.where(
             t.builds.c.app_id == app_id, t.builds.c.commit_sha == sha, t.builds.c.status.in_(t.ACTIVE_STATES)
         )
-    ).first()
-    return to_build(row) if row else None
-
-
-def _latest_of_commit(conn: sa.Connection, app_id: int, sha: str, statuses: Sequence[str]) -> Build | None:
-    row = conn.execute(
-        BUILD_SELECT.where(t.builds.c.app_id == app_id, t.builds.c.commit_sha == sha, t.builds.c.status.in_(statuses))
-        .order_by(t.builds.c.id.desc())
-        .limit(1)
     ).first()
     return to_build(row) if row else None
 
@@ -95,19 +87,28 @@ def _active_of_ref(conn: sa.Connection, app_id: int, ref: str) -> list[Build]:
 def _push_facts(
     conn: sa.Connection, app: App, ref: str, sha: str, trigger: str, commit_time: datetime | None, forced: bool
 ) -> PushFacts:
-    """Everything `decide_push` weighs, read after the app's lock in the enqueue's own transaction."""
-    return PushFacts(
+    """Everything `decide_push` weighs, read after the app's lock in the enqueue's own transaction.
+
+    The commit's builds and the ref's active ones come in one query; a reusable image matters to a force-push only.
+    """
+    query = BUILD_SELECT.where(
+        t.builds.c.app_id == app.id,
+        sa.or_(t.builds.c.commit_sha == sha, sa.and_(t.builds.c.ref == ref, t.builds.c.status.in_(t.ACTIVE_STATES))),
+    ).order_by(t.builds.c.id.desc())
+    builds = [to_build(r) for r in conn.execute(query)]
+    of_commit = [b for b in builds if b.commit_sha == sha]
+    facts = PushFacts(
         ref=ref,
         sha=sha,
         trigger=trigger,
         commit_time=commit_time,
         forced=forced,
-        active=_active_for_commit(conn, app.id, sha),
-        seen=_latest_of_commit(conn, app.id, sha, KNOWN),
-        rivals=_active_of_ref(conn, app.id, ref),
+        active=next((b for b in of_commit if b.status.value in t.ACTIVE_STATES), None),
+        seen=next((b for b in of_commit if b.status.value in KNOWN), None),
+        rivals=[b for b in reversed(builds) if b.ref == ref and b.status.value in t.ACTIVE_STATES],
         desired=read_desired(conn, app.id),
-        image=_reusable_image(conn, app, sha),
     )
+    return replace(facts, image=_reusable_image(conn, app, sha)) if facts.force_push else facts
 
 
 def _sweep(conn: sa.Connection, app: App, head: Build, actor: str, *, created: bool, forced_ref: str | None) -> None:
@@ -190,15 +191,16 @@ def enqueue_in(
     no_cache: bool = False,
 ) -> tuple[Build, bool]:
     """Queue a build of `sha` for the app, or answer with the build that already covers it (`decide_push`)."""
-    lock_app(conn, app.id)
-    if conn.execute(sa.select(t.apps.c.archived_at).where(t.apps.c.id == app.id)).scalar() is not None:
+    archived = sa.select(t.apps.c.archived_at).where(t.apps.c.id == app.id)  # locks the app's row, as `lock_app`
+    if conn.execute(for_update(conn, archived, of=t.apps)).scalar() is not None:
         raise AppArchived(f"app {app.workspace}/{app.name} was removed: it builds nothing")
     facts = _push_facts(conn, app, ref, sha, trigger, as_utc(commit_time), forced)
     match decide_push(facts):
         case Join(build_id=build_id, rewind=rewind, sweep=then_sweep):
             if rewind:
                 conn.execute(t.builds.update().where(t.builds.c.id == build_id).values(rewind=True))
-            head, created = get_build(conn, build_id), False
+            read = {b.id: b for b in (facts.active, facts.seen) if b is not None and not rewind}
+            head, created = read.get(build_id) or get_build(conn, build_id), False
         case ReuseImage(build_id=build_id, reason=reason, note=note, sweep=then_sweep):
             head, created = get_build(conn, build_id), False
             set_desired(conn, app.id, head, reason, note, actor)
@@ -232,10 +234,12 @@ class Queue(StoreBase):
         *,
         commit_time: datetime | None = None,
         forced: bool = False,
+        seen: Sequence[tuple[int, str, str]] = (),
     ) -> DeliveryOutcome:
         """Record a webhook delivery and enqueue its builds atomically; a redelivery enqueues nothing.
 
-        `commit_time` (the pushed head commit's time) orders commits; `forced` marks a force-push.
+        `commit_time` (the pushed head commit's time) orders commits; `forced` marks a force-push; `seen` holds
+        (app id, commit, decision) to remember in the same transaction, where a commit's first decision stays.
         """
         try:
             with self._tx() as conn:
@@ -244,6 +248,8 @@ class Queue(StoreBase):
                         delivery_id=delivery_id, event=event, build_ids=[], received_at=utcnow()
                     )
                 )
+                if seen:
+                    remember_seen(conn, seen)
                 builds, created = [], []
                 for app, ref, sha in wanted:
                     build, was_created = enqueue_in(
