@@ -42,8 +42,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": Problem, "description": f"Content type other than application/json or {FORM}"},
     422: {
         "model": Problem,
-        "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref; "
-        "recorded as an ignored delivery, nothing queued",
+        "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref, or a "
+        "check_suite whose `head_sha` is not; recorded as an ignored delivery, nothing queued",
     },
     503: {"model": Problem, "description": "No webhook secret configured"},
 }
@@ -56,7 +56,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         200: {
             "model": WebhookResult,
-            "description": "pong, ignored (an event other than push, or a push that builds nothing) or redelivery",
+            "description": "pong, ignored (an event other than push, or a push that builds nothing), recorded "
+            "(installation and check_suite events) or redelivery",
         },
         202: {"model": WebhookResult, "description": "push that queued or joined builds"},
         **_ERRORS,

@@ -205,3 +205,34 @@ def test_manual_builds_do_not_wait_and_turning_the_setting_off_releases_waiting_
     assert _reconcile(world).settled.queued == [waiting[0].id]
     assert world.store.transitions(waiting[0].id)[-1].reason == "the app no longer waits for checks"
     assert world.api("GET", f"/apps/acme/{app.name}").json()["wait_for_checks"] is False
+
+
+def test_when_github_cannot_list_the_suites_the_event_leaves_the_build_to_the_reconciler(github_world):
+    world = github_world
+    linked, app = _waiting_app(world)
+    sha = world.push(linked, {"app.sh": "echo 2\n"})
+    suite = world.emulator.add_check_suite(linked.repo.id, sha)
+    world.emulator.faults.scripted = ["5xx"]  # the listing the webhook asks for fails
+    delivery = world.emulator.complete_check_suite(suite, "success")
+    assert delivery is not None and delivery.status_code == 200, delivery.status
+    build = _only_build(world, app.id)
+    assert build.status == BuildState.WAITING
+    assert _reconcile(world).settled.queued == [build.id]
+
+
+def test_apps_of_one_repository_wait_or_build_each_by_their_own_setting(github_world):
+    world = github_world
+    linked, waits = _waiting_app(world)
+    other = world.store.add_app("acme", "worker", linked.app.repo_url, "main", repo_full_name=linked.repo.full_name)
+    world.gh.link_app(other.id, linked.repo.id, linked.repo.full_name, linked.installation_id)
+    third = world.store.add_app(
+        "acme", "cron", linked.app.repo_url, "main", repo_full_name=linked.repo.full_name, wait_for_checks=True
+    )
+    world.gh.link_app(third.id, linked.repo.id, linked.repo.full_name, linked.installation_id)
+    sha = world.push(linked, {"app.sh": "echo 2\n"})
+    assert _only_build(world, other.id).status == BuildState.QUEUED
+    assert {_only_build(world, a.id).status for a in (waits, third)} == {BuildState.WAITING}
+
+    suite = world.emulator.add_check_suite(linked.repo.id, sha)
+    world.emulator.complete_check_suite(suite, "skipped")
+    assert {_only_build(world, a.id).status for a in (waits, other, third)} == {BuildState.QUEUED}
