@@ -165,6 +165,18 @@ class Settings(BaseSettings):
         default=60,
         description="How often, in seconds, failed deliveries are redelivered and branch heads compared with builds.",
     )
+    checks_timeout_s: int = Field(
+        default=7200,
+        gt=0,
+        description="Apps with `wait_for_checks`: a push whose check suites have not all completed this many seconds "
+        "after it arrived is `timed_out`, never built.",
+    )
+    checks_grace_s: int = Field(
+        default=60,
+        ge=0,
+        description="Apps with `wait_for_checks`: a commit with no check suite at all this many seconds after its push "
+        "is taken to have no CI, and builds.",
+    )
     public_url: str | None = Field(
         default=None,
         description="The API's public base URL: build page links start with it, and commit status links go to the "

@@ -182,3 +182,29 @@ def test_pin_unpin_rollback_desired_state_and_gc_dry_run(env, monkeypatch):
     dry = invoke("gc", "--dry-run")
     assert dry.exit_code == 0 and "would delete 2 images (2 builds)" in dry.output
     assert store.get_build(builds[0].id).image_deleted_at is None
+
+
+def test_apps_wait_for_checks_and_the_status_of_waiting_and_refused_builds(env, git_repo):
+    from starforge_dag.core.states import BuildState
+    from starforge_dag.settings import get_settings
+    from starforge_dag.store import open_store
+
+    repo = git_repo("web")
+    sha = repo.commit({"Dockerfile": "FROM scratch\n"})
+    added = invoke("apps", "add", "web", "--workspace", "acme", "--repo", repo.url, "--wait-for-checks")
+    assert added.exit_code == 0 and json.loads(added.output)["wait_for_checks"] is True
+    store = open_store(get_settings().resolved_database_url)
+    app = store.get_app("web", "acme")
+    build = store.enqueue(app, "main", sha, trigger="push", actor="github").build
+    assert build.status == BuildState.WAITING
+    assert f"{build.id}\twaiting\tacme/web" in invoke("status").output
+    store.settle_waiting(build.id, BuildState.CHECKS_FAILED, "not built: check suite 9 of CI concluded failure", "t")
+    status = json.loads(invoke("status", str(build.id)).output)
+    assert status["status"] == "checks_failed"
+    assert status["explanation"]["title"] == "A check suite of the commit did not pass: not built"
+    assert status["explanation"]["line"] == "not built: check suite 9 of CI concluded failure"
+
+    updated = invoke("apps", "update", "acme/web", "--no-wait-for-checks")
+    assert updated.exit_code == 0 and json.loads(updated.output)["wait_for_checks"] is False
+    manual = json.loads(invoke("build", "acme/web", "--ref", sha).output)
+    assert manual["status"] == "queued"

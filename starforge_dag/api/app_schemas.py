@@ -33,6 +33,11 @@ class AppSettings(_Body):
     )
     cancel_running: bool | None = Field(default=None, description="A new push stops the running build.")
     auto_build: bool | None = Field(default=None, description="False: pushes are recorded, not built.")
+    wait_for_checks: bool | None = Field(
+        default=None,
+        description="Pushes wait (`waiting`) until the commit's GitHub check suites completed, and build only if "
+        "they passed.",
+    )
 
 
 class AppCreate(AppSettings):

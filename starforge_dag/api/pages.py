@@ -302,6 +302,7 @@ def _changes(store: BuildStore, app_id: int) -> Iterator[DesiredChange]:
 
 
 _LABELS = {
+    BuildState.WAITING: "Waiting for checks",
     BuildState.QUEUED: "Queued",
     BuildState.CLONING: "Cloning",
     BuildState.PLANNING: "Planning",
@@ -312,6 +313,7 @@ _LABELS = {
     BuildState.CANCELED: "Canceled",
     BuildState.SUPERSEDED: "Superseded",
     BuildState.TIMED_OUT: "Timed out",
+    BuildState.CHECKS_FAILED: "Checks failed",
 }
 
 

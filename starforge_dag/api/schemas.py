@@ -141,6 +141,9 @@ class AppView(BaseModel):
     build_timeout_s: int | None = Field(default=None, description="Overrides STARFORGE_BUILD_TIMEOUT_S when set.")
     cancel_running: bool = Field(default=False, description="A new push stops the running build.")
     auto_build: bool = Field(default=True, description="False: pushes are recorded, not built.")
+    wait_for_checks: bool = Field(
+        default=False, description="Pushes wait (`waiting`) for the commit's GitHub check suites to pass."
+    )
     archived_at: datetime | None = Field(default=None, description="When the app was removed (it then builds nothing).")
     github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
     paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
@@ -161,6 +164,7 @@ class AppView(BaseModel):
             build_timeout_s=app.build_timeout_s,
             cancel_running=app.cancel_running,
             auto_build=app.auto_build,
+            wait_for_checks=app.wait_for_checks,
             archived_at=app.archived_at,
             github_repo_id=github_repo_id,
             paused=paused,

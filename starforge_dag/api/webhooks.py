@@ -21,6 +21,7 @@ from starforge_dag.store import open_store
 
 from .deps import SettingsDep
 from .schemas import IgnoredApp, Problem, WebhookResult
+from .webhook_checks import handle_check_suite
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -41,8 +42,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": Problem, "description": f"Content type other than application/json or {FORM}"},
     422: {
         "model": Problem,
-        "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref; "
-        "recorded as an ignored delivery, nothing queued",
+        "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref, or a "
+        "check_suite whose `head_sha` is not; recorded as an ignored delivery, nothing queued",
     },
     503: {"model": Problem, "description": "No webhook secret configured"},
 }
@@ -55,7 +56,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         200: {
             "model": WebhookResult,
-            "description": "pong, ignored (an event other than push, or a push that builds nothing) or redelivery",
+            "description": "pong, ignored (an event other than push, or a push that builds nothing), recorded "
+            "(installation and check_suite events) or redelivery",
         },
         202: {"model": WebhookResult, "description": "push that queued or joined builds"},
         **_ERRORS,
@@ -94,12 +96,20 @@ async def github_webhook(
         return await run_in_threadpool(
             _handle_installation, settings.resolved_database_url, x_github_event, delivery, text
         )
+    if x_github_event == "check_suite":
+        if delivery is None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "missing or invalid X-GitHub-Delivery header")
+        try:
+            text = _payload_text(body, request.headers.get("content-type"))
+        except UndecodablePush as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        return await run_in_threadpool(handle_check_suite, settings, delivery, text)
     if x_github_event != "push":
         return WebhookResult(
             status="ignored",
             event=x_github_event,
             delivery=delivery,
-            reason=f"event {x_github_event!r} is not handled; only push builds",
+            reason=f"event {x_github_event!r} is not handled; only push builds (check_suite releases waiting builds)",
         )
     if delivery is None:
         raise HTTPException(

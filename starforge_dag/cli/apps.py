@@ -35,8 +35,11 @@ def apps() -> None:
 @click.option("--watch", multiple=True, help="Only pushes touching these globs build (repeatable).")
 @click.option("--repo-name", default=None, help="GitHub owner/repo, when the URL does not show it.")
 @click.option("--cancel-running/--no-cancel-running", default=False, help="A new push stops the running build.")
+@click.option(
+    "--wait-for-checks/--no-wait-for-checks", default=False, help="Pushes wait for the commit's GitHub checks."
+)
 def apps_add(
-    name, repo, github_repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running
+    name, repo, github_repo, branch, workspace, root_dir, dockerfile, watch, repo_name, cancel_running, wait_for_checks
 ) -> None:
     """Register an app so pushes to its repository build it."""
     from ..core.inputs import InvalidInput, check_branch, check_repo_url, check_text
@@ -70,6 +73,7 @@ def apps_add(
             dockerfile_path=dockerfile,
             watch_paths=list(watch),
             cancel_running=cancel_running,
+            wait_for_checks=wait_for_checks,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -103,8 +107,24 @@ def _echo_app(app, **extra: Any) -> None:
 @click.option("--build-timeout", type=int, default=None, help="Seconds; 0 falls back to STARFORGE_BUILD_TIMEOUT_S.")
 @click.option("--cancel-running/--no-cancel-running", default=None, help="A new push stops the running build.")
 @click.option("--auto-build/--no-auto-build", default=None, help="Off: pushes are recorded, not built.")
+@click.option(
+    "--wait-for-checks/--no-wait-for-checks",
+    default=None,
+    help="Pushes wait for the commit's GitHub check suites, and build only if they pass.",
+)
 def apps_update(
-    app, repo, branch, root_dir, dockerfile, watch, no_watch, target, build_timeout, cancel_running, auto_build
+    app,
+    repo,
+    branch,
+    root_dir,
+    dockerfile,
+    watch,
+    no_watch,
+    target,
+    build_timeout,
+    cancel_running,
+    auto_build,
+    wait_for_checks,
 ) -> None:
     """Change APP's settings (only the options given)."""
     from ..core.app_settings import check_setting
@@ -120,6 +140,7 @@ def apps_update(
         "build_timeout_s": build_timeout,
         "cancel_running": cancel_running,
         "auto_build": auto_build,
+        "wait_for_checks": wait_for_checks,
     }
     if watch or no_watch:
         given["watch_paths"] = [] if no_watch else list(watch)

@@ -70,7 +70,7 @@ def check_setting(field: str, value: Any, policy: RepoUrlPolicy) -> Any:
             return check_target(value)
         case "build_timeout_s":
             return check_build_timeout(value)
-        case "cancel_running" | "auto_build":
+        case "cancel_running" | "auto_build" | "wait_for_checks":
             if not isinstance(value, bool):
                 raise InvalidInput(f"{field} must be true or false")
             return value

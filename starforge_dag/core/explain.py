@@ -35,6 +35,7 @@ class FailureClass(StrEnum):
     BUILDER_UNAVAILABLE = "builder_unavailable"
     CANCELED = "canceled"
     SUPERSEDED = "superseded"
+    CHECKS = "checks"
     UNKNOWN = "unknown"
 
 
@@ -95,7 +96,28 @@ _DEPENDENCY_HINT = (
 )
 _PUSH_HINT = "The image was built but could not be stored: this is on the platform's side; tell the operator."
 
+_CHECKS_HINT = (
+    "Look at the commit's checks on GitHub; once they pass, push again or build the commit by hand "
+    "(a manual build does not wait for checks)."
+)
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        FailureClass.CHECKS,
+        None,
+        "A check suite of the commit did not pass: not built",
+        _CHECKS_HINT,
+        states=frozenset({BuildState.CHECKS_FAILED}),
+        in_log=False,
+    ),
+    Rule(
+        FailureClass.CHECKS,
+        _r(r"timed out waiting for checks"),
+        "Waited too long for the commit's checks: not built",
+        _CHECKS_HINT + " STARFORGE_CHECKS_TIMEOUT_S sets how long a push waits.",
+        states=frozenset({BuildState.TIMED_OUT}),
+        in_log=False,
+    ),
     Rule(
         FailureClass.TIMEOUT,
         None,
@@ -301,7 +323,7 @@ def explain(facts: FailureFacts) -> Explanation | None:
         return _canceled(facts)
     if facts.state == BuildState.SUPERSEDED:
         return _superseded(facts)
-    if facts.state not in (BuildState.FAILED, BuildState.TIMED_OUT):
+    if facts.state not in (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CHECKS_FAILED):
         return None
     lines = _step_lines(facts)
     for rule in RULES:

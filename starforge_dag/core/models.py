@@ -85,6 +85,7 @@ class App(_FrozenModel):
     target: str | None = None
     build_timeout_s: int | None = None
     auto_build: bool = True
+    wait_for_checks: bool = False  # pushes wait for the commit's GitHub check suites before they build
     archived_at: datetime | None = None
 
     @property

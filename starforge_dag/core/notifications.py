@@ -24,6 +24,7 @@ _ENDED: dict[BuildState, str] = {
     BuildState.SUCCEEDED: BUILD_SUCCEEDED,
     BuildState.FAILED: BUILD_FAILED,
     BuildState.TIMED_OUT: BUILD_FAILED,
+    BuildState.CHECKS_FAILED: BUILD_FAILED,
     BuildState.CANCELED: BUILD_CANCELED,
     BuildState.SUPERSEDED: BUILD_CANCELED,
 }

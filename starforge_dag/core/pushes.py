@@ -150,8 +150,11 @@ class SweepFacts:
 
 @dataclass(frozen=True)
 class EndQueued:
+    """End a build that never started (queued, or waiting for its checks) as superseded."""
+
     build_id: int
     reason: str
+    state: BuildState = BuildState.QUEUED
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def _sweep_reason(facts: SweepFacts) -> str:
 def sweep(facts: SweepFacts) -> list[SweepAction]:
     """Supersede the other active builds of the ref (of the whole app on a force-push) that are not newer.
 
-    Queued ones end now; running ones are asked to stop when the app says so or the branch was rewritten.
+    Queued and waiting ones end now; running ones are asked to stop when the app says so or the branch was rewritten.
     """
     head, forced = facts.head, facts.forced_ref is not None
     reason = _sweep_reason(facts)
@@ -186,8 +189,8 @@ def sweep(facts: SweepFacts) -> list[SweepAction]:
             continue
         if not forced and (other.ref != head.ref or newer_commit(other.commit_time, head.commit_time)):
             continue
-        if other.status == BuildState.QUEUED:
-            actions.append(EndQueued(other.id, reason))
+        if other.status in (BuildState.QUEUED, BuildState.WAITING):
+            actions.append(EndQueued(other.id, reason, other.status))
         elif facts.cancel_running or forced:
             actions.append(AskToStop(other.id, reason))
     return actions

@@ -111,7 +111,7 @@ def decide(state: ReconcileInput) -> list[Action]:
         else:
             actions.append(ReleaseClaim(build.id, f"build {build.id} claimed but never launched: back in the queue"))
     for build in state.active:
-        if build.status == BuildState.QUEUED and build.run_id is None:
+        if build.status in (BuildState.WAITING, BuildState.QUEUED) and build.run_id is None:
             continue
         run = state.runs.get(build.run_id) if build.run_id else None
         if build.run_id and run is None:

@@ -8,6 +8,7 @@ from .errors import IllegalTransition
 
 
 class BuildState(str, Enum):
+    WAITING = "waiting"  # held until the commit's CI check suites on GitHub have completed
     QUEUED = "queued"
     CLONING = "cloning"
     PLANNING = "planning"
@@ -18,6 +19,7 @@ class BuildState(str, Enum):
     CANCELED = "canceled"
     SUPERSEDED = "superseded"
     TIMED_OUT = "timed_out"
+    CHECKS_FAILED = "checks_failed"  # a check suite of the commit did not pass: never started
 
     @property
     def terminal(self) -> bool:
@@ -26,12 +28,22 @@ class BuildState(str, Enum):
 
 WORKING = (BuildState.CLONING, BuildState.PLANNING, BuildState.BUILDING, BuildState.PUSHING)
 TERMINAL = frozenset(
-    {BuildState.SUCCEEDED, BuildState.FAILED, BuildState.CANCELED, BuildState.SUPERSEDED, BuildState.TIMED_OUT}
+    {
+        BuildState.SUCCEEDED,
+        BuildState.FAILED,
+        BuildState.CANCELED,
+        BuildState.SUPERSEDED,
+        BuildState.TIMED_OUT,
+        BuildState.CHECKS_FAILED,
+    }
 )
-ACTIVE = frozenset({BuildState.QUEUED, *WORKING})
+# Not yet claimable: the queue hands out queued builds only.
+PENDING = frozenset({BuildState.WAITING, BuildState.QUEUED})
+ACTIVE = frozenset({*PENDING, *WORKING})
 _ENDINGS = {BuildState.FAILED, BuildState.CANCELED, BuildState.TIMED_OUT}
 
 TRANSITIONS: dict[BuildState, frozenset[BuildState]] = {
+    BuildState.WAITING: frozenset({BuildState.QUEUED, BuildState.CHECKS_FAILED, BuildState.SUPERSEDED, *_ENDINGS}),
     BuildState.QUEUED: frozenset({BuildState.CLONING, BuildState.SUPERSEDED, *_ENDINGS}),
     BuildState.CLONING: frozenset({BuildState.PLANNING, BuildState.SUPERSEDED, *_ENDINGS}),
     BuildState.PLANNING: frozenset({BuildState.BUILDING, BuildState.SUPERSEDED, *_ENDINGS}),
@@ -40,6 +52,7 @@ TRANSITIONS: dict[BuildState, frozenset[BuildState]] = {
     BuildState.SUCCEEDED: frozenset(),
     BuildState.CANCELED: frozenset(),
     BuildState.SUPERSEDED: frozenset(),
+    BuildState.CHECKS_FAILED: frozenset(),
     # A failed or timed-out build is resumed (not restarted) when its run is re-executed from failure.
     BuildState.FAILED: frozenset(WORKING),
     BuildState.TIMED_OUT: frozenset(WORKING),

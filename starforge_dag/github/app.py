@@ -87,6 +87,23 @@ class Delivery(_Model):
         return 200 <= self.status_code < 300
 
 
+class SuiteApp(_Model):
+    id: int | None = None
+    slug: str | None = None
+    name: str | None = None
+
+
+class CheckSuite(_Model):
+    """One check suite of a commit, as the checks API lists it."""
+
+    id: int
+    head_sha: str
+    status: str | None = None
+    conclusion: str | None = None
+    app: SuiteApp | None = None
+    latest_check_runs_count: int | None = None
+
+
 @dataclass
 class _Token:
     value: str
@@ -289,6 +306,23 @@ class GitHubApp:
                 return None
             raise
         return str(data["commit"]["sha"])
+
+    def check_suites(self, installation_id: int, full_name: str, sha: str, max_pages: int = 10) -> list[CheckSuite]:
+        """Every check suite GitHub reports for the commit (checks:read), oldest first."""
+        suites: list[CheckSuite] = []
+        path = f"/repos/{_repo_path(full_name)}/commits/{quote(sha, safe='')}/check-suites"
+        for number in range(1, max_pages + 1):
+            data = self._as_installation(installation_id, "GET", path, params={"per_page": 100, "page": number})
+            batch = data.get("check_suites") if isinstance(data, dict) else None
+            if not isinstance(batch, list):
+                raise GitHubAppError(f"GitHub's check suites answer for {sha[:12]} is malformed")
+            try:
+                suites += [CheckSuite.model_validate(s) for s in batch]
+            except ValueError:
+                raise GitHubAppError(f"GitHub's check suites answer for {sha[:12]} is malformed") from None
+            if len(batch) < 100:
+                break
+        return suites
 
     def create_status(
         self,

@@ -28,6 +28,7 @@ MAX_ATTEMPTS = 25
 MAX_BACKOFF_S = 60.0
 
 _MEANING: dict[BuildState, tuple[str, str]] = {
+    BuildState.WAITING: ("pending", "Waiting for the commit's checks"),
     BuildState.QUEUED: ("pending", "Queued"),
     BuildState.CLONING: ("pending", "Cloning the commit"),
     BuildState.PLANNING: ("pending", "Planning the build"),
@@ -38,10 +39,16 @@ _MEANING: dict[BuildState, tuple[str, str]] = {
     BuildState.CANCELED: ("error", "Build canceled"),
     BuildState.SUPERSEDED: ("error", "Superseded by a newer push"),
     BuildState.TIMED_OUT: ("error", "Build timed out"),
+    BuildState.CHECKS_FAILED: ("failure", "Not built"),
 }
 
 
-_EXPLAINED = (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED)
+_EXPLAINED = (
+    BuildState.FAILED,
+    BuildState.TIMED_OUT,
+    BuildState.CANCELED,
+    BuildState.SUPERSEDED,
+)
 
 
 def commit_status(state: BuildState, reason: str = "", explanation: str | None = None) -> tuple[str, str]:
@@ -50,7 +57,7 @@ def commit_status(state: BuildState, reason: str = "", explanation: str | None =
     github_state, text = _MEANING[BuildState(state)]
     if state in _EXPLAINED and explanation:
         text = f"{text}: {explanation}"
-    elif state in (BuildState.FAILED, BuildState.TIMED_OUT) and reason:
+    elif state in (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CHECKS_FAILED) and reason:
         text = f"{text}: {reason}"
     text = " ".join(text.split())
     return github_state, text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"

@@ -27,6 +27,7 @@ CHANGEABLE = frozenset(
         "build_timeout_s",
         "cancel_running",
         "auto_build",
+        "wait_for_checks",
     }
 )
 
@@ -68,6 +69,7 @@ class Apps(StoreBase):
         target: str | None = None,
         build_timeout_s: int | None = None,
         auto_build: bool = True,
+        wait_for_checks: bool = False,
     ) -> App:
         now = utcnow()
         with self._tx() as conn:
@@ -92,6 +94,7 @@ class Apps(StoreBase):
                             target=target,
                             build_timeout_s=build_timeout_s,
                             auto_build=auto_build,
+                            wait_for_checks=wait_for_checks,
                             created_at=now,
                         )
                     )

@@ -10,6 +10,7 @@ from ..core.models import App, Build
 from ..core.states import ACTIVE, BuildState
 from . import schema as t
 from .apps import Apps
+from .checks import Checks
 from .depot import DepotRecords
 from .desired import Desired
 from .github import GitHubStore
@@ -22,7 +23,7 @@ from .transitions import Transitions
 from .variables import Variables
 
 
-class BuildStore(Apps, Queue, PushLookups, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications):
+class BuildStore(Apps, Queue, PushLookups, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications, Checks):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def github(self) -> GitHubStore:

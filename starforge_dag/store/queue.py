@@ -46,6 +46,12 @@ class EnqueueOutcome:
 
 
 KNOWN = (*t.ACTIVE_STATES, BuildState.SUCCEEDED.value, BuildState.SUPERSEDED.value)
+# Builds GitHub asked for wait for the commit's checks when the app says so; a person's manual build never does.
+WAITING_TRIGGERS = ("push", "reconcile")
+
+
+def waits_for_checks(app: App, trigger: str) -> bool:
+    return app.wait_for_checks and trigger in WAITING_TRIGGERS
 
 
 def _active_for_commit(conn: sa.Connection, app_id: int, sha: str) -> Build | None:
@@ -125,8 +131,8 @@ def _sweep(conn: sa.Connection, app: App, head: Build, actor: str, *, created: b
     facts = SweepFacts(head, others, cancel_running=app.cancel_running, created=created, forced_ref=forced_ref)
     for action in sweep(facts):
         match action:
-            case EndQueued(build_id=build_id, reason=reason):
-                set_state(conn, build_id, BuildState.QUEUED, BuildState.SUPERSEDED, reason, actor)
+            case EndQueued(build_id=build_id, reason=reason, state=state):
+                set_state(conn, build_id, state, BuildState.SUPERSEDED, reason, actor)
             case AskToStop(build_id=build_id, reason=reason):
                 conn.execute(
                     t.builds.update()
@@ -146,8 +152,9 @@ def _insert(
     commit_time: datetime | None,
     rewind: bool = False,
     no_cache: bool = False,
+    state: BuildState = BuildState.QUEUED,
 ) -> Build | None:
-    """A new queued build, or None when a concurrent enqueue of the same commit holds the active slot."""
+    """A new queued (or waiting) build, or None when a concurrent enqueue of the same commit holds the active slot."""
     now = utcnow()
     variables = resolved_versions(conn, app)
     try:
@@ -158,7 +165,7 @@ def _insert(
                     app_id=app.id,
                     ref=ref,
                     commit_sha=sha,
-                    status=BuildState.QUEUED.value,
+                    status=state.value,
                     trigger=trigger,
                     delivery_id=delivery_id,
                     commit_time=commit_time,
@@ -173,7 +180,10 @@ def _insert(
     except IntegrityError:
         return None
     record_build_variables(conn, build_id, variables)
-    record_transition(conn, build_id, None, BuildState.QUEUED, f"{trigger} of {ref} at {sha[:12]}", actor, None)
+    reason = f"{trigger} of {ref} at {sha[:12]}"
+    if state == BuildState.WAITING:
+        reason += ": waiting for the commit's checks"
+    record_transition(conn, build_id, None, state, reason, actor, None)
     return get_build(conn, build_id)
 
 
@@ -205,7 +215,10 @@ def enqueue_in(
             head, created = get_build(conn, build_id), False
             set_desired(conn, app.id, head, reason, note, actor)
         case Enqueue(commit_time=when, rewind=rewind, behind=behind, sweep=then_sweep):
-            build = _insert(conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind, no_cache=no_cache)
+            state = BuildState.WAITING if waits_for_checks(app, trigger) else BuildState.QUEUED
+            build = _insert(
+                conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind, no_cache=no_cache, state=state
+            )
             if build is None and facts.force_push:
                 raise RuntimeError(f"build of {sha[:12]} for app {app.id} appeared while the app was locked")
             if build is None:  # a concurrent enqueue of the commit won the active slot (SQLite without a row lock)
@@ -214,7 +227,7 @@ def enqueue_in(
                     raise RuntimeError(f"build of {sha[:12]} for app {app.id} could not be queued")
                 return active, False
             if behind is not None:
-                set_state(conn, build.id, BuildState.QUEUED, BuildState.SUPERSEDED, behind, actor)
+                set_state(conn, build.id, build.status, BuildState.SUPERSEDED, behind, actor)
                 return get_build(conn, build.id), False
             head, created = build, True
     if then_sweep:

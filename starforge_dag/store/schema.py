@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-ACTIVE_STATES = ("queued", "cloning", "planning", "building", "pushing")
-_ACTIVE_SQL = "status IN ('queued', 'cloning', 'planning', 'building', 'pushing')"
+ACTIVE_STATES = ("waiting", "queued", "cloning", "planning", "building", "pushing")
+_ACTIVE_SQL = "status IN ('waiting', 'queued', 'cloning', 'planning', 'building', 'pushing')"
 
 workspaces = sa.Table(
     "workspaces",
@@ -33,6 +33,7 @@ apps = sa.Table(
     sa.Column("target", sa.String(128), nullable=True),  # the Dockerfile stage to build
     sa.Column("build_timeout_s", sa.Integer, nullable=True),  # overrides STARFORGE_BUILD_TIMEOUT_S when set
     sa.Column("auto_build", sa.Boolean, nullable=False, server_default=sa.true()),  # false: pushes are only recorded
+    sa.Column("wait_for_checks", sa.Boolean, nullable=False, server_default=sa.false()),  # pushes wait for CI
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),  # removed: no builds, history kept
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("workspace_id", "name", name="uq_apps_workspace_name"),

@@ -14,7 +14,13 @@ from .github import record_status
 from .notifications import record_build_event
 from .rows import BUILD_SELECT, NotFound, StoreBase, for_update, get_build, to_build, to_model
 
-_ENDED_WITH_ERROR = (BuildState.FAILED, BuildState.TIMED_OUT, BuildState.CANCELED, BuildState.SUPERSEDED)
+_ENDED_WITH_ERROR = (
+    BuildState.FAILED,
+    BuildState.TIMED_OUT,
+    BuildState.CANCELED,
+    BuildState.SUPERSEDED,
+    BuildState.CHECKS_FAILED,
+)
 
 
 def locked_state(conn: sa.Connection, build_id: int) -> BuildState:
@@ -161,7 +167,7 @@ class Transitions(StoreBase):
             current = locked_state(conn, build_id)
             if current.terminal:
                 raise IllegalTransition(f"build {build_id} already ended ({current.value})")
-            if current == BuildState.QUEUED:
+            if current in (BuildState.WAITING, BuildState.QUEUED):
                 set_state(conn, build_id, current, BuildState.CANCELED, reason, actor)
             else:
                 conn.execute(

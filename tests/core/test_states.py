@@ -45,7 +45,14 @@ def test_failed_builds_resume_only_through_re_execution(current):
         check_transition(current, "succeeded", resume=True)
 
 
-def test_succeeded_canceled_and_superseded_are_final():
-    for state in ("succeeded", "canceled", "superseded"):
+def test_succeeded_canceled_superseded_and_checks_failed_are_final():
+    for state in ("succeeded", "canceled", "superseded", "checks_failed"):
         assert TRANSITIONS[BuildState(state)] == frozenset()
-    assert {s.value for s in TERMINAL} == {"succeeded", "failed", "canceled", "superseded", "timed_out"}
+    assert {s.value for s in TERMINAL} == {
+        "succeeded",
+        "failed",
+        "canceled",
+        "superseded",
+        "timed_out",
+        "checks_failed",
+    }

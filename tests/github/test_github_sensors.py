@@ -52,3 +52,25 @@ def test_reconcile_sensor_keeps_the_last_app_it_checked_as_its_cursor(github_wor
         result = github_reconcile_sensor_every(30)(context)
         assert "checked 2 apps, left 0 for the next pass" in result.skip_message
         assert context.cursor == str(second)
+
+
+def test_checks_sensor_releases_a_waiting_build_whose_event_was_lost_and_keeps_its_cursor(
+    github_world, dagster_instance
+):
+    from starforge_dag.core.states import BuildState
+    from starforge_dag.sensors.checks import checks_sensor_for
+
+    world = github_world
+    linked, _ = world.linked_app("web")
+    app = world.store.update_app(linked.app.id, {"wait_for_checks": True})
+    sha = world.push(linked, {"x": "1"})
+    suite = world.emulator.add_check_suite(linked.repo.id, sha)
+    world.emulator.complete_check_suite(suite, "success", send=False)  # no event: only the sensor can tell
+    sensor = checks_sensor_for(7200, 60)
+    resources = resources_for(world.settings)
+    with dg.build_sensor_context(instance=dagster_instance, resources=resources) as context:
+        result = sensor(context)
+        (build,) = world.store.list_builds(app_id=app.id)
+        assert isinstance(result, dg.SkipReason) and f"queued [{build.id}]" in result.skip_message
+        assert build.status == BuildState.QUEUED
+        assert context.cursor == "0"  # every waiting build was looked at: the next tick starts from the first

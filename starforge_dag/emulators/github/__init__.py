@@ -9,12 +9,14 @@ GitHub's, and a chosen fraction of them is dropped (recorded as failed deliverie
 """
 
 from .auth import new_private_key
+from .checks import EmuCheckSuite
 from .emulator import GitHubEmulator
 from .faults import Faults
 from .records import EmuDelivery, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
 from .served import ServedApp
 
 __all__ = [
+    "EmuCheckSuite",
     "EmuDelivery",
     "EmuInstallation",
     "EmuRepo",

@@ -18,7 +18,7 @@ from .records import EmuInstallation, EmuToken, iso
 if TYPE_CHECKING:
     from .emulator import GitHubEmulator
 
-PERMISSIONS = {"contents": "read", "statuses": "write", "metadata": "read"}
+PERMISSIONS = {"contents": "read", "statuses": "write", "checks": "read", "metadata": "read"}
 
 
 def new_private_key() -> str:
@@ -85,7 +85,7 @@ def installation_json(emu: GitHubEmulator, inst: EmuInstallation) -> dict[str, A
         "target_type": "Organization",
         "repository_selection": "selected",
         "permissions": PERMISSIONS,
-        "events": ["push"],
+        "events": ["push", "check_suite"],
         "suspended_at": None,
         "access_tokens_url": f"{emu.api_url}/app/installations/{inst.id}/access_tokens",
     }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import app
+from . import app, checks
 from .answers import RateLimit
 from .auth import installation_json, new_private_key, public_key
 from .deliveries import push_payload, send_event
@@ -52,6 +52,7 @@ class GitHubEmulator:
         self.jwts_seen: list[str] = []
         self.statuses: list[RecordedStatus] = []
         self.deliveries: list[EmuDelivery] = []
+        self.check_suites: list[checks.EmuCheckSuite] = []
         self.requests: list[tuple[str, str, int]] = []
         self._served: ServedApp | None = None
         self.port = 0
@@ -196,3 +197,15 @@ class GitHubEmulator:
     ) -> EmuDelivery:
         """Deliver a signed App webhook, or drop it (a failed delivery) with probability `drop_fraction`."""
         return send_event(self, event, payload, installation_id=installation_id, repository_id=repository_id)
+
+    def add_check_suite(
+        self, repo_id: int, sha: str, *, app: tuple[int, str, str] = checks.ACTIONS_APP, status: str = "queued"
+    ) -> checks.EmuCheckSuite:
+        """A check suite of the commit, not completed (app: its App's id, slug and name)."""
+        return checks.add_suite(self, repo_id, sha, app=app, status=status)
+
+    def complete_check_suite(
+        self, suite: checks.EmuCheckSuite, conclusion: str, *, send: bool = True
+    ) -> EmuDelivery | None:
+        """Complete the suite with the conclusion; with `send`, deliver its `check_suite` completed event."""
+        return checks.complete_suite(self, suite, conclusion, send=send)
