@@ -33,6 +33,12 @@ class AppSettings(_Body):
     )
     cancel_running: bool | None = Field(default=None, description="A new push stops the running build.")
     auto_build: bool | None = Field(default=None, description="False: pushes are recorded, not built.")
+    previews: bool | None = Field(
+        default=None, description="True: pull requests build previews, each in its environment pr-<number>."
+    )
+    preview_label: str | None = Field(
+        default=None, description="A label that, added to a held pull request, approves its head commit."
+    )
 
 
 class AppCreate(AppSettings):
@@ -45,7 +51,7 @@ class AppCreate(AppSettings):
 
 
 class AppPatch(AppSettings):
-    """Only the fields given change; null clears dockerfile_path, target and build_timeout_s."""
+    """Only the fields given change; null clears dockerfile_path, target, build_timeout_s and preview_label."""
 
 
 class AppRemoved(BaseModel):

@@ -141,6 +141,8 @@ class AppView(BaseModel):
     build_timeout_s: int | None = Field(default=None, description="Overrides STARFORGE_BUILD_TIMEOUT_S when set.")
     cancel_running: bool = Field(default=False, description="A new push stops the running build.")
     auto_build: bool = Field(default=True, description="False: pushes are recorded, not built.")
+    previews: bool = Field(default=False, description="Pull requests build previews (environment pr-<number>).")
+    preview_label: str | None = Field(default=None, description="A label that approves a held pull request.")
     archived_at: datetime | None = Field(default=None, description="When the app was removed (it then builds nothing).")
     github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
     paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
@@ -161,6 +163,8 @@ class AppView(BaseModel):
             build_timeout_s=app.build_timeout_s,
             cancel_running=app.cancel_running,
             auto_build=app.auto_build,
+            previews=app.previews,
+            preview_label=app.preview_label,
             archived_at=app.archived_at,
             github_repo_id=github_repo_id,
             paused=paused,

@@ -103,8 +103,22 @@ def _echo_app(app, **extra: Any) -> None:
 @click.option("--build-timeout", type=int, default=None, help="Seconds; 0 falls back to STARFORGE_BUILD_TIMEOUT_S.")
 @click.option("--cancel-running/--no-cancel-running", default=None, help="A new push stops the running build.")
 @click.option("--auto-build/--no-auto-build", default=None, help="Off: pushes are recorded, not built.")
+@click.option("--previews/--no-previews", default=None, help="Pull requests build previews (pr-<number>).")
+@click.option("--preview-label", default=None, help="A label that approves a held pull request ('' clears it).")
 def apps_update(
-    app, repo, branch, root_dir, dockerfile, watch, no_watch, target, build_timeout, cancel_running, auto_build
+    app,
+    repo,
+    branch,
+    root_dir,
+    dockerfile,
+    watch,
+    no_watch,
+    target,
+    build_timeout,
+    cancel_running,
+    auto_build,
+    previews,
+    preview_label,
 ) -> None:
     """Change APP's settings (only the options given)."""
     from ..core.app_settings import check_setting
@@ -120,6 +134,8 @@ def apps_update(
         "build_timeout_s": build_timeout,
         "cancel_running": cancel_running,
         "auto_build": auto_build,
+        "previews": previews,
+        "preview_label": preview_label,
     }
     if watch or no_watch:
         given["watch_paths"] = [] if no_watch else list(watch)
@@ -129,7 +145,9 @@ def apps_update(
         for field, value in given.items():
             if value is None:
                 continue
-            if (field in ("dockerfile_path", "target") and value == "") or (field == "build_timeout_s" and value == 0):
+            if (field in ("dockerfile_path", "target", "preview_label") and value == "") or (
+                field == "build_timeout_s" and value == 0
+            ):
                 changes[field] = None
             else:
                 changes[field] = check_setting(field, value, policy)

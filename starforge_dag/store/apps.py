@@ -27,6 +27,8 @@ CHANGEABLE = frozenset(
         "build_timeout_s",
         "cancel_running",
         "auto_build",
+        "previews",
+        "preview_label",
     }
 )
 
@@ -68,6 +70,8 @@ class Apps(StoreBase):
         target: str | None = None,
         build_timeout_s: int | None = None,
         auto_build: bool = True,
+        previews: bool = False,
+        preview_label: str | None = None,
     ) -> App:
         now = utcnow()
         with self._tx() as conn:
@@ -92,6 +96,8 @@ class Apps(StoreBase):
                             target=target,
                             build_timeout_s=build_timeout_s,
                             auto_build=auto_build,
+                            previews=previews,
+                            preview_label=preview_label,
                             created_at=now,
                         )
                     )

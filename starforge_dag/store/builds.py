@@ -14,6 +14,7 @@ from .depot import DepotRecords
 from .desired import Desired
 from .github import GitHubStore
 from .notifications import Notifications
+from .previews import Previews
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
 from .tokens import Tokens
@@ -21,7 +22,7 @@ from .transitions import Transitions
 from .variables import Variables
 
 
-class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications):
+class BuildStore(Apps, Queue, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications, Previews):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def github(self) -> GitHubStore:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, deliveries, repos, statuses
+from . import auth, deliveries, pulls, repos, statuses
 from .answers import Answer, answer, error
 from .remote import git_http
 from .repos import GIT_PREFIX
@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
     ("GET", re.compile(r"/repositories/(?P<repo_id>\d+)"), repos.get_repo_by_id),
     ("GET", re.compile(_OWNER_REPO + r"/branches/(?P<branch>.+)"), repos.get_branch),
     ("POST", re.compile(_OWNER_REPO + r"/statuses/(?P<sha>[^/]+)"), statuses.create_status),
+    ("GET", re.compile(_OWNER_REPO + r"/collaborators/(?P<user>[^/]+)/permission"), pulls.collaborator_permission),
 ]
 
 
