@@ -58,6 +58,8 @@ class BuildSummary(BaseModel):
     image_digest: str | None = None
     held_by_pin: bool = Field(default=False, description="Succeeded while its app was pinned: desired on unpin.")
     image_deleted_at: datetime | None = Field(default=None, description="When image retention deleted its image.")
+    environment: str = Field(default="production", description="`production`, or `pr-<number>` for a preview.")
+    pr_number: int | None = Field(default=None, description="The pull request a preview build is of.")
     created_at: datetime
     updated_at: datetime
 
@@ -190,6 +192,8 @@ def _summary_fields(build: Build) -> dict:
         image_digest=build.image_digest,
         held_by_pin=build.held_by_pin,
         image_deleted_at=build.image_deleted_at,
+        environment=build.environment,
+        pr_number=build.pr_number,
         created_at=build.created_at,
         updated_at=build.updated_at,
     )

@@ -46,7 +46,11 @@ def _set(
 ) -> list[VariableView]:
     try:
         written = store.set_variables(
-            workspace, app, [NewValue(name, body.value, body.secret)], request_actor(body.by), settings.secret_box()
+            workspace,
+            app,
+            [NewValue(name, body.value, body.secret, body.for_previews)],
+            request_actor(body.by),
+            settings.secret_box(),
         )
     except InvalidVariable as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None

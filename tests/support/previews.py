@@ -5,7 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from starforge_dag.core.previews import PullRequest
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator
+
+
+def held_fork_pull(number: int, sha: str, action: str = "opened", base_repo_id: int = 11) -> PullRequest:
+    """A pull_request event's facts from a fork by an outside contributor: the gate holds it."""
+    return PullRequest(
+        action=action,
+        number=number,
+        head_sha=sha,
+        base_repo_id=base_repo_id,
+        head_repo_id=base_repo_id + 1,
+        head_repo_full_name="mallory/web",
+        head_ref="patch",
+        author="mallory",
+        author_association="FIRST_TIME_CONTRIBUTOR",
+        sender="mallory",
+    )
+
+
 from support.gitrepos import git
 
 
