@@ -7,6 +7,7 @@ from pathlib import Path
 
 from starforge_dag.core.previews import PullRequest
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator
+from support.gitrepos import git
 
 
 def held_fork_pull(number: int, sha: str, action: str = "opened", base_repo_id: int = 11) -> PullRequest:
@@ -23,9 +24,6 @@ def held_fork_pull(number: int, sha: str, action: str = "opened", base_repo_id: 
         author_association="FIRST_TIME_CONTRIBUTOR",
         sender="mallory",
     )
-
-
-from support.gitrepos import git
 
 
 @dataclass
