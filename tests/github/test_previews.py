@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from support.pipeline import Pipeline
-from support.previews import same_repo_branch
+from support.previews import fork_branch, same_repo_branch
 
 from starforge_dag.core.states import BuildState
+from starforge_dag.logs import open_log_store
+from starforge_dag.store import NewValue
 
 DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"
 
@@ -59,3 +61,111 @@ def test_same_repo_pull_request_builds_a_preview_its_commits_supersede_and_closi
     assert changes[-1]["image"] is None and changes[-1]["build_id"] is None
     assert world.api("GET", "/desired-state").json()["previews"] == []
     assert _feed(world, 0) == changes and world.store.desired_state(linked.app.id) is None
+
+
+def _variables(world, build_id: int) -> list[str]:
+    return [v.name for v in world.store.build_variables(build_id, world.settings.secret_box())]
+
+
+def _previewing_app(world, name: str):
+    linked, _ = world.linked_app(name, {"Dockerfile": DOCKERFILE, "app.sh": "echo v1\n"})
+    world.store.update_app(linked.app.id, {"previews": True, "preview_label": "safe-to-preview"})
+    values = [
+        NewValue("GREETING", "hello"),
+        NewValue("PREVIEW_TOKEN", "preview-secret-value", secret=True, for_previews=True),
+        NewValue("DB_PASSWORD", "production-only-secret", secret=True),
+    ]
+    world.store.set_variables("acme", name, values, "test", world.settings.secret_box())
+    return linked
+
+
+def test_fork_pull_request_is_held_approval_builds_it_without_secrets_and_a_new_commit_is_held_again(
+    github_world, pipeline: Pipeline
+):
+    world = github_world
+    linked = _previewing_app(world, "shop")
+    fork = fork_branch(world.emulator, world.root, linked.git.bare, linked.repo, "mallory")
+    sha = fork.commit({"app.sh": "echo from a fork\n"})
+
+    pull = world.emulator.open_pull_request(linked.repo.id, "patch", sha, author="mallory", head_repo_id=fork.repo.id)
+    opened = world.emulator.deliveries[-1]
+    assert opened.status_code == 200, opened.status
+    assert pipeline.drain() == [] and world.store.list_builds(app_id=linked.app.id) == []
+    (held,) = world.api("GET", "/apps/acme/shop/previews").json()
+    assert held["held"] and held["fork"] and held["head_repo"] == "mallory/shop"
+    assert held["author_association"] == "FIRST_TIME_CONTRIBUTOR"
+
+    approved = world.api("POST", "/apps/acme/shop/previews/1/approve", json={"by": "lead"})
+    assert approved.status_code == 202, approved.text
+    (result,) = pipeline.drain()
+    assert result.success
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert build.fork and build.commit_sha == sha and build.status == BuildState.SUCCEEDED
+    assert _variables(world, build.id) == ["GREETING"]  # not even the secret marked for previews
+    with open_log_store(world.settings.log_store_dsn, world.settings.resolved_database_url) as logs:
+        text = "\n".join(line.text for line in logs.read(build.id))
+    assert "preview-secret-value" not in text and "production-only-secret" not in text
+    assert [(c["environment"], c["build_id"]) for c in _feed(world)] == [("pr-1", build.id)]
+
+    newer = fork.commit({"app.sh": "echo sneaky\n"})
+    assert world.emulator.push_pull_request(pull, newer).status_code == 200
+    assert pipeline.drain() == []
+    assert [b.commit_sha for b in world.store.list_builds(app_id=linked.app.id)] == [sha]
+    (held,) = world.api("GET", "/apps/acme/shop/previews").json()
+    assert held["held"] and held["head_sha"] == newer and held["approved_sha"] == sha
+
+    # The app's label approves the new head; the preview still gets no secret.
+    assert world.emulator.label_pull_request(pull, "safe-to-preview", by="acme").status_code == 202
+    (result,) = pipeline.drain()
+    assert result.success
+    latest = world.store.list_builds(app_id=linked.app.id)[0]
+    assert latest.commit_sha == newer and latest.fork and _variables(world, latest.id) == ["GREETING"]
+    assert world.store.desired_state(linked.app.id) is None
+
+
+def test_collaborators_same_repository_preview_gets_plain_variables_and_secrets_marked_for_previews_only(
+    github_world, pipeline: Pipeline
+):
+    world = github_world
+    linked = _previewing_app(world, "api")
+    world.emulator.add_collaborator(linked.repo.id, "bob", "write")
+    branch = same_repo_branch(world.root, linked.git.bare, linked.repo, "bob-feature")
+    sha = branch.commit({"app.sh": "echo bob\n"})
+    world.emulator.open_pull_request(linked.repo.id, "bob-feature", sha, author="bob")
+    assert world.emulator.deliveries[-1].status_code == 202, world.emulator.deliveries[-1].status
+    (result,) = pipeline.drain()
+    assert result.success
+    (build,) = world.store.list_builds(app_id=linked.app.id)
+    assert not build.fork and _variables(world, build.id) == ["GREETING", "PREVIEW_TOKEN"]
+
+    # A reader (no write access) on a branch of the same repository is held like a fork.
+    world.emulator.add_collaborator(linked.repo.id, "rita", "read")
+    other = same_repo_branch(world.root, linked.git.bare, linked.repo, "rita-feature")
+    world.emulator.open_pull_request(linked.repo.id, "rita-feature", other.commit({"x": "1"}), author="rita")
+    assert world.emulator.deliveries[-1].status_code == 200
+    assert pipeline.drain() == []
+    rita = world.store.preview(linked.app.id, 2)
+    assert rita is not None and rita.held and rita.author_association == "CONTRIBUTOR"
+
+
+def test_production_pushes_and_their_feed_are_unchanged_by_an_open_preview(github_world, pipeline: Pipeline):
+    world = github_world
+    linked = _previewing_app(world, "site")
+    branch = same_repo_branch(world.root, linked.git.bare, linked.repo, "feature")
+    pull = world.emulator.open_pull_request(linked.repo.id, "feature", branch.commit({"a": "1"}), author="acme")
+    pushed = world.push(linked, {"app.sh": "echo production\n"})
+    results = pipeline.drain()
+    assert len(results) == 2 and all(r.success for r in results)
+    production = world.api("GET", "/desired-state?after=0&environment=production").json()["changes"]
+    (change,) = production
+    assert change["commit_sha"] == pushed and change["environment"] == "production" and change["reason"] == "build"
+    desired = world.store.desired_state(linked.app.id)
+    assert desired is not None and desired.commit_sha == pushed
+    built = {b.environment: b for b in world.store.list_builds(app_id=linked.app.id)}
+    assert _variables(world, built["production"].id) == ["DB_PASSWORD", "GREETING", "PREVIEW_TOKEN"]
+
+    world.emulator.close_pull_request(pull)
+    assert world.store.desired_state(linked.app.id) == desired
+    assert world.api("GET", "/desired-state?after=0&environment=production").json()["changes"] == production
+    everything = world.api("GET", "/desired-state?after=0").json()["changes"]
+    assert sorted(c["environment"] for c in everything) == ["pr-1", "pr-1", "production"]
