@@ -278,8 +278,10 @@ class Desired(StoreBase):
                     .order_by(t.desired_changes.c.revision)
                     .limit(1)
                 ).first()
-                moved = desired is not None and desired.build_id == build_id
                 change = _to_change(change_row) if change_row is not None else None
+                moved = desired is not None and desired.build_id == build_id
+                if get_build(conn, build_id).preview:  # a preview moved its own environment, if anything
+                    moved = change is not None
                 return SuccessOutcome(get_build(conn, build_id), moved, desired, change)
             ended = end_as_requested(conn, build_id, current, actor, run_id)
             if ended is not None:
