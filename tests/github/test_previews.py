@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
+from support.gitrepos import git
 from support.pipeline import Pipeline
 from support.previews import fork_branch, same_repo_branch
 
@@ -169,3 +173,37 @@ def test_production_pushes_and_their_feed_are_unchanged_by_an_open_preview(githu
     assert world.api("GET", "/desired-state?after=0&environment=production").json()["changes"] == production
     everything = world.api("GET", "/desired-state?after=0").json()["changes"]
     assert sorted(c["environment"] for c in everything) == ["pr-1", "pr-1", "production"]
+
+
+def test_the_emulator_answers_collaborator_permissions_and_keeps_pull_heads_in_the_base_repository(github_world):
+    world = github_world
+    linked, _ = world.linked_app("docs", {"Dockerfile": DOCKERFILE})
+    world.emulator.add_collaborator(linked.repo.id, "bob", "maintain")
+    world.emulator.members["acme"] = {"carol"}
+    token = world.app().installation_token(linked.installation_id)
+
+    def permission(user: str) -> dict:
+        answer = httpx.get(
+            f"{world.emulator.api_url}/repos/acme/docs/collaborators/{user}/permission",
+            headers={"Authorization": f"token {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert [permission(u)["permission"] for u in ("acme", "carol", "bob", "mallory")] == [
+        "admin",
+        "admin",
+        "write",
+        "none",
+    ]
+    unauthenticated = httpx.get(f"{world.emulator.api_url}/repos/acme/docs/collaborators/bob/permission")
+    assert unauthenticated.status_code == 401
+
+    fork = fork_branch(world.emulator, world.root, linked.git.bare, linked.repo, "mallory")
+    sha = fork.commit({"evil": "1"})
+    pull = world.emulator.open_pull_request(linked.repo.id, "patch", sha, author="carol", head_repo_id=fork.repo.id)
+    assert git(linked.git.bare, "rev-parse", f"refs/pull/{pull.number}/head") == sha
+    body = json.loads(world.emulator.deliveries[-1].body)
+    assert body["pull_request"]["author_association"] == "MEMBER"
+    assert body["pull_request"]["head"]["repo"]["id"] == fork.repo.id != body["repository"]["id"]
+    assert body["pull_request"]["head"]["repo"]["fork"] is True
