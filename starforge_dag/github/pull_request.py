@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from starforge_dag.core.inputs import InvalidInput, check_commit_id
 from starforge_dag.core.previews import MAX_PR_NUMBER, PullRequest
 
-from .push import MAX_JSON_DEPTH, Actor, Name, RefName, Repository, UndecodablePush, _depth_exceeds
+from .push import MAX_JSON_DEPTH, Actor, Name, RefName, Repository, UndecodablePush, _depth_exceeds, _text
 
 Number = Annotated[StrictInt, Field(gt=0, le=MAX_PR_NUMBER)]
 RepoId = Annotated[StrictInt, Field(gt=0, lt=2**63)]
+Action = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_text(50))]
 
 
 class _Payload(BaseModel):
@@ -52,7 +53,7 @@ class PullRequestBody(_Payload):
 
 
 class PullRequestEvent(_Payload):
-    action: Annotated[str, Field(min_length=1, max_length=50)]
+    action: Action
     number: Number
     pull_request: PullRequestBody
     repository: Repository
