@@ -207,6 +207,8 @@ def _queue_preview(
     conn: sa.Connection, app: App, number: int, sha: str, fork: bool, delivery_id: str | None, actor: str
 ) -> tuple[Build, bool]:
     environment = preview_environment(number)
+    # A fork's build never reads the build cache: a layer cached by a build that had the app's secrets must not
+    # reach code the fork's author wrote.
     build, created = enqueue_in(
         conn,
         app,
@@ -215,6 +217,7 @@ def _queue_preview(
         "pull_request",
         delivery_id,
         actor,
+        no_cache=fork,
         preview=Preview(number, environment, fork),
     )
     where = (t.previews.c.app_id == app.id) & (t.previews.c.number == number)

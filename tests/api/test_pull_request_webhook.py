@@ -86,6 +86,7 @@ def test_gated_pull_requests_are_recorded_and_held_until_approved(
     assert approved.status_code == 202, approved.text
     build = build_store.get_build(approved.json()["build"]["id"])
     assert build.environment == "pr-9" and build.commit_sha == github_webhooks.sha(why)
+    assert build.no_cache is build.fork  # a fork's build reads no cached layer
     view = approved.json()["preview"]
     assert (view["held"], view["approved_by"], view["approved_sha"]) == (False, "api:lead", build.commit_sha)
     assert api_client.post("/apps/acme/shop/previews/9/approve").status_code == 409  # nothing waits any more
