@@ -250,7 +250,7 @@ def handle_pull_request(database_url: str, delivery: str, event: PullRequestEven
     for app in targets.apps:
         if app.archived:
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason="the app was removed"))
-        elif not app.previews:
+        elif not app.previews and pull.action != "closed":  # a close still tears down what was built before
             ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason="previews are off for the app"))
         else:
             wanted.append(app)

@@ -128,6 +128,25 @@ def test_apps_without_previews_and_unhandled_actions_build_nothing(
     assert build_store.list_builds(app_id=shop.id) == []
 
 
+def test_closing_tears_down_a_preview_even_after_previews_were_turned_off(
+    github_webhooks: GitHub, build_store: BuildStore, shop: App
+) -> None:
+    github_webhooks.deliver(github_webhooks.pull_request(6), event="pull_request")
+    (build,) = build_store.list_builds(app_id=shop.id)
+    for state in ("cloning", "planning", "building", "pushing"):
+        build_store.transition(build.id, state, state, "run:test")
+    build_store.succeed(build.id, "r/acme/shop:6", "sha256:" + "6" * 64, "pushed", "run:test")
+    build_store.update_app(shop.id, {"previews": False})
+    closed = github_webhooks.deliver(github_webhooks.pull_request(6, action="closed"), event="pull_request")
+    assert closed.status_code == 200 and closed.json()["status"] == "recorded", closed.text
+    assert [(c.environment, c.reason) for c in build_store.changes_after(0)] == [
+        ("pr-6", "build"),
+        ("pr-6", "preview_closed"),
+    ]
+    never = github_webhooks.deliver(github_webhooks.pull_request(8, action="closed"), event="pull_request")
+    assert never.json()["status"] == "ignored" and len(build_store.changes_after(0)) == 2
+
+
 def _set(payload: dict, path: str, value: object) -> dict:
     out = copy.deepcopy(payload)
     node = out
