@@ -244,7 +244,7 @@ def handle_pull_request(database_url: str, delivery: str, event: PullRequestEven
     gh = store.github()
     pull = event.facts()
     by_name = store.apps_for_repo(event.repository.full_name, _url_variants(event.repository.urls))
-    targets = apps_for_push(store, gh, event.repository.id, by_name, pull.head_sha)
+    targets = apps_for_push(store, gh, event.repository.id, by_name, pull.head_sha, branch=False)
     ignored = [IgnoredApp(app=f"{app.workspace}/{app.name}", reason=why) for app, why in targets.left_out]
     wanted: list[App] = []
     for app in targets.apps:

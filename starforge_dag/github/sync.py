@@ -110,9 +110,10 @@ class PushTargets:
 
 
 def apps_for_push(
-    store: BuildStore, gh: GitHubStore, repo_id: int | None, by_name: Sequence[App], sha: str
+    store: BuildStore, gh: GitHubStore, repo_id: int | None, by_name: Sequence[App], sha: str, *, branch: bool = True
 ) -> PushTargets:
-    """Apps linked by repository id join those matched by name; paused or already reconciled ones are left out."""
+    """Apps linked by repository id join those matched by name; paused or already reconciled ones are left out
+    (`branch=False`, a pull request's head: what the reconciler queued for the branch does not count)."""
     apps = {a.id: a for a in by_name}
     links = {link.app_id: link for link in gh.app_repos(repo_id)} if repo_id is not None else {}
     for app_id in links:
@@ -130,7 +131,7 @@ def apps_for_push(
             targets.left_out.append((app, f"app follows repository id {link.repo_id}, not {repo_id}"))
         elif link is not None and link.paused_reason:
             targets.left_out.append((app, link.paused_reason))
-        elif gh.seen(app.id, sha) == RECONCILE_TRIGGER:
+        elif branch and gh.seen(app.id, sha) == RECONCILE_TRIGGER:
             targets.left_out.append((app, f"commit {sha[:12]} was already queued by the reconciler"))
         else:
             targets.apps.append(app)

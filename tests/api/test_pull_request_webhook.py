@@ -9,6 +9,7 @@ import pytest
 from support.deliveries import GitHub
 
 from starforge_dag.core.models import App
+from starforge_dag.github.sync import RECONCILE_TRIGGER
 from starforge_dag.store import BuildStore
 
 
@@ -126,6 +127,16 @@ def test_apps_without_previews_and_unhandled_actions_build_nothing(
     edited = github_webhooks.deliver(github_webhooks.pull_request(1, action="edited"), event="pull_request")
     assert edited.status_code == 200 and edited.json()["status"] == "ignored"
     assert build_store.list_builds(app_id=shop.id) == []
+
+
+def test_a_commit_the_reconciler_queued_for_the_branch_still_builds_its_preview(
+    github_webhooks: GitHub, build_store: BuildStore, shop: App
+) -> None:
+    sha = github_webhooks.sha("merged")
+    build_store.github().see(shop.id, sha, RECONCILE_TRIGGER)
+    answer = github_webhooks.deliver(github_webhooks.pull_request(11, sha), event="pull_request")
+    assert answer.status_code == 202, answer.text
+    assert [b.environment for b in build_store.list_builds(app_id=shop.id)] == ["pr-11"]
 
 
 def test_closing_tears_down_a_preview_even_after_previews_were_turned_off(
