@@ -105,11 +105,9 @@ def approve_preview(
     target = live_app(store, workspace, app, principal)
     actor = request_actor(body.by if body else None)
     try:
-        build = store.approve_preview(target, number, actor)
+        build, found = store.approve_preview(target, number, actor)
     except ChangeRefused as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"approval of {target.workspace}/{target.name}#{number} refused: {exc}"
         ) from None
-    found = store.preview(target.id, number)
-    assert found is not None
     return Approved(preview=PreviewView.of(found), build=BuildSummary.of(build))

@@ -283,33 +283,34 @@ class Previews(StoreBase):
                     raise
                 return PullOutcome(True, [], list(known))
 
-    def approve_preview(self, app: App, number: int, actor: str) -> Build:
-        """A person approves the held head commit of a pull request: its preview build is queued (ChangeRefused
-        when nothing waits)."""
+    def approve_preview(self, app: App, number: int, actor: str) -> tuple[Build, PreviewRecord]:
+        """A person approves the held head commit of a pull request: its preview build is queued. Answers the build
+        and the pull request as it now stands (ChangeRefused when nothing waits)."""
         with self._tx() as conn:
             lock_app(conn, app.id)
             found = read_preview(conn, app.id, number)
-            match decide_approval(number, _recorded(found)):
-                case IgnorePull(reason=reason):
-                    raise ChangeRefused(reason)
-                case BuildPreview(sha=sha):
-                    assert found is not None
-                    where = (t.previews.c.app_id == app.id) & (t.previews.c.number == number)
-                    conn.execute(
-                        t.previews.update()
-                        .where(where)
-                        .values(
-                            approved_sha=sha,
-                            approved_by=actor,
-                            approved_at=utcnow(),
-                            held_sha=None,
-                            held_reason=None,
-                            updated_at=utcnow(),
-                        )
-                    )
-                    build, _ = _queue_preview(conn, app, number, sha, found.fork, None, actor)
-                    return build
-        raise AssertionError("unreachable")
+            decision = decide_approval(number, _recorded(found))
+            if isinstance(decision, IgnorePull) or found is None:
+                raise ChangeRefused(decision.reason)
+            where = (t.previews.c.app_id == app.id) & (t.previews.c.number == number)
+            now = utcnow()
+            conn.execute(
+                t.previews.update()
+                .where(where)
+                .values(
+                    approved_sha=decision.sha,
+                    approved_by=actor,
+                    approved_at=now,
+                    held_sha=None,
+                    held_reason=None,
+                    updated_at=now,
+                )
+            )
+            build, _ = _queue_preview(conn, app, number, decision.sha, found.fork, None, actor)
+            record = read_preview(conn, app.id, number)
+            if record is None:
+                raise RuntimeError(f"pull request #{number} of app {app.id} vanished inside its own transaction")
+            return build, record
 
     def preview_states(self) -> list[DesiredState]:
         """What every open preview environment should run, oldest pull request first."""

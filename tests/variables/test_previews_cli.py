@@ -52,7 +52,8 @@ def test_previews_and_the_secrets_they_get_are_set_from_the_cli(env, git_repo) -
     fork = store.record_pull_request("d-2", [app], _pull(2, 6)).results[0]
     assert same is not None and [v.name for v in store.build_variables(same.id, box)] == ["PLAIN", "SHARED"]
     assert fork.action == "held" and fork.build is None
-    approved = store.approve_preview(app, 2, "ops")
+    approved, record = store.approve_preview(app, 2, "ops")
+    assert record.approved_by == "ops" and record.approved_sha == approved.commit_sha and not record.held
     assert [v.name for v in store.build_variables(approved.id, box)] == ["PLAIN"]
     production = store.enqueue(app, "main", "9" * 40).build
     assert [v.name for v in store.build_variables(production.id, box)] == ["PLAIN", "PRIVATE", "SHARED"]
