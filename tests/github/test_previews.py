@@ -9,6 +9,7 @@ from support.gitrepos import git
 from support.pipeline import Pipeline
 from support.previews import fork_branch, same_repo_branch
 
+from starforge_dag.core.models import utcnow
 from starforge_dag.core.states import BuildState
 from starforge_dag.logs import open_log_store
 from starforge_dag.store import NewValue
@@ -110,6 +111,8 @@ def test_fork_pull_request_is_held_approval_builds_it_without_secrets_and_a_new_
         text = "\n".join(line.text for line in logs.read(build.id))
     assert "preview-secret-value" not in text and "production-only-secret" not in text
     assert [(c["environment"], c["build_id"]) for c in _feed(world)] == [("pr-1", build.id)]
+    page = world.api("GET", "/page/" + world.settings.page_links().token(build.id, utcnow())).text
+    assert "pr-1: preview of pull request #1 from a fork" in page and "Preview pr-1 runs this image" in page
 
     newer = fork.commit({"app.sh": "echo sneaky\n"})
     assert world.emulator.push_pull_request(pull, newer).status_code == 200
