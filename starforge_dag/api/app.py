@@ -21,6 +21,7 @@ from .desired import router as desired_router
 from .notifications import router as notifications_router
 from .pages import STATIC_DIR, STATIC_PATH
 from .pages import router as pages_router
+from .previews import router as previews_router
 from .schemas import Health, Problem
 from .tokens import router as tokens_router
 from .variables import router as variables_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(builds_router)
     app.include_router(apps_router)
     app.include_router(desired_router)
+    app.include_router(previews_router)
     app.include_router(app_management_router)  # after the /apps/{app:path}/… routes, which take `app` alone too
     app.include_router(variables_router)
     app.include_router(pages_router)

@@ -38,6 +38,12 @@ class AppSettings(_Body):
         description="Pushes wait (`waiting`) until the commit's GitHub check suites completed, and build only if "
         "they passed.",
     )
+    previews: bool | None = Field(
+        default=None, description="True: pull requests build previews, each in its environment pr-<number>."
+    )
+    preview_label: str | None = Field(
+        default=None, description="A label that, added to a held pull request, approves its head commit."
+    )
 
 
 class AppCreate(AppSettings):
@@ -50,7 +56,7 @@ class AppCreate(AppSettings):
 
 
 class AppPatch(AppSettings):
-    """Only the fields given change; null clears dockerfile_path, target and build_timeout_s."""
+    """Only the fields given change; null clears dockerfile_path, target, build_timeout_s and preview_label."""
 
 
 class AppRemoved(BaseModel):
@@ -61,6 +67,10 @@ class AppRemoved(BaseModel):
 class VariableWrite(_Body):
     value: str = Field(description="Up to 64 KiB, no NUL. A secret's value is never shown again.")
     secret: bool = Field(default=False, description="Sealed at rest, masked in logs, never returned.")
+    for_previews: bool = Field(
+        default=False,
+        description="A secret that pull-request previews get too (never a fork's); plain variables always reach them.",
+    )
     rebuild: bool = Field(
         default=False, description="Then queue a build of the current commit (every app's, for a workspace)."
     )
@@ -76,6 +86,7 @@ class VariableView(BaseModel):
     value: str | None = Field(description="The value of a plain variable; always None for a secret.")
     fingerprint: str | None = Field(description="Keyed HMAC-SHA256 of the value: it changes when the value does.")
     version: int
+    for_previews: bool = Field(default=False, description="A secret previews of same-repository branches get.")
     deleted: bool = False
     actor: str
     created_at: datetime
@@ -91,6 +102,7 @@ class VariableView(BaseModel):
             value=None if v.secret else v.value,
             fingerprint=v.fingerprint,
             version=v.version,
+            for_previews=v.for_previews,
             deleted=v.deleted,
             actor=v.actor,
             created_at=v.created_at,

@@ -25,7 +25,7 @@ _INVALID: _Responses = {422: {"model": Problem, "description": "A setting breaks
 _REMOVED: _Responses = {409: {"model": Problem, "description": "The app was removed"}}
 router = APIRouter(tags=["apps"], dependencies=[Depends(require_token)], responses=_AUTH)
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
-NULLABLE = frozenset({"dockerfile_path", "target", "build_timeout_s"})
+NULLABLE = frozenset({"dockerfile_path", "target", "build_timeout_s", "preview_label"})
 
 
 def invalid(what: str, exc: Exception) -> HTTPException:

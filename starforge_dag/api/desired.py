@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from starforge_dag.core.inputs import InvalidInput, check_text
-from starforge_dag.core.models import App, ChangeReason, DesiredChange, DesiredState
+from starforge_dag.core.models import PRODUCTION, App, ChangeReason, DesiredChange, DesiredState
 from starforge_dag.deploy.operations import rollback as rollback_to
 from starforge_dag.deploy.registry import RegistryUnavailable
 from starforge_dag.store import BuildStore, ChangeRefused
@@ -38,11 +38,14 @@ class ChangeView(BaseModel):
     revision: int = Field(description="Global, gap-free, strictly increasing.")
     app: str = Field(description="workspace/app")
     workspace: str
-    image: str = Field(description="The image pinned by digest: repo@sha256:…")
-    image_ref: str = Field(description="The tag it was pushed as.")
-    image_digest: str
+    environment: str = Field(
+        default=PRODUCTION, description="`production` (the app's branch) or `pr-<number>` (a pull request's preview)."
+    )
+    image: str | None = Field(description="The image pinned by digest: repo@sha256:…; None for a teardown.")
+    image_ref: str | None = Field(description="The tag it was pushed as.")
+    image_digest: str | None
     commit_sha: str
-    build_id: int
+    build_id: int | None = Field(description="None for a teardown (`preview_closed`): the environment is gone.")
     reason: ChangeReason
     note: str
     actor: str
@@ -55,6 +58,7 @@ class ChangeView(BaseModel):
             revision=c.revision,
             app=f"{c.workspace}/{c.app}",
             workspace=c.workspace,
+            environment=c.environment,
             image=c.pinned_image,
             image_ref=c.image_ref,
             image_digest=c.image_digest,
@@ -71,6 +75,7 @@ class ChangeView(BaseModel):
 class DesiredView(BaseModel):
     app: str = Field(description="workspace/app")
     workspace: str
+    environment: str = Field(default=PRODUCTION, description="`production`, or `pr-<number>` for a preview.")
     image: str = Field(description="The image pinned by digest: repo@sha256:…")
     image_ref: str
     image_digest: str
@@ -89,6 +94,7 @@ class DesiredView(BaseModel):
         return cls(
             app=f"{d.workspace}/{d.app}",
             workspace=d.workspace,
+            environment=d.environment,
             image=d.pinned_image,
             image_ref=d.image_ref,
             image_digest=d.image_digest,
@@ -106,7 +112,10 @@ class DesiredView(BaseModel):
 
 class DesiredStateList(BaseModel):
     revision: int = Field(description="The latest revision: read the feed with after=revision from here.")
-    apps: list[DesiredView]
+    apps: list[DesiredView] = Field(description="Production: what each app's branch should run.")
+    previews: list[DesiredView] = Field(
+        default_factory=list, description="What each open pull request's preview environment should run."
+    )
 
 
 class ChangePage(BaseModel):
@@ -208,6 +217,14 @@ async def desired_state_feed(
         float, Query(ge=0, le=MAX_WAIT_S, description="With `after`: wait up to this many seconds for a change.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    environment: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=r"^(production|pr-[1-9][0-9]{0,9})$",
+            description="Only this environment's changes (`production` or `pr-<number>`); omit for all.",
+        ),
+    ] = None,
 ) -> DesiredStateList | ChangePage:
     """Without `after`: every app's desired state and the latest revision. With it: the changes after it, oldest
     first, waiting up to `wait` seconds when there are none yet.
@@ -221,7 +238,10 @@ async def desired_state_feed(
     if after is None:
         states, revision = await run_in_threadpool(store.all_desired)
         apps = [DesiredView.of(s) for s in states if scope is None or s.workspace == scope]
-        return DesiredStateList(revision=revision, apps=apps)
+        previews = [
+            DesiredView.of(s) for s in await run_in_threadpool(store.preview_states) if scope in (None, s.workspace)
+        ]
+        return DesiredStateList(revision=revision, apps=apps, previews=previews)
     latest = await run_in_threadpool(store.latest_revision)
     if after > latest:
         raise HTTPException(
@@ -231,7 +251,7 @@ async def desired_state_feed(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        changes = await run_in_threadpool(store.changes_after, after, limit, None, scope)
+        changes = await run_in_threadpool(store.changes_after, after, limit, None, scope, environment)
         remaining = deadline - loop.time()
         if changes or remaining <= 0:
             break

@@ -252,6 +252,8 @@ def _commit_url(app: App, sha: str) -> str | None:
 def _desired(
     store: BuildStore, build: Build, links: PageLinks, explanation: Explanation | None, now: datetime
 ) -> Desired | None:
+    if build.preview:
+        return _preview_desired(store, build, links, now)
     current = store.desired_state(build.app_id)
     if build.status == BuildState.SUPERSEDED and explanation is not None and explanation.build_id is not None:
         return Desired(
@@ -271,6 +273,21 @@ def _desired(
     was_desired = any(change.build_id == build.id for change in _changes(store, build.app_id))
     lead = "Desired state moved to this image, then on to" if was_desired else "Desired state stayed at a newer commit:"
     return _kept(store, build, current, links, now, lead)
+
+
+def _preview_desired(store: BuildStore, build: Build, links: PageLinks, now: datetime) -> Desired | None:
+    """A preview build moves its pull request's environment only; production is not its business."""
+    if not build.status.terminal:
+        return None
+    record = store.preview(build.app_id, build.pr_number or 0)
+    if record is None or record.state != "open":
+        return Desired(f"Preview {build.environment} was torn down: its pull request is closed")
+    if record.desired_build_id == build.id:
+        return Desired(f"Preview {build.environment} runs this image")
+    if record.desired_build_id is None:
+        return Desired(f"Preview {build.environment} has no image yet")
+    other = record.desired_build_id
+    return Desired(f"Preview {build.environment} runs", f"build {other}", _link_to(store, build, other, links, now))
 
 
 def _kept(

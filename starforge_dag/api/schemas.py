@@ -58,6 +58,8 @@ class BuildSummary(BaseModel):
     image_digest: str | None = None
     held_by_pin: bool = Field(default=False, description="Succeeded while its app was pinned: desired on unpin.")
     image_deleted_at: datetime | None = Field(default=None, description="When image retention deleted its image.")
+    environment: str = Field(default="production", description="`production`, or `pr-<number>` for a preview.")
+    pr_number: int | None = Field(default=None, description="The pull request a preview build is of.")
     created_at: datetime
     updated_at: datetime
 
@@ -144,6 +146,8 @@ class AppView(BaseModel):
     wait_for_checks: bool = Field(
         default=False, description="Pushes wait (`waiting`) for the commit's GitHub check suites to pass."
     )
+    previews: bool = Field(default=False, description="Pull requests build previews (environment pr-<number>).")
+    preview_label: str | None = Field(default=None, description="A label that approves a held pull request.")
     archived_at: datetime | None = Field(default=None, description="When the app was removed (it then builds nothing).")
     github_repo_id: int | None = Field(default=None, description="The GitHub repository the app follows, by id.")
     paused: str | None = Field(default=None, description="Why the app does not build (e.g. the App was uninstalled).")
@@ -165,6 +169,8 @@ class AppView(BaseModel):
             cancel_running=app.cancel_running,
             auto_build=app.auto_build,
             wait_for_checks=app.wait_for_checks,
+            previews=app.previews,
+            preview_label=app.preview_label,
             archived_at=app.archived_at,
             github_repo_id=github_repo_id,
             paused=paused,
@@ -190,6 +196,8 @@ def _summary_fields(build: Build) -> dict:
         image_digest=build.image_digest,
         held_by_pin=build.held_by_pin,
         image_deleted_at=build.image_deleted_at,
+        environment=build.environment,
+        pr_number=build.pr_number,
         created_at=build.created_at,
         updated_at=build.updated_at,
     )

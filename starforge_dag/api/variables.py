@@ -46,7 +46,11 @@ def _set(
 ) -> list[VariableView]:
     try:
         written = store.set_variables(
-            workspace, app, [NewValue(name, body.value, body.secret)], request_actor(body.by), settings.secret_box()
+            workspace,
+            app,
+            [NewValue(name, body.value, body.secret, body.for_previews)],
+            request_actor(body.by),
+            settings.secret_box(),
         )
     except InvalidVariable as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -61,7 +65,7 @@ def rebuild(store: BuildStore, app: App, actor: str) -> EnqueueResult | None:
     if desired is not None:
         ref, sha = store.get_build(desired.build_id).ref, desired.commit_sha
     else:
-        latest = store.list_builds(app_id=app.id, limit=1)
+        latest = [b for b in store.list_builds(app_id=app.id, limit=100) if not b.preview][:1]  # production's
         if not latest:
             return None
         ref, sha = latest[0].ref, latest[0].commit_sha

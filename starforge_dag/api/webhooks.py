@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from starforge_dag.core.models import App
+from starforge_dag.github.pull_request import PullRequestEvent, invalid_pull_request, parse_pull_request
 from starforge_dag.github.push import PushEvent, UndecodablePush, invalid_push, parse_push
 from starforge_dag.github.rules import decide
 from starforge_dag.github.signature import verify_signature
@@ -44,6 +45,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "model": Problem,
         "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref, or a "
         "check_suite whose `head_sha` is not; recorded as an ignored delivery, nothing queued",
+        "pull request whose head is not a full commit id or whose base repository is not the event's; "
+        "recorded as an ignored delivery, nothing queued",
     },
     503: {"model": Problem, "description": "No webhook secret configured"},
 }
@@ -59,7 +62,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "description": "pong, ignored (an event other than push, or a push that builds nothing), recorded "
             "(installation and check_suite events) or redelivery",
         },
-        202: {"model": WebhookResult, "description": "push that queued or joined builds"},
+        202: {"model": WebhookResult, "description": "push or pull request that queued or joined builds"},
         **_ERRORS,
     },
     summary="GitHub webhook receiver",
@@ -104,18 +107,23 @@ async def github_webhook(
         except UndecodablePush as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         return await run_in_threadpool(handle_check_suite, settings, delivery, text)
-    if x_github_event != "push":
+    if x_github_event not in ("push", "pull_request"):
         return WebhookResult(
             status="ignored",
             event=x_github_event,
             delivery=delivery,
-            reason=f"event {x_github_event!r} is not handled; only push builds (check_suite releases waiting builds)",
+            reason=f"event {x_github_event!r} is not handled; only push and pull_request build (check_suite releases waiting builds)",
         )
     if delivery is None:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             f"missing X-GitHub-Delivery header, or not 1-{MAX_DELIVERY_ID} characters of letters, digits, '.', '_', ':', '-'",
         )
+    if x_github_event == "pull_request":
+        result = await pull_request_webhook(settings.resolved_database_url, delivery, body, request)
+        if result.status == "queued":
+            response.status_code = status.HTTP_202_ACCEPTED
+        return result
     try:
         event = parse_push(_payload_text(body, request.headers.get("content-type")))
     except UndecodablePush as exc:
@@ -146,6 +154,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def pull_request_webhook(database_url: str, delivery: str, body: bytes, request: Request) -> WebhookResult:
+    """A signed pull_request delivery: decoded, checked, then recorded and acted on for every app of the repository."""
+    try:
+        event = parse_pull_request(_payload_text(body, request.headers.get("content-type")))
+    except UndecodablePush as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    problem = invalid_pull_request(event)
+    if problem is not None:
+        await run_in_threadpool(_record_refused, database_url, delivery, "pull_request")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"pull request names nothing to build: {problem}")
+    return await run_in_threadpool(handle_pull_request, database_url, delivery, event)
+
+
 def _payload_text(body: bytes, content_type: str | None) -> str:
     """The JSON text of a delivery: the body itself, or the single `payload` field of a form-encoded body."""
     media = (content_type or "application/json").split(";", 1)[0].strip().lower()
@@ -169,9 +190,9 @@ def _payload_text(body: bytes, content_type: str | None) -> str:
     return payload[0]
 
 
-def _record_refused(database_url: str, delivery: str) -> None:
+def _record_refused(database_url: str, delivery: str, event: str = "push") -> None:
     """A signed push that names nothing buildable is kept as an ignored delivery (no builds), for the record."""
-    open_store(database_url).record_delivery(delivery, "push", [])
+    open_store(database_url).record_delivery(delivery, event, [])
 
 
 def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookResult:
@@ -229,6 +250,60 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
     log.info("delivery %s queued builds %s (new: %s)", delivery, builds, outcome.created)
     return WebhookResult(
         status="queued", event="push", delivery=delivery, builds=builds, ignored=ignored, created=outcome.created
+    )
+
+
+def handle_pull_request(database_url: str, delivery: str, event: PullRequestEvent) -> WebhookResult:
+    """Every app of the base repository with previews on acts on the event; others are listed as ignored."""
+    store = open_store(database_url)
+    gh = store.github()
+    pull = event.facts()
+    repo = event.repository
+    lookup = store.lookup_push(delivery, repo.full_name, _url_variants(repo.urls), repo.id, pull.head_sha)
+    targets = apps_for_push(lookup, repo.id, pull.head_sha, branch=False)
+    ignored = [IgnoredApp(app=f"{app.workspace}/{app.name}", reason=why) for app, why in targets.left_out]
+    wanted: list[App] = []
+    for app in targets.apps:
+        if app.archived:
+            ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason="the app was removed"))
+        elif not app.previews and pull.action != "closed":  # a close still tears down what was built before
+            ignored.append(IgnoredApp(app=f"{app.workspace}/{app.name}", reason="previews are off for the app"))
+        else:
+            wanted.append(app)
+    outcome = store.record_pull_request(delivery, wanted, pull)
+    if outcome.redelivery:
+        return WebhookResult(
+            status="redelivery",
+            event="pull_request",
+            delivery=delivery,
+            builds=outcome.build_ids,
+            reason="delivery already processed",
+        )
+    created = [r.build.id for r in outcome.results if r.build is not None and r.created]
+    done = [r for r in outcome.results if r.action != "ignored"]
+    ignored += [
+        IgnoredApp(app=f"{r.app.workspace}/{r.app.name}", reason=r.reason) for r in outcome.results if r not in done
+    ]
+    said = "; ".join(f"{r.app.workspace}/{r.app.name}: {r.action}: {r.reason}" for r in done)
+    answer: Literal["queued", "recorded", "ignored"]
+    if outcome.build_ids:
+        answer = "queued"
+    elif done:
+        answer = "recorded"
+    else:
+        answer = "ignored"
+        said = "; ".join(f"{i.app}: {i.reason}" for i in ignored) or (
+            f"no app tracks repository {event.repository.full_name}"
+        )
+    log.info("delivery %s (pull request #%s %s): %s", delivery, pull.number, pull.action, said)
+    return WebhookResult(
+        status=answer,
+        event="pull_request",
+        delivery=delivery,
+        builds=outcome.build_ids,
+        created=created,
+        ignored=ignored,
+        reason=said,
     )
 
 

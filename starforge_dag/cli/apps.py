@@ -112,6 +112,8 @@ def _echo_app(app, **extra: Any) -> None:
     default=None,
     help="Pushes wait for the commit's GitHub check suites, and build only if they pass.",
 )
+@click.option("--previews/--no-previews", default=None, help="Pull requests build previews (pr-<number>).")
+@click.option("--preview-label", default=None, help="A label that approves a held pull request ('' clears it).")
 def apps_update(
     app,
     repo,
@@ -125,6 +127,8 @@ def apps_update(
     cancel_running,
     auto_build,
     wait_for_checks,
+    previews,
+    preview_label,
 ) -> None:
     """Change APP's settings (only the options given)."""
     from ..core.app_settings import check_setting
@@ -141,6 +145,8 @@ def apps_update(
         "cancel_running": cancel_running,
         "auto_build": auto_build,
         "wait_for_checks": wait_for_checks,
+        "previews": previews,
+        "preview_label": preview_label,
     }
     if watch or no_watch:
         given["watch_paths"] = [] if no_watch else list(watch)
@@ -150,7 +156,9 @@ def apps_update(
         for field, value in given.items():
             if value is None:
                 continue
-            if (field in ("dockerfile_path", "target") and value == "") or (field == "build_timeout_s" and value == 0):
+            if (field in ("dockerfile_path", "target", "preview_label") and value == "") or (
+                field == "build_timeout_s" and value == 0
+            ):
                 changes[field] = None
             else:
                 changes[field] = check_setting(field, value, policy)

@@ -32,9 +32,11 @@ def actor() -> str:
 
 
 def echo_change(change) -> None:
+    """One feed entry per line; a preview's names its environment after the app, a teardown has no image."""
+    where = "" if change.environment == "production" else f" ({change.environment})"
     click.echo(
-        f"{change.revision}\t{change.workspace}/{change.app}\t{change.reason}\t{change.pinned_image}"
-        f"\tbuild {change.build_id}\t{change.actor}\t{change.note}"
+        f"{change.revision}\t{change.workspace}/{change.app}{where}\t{change.reason}\t{change.pinned_image or '-'}"
+        f"\tbuild {change.build_id or '-'}\t{change.actor}\t{change.note}"
     )
 
 

@@ -40,7 +40,7 @@ def vars_list(app: str | None, workspace: str | None) -> None:
         )
 
 
-def _assignments(words: tuple[str, ...], secret: bool) -> list:
+def _assignments(words: tuple[str, ...], secret: bool, for_previews: bool = False) -> list:
     """NAME=VALUE words; a NAME alone takes its value from standard input, so it stays out of shell history."""
     from ..store import NewValue
 
@@ -53,7 +53,7 @@ def _assignments(words: tuple[str, ...], secret: bool) -> list:
         if not eq:
             value = sys.stdin.read()
             value = value[:-1] if value.endswith("\n") else value
-        values.append(NewValue(name, value, secret))
+        values.append(NewValue(name, value, secret, for_previews))
     return values
 
 
@@ -61,12 +61,15 @@ def _assignments(words: tuple[str, ...], secret: bool) -> list:
 @click.argument("words", nargs=-1, required=True, metavar="APP NAME=VALUE…")
 @click.option("--secret", is_flag=True, help="Seal the values: masked in logs, never shown again.")
 @click.option("--workspace", default=None, help="Set the workspace's variables (then every word is NAME=VALUE).")
-def vars_set(words: tuple[str, ...], secret: bool, workspace: str | None) -> None:
+@click.option("--for-previews", is_flag=True, help="With --secret: pull-request previews get it too (never a fork's).")
+def vars_set(words: tuple[str, ...], secret: bool, workspace: str | None, for_previews: bool) -> None:
     """Set variables of APP (all or none); `NAME` alone reads the value from standard input."""
     from ..store import AppArchived, NotFound
     from ..variables.crypto import SecretsKeyError
     from ..variables.rules import InvalidVariable, TooManyVariables
 
+    if for_previews and not secret:
+        raise click.ClickException("--for-previews marks secrets: plain variables reach previews anyway")
     store = open_build_store()
     if workspace is None:
         if len(words) < 2:
@@ -77,7 +80,7 @@ def vars_set(words: tuple[str, ...], secret: bool, workspace: str | None) -> Non
         scope, app_name = workspace, None
     try:
         written = store.set_variables(
-            scope, app_name, _assignments(words, secret), actor(), get_settings().secret_box()
+            scope, app_name, _assignments(words, secret, for_previews), actor(), get_settings().secret_box()
         )
     except (InvalidVariable, TooManyVariables, AppArchived, NotFound, SecretsKeyError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -48,6 +48,14 @@ def check_target(value: str) -> str:
     return value
 
 
+def check_preview_label(value: str) -> str:
+    """A GitHub label name: printable, at most 100 characters (GitHub's limit is 50)."""
+    check_text(value, "preview_label", max_chars=100)
+    if not value.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidInput("preview_label must be a label name: printable, not blank, at most 100 characters")
+    return value
+
+
 def check_build_timeout(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUILD_TIMEOUT_S:
         raise InvalidInput(f"build_timeout_s must be a whole number of seconds from 1 to {MAX_BUILD_TIMEOUT_S}")
@@ -70,7 +78,9 @@ def check_setting(field: str, value: Any, policy: RepoUrlPolicy) -> Any:
             return check_target(value)
         case "build_timeout_s":
             return check_build_timeout(value)
-        case "cancel_running" | "auto_build" | "wait_for_checks":
+        case "preview_label":
+            return check_preview_label(value)
+        case "cancel_running" | "auto_build" | "previews" | "wait_for_checks":
             if not isinstance(value, bool):
                 raise InvalidInput(f"{field} must be true or false")
             return value

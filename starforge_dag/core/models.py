@@ -28,6 +28,10 @@ class Trigger(StrEnum):
     PUSH = "push"  # a GitHub push webhook
     MANUAL = "manual"  # `starforge build`, POST /apps/{app}/builds
     RECONCILE = "reconcile"  # a push that never arrived, found by comparing the repository with the builds
+    PULL_REQUEST = "pull_request"  # a GitHub pull_request webhook: a preview of the pull request's head commit
+
+
+PRODUCTION = "production"  # the environment of the app's branch; a preview's is `pr-<number>`
 
 
 class ImageRef(_FrozenModel):
@@ -87,6 +91,8 @@ class App(_FrozenModel):
     auto_build: bool = True
     wait_for_checks: bool = False  # pushes wait for the commit's GitHub check suites before they build
     archived_at: datetime | None = None
+    previews: bool = False
+    preview_label: str | None = None
 
     @property
     def archived(self) -> bool:
@@ -141,6 +147,13 @@ class Build(_FrozenModel):
     held_by_pin: bool = False
     image_deleted_at: datetime | None = None
     build_timeout_s: int | None = None  # the app's own timeout, when it sets one
+    environment: str = PRODUCTION
+    pr_number: int | None = None
+    fork: bool = False
+
+    @property
+    def preview(self) -> bool:
+        return self.environment != PRODUCTION
 
     @property
     def attempt_started_at(self) -> datetime:
@@ -250,25 +263,29 @@ class DesiredState(_FrozenModel):
     revision: int | None = None
     pinned: bool = False
     held_build_id: int | None = None
+    environment: str = PRODUCTION
 
     @property
     def pinned_image(self) -> str:
         return pinned_image(self.image_ref, self.image_digest)
 
 
-ChangeReason = Literal["build", "rewind", "rollback", "pin", "unpin"]
+ChangeReason = Literal["build", "rewind", "rollback", "pin", "unpin", "preview_closed"]
 
 
 class DesiredChange(_FrozenModel):
-    """One entry of the desired-state feed: revisions are global, gap-free and strictly increasing."""
+    """One entry of the desired-state feed: revisions are global, gap-free and strictly increasing.
+
+    A teardown (`preview_closed`) has no build and no image: its environment runs nothing any more.
+    """
 
     revision: int
     app_id: int
     workspace: str
     app: str
-    build_id: int
-    image_ref: str
-    image_digest: str
+    build_id: int | None
+    image_ref: str | None
+    image_digest: str | None
     commit_sha: str
     reason: ChangeReason
     note: str
@@ -276,9 +293,12 @@ class DesiredChange(_FrozenModel):
     pinned: bool
     run_id: str | None = None
     at: datetime
+    environment: str = PRODUCTION
 
     @property
-    def pinned_image(self) -> str:
+    def pinned_image(self) -> str | None:
+        if self.image_ref is None or self.image_digest is None:
+            return None
         return pinned_image(self.image_ref, self.image_digest)
 
 

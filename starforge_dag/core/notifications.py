@@ -69,6 +69,7 @@ def desired_data(change: DesiredChange) -> dict[str, Any]:
         "revision": change.revision,
         "app": f"{change.workspace}/{change.app}",
         "workspace": change.workspace,
+        "environment": change.environment,
         "build_id": change.build_id,
         "image": change.pinned_image,
         "image_ref": change.image_ref,

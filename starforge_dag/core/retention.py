@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .models import Build, DesiredChange, DesiredState
+from .models import PRODUCTION, Build, DesiredChange, DesiredState
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,31 @@ def repository_of(image_ref: str) -> str:
     return f"{head}/{last}" if head else last
 
 
+def torn_down(history: Sequence[DesiredChange]) -> set[str]:
+    """Preview environments whose last change is a teardown: nothing there is desired any more."""
+    last: dict[str, DesiredChange] = {}
+    for change in sorted(history, key=lambda c: c.revision):
+        last[change.environment] = change
+    return {env for env, change in last.items() if env != PRODUCTION and change.reason == "preview_closed"}
+
+
 def protected_images(
     history: Sequence[DesiredChange], desired: DesiredState | None, held: Build | None, since: datetime, now: datetime
 ) -> set[tuple[str, str]]:
-    """Images desired at any moment in [since, now], the current one, and the one a pin holds back."""
+    """Images desired at any moment in [since, now] in production or in a preview still open, the current one, and
+    the one a pin holds back. A torn-down preview protects nothing: its images are left to the newest-N rule."""
     keep: set[tuple[str, str]] = set()
-    ordered = sorted(history, key=lambda c: c.revision)
-    for change, following in zip(ordered, [*ordered[1:], None]):
-        until = following.at if following is not None else now
-        if until >= since:
-            keep.add((repository_of(change.image_ref), change.image_digest))
+    closed = torn_down(history)
+    by_environment: dict[str, list[DesiredChange]] = {}
+    for change in sorted(history, key=lambda c: c.revision):
+        by_environment.setdefault(change.environment, []).append(change)
+    for environment, ordered in sorted(by_environment.items()):
+        if environment in closed:
+            continue
+        for change, following in zip(ordered, [*ordered[1:], None]):
+            until = following.at if following is not None else now
+            if until >= since and change.image_ref and change.image_digest:
+                keep.add((repository_of(change.image_ref), change.image_digest))
     if desired is not None:
         keep.add((repository_of(desired.image_ref), desired.image_digest))
     if held is not None and held.image_ref and held.image_digest:
@@ -71,7 +86,8 @@ def plan_retention(
 ) -> list[Deletion]:
     """The images of successful builds beyond the newest N, unless desired now, held, or desired within M days."""
     live = [b for b in builds if b.image_ref and b.image_digest and b.image_deleted_at is None]
-    newest = sorted(live, key=lambda b: b.id, reverse=True)[: policy.keep_builds]
+    production = [b for b in live if b.environment == PRODUCTION]  # previews never crowd production's images out
+    newest = sorted(production, key=lambda b: b.id, reverse=True)[: policy.keep_builds]
     held = next((b for b in builds if desired is not None and b.id == desired.held_build_id), None)
     keep = protected_images(history, desired, held, now - timedelta(days=policy.keep_days), now)
     keep |= {(repository_of(b.image_ref or ""), b.image_digest or "") for b in newest}

@@ -110,8 +110,9 @@ class PushTargets:
     left_out: list[tuple[App, str]] = field(default_factory=list)
 
 
-def apps_for_push(lookup: PushLookup, repo_id: int | None, sha: str) -> PushTargets:
-    """Apps linked by repository id join those matched by name; paused or already reconciled ones are left out."""
+def apps_for_push(lookup: PushLookup, repo_id: int | None, sha: str, *, branch: bool = True) -> PushTargets:
+    """Apps linked by repository id join those matched by name; paused or already reconciled ones are left out
+    (`branch=False`, a pull request's head: what the reconciler queued for the branch does not count)."""
     targets = PushTargets()
     for app in sorted(lookup.apps, key=lambda a: a.id):
         link = lookup.links.get(app.id)
@@ -119,7 +120,7 @@ def apps_for_push(lookup: PushLookup, repo_id: int | None, sha: str) -> PushTarg
             targets.left_out.append((app, f"app follows repository id {link.repo_id}, not {repo_id}"))
         elif link is not None and link.paused_reason:
             targets.left_out.append((app, link.paused_reason))
-        elif lookup.seen.get(app.id) == RECONCILE_TRIGGER:
+        elif branch and lookup.seen.get(app.id) == RECONCILE_TRIGGER:
             targets.left_out.append((app, f"commit {sha[:12]} was already queued by the reconciler"))
         else:
             targets.apps.append(app)

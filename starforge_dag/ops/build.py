@@ -307,9 +307,16 @@ def publish_image(
     build = outcome.build
     if build.status != BuildState.SUCCEEDED:  # asked to stop while pushing: the image is not deployed
         stop_run(context, build_id, build.status, build.error)
-    context.log.info(_desired_note(outcome, image))
-    yield _image_materialization(outcome, image, source)
+    if build.preview:  # a preview moves its own environment; `app_image` is the app's production image
+        context.log.info(f"{build.environment} of {build.workspace}/{build.app}: " + _preview_note(outcome, image))
+    else:
+        context.log.info(_desired_note(outcome, image))
+        yield _image_materialization(outcome, image, source)
     yield dg.Output(build_id)
+
+
+def _preview_note(outcome: SuccessOutcome, image: ImageRef) -> str:
+    return f"now {image.pinned}" if outcome.moved else "kept (a newer build got there first, or the PR closed)"
 
 
 def _desired_note(outcome: SuccessOutcome, image: ImageRef) -> str:

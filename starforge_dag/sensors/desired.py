@@ -7,7 +7,7 @@ import dagster as dg
 
 from ..assets import APP_PARTITIONS, app_image, app_partition_key, change_materialization
 from ..core.feed import RunProgress, changes_to_report
-from ..core.models import DesiredChange
+from ..core.models import PRODUCTION, DesiredChange
 from ..ops.retention import CollectImagesConfig, collect_images_job
 from ..resources.build_store import BuildStoreResource
 
@@ -43,7 +43,7 @@ def _materialized_revisions(instance: dg.DagsterInstance, changes: list[DesiredC
 )
 def desired_state_sensor(context: dg.SensorEvaluationContext, build_store: BuildStoreResource):
     after = int(context.cursor) if context.cursor else 0
-    changes = build_store.store().changes_after(after, FEED_BATCH)
+    changes = build_store.store().changes_after(after, FEED_BATCH, environment=PRODUCTION)
     if not changes:
         return dg.SkipReason(f"no desired-state change after revision {after}")
     runs = {c.run_id: _progress(context.instance, c.run_id) for c in changes if c.run_id}

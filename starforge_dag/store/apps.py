@@ -28,6 +28,8 @@ CHANGEABLE = frozenset(
         "cancel_running",
         "auto_build",
         "wait_for_checks",
+        "previews",
+        "preview_label",
     }
 )
 
@@ -70,6 +72,8 @@ class Apps(StoreBase):
         build_timeout_s: int | None = None,
         auto_build: bool = True,
         wait_for_checks: bool = False,
+        previews: bool = False,
+        preview_label: str | None = None,
     ) -> App:
         now = utcnow()
         with self._tx() as conn:
@@ -95,6 +99,8 @@ class Apps(StoreBase):
                             build_timeout_s=build_timeout_s,
                             auto_build=auto_build,
                             wait_for_checks=wait_for_checks,
+                            previews=previews,
+                            preview_label=preview_label,
                             created_at=now,
                         )
                     )

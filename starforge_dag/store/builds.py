@@ -15,6 +15,7 @@ from .depot import DepotRecords
 from .desired import Desired
 from .github import GitHubStore
 from .notifications import Notifications
+from .previews import Previews
 from .push_lookup import PushLookups
 from .queue import Queue
 from .rows import BUILD_SELECT, as_utc, get_build, to_build
@@ -23,7 +24,9 @@ from .transitions import Transitions
 from .variables import Variables
 
 
-class BuildStore(Apps, Queue, PushLookups, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications, Checks):
+class BuildStore(
+    Apps, Queue, PushLookups, Transitions, Desired, DepotRecords, Variables, Tokens, Notifications, Checks, Previews
+):
     """All build-state reads and writes; every state change goes through `check_transition`."""
 
     def github(self) -> GitHubStore:

@@ -232,9 +232,15 @@ class Desired(StoreBase):
             return int(conn.execute(sa.select(sa.func.max(t.desired_changes.c.revision))).scalar() or 0)
 
     def changes_after(
-        self, after: int, limit: int = 500, app_id: int | None = None, workspace: str | None = None
+        self,
+        after: int,
+        limit: int = 500,
+        app_id: int | None = None,
+        workspace: str | None = None,
+        environment: str | None = None,
     ) -> list[DesiredChange]:
-        """Feed entries with a revision above `after`, oldest first (of one app, or one workspace, when given)."""
+        """Feed entries with a revision above `after`, oldest first (of one app, workspace or environment, when
+        given)."""
         query = (
             sa.select(t.desired_changes)
             .where(t.desired_changes.c.revision > after)
@@ -245,6 +251,8 @@ class Desired(StoreBase):
             query = query.where(t.desired_changes.c.app_id == app_id)
         if workspace is not None:
             query = query.where(t.desired_changes.c.workspace == workspace)
+        if environment is not None:
+            query = query.where(t.desired_changes.c.environment == environment)
         with self.engine.connect() as conn:
             return [_to_change(r) for r in conn.execute(query)]
 
@@ -270,8 +278,10 @@ class Desired(StoreBase):
                     .order_by(t.desired_changes.c.revision)
                     .limit(1)
                 ).first()
-                moved = desired is not None and desired.build_id == build_id
                 change = _to_change(change_row) if change_row is not None else None
+                moved = desired is not None and desired.build_id == build_id
+                if get_build(conn, build_id).preview:  # a preview moved its own environment, if anything
+                    moved = change is not None
                 return SuccessOutcome(get_build(conn, build_id), moved, desired, change)
             ended = end_as_requested(conn, build_id, current, actor, run_id)
             if ended is not None:
@@ -282,7 +292,13 @@ class Desired(StoreBase):
                 .where(t.builds.c.id == build_id)
                 .values(image_ref=image_ref, image_digest=digest, updated_at=utcnow())
             )
-            result = advance_desired(conn, get_build(conn, build_id), actor, run_id)
+            built = get_build(conn, build_id)
+            if built.preview:
+                from .previews import advance_preview  # previews build on this module
+
+                result = advance_preview(conn, built, actor, run_id)
+            else:
+                result = advance_desired(conn, built, actor, run_id)
             set_state(conn, build_id, current, BuildState.SUCCEEDED, reason, actor, run_id)
             return SuccessOutcome(get_build(conn, build_id), result.moved, result.desired, result.change)
 

@@ -261,9 +261,12 @@ class GitHubStore:
             conn.execute(repos.update().where(repos.c.id == repo_id).values(full_name=full_name[:200]))
 
     def build_states(self, app_id: int, sha: str) -> list[BuildState]:
+        """The states of the app's production builds of the commit (a preview of it is no build of the branch)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.builds.c.status).where(t.builds.c.app_id == app_id, t.builds.c.commit_sha == sha)
+                sa.select(t.builds.c.status).where(
+                    t.builds.c.app_id == app_id, t.builds.c.commit_sha == sha, t.builds.c.environment == "production"
+                )
             ).scalars()
             return [BuildState(s) for s in rows]
 

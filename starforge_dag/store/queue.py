@@ -9,7 +9,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ..core.models import App, Build, utcnow
+from ..core.models import PRODUCTION, App, Build, utcnow
+from ..core.previews import preview_gets
 from ..core.pushes import (
     AskToStop,
     EndQueued,
@@ -45,6 +46,15 @@ class EnqueueOutcome:
     created: bool
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A build of a pull request's head in its own environment; a fork's gets no secrets."""
+
+    number: int
+    environment: str
+    fork: bool
+
+
 KNOWN = (*t.ACTIVE_STATES, BuildState.SUCCEEDED.value, BuildState.SUPERSEDED.value)
 # Builds GitHub asked for wait for the commit's checks when the app says so; a person's manual build never does.
 WAITING_TRIGGERS = ("push", "reconcile")
@@ -54,11 +64,30 @@ def waits_for_checks(app: App, trigger: str) -> bool:
     return app.wait_for_checks and trigger in WAITING_TRIGGERS
 
 
-def _active_for_commit(conn: sa.Connection, app_id: int, sha: str) -> Build | None:
+def _active_for_commit(conn: sa.Connection, app_id: int, sha: str, environment: str = PRODUCTION) -> Build | None:
     row = conn.execute(
         BUILD_SELECT.where(
-            t.builds.c.app_id == app_id, t.builds.c.commit_sha == sha, t.builds.c.status.in_(t.ACTIVE_STATES)
+            t.builds.c.app_id == app_id,
+            t.builds.c.environment == environment,
+            t.builds.c.commit_sha == sha,
+            t.builds.c.status.in_(t.ACTIVE_STATES),
         )
+    ).first()
+    return to_build(row) if row else None
+
+
+def _latest_of_commit(
+    conn: sa.Connection, app_id: int, sha: str, statuses: Sequence[str], environment: str = PRODUCTION
+) -> Build | None:
+    row = conn.execute(
+        BUILD_SELECT.where(
+            t.builds.c.app_id == app_id,
+            t.builds.c.environment == environment,
+            t.builds.c.commit_sha == sha,
+            t.builds.c.status.in_(statuses),
+        )
+        .order_by(t.builds.c.id.desc())
+        .limit(1)
     ).first()
     return to_build(row) if row else None
 
@@ -68,10 +97,11 @@ def _settings_key(app: App, variables: Sequence[sa.Row]) -> str:
 
 
 def _reusable_image(conn: sa.Connection, app: App, sha: str) -> Build | None:
-    """The newest succeeded build of this commit made with the app's current build settings."""
+    """The newest succeeded production build of this commit made with the app's current build settings."""
     row = conn.execute(
         BUILD_SELECT.where(
             t.builds.c.app_id == app.id,
+            t.builds.c.environment == PRODUCTION,
             t.builds.c.commit_sha == sha,
             t.builds.c.status == BuildState.SUCCEEDED.value,
             t.builds.c.settings_key == _settings_key(app, resolved_versions(conn, app)),
@@ -91,14 +121,24 @@ def _active_of_ref(conn: sa.Connection, app_id: int, ref: str) -> list[Build]:
 
 
 def _push_facts(
-    conn: sa.Connection, app: App, ref: str, sha: str, trigger: str, commit_time: datetime | None, forced: bool
+    conn: sa.Connection,
+    app: App,
+    ref: str,
+    sha: str,
+    trigger: str,
+    commit_time: datetime | None,
+    forced: bool,
+    environment: str = PRODUCTION,
 ) -> PushFacts:
     """Everything `decide_push` weighs, read after the app's lock in the enqueue's own transaction.
 
     The commit's builds and the ref's active ones come in one query; a reusable image matters to a force-push only.
+    A preview is weighed within its own environment: production's builds and desired state are not its rivals.
     """
+    production = environment == PRODUCTION
     query = BUILD_SELECT.where(
         t.builds.c.app_id == app.id,
+        t.builds.c.environment == environment,
         sa.or_(t.builds.c.commit_sha == sha, sa.and_(t.builds.c.ref == ref, t.builds.c.status.in_(t.ACTIVE_STATES))),
     ).order_by(t.builds.c.id.desc())
     builds = [to_build(r) for r in conn.execute(query)]
@@ -112,15 +152,16 @@ def _push_facts(
         active=next((b for b in of_commit if b.status.value in t.ACTIVE_STATES), None),
         seen=next((b for b in of_commit if b.status.value in KNOWN), None),
         rivals=[b for b in reversed(builds) if b.ref == ref and b.status.value in t.ACTIVE_STATES],
-        desired=read_desired(conn, app.id),
+        desired=read_desired(conn, app.id) if production else None,
     )
-    return replace(facts, image=_reusable_image(conn, app, sha)) if facts.force_push else facts
+    return replace(facts, image=_reusable_image(conn, app, sha)) if facts.force_push and production else facts
 
 
 def _sweep(conn: sa.Connection, app: App, head: Build, actor: str, *, created: bool, forced_ref: str | None) -> None:
     """End or stop the builds the push's head makes obsolete: of its ref, or of the whole app on a force-push."""
     query = BUILD_SELECT.where(
         t.builds.c.app_id == app.id,
+        t.builds.c.environment == head.environment,
         t.builds.c.id != head.id,
         t.builds.c.commit_sha != head.commit_sha,
         t.builds.c.status.in_(t.ACTIVE_STATES),
@@ -153,10 +194,16 @@ def _insert(
     rewind: bool = False,
     no_cache: bool = False,
     state: BuildState = BuildState.QUEUED,
+    preview: Preview | None = None,
 ) -> Build | None:
-    """A new queued (or waiting) build, or None when a concurrent enqueue of the same commit holds the active slot."""
+    """A new queued (or waiting) build, or None when a concurrent enqueue of the same commit holds the active slot.
+
+    A preview build is queued with the variables a preview may get (`preview_gets`), and only those.
+    """
     now = utcnow()
     variables = resolved_versions(conn, app)
+    if preview is not None:
+        variables = [r for r in variables if preview_gets(r.secret, r.for_previews, preview.fork)]
     try:
         with conn.begin_nested():
             build_id = conn.execute(
@@ -172,6 +219,9 @@ def _insert(
                     settings_key=_settings_key(app, variables),
                     rewind=rewind,
                     no_cache=no_cache,
+                    environment=preview.environment if preview else PRODUCTION,
+                    pr_number=preview.number if preview else None,
+                    fork=preview.fork if preview else False,
                     created_at=now,
                     updated_at=now,
                 )
@@ -199,12 +249,14 @@ def enqueue_in(
     commit_time: datetime | None = None,
     forced: bool = False,
     no_cache: bool = False,
+    preview: Preview | None = None,
 ) -> tuple[Build, bool]:
     """Queue a build of `sha` for the app, or answer with the build that already covers it (`decide_push`)."""
     archived = sa.select(t.apps.c.archived_at).where(t.apps.c.id == app.id)  # locks the app's row, as `lock_app`
     if conn.execute(for_update(conn, archived, of=t.apps)).scalar() is not None:
         raise AppArchived(f"app {app.workspace}/{app.name} was removed: it builds nothing")
-    facts = _push_facts(conn, app, ref, sha, trigger, as_utc(commit_time), forced)
+    environment = preview.environment if preview else PRODUCTION
+    facts = _push_facts(conn, app, ref, sha, trigger, as_utc(commit_time), forced, environment)
     match decide_push(facts):
         case Join(build_id=build_id, rewind=rewind, sweep=then_sweep):
             if rewind:
@@ -217,12 +269,23 @@ def enqueue_in(
         case Enqueue(commit_time=when, rewind=rewind, behind=behind, sweep=then_sweep):
             state = BuildState.WAITING if waits_for_checks(app, trigger) else BuildState.QUEUED
             build = _insert(
-                conn, app, ref, sha, trigger, delivery_id, actor, when, rewind=rewind, no_cache=no_cache, state=state
+                conn,
+                app,
+                ref,
+                sha,
+                trigger,
+                delivery_id,
+                actor,
+                when,
+                rewind=rewind,
+                no_cache=no_cache,
+                state=state,
+                preview=preview,
             )
             if build is None and facts.force_push:
                 raise RuntimeError(f"build of {sha[:12]} for app {app.id} appeared while the app was locked")
             if build is None:  # a concurrent enqueue of the commit won the active slot (SQLite without a row lock)
-                active = _active_for_commit(conn, app.id, sha)
+                active = _active_for_commit(conn, app.id, sha, environment)
                 if active is None:
                     raise RuntimeError(f"build of {sha[:12]} for app {app.id} could not be queued")
                 return active, False

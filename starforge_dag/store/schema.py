@@ -35,6 +35,8 @@ apps = sa.Table(
     sa.Column("auto_build", sa.Boolean, nullable=False, server_default=sa.true()),  # false: pushes are only recorded
     sa.Column("wait_for_checks", sa.Boolean, nullable=False, server_default=sa.false()),  # pushes wait for CI
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),  # removed: no builds, history kept
+    sa.Column("previews", sa.Boolean, nullable=False, server_default=sa.false()),  # pull requests build previews
+    sa.Column("preview_label", sa.String(100), nullable=True),  # a label that approves a held pull request
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("workspace_id", "name", name="uq_apps_workspace_name"),
 )
@@ -79,13 +81,18 @@ builds = sa.Table(
     sa.Column("image_deleted_at", sa.DateTime(timezone=True), nullable=True),  # retention deleted its image
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # `production` (the app's branch) or `pr-<number>`, a preview of that pull request
+    sa.Column("environment", sa.String(40), nullable=False, server_default="production"),
+    sa.Column("pr_number", sa.Integer, nullable=True),
+    sa.Column("fork", sa.Boolean, nullable=False, server_default=sa.false()),  # a fork's preview: never secrets
     sa.Index("ix_builds_status_id", "status", "id"),
     sa.Index("ix_builds_app_id", "app_id", "id"),
     sa.Index("ix_builds_app_commit", "app_id", "commit_sha"),
-    # One active build per (app, commit): a second push of the same sha joins the first.
+    # One active build per (app, environment, commit): a second push of the same sha joins the first.
     sa.Index(
         "uq_builds_active_app_commit",
         "app_id",
+        "environment",
         "commit_sha",
         unique=True,
         postgresql_where=sa.text(_ACTIVE_SQL),
@@ -142,9 +149,9 @@ desired_changes = sa.Table(
     sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
     sa.Column("workspace", sa.String(100), nullable=False),
     sa.Column("app", sa.String(100), nullable=False),
-    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), nullable=False),
-    sa.Column("image_ref", sa.Text, nullable=False),
-    sa.Column("image_digest", sa.String(100), nullable=False),
+    sa.Column("build_id", sa.BigInteger, sa.ForeignKey("builds.id"), nullable=True),  # NULL: a teardown
+    sa.Column("image_ref", sa.Text, nullable=True),
+    sa.Column("image_digest", sa.String(100), nullable=True),
     sa.Column("commit_sha", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
@@ -152,7 +159,38 @@ desired_changes = sa.Table(
     sa.Column("pinned", sa.Boolean, nullable=False),
     sa.Column("run_id", sa.String(64), nullable=True),  # the build run that materializes it, if any
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("environment", sa.String(40), nullable=False, server_default="production"),
     sa.Index("ix_desired_changes_app", "app_id", "revision"),
+)
+
+# One row per pull request of an app with previews: its head, who opened it from where, the gate's verdict and
+# what its environment (`pr-<number>`) points at.
+previews = sa.Table(
+    "previews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # open | closed
+    sa.Column("head_sha", sa.String(64), nullable=False),
+    sa.Column("head_ref", sa.String(255), nullable=True),
+    sa.Column("head_repo_id", sa.BigInteger, nullable=True),
+    sa.Column("head_repo_full_name", sa.String(200), nullable=True),
+    sa.Column("author", sa.String(200), nullable=True),
+    sa.Column("author_association", sa.String(40), nullable=True),
+    sa.Column("fork", sa.Boolean, nullable=False),
+    sa.Column("held_sha", sa.String(64), nullable=True),  # the head commit waiting for a person's approval
+    sa.Column("held_reason", sa.Text, nullable=True),
+    sa.Column("approved_sha", sa.String(64), nullable=True),  # approval covers this commit only
+    sa.Column("approved_by", sa.String(200), nullable=True),
+    sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("build_id", sa.BigInteger, nullable=True),  # the latest preview build queued
+    sa.Column("desired_build_id", sa.BigInteger, nullable=True),  # what the environment runs; NULL once torn down
+    sa.Column("desired_revision", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("app_id", "number", name="uq_previews_app_number"),
 )
 
 build_logs = sa.Table(
@@ -193,6 +231,7 @@ variables = sa.Table(
     sa.Column("ciphertext", sa.Text, nullable=True),  # secrets only: a Fernet token
     sa.Column("fingerprint", sa.String(64), nullable=True),  # keyed HMAC of the value; NULL once deleted
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("for_previews", sa.Boolean, nullable=False, server_default=sa.false()),  # a secret previews get too
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index(

@@ -28,6 +28,7 @@ class NewValue:
     name: str
     value: str
     secret: bool = False
+    for_previews: bool = False  # a secret that pull-request previews of same-repository branches get too
 
 
 def _latest(rows: Sequence[sa.Row]) -> dict[tuple[int | None, str], sa.Row]:
@@ -81,6 +82,7 @@ def _version(row: sa.Row, workspace: str, app: str | None) -> VariableVersion:
         name=row.name,
         version=row.version,
         secret=row.secret,
+        for_previews=row.for_previews,
         value=None if row.secret or row.deleted else row.value,
         fingerprint=row.fingerprint,
         deleted=row.deleted,
@@ -174,6 +176,7 @@ class Variables(StoreBase):
                             ciphertext=box.seal(item.value) if item.secret else None,
                             fingerprint=fingerprint(key, item.value),
                             deleted=False,
+                            for_previews=item.for_previews and item.secret,
                             actor=actor,
                             created_at=now,
                         )

@@ -25,6 +25,7 @@ class VariableVersion(BaseModel):
     value: str | None
     fingerprint: str | None
     deleted: bool
+    for_previews: bool = False
     actor: str
     created_at: datetime
 

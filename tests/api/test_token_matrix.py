@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.previews import held_fork_pull
 from support.registries import REGISTRY, push_manifest
 
 from starforge_dag.api import create_app
@@ -83,6 +84,7 @@ def _workspace(build_store: BuildStore, settings: Settings, name: str, repo: Pat
     endpoint = build_store.add_endpoint(
         name, "http://127.0.0.1:9/hook", EVENTS, settings.secret_box().seal(new_secret())
     )
+    build_store.record_pull_request(f"pr-{name}", [app], held_fork_pull(1, f"{7:040x}"))  # approvable
     return Workspace(name, app, token, spare.id, old, queued.id, endpoint.id)
 
 
@@ -94,6 +96,7 @@ def _path(path: str, ws: Workspace) -> str:
         "name": "GREETING",
         "token_id": str(ws.spare_token_id),
         "endpoint_id": str(ws.endpoint_id),
+        "number": "1",
     }
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
@@ -115,6 +118,7 @@ def _body(operation: dict[str, Any], ws: Workspace, repo: Path) -> dict[str, Any
         "ManualBuild": {"ref": "main"},
         "Rollback": {"build_id": ws.old_build_id},
         "Hold": {"note": "matrix"},
+        "Approval": {"by": "matrix"},
         "TokenCreate": {"name": "deploy"},
         "EndpointCreate": {"url": "http://127.0.0.1:9/other", "events": ["build.failed"]},
     }

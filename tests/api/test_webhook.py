@@ -210,9 +210,9 @@ def test_json_that_is_not_a_push_is_a_bad_request(github_webhooks: GitHub) -> No
 
 
 def test_unknown_event_is_accepted_and_ignored(github_webhooks: GitHub, build_store: BuildStore, shop) -> None:
-    response = github_webhooks.deliver({"action": "opened", "number": 1}, event="pull_request")
+    response = github_webhooks.deliver({"action": "opened", "issue": {"number": 1}}, event="issues")
     assert response.status_code == 200
-    assert response.json()["status"] == "ignored" and "pull_request" in response.json()["reason"]
+    assert response.json()["status"] == "ignored" and "issues" in response.json()["reason"]
     assert build_store.list_builds() == []
 
 

@@ -88,6 +88,52 @@ class GitHub:
             "head_commit": head,
         }
 
+    def pull_request(
+        self,
+        number: int = 1,
+        sha: str | None = None,
+        *,
+        action: str = "opened",
+        full_name: str = "acme/shop",
+        repo_id: int = 123456789,
+        head_repo_id: int | None = 123456789,
+        head_full_name: str | None = None,
+        association: str = "MEMBER",
+        author: str = "ada",
+        label: str | None = None,
+        merged: bool = False,
+    ) -> dict[str, Any]:
+        """A pull_request delivery body shaped like github.com's; the head repository is the base one by default."""
+        head_sha = sha or self.sha(f"pr-{number}")
+        owner, _, name = full_name.partition("/")
+        base_repo = {"id": repo_id, "name": name, "full_name": full_name, "private": True, "fork": False}
+        head_repo = None
+        if head_repo_id is not None:
+            head_repo = {"id": head_repo_id, "full_name": head_full_name or full_name, "fork": head_repo_id != repo_id}
+        payload: dict[str, Any] = {
+            "action": action,
+            "number": number,
+            "pull_request": {
+                "number": number,
+                "state": "closed" if action == "closed" else "open",
+                "merged": merged,
+                "user": {"login": author, "id": 9},
+                "author_association": association,
+                "head": {"ref": "feature", "sha": head_sha, "repo": head_repo},
+                "base": {"ref": "main", "sha": self.sha("base"), "repo": base_repo},
+            },
+            "repository": {
+                **base_repo,
+                "owner": {"login": owner, "id": 42},
+                "html_url": f"https://github.com/{full_name}",
+                "clone_url": f"https://github.com/{full_name}.git",
+            },
+            "sender": {"login": author, "id": 9},
+        }
+        if label is not None:
+            payload["label"] = {"name": label}
+        return payload
+
     def encode(self, payload: Any, *, form: bool = False) -> bytes:
         """The raw body GitHub would send: JSON, or `payload=<json>` form-encoded."""
         text = json.dumps(payload)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, checks, deliveries, repos, statuses
+from . import auth, checks, deliveries, pulls, repos, statuses
 from .answers import Answer, answer, error
 from .remote import git_http
 from .repos import GIT_PREFIX
@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
     ("GET", re.compile(_OWNER_REPO + r"/branches/(?P<branch>.+)"), repos.get_branch),
     ("POST", re.compile(_OWNER_REPO + r"/statuses/(?P<sha>[^/]+)"), statuses.create_status),
     ("GET", re.compile(_OWNER_REPO + r"/commits/(?P<ref>[^/]+)/check-suites"), checks.list_check_suites),
+    ("GET", re.compile(_OWNER_REPO + r"/collaborators/(?P<user>[^/]+)/permission"), pulls.collaborator_permission),
 ]
 
 

@@ -14,6 +14,7 @@ from .answers import RateLimit
 from .auth import installation_json, new_private_key, public_key
 from .deliveries import push_payload, send_event
 from .faults import Faults
+from .pulls import EmuPull, open_pull, push_pull, send_pull
 from .records import EmuDelivery, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
 from .repos import GIT_PREFIX, git, repo_brief
 from .served import ServedApp
@@ -54,6 +55,9 @@ class GitHubEmulator:
         self.deliveries: list[EmuDelivery] = []
         self.check_suites: list[checks.EmuCheckSuite] = []
         self.requests: list[tuple[str, str, int]] = []
+        self.pulls: dict[tuple[int, int], EmuPull] = {}
+        self.collaborators: dict[tuple[int, str], str] = {}  # (repo id, login) -> admin | maintain | write | read
+        self.members: dict[str, set[str]] = {}  # organization -> member logins
         self._served: ServedApp | None = None
         self.port = 0
 
@@ -191,6 +195,46 @@ class GitHubEmulator:
         repo = self.repos[repo_id]
         payload = push_payload(self, repo, branch, before, after)
         return self.send_event("push", payload, installation_id=repo.installation_id, repository_id=repo.id)
+
+    # -- pull requests, forks and collaborators ------------------------------------------------
+
+    def fork(self, repo_id: int, owner: str, path: Path | str) -> EmuRepo:
+        """A fork of the repository owned by `owner`, served from the bare repository at `path` (not installed)."""
+        with self._lock:
+            name = self.repos[repo_id].name
+        return self.add_repo(owner, name, path, installation_id=None, private=False)
+
+    def add_collaborator(self, repo_id: int, login: str, permission: str = "write") -> None:
+        with self._lock:
+            self.collaborators[(repo_id, login.lower())] = permission
+
+    def open_pull_request(
+        self, repo_id: int, head_ref: str, sha: str, *, author: str, head_repo_id: int | None = None
+    ) -> EmuPull:
+        """Open a pull request of `sha` (on `head_ref` of the head repository, a fork or the base) and send `opened`."""
+        pull = open_pull(self, repo_id, head_repo_id or repo_id, head_ref, sha, author)
+        send_pull(self, pull, "opened", author)
+        return pull
+
+    def push_pull_request(self, pull: EmuPull, sha: str) -> EmuDelivery:
+        """A new head commit on the pull request's branch: `synchronize`."""
+        push_pull(self, pull, sha)
+        return send_pull(self, pull, "synchronize", pull.author)
+
+    def label_pull_request(self, pull: EmuPull, label: str, *, by: str) -> EmuDelivery:
+        with self._lock:
+            pull.labels.append(label)
+        return send_pull(self, pull, "labeled", by, label=label)
+
+    def close_pull_request(self, pull: EmuPull, *, merged: bool = False, by: str | None = None) -> EmuDelivery:
+        with self._lock:
+            pull.state, pull.merged = "closed", merged
+        return send_pull(self, pull, "closed", by or pull.author)
+
+    def reopen_pull_request(self, pull: EmuPull, *, by: str | None = None) -> EmuDelivery:
+        with self._lock:
+            pull.state, pull.merged = "open", False
+        return send_pull(self, pull, "reopened", by or pull.author)
 
     def send_event(
         self, event: str, payload: dict[str, Any], *, installation_id: int | None, repository_id: int | None = None
