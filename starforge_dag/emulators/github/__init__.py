@@ -11,11 +11,12 @@ GitHub's, and a chosen fraction of them is dropped (recorded as failed deliverie
 from .auth import new_private_key
 from .emulator import GitHubEmulator
 from .faults import Faults
-from .records import EmuDelivery, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
+from .records import EmuDelivery, EmuDeployment, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
 from .served import ServedApp
 
 __all__ = [
     "EmuDelivery",
+    "EmuDeployment",
     "EmuInstallation",
     "EmuRepo",
     "EmuToken",
