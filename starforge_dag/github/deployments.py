@@ -87,8 +87,8 @@ def send_deployments(
                 step = next_step(row.change.reason, step)
                 if step is not None:
                     outbox.advance(row.id, step, deployment_id=deployment_id)
-        except GitHubAppError as exc:
-            return _failed(outbox, row, exc, installation_id, blocked, now)
+        except GitHubAppError as exc:  # a step taken in this pass reset the row's count of failed attempts
+            return _failed(outbox, row.id, row.attempts if retrying else 0, exc, (installation_id, blocked), now)
         outbox.mark(row.id, "sent")
         return "sent"
 
@@ -156,18 +156,19 @@ def _latest(app: GitHubApp, route: tuple[int, str], deployment_id: int) -> str |
 
 def _failed(
     outbox: DeploymentStore,
-    row: DeploymentRow,
+    row_id: int,
+    attempts: int,
     exc: GitHubAppError,
-    installation_id: int,
-    blocked: dict[int, float],
+    limits: tuple[int, dict[int, float]],
     now: Callable[[], datetime],
 ) -> str:
+    installation_id, blocked = limits
     if exc.retry_after is not None:  # GitHub said when: wait exactly that, it is not this row's failure
         blocked[installation_id] = exc.retry_after
-        outbox.retry_later(row.id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
+        outbox.retry_later(row_id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
         return "deferred"
-    if (exc.transient or exc.status in (401, 404)) and row.attempts + 1 < MAX_ATTEMPTS:
-        outbox.retry_later(row.id, now() + timedelta(seconds=backoff(row.attempts + 1)), str(exc))
+    if (exc.transient or exc.status in (401, 404)) and attempts + 1 < MAX_ATTEMPTS:
+        outbox.retry_later(row_id, now() + timedelta(seconds=backoff(attempts + 1)), str(exc))
         return "deferred"
-    outbox.mark(row.id, "failed", str(exc))
+    outbox.mark(row_id, "failed", str(exc))
     return "given_up"

@@ -21,8 +21,16 @@ from starforge_dag.github.statuses import SendReport, StatusStyle
 from starforge_dag.sensors.github import deployment_sensor
 from starforge_dag.store import schema as t
 from starforge_dag.store.deployments import deployment_outbox, record_deployment
+from starforge_dag.store.rows import aware
 
 PAGE = "https://starforge.example.invalid/page/"
+
+
+@pytest.fixture
+def github_database(request: pytest.FixtureRequest) -> str | None:
+    """SQLite, or a fresh Postgres database where a test asks for it (the concurrent case)."""
+    wanted = getattr(request, "param", "sqlite")
+    return request.getfixturevalue("postgres_database")("starforge_gh") if wanted == "postgres" else None
 
 
 def _built(world, linked, sha: str) -> int:
@@ -152,6 +160,38 @@ def test_a_create_whose_answer_was_lost_is_found_on_retry_instead_of_created_twi
     assert listed and all(code == 200 for *_, code in listed)
 
 
+def test_a_change_waits_until_the_one_before_it_reached_github_and_retry_after_is_honoured(github_world):
+    world = github_world
+    linked, sha = world.linked_app("web")
+    first = _built(world, linked, sha)
+    second = _built(world, linked, linked.git.commit({"v": "2"}, "second"))
+    world.app().installation_token(linked.installation_id)
+    world.emulator.faults.scripted = ["5xx"]
+
+    report = send_deployments(world.deployments, world.app(), StatusStyle(), utcnow)
+
+    assert report.deferred == 1 and world.emulator.deployments_for(linked.repo.id) == []
+    head, waiting = _rows(world)
+    assert (head.attempts, head.outcome) == (1, None) and "502" in head.last_error
+    assert (waiting.step, waiting.attempts, waiting.last_error) == ("create", 0, None)  # never tried
+    with world.store.engine.begin() as conn:
+        conn.execute(deployment_outbox.update().values(next_attempt_at=utcnow()))
+    world.emulator.faults.retry_after_s = 30
+    world.emulator.faults.scripted = ["rate_limit"]
+    report = send_deployments(world.deployments, world.app(), StatusStyle(), utcnow)
+    assert report.deferred == 1 and report.sent == 0
+    head = _rows(world)[0]
+    assert head.attempts == 1  # GitHub's rate limit is not the row's failure
+    assert (aware(head.next_attempt_at) - utcnow()).total_seconds() > 20  # waits out retry-after
+    with world.store.engine.begin() as conn:
+        conn.execute(deployment_outbox.update().values(next_attempt_at=utcnow()))
+
+    world.drain_deployments()
+
+    builds = [d.payload["starforge"]["build_id"] for d in world.emulator.deployments_for(linked.repo.id)]
+    assert builds == [first, second]
+
+
 def test_without_an_app_nothing_is_sent_and_nothing_stays_queued(github_world, dagster_instance, monkeypatch):
     world = github_world
     linked, sha = world.linked_app("web")
@@ -181,18 +221,15 @@ def test_the_sensor_sends_the_queued_deployment(github_world, dagster_instance):
     assert _states(deployment) == ["in_progress", "success"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def github_database(request: pytest.FixtureRequest) -> str | None:
-    """SQLite, and a fresh Postgres database for the concurrent case."""
-    return request.getfixturevalue("postgres_database")("starforge_gh") if request.param == "postgres" else None
-
-
 def _two_builds(world, linked) -> tuple[int, int]:
     first = _built(world, linked, world.head(linked))
     second = _built(world, linked, linked.git.commit({"v": "2"}, "second"))
     return first, second
 
 
+@pytest.mark.parametrize(
+    "github_database", ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)], indirect=True
+)
 def test_20_concurrent_apps_deployments_end_right_and_once_while_github_fails_30_percent(github_world):
     world = github_world
     world.emulator.faults.fail_fraction = 0.3
