@@ -28,7 +28,7 @@ from .sensors.builds import (
 )
 from .sensors.checks import checks_sensor_for
 from .sensors.desired import desired_state_sensor, image_retention_schedule
-from .sensors.github import commit_status_sensor, github_reconcile_sensor_every
+from .sensors.github import commit_status_sensor, deployment_sensor, github_reconcile_sensor_every
 from .sensors.notifications import notification_sensor
 from .settings import Settings, get_settings
 
@@ -149,6 +149,7 @@ def defs() -> dg.Definitions:
             build_run_failure_sensor,
             build_run_canceled_sensor,
             commit_status_sensor,
+            deployment_sensor,
             github_reconcile_sensor_every(settings.github_reconcile_interval_s),
             checks_sensor_for(settings.checks_timeout_s, settings.checks_grace_s),
             desired_state_sensor,

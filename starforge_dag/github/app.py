@@ -340,6 +340,48 @@ class GitHubApp:
             body["target_url"] = target_url
         self._as_installation(installation_id, "POST", f"/repos/{_repo_path(full_name)}/statuses/{sha}", json=body)
 
+    def create_deployment(self, installation_id: int, full_name: str, body: dict[str, Any]) -> int:
+        """A new deployment of a ref; its id. A 202 (GitHub merged the default branch first) creates none."""
+        data = self._as_installation(installation_id, "POST", f"/repos/{_repo_path(full_name)}/deployments", json=body)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+            raise GitHubAppError(f"GitHub created no deployment: {str((data or {}).get('message', ''))[:200]}")
+        return int(data["id"])
+
+    def deployments(self, installation_id: int, full_name: str, *, ref: str, environment: str) -> list[dict[str, Any]]:
+        """The deployments of a ref to an environment, newest first (the first page of 100)."""
+        data = self._as_installation(
+            installation_id,
+            "GET",
+            f"/repos/{_repo_path(full_name)}/deployments",
+            params={"ref": ref, "environment": environment, "per_page": 100},
+        )
+        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+    def create_deployment_status(
+        self,
+        installation_id: int,
+        full_name: str,
+        deployment_id: int,
+        state: str,
+        *,
+        description: str,
+        log_url: str | None = None,
+        environment_url: str | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"state": state, "description": description[:140]}
+        if log_url:
+            body["log_url"] = log_url
+        if environment_url:
+            body["environment_url"] = environment_url
+        path = f"/repos/{_repo_path(full_name)}/deployments/{int(deployment_id)}/statuses"
+        self._as_installation(installation_id, "POST", path, json=body)
+
+    def deployment_states(self, installation_id: int, full_name: str, deployment_id: int) -> list[str]:
+        """The states of a deployment's statuses, newest first (the first page of 100)."""
+        path = f"/repos/{_repo_path(full_name)}/deployments/{int(deployment_id)}/statuses"
+        data = self._as_installation(installation_id, "GET", path, params={"per_page": 100})
+        return [str(s.get("state")) for s in data if isinstance(s, dict)] if isinstance(data, list) else []
+
     def clone_config(self, installation_id: int, clone_url: str) -> dict[str, str]:
         return git_auth_config(self.installation_token(installation_id), clone_url)
 

@@ -1,4 +1,4 @@
-"""GitHub sensors: the commit status sender, and the reconciler that catches missed pushes."""
+"""GitHub sensors: the commit status and deployment senders, and the reconciler that catches missed pushes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import time
 import dagster as dg
 
 from ..core.models import utcnow
+from ..github.deployments import send_deployments
 from ..github.statuses import send_statuses
 from ..github.sync import reconcile_heads, redeliver_failed
 from ..pages.explain import explain_build
 from ..resources.build_store import BuildStoreResource
 from ..resources.github import GitHubAppResource
 from ..resources.log_store import LogStoreResource
+from ..store.deployments import DeploymentStore
 
 # Why both sensors skip every tick until an App is configured.
 NO_APP = "no GitHub App configured (STARFORGE_GITHUB_APP_ID, STARFORGE_GITHUB_APP_PRIVATE_KEY)"
@@ -50,6 +52,25 @@ def commit_status_sensor(
     if report.sent or report.given_up or report.left:
         context.log.info(str(report))
     return dg.SkipReason(f"statuses: {report}")
+
+
+@dg.sensor(
+    minimum_interval_seconds=2,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends desired-state changes to GitHub as deployments with their statuses, in order per "
+    "environment, with backoff and rate-limit pauses; without an App, queued ones are dropped.",
+)
+def deployment_sensor(context: dg.SensorEvaluationContext, build_store: BuildStoreResource, github: GitHubAppResource):
+    outbox = DeploymentStore(build_store.store().engine)
+    app = github.app()
+    if app is None:
+        dropped = outbox.drop_unsent(NO_APP)
+        return dg.SkipReason(f"{NO_APP}; dropped {dropped} queued deployments" if dropped else NO_APP)
+    deadline = time.monotonic() + TICK_BUDGET_S
+    report = send_deployments(outbox, app, github.style(), utcnow, deadline=deadline)
+    if report.sent or report.given_up or report.left:
+        context.log.info(str(report))
+    return dg.SkipReason(f"deployments: {report}")
 
 
 def github_reconcile_sensor_every(interval_s: int) -> dg.SensorDefinition:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..core.deployments import environment_of
 from ..core.desired import (
     AUTOMATIC,
     AdvanceFacts,
@@ -25,6 +26,7 @@ from ..core.desired import (
 from ..core.models import Build, ChangeReason, DesiredChange, DesiredState, utcnow
 from ..core.states import BuildState, check_transition
 from . import schema as t
+from .deployments import record_deployment
 from .notifications import record_desired_event
 from .rows import APP_FROM, BUILD_SELECT, NotFound, StoreBase, aware, for_update, get_build, to_build, to_model
 from .transitions import end_as_requested, locked_state, set_state
@@ -144,6 +146,9 @@ def set_desired(
     )
     conn.execute(t.desired_changes.insert().values(**change.model_dump()))
     record_desired_event(conn, change)
+    record_deployment(
+        conn, app_id, environment_of(change), revision, build.id, build.commit_sha, reason
+    )  # the GitHub deployment outbox, in the same transaction
     return change
 
 

@@ -46,6 +46,7 @@ def test_definitions_load_with_each_backend(backend, adapter, monkeypatch, tmp_p
         "build_run_failure_sensor",
         "build_run_canceled_sensor",
         "commit_status_sensor",
+        "deployment_sensor",
         "github_reconcile_sensor",
         "checks_sensor",
         "desired_state_sensor",

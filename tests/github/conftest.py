@@ -18,11 +18,13 @@ from starforge_dag.core.models import App, utcnow
 from starforge_dag.definitions import resources_for
 from starforge_dag.emulators.github import EmuRepo, GitHubEmulator, ServedApp
 from starforge_dag.github.app import GitHubApp
+from starforge_dag.github.deployments import send_deployments
 from starforge_dag.github.statuses import SendReport, send_statuses
 from starforge_dag.logs import open_log_store
 from starforge_dag.pages.explain import explain_build
 from starforge_dag.settings import Settings
 from starforge_dag.store import BuildStore, open_store
+from starforge_dag.store.deployments import DeploymentStore
 from starforge_dag.store.github import GitHubStore
 
 
@@ -42,6 +44,7 @@ class GitHubWorld:
         self.settings = settings
         self.store: BuildStore = open_store(settings.resolved_database_url)
         self.gh = GitHubStore(self.store.engine)
+        self.deployments = DeploymentStore(self.store.engine)
         self.root = root
         self._installations: dict[str, int] = {}
 
@@ -83,6 +86,17 @@ class GitHubWorld:
                 assert time.monotonic() < deadline, f"outbox not drained: {len(self.gh.unsent(10_000))} unsent"
                 reports.append(send_statuses(self.gh, self.app(), style, utcnow))
                 time.sleep(0.05)
+        return reports
+
+    def drain_deployments(self, deadline_s: float = 60.0) -> list[SendReport]:
+        """Run the deployment sender, with the sensor's style, until its outbox is empty; its reports."""
+        deadline = time.monotonic() + deadline_s
+        style = resources_for(self.settings)["github"].style()  # type: ignore[attr-defined]
+        reports: list[SendReport] = []
+        while self.deployments.unsent(1):
+            assert time.monotonic() < deadline, f"not drained: {len(self.deployments.unsent(10_000))} unsent"
+            reports.append(send_deployments(self.deployments, self.app(), style, utcnow))
+            time.sleep(0.05)
         return reports
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

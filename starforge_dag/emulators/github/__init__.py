@@ -12,12 +12,13 @@ from .auth import new_private_key
 from .checks import EmuCheckSuite
 from .emulator import GitHubEmulator
 from .faults import Faults
-from .records import EmuDelivery, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
+from .records import EmuDelivery, EmuDeployment, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
 from .served import ServedApp
 
 __all__ = [
     "EmuCheckSuite",
     "EmuDelivery",
+    "EmuDeployment",
     "EmuInstallation",
     "EmuRepo",
     "EmuToken",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import auth, checks, deliveries, pulls, repos, statuses
+from . import auth, checks, deliveries, deployments, pulls, repos, statuses
 from .answers import Answer, answer, error
 from .remote import git_http
 from .repos import GIT_PREFIX
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .emulator import GitHubEmulator
 
 _OWNER_REPO = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
+_DEPLOYMENT = _OWNER_REPO + r"/deployments/(?P<deployment_id>[0-9]{1,18})"
 ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
     ("GET", re.compile(r"/app"), auth.get_app),
     ("GET", re.compile(r"/app/installations"), auth.list_installations),
@@ -34,6 +35,10 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
     ("POST", re.compile(_OWNER_REPO + r"/statuses/(?P<sha>[^/]+)"), statuses.create_status),
     ("GET", re.compile(_OWNER_REPO + r"/commits/(?P<ref>[^/]+)/check-suites"), checks.list_check_suites),
     ("GET", re.compile(_OWNER_REPO + r"/collaborators/(?P<user>[^/]+)/permission"), pulls.collaborator_permission),
+    ("POST", re.compile(_OWNER_REPO + r"/deployments"), deployments.create_deployment),
+    ("GET", re.compile(_OWNER_REPO + r"/deployments"), deployments.list_deployments),
+    ("POST", re.compile(_DEPLOYMENT + r"/statuses"), deployments.create_deployment_status),
+    ("GET", re.compile(_DEPLOYMENT + r"/statuses"), deployments.list_deployment_statuses),
 ]
 
 
@@ -74,7 +79,10 @@ async def _api(emu: GitHubEmulator, request: Request) -> Response:
         match = pattern.fullmatch(request.url.path)
         if match:
             try:
-                return await asyncio.to_thread(handler, emu, request, payload, **match.groupdict())
+                handled = await asyncio.to_thread(handler, emu, request, payload, **match.groupdict())
             except Answer as raised:
                 return error(emu.rate_limit, raised.status, raised.message)
+            if fault == "lost_answer":  # the call took effect, its answer never arrives
+                return answer(emu.rate_limit, {"message": "Server Error"}, 502)
+            return handled
     return error(emu.rate_limit, 404, "Not Found")

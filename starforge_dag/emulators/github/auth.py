@@ -18,7 +18,7 @@ from .records import EmuInstallation, EmuToken, iso
 if TYPE_CHECKING:
     from .emulator import GitHubEmulator
 
-PERMISSIONS = {"contents": "read", "statuses": "write", "checks": "read", "metadata": "read"}
+PERMISSIONS = {"contents": "read", "statuses": "write", "checks": "read", "deployments": "write", "metadata": "read"}
 
 
 def new_private_key() -> str:

@@ -15,7 +15,7 @@ from .auth import installation_json, new_private_key, public_key
 from .deliveries import push_payload, send_event
 from .faults import Faults
 from .pulls import EmuPull, open_pull, push_pull, send_pull
-from .records import EmuDelivery, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
+from .records import EmuDelivery, EmuDeployment, EmuInstallation, EmuRepo, EmuToken, RecordedStatus
 from .repos import GIT_PREFIX, git, repo_brief
 from .served import ServedApp
 
@@ -52,6 +52,7 @@ class GitHubEmulator:
         self.tokens: dict[str, EmuToken] = {}
         self.jwts_seen: list[str] = []
         self.statuses: list[RecordedStatus] = []
+        self.deployments: dict[int, EmuDeployment] = {}
         self.deliveries: list[EmuDelivery] = []
         self.check_suites: list[checks.EmuCheckSuite] = []
         self.requests: list[tuple[str, str, int]] = []
@@ -189,6 +190,12 @@ class GitHubEmulator:
     def statuses_for(self, repo_id: int, sha: str) -> list[RecordedStatus]:
         with self._lock:
             return [s for s in self.statuses if s.repo_id == repo_id and s.sha == sha]
+
+    def deployments_for(self, repo_id: int, environment: str | None = None) -> list[EmuDeployment]:
+        """A repository's deployments (of one environment when given), oldest first."""
+        with self._lock:
+            found = [d for d in self.deployments.values() if d.repo_id == repo_id]
+            return sorted((d for d in found if environment in (None, d.environment)), key=lambda d: d.id)
 
     def push(self, repo_id: int, branch: str, before: str, after: str) -> EmuDelivery:
         """Send the `push` event of a push that already happened in the repository (before → after)."""

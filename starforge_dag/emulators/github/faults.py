@@ -1,4 +1,5 @@
-"""Scripted failures of the GitHub emulator's API: 5xx, primary and secondary rate limits, slow answers."""
+"""Scripted failures of the GitHub emulator's API: 5xx (before the call, or after it took effect: `lost_answer`),
+primary and secondary rate limits, slow answers."""
 
 from __future__ import annotations
 

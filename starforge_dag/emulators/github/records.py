@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,3 +64,33 @@ class RecordedStatus:
     target_url: str | None
     context: str
     at: datetime
+
+
+@dataclass
+class RecordedDeploymentStatus:
+    state: str
+    description: str
+    log_url: str | None
+    environment_url: str | None
+    at: datetime
+
+
+@dataclass
+class EmuDeployment:
+    id: int
+    repo_id: int
+    sha: str
+    ref: str
+    task: str
+    environment: str
+    payload: object
+    description: str
+    transient: bool
+    production: bool
+    at: datetime
+    statuses: list[RecordedDeploymentStatus] = field(default_factory=list)
+
+    @property
+    def state(self) -> str | None:
+        """The state of its latest status (None before the first)."""
+        return self.statuses[-1].state if self.statuses else None

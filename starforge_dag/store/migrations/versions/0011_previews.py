@@ -1,7 +1,7 @@
 """pull-request previews: apps opt in, builds and desired-state changes name their environment, previews are kept
 
 Revision ID: 0011_previews
-Revises: 0009_commit_details
+Revises: 0010_checks
 Create Date: 2026-12-03
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_previews"
-down_revision = "0009_commit_details"
+down_revision = "0010_checks"
 branch_labels = None
 depends_on = None
 
