@@ -44,9 +44,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {
         "model": Problem,
         "description": "A push whose `after` is not a full commit id or whose `ref` is not a valid git ref, or a "
-        "check_suite whose `head_sha` is not; recorded as an ignored delivery, nothing queued",
-        "pull request whose head is not a full commit id or whose base repository is not the event's; "
-        "recorded as an ignored delivery, nothing queued",
+        "check_suite whose `head_sha` is not, or a pull request whose head is not a full commit id or whose base "
+        "repository is not the event's; recorded as an ignored delivery, nothing queued",
     },
     503: {"model": Problem, "description": "No webhook secret configured"},
 }
@@ -256,7 +255,6 @@ def _handle_push(database_url: str, delivery: str, event: PushEvent) -> WebhookR
 def handle_pull_request(database_url: str, delivery: str, event: PullRequestEvent) -> WebhookResult:
     """Every app of the base repository with previews on acts on the event; others are listed as ignored."""
     store = open_store(database_url)
-    gh = store.github()
     pull = event.facts()
     repo = event.repository
     lookup = store.lookup_push(delivery, repo.full_name, _url_variants(repo.urls), repo.id, pull.head_sha)
