@@ -50,7 +50,7 @@ class Change:
     app: str
     environment: str
     revision: int
-    build_id: int
+    build_id: int | None  # none for a teardown
     commit_sha: str
     reason: str
 

@@ -129,8 +129,8 @@ def _take(
             if not (retrying and _latest(app, route, target) == state):
                 app.create_deployment_status(installation_id, full_name, target, state, description=description)
         return deployment_id
-    if deployment_id is None:
-        raise GitHubAppError(f"deployment of change {change.revision} has no GitHub id", status=422)
+    if deployment_id is None or change.build_id is None:
+        raise GitHubAppError(f"deployment of change {change.revision} has no GitHub id or no build", status=422)
     kept = outbox.image_kept(change.build_id) if step == FINAL else True
     state, description = status_of(step, change, image_kept=kept)
     link = page_url(style, change.build_id, now())

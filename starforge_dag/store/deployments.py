@@ -22,7 +22,7 @@ deployment_outbox = sa.Table(
     sa.Column("repo_id", sa.BigInteger, nullable=False),
     sa.Column("environment", sa.String(100), nullable=False),
     sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.Column("build_id", sa.BigInteger, nullable=False),
+    sa.Column("build_id", sa.BigInteger, nullable=True),  # none for a teardown
     sa.Column("commit_sha", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("step", sa.String(20), nullable=False),  # the next step to take
@@ -58,7 +58,13 @@ class DeploymentRow:
 
 
 def record_deployment(
-    conn: sa.Connection, app_id: int, environment: str, revision: int, build_id: int, commit_sha: str, reason: str
+    conn: sa.Connection,
+    app_id: int,
+    environment: str,
+    revision: int,
+    build_id: int | None,
+    commit_sha: str,
+    reason: str,
 ) -> None:
     """Queue the deployment of a desired-state change inside the change's transaction (no-op for non-GitHub apps)."""
     repo_id = conn.execute(sa.select(github_apps.c.repo_id).where(github_apps.c.app_id == app_id)).scalar()

@@ -28,6 +28,7 @@ from ..core.previews import (
 )
 from ..core.states import BuildState
 from . import schema as t
+from .deployments import record_deployment
 from .desired import Advance, ChangeRefused, lock_app, next_revision, read_desired
 from .notifications import record_desired_event
 from .queue import Preview, enqueue_in
@@ -182,6 +183,8 @@ def append_change(
     )
     conn.execute(t.desired_changes.insert().values(**change.model_dump()))
     record_desired_event(conn, change)
+    # the GitHub deployment outbox, in the same transaction, as production's changes
+    record_deployment(conn, app_id, environment, change.revision, change.build_id, commit_sha, reason)
     return change
 
 

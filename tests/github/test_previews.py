@@ -67,6 +67,16 @@ def test_same_repo_pull_request_builds_a_preview_its_commits_supersede_and_closi
     assert world.api("GET", "/desired-state").json()["previews"] == []
     assert _feed(world, 0) == changes and world.store.desired_state(linked.app.id) is None
 
+    # GitHub saw the preview as deployments of its own environment: each replaced, the last one closed
+    world.drain_deployments()
+    first_deployment, last_deployment = world.emulator.deployments_for(linked.repo.id, "pr-1")
+    assert [d.sha for d in (first_deployment, last_deployment)] == [sha, second]
+    assert last_deployment.transient and not last_deployment.production
+    states = [[s.state for s in d.statuses] for d in (first_deployment, last_deployment)]
+    assert states == [["in_progress", "success", "inactive"], ["in_progress", "success", "inactive"]]
+    assert last_deployment.statuses[-1].description == "Preview pr-1 closed"
+    assert world.emulator.deployments_for(linked.repo.id, "production") == []
+
 
 def _variables(world, build_id: int) -> list[str]:
     return [v.name for v in world.store.build_variables(build_id, world.settings.secret_box())]

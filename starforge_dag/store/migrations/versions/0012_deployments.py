@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("repo_id", sa.BigInteger(), nullable=False),
         sa.Column("environment", sa.String(length=100), nullable=False),
         sa.Column("revision", sa.BigInteger(), nullable=False),
-        sa.Column("build_id", sa.BigInteger(), nullable=False),
+        sa.Column("build_id", sa.BigInteger(), nullable=True),
         sa.Column("commit_sha", sa.String(length=64), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=False),
         sa.Column("step", sa.String(length=20), nullable=False),
