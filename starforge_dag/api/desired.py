@@ -221,8 +221,9 @@ async def desired_state_feed(
         str | None,
         Query(
             max_length=40,
-            pattern=r"^(production|pr-[1-9][0-9]{0,9})$",
-            description="Only this environment's changes (`production` or `pr-<number>`); omit for all.",
+            pattern=r"^(production|all|pr-[1-9][0-9]{0,9})$",
+            description="With `after`: this environment's changes (`production`, the default, so a deployer that "
+            "knows only production sees only production; `pr-<number>`), or `all` for every environment's.",
         ),
     ] = None,
 ) -> DesiredStateList | ChangePage:
@@ -248,10 +249,11 @@ async def desired_state_feed(
             status.HTTP_409_CONFLICT,
             f"after={after} is beyond the latest revision {latest}: read current state (GET /desired-state) again",
         )
+    wanted = None if environment == "all" else environment or PRODUCTION
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        changes = await run_in_threadpool(store.changes_after, after, limit, None, scope, environment)
+        changes = await run_in_threadpool(store.changes_after, after, limit, None, scope, wanted)
         remaining = deadline - loop.time()
         if changes or remaining <= 0:
             break

@@ -18,7 +18,7 @@ DOCKERFILE = "FROM 127.0.0.1:5000/base/busybox:latest\nCOPY . /app\n"
 
 
 def _feed(world, after: int = 0) -> list[dict]:
-    answer = world.api("GET", f"/desired-state?after={after}")
+    answer = world.api("GET", f"/desired-state?after={after}&environment=all")
     assert answer.status_code == 200, answer.text
     return answer.json()["changes"]
 
@@ -184,8 +184,11 @@ def test_production_pushes_and_their_feed_are_unchanged_by_an_open_preview(githu
     world.emulator.close_pull_request(pull)
     assert world.store.desired_state(linked.app.id) == desired
     assert world.api("GET", "/desired-state?after=0&environment=production").json()["changes"] == production
-    everything = world.api("GET", "/desired-state?after=0").json()["changes"]
+    everything = world.api("GET", "/desired-state?after=0&environment=all").json()["changes"]
     assert sorted(c["environment"] for c in everything) == ["pr-1", "pr-1", "production"]
+    # a deployer that knows nothing of environments asks as it always did and gets production's changes only
+    assert world.api("GET", "/desired-state?after=0").json()["changes"] == production
+    assert world.api("GET", "/desired-state?after=0&environment=staging").status_code == 422
 
 
 def test_the_emulator_answers_collaborator_permissions_and_keeps_pull_heads_in_the_base_repository(github_world):
