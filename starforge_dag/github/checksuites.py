@@ -9,7 +9,6 @@ event never strands a build, and it applies the timeout and the grace period of 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from starforge_dag.core import checks
 from starforge_dag.core.inputs import InvalidInput, check_commit_id, check_text
@@ -28,7 +27,7 @@ from starforge_dag.store import BuildStore
 from starforge_dag.store.github import AppRepo, GitHubStore
 
 from .app import CheckSuite, GitHubApp, GitHubAppError
-from .push import MAX_JSON_DEPTH, UndecodablePush, _depth_exceeds
+from .push import parse_event
 
 ACTOR = "checks"
 HANDLED_ACTIONS = ("completed", "requested", "rerequested")
@@ -81,22 +80,7 @@ class CheckSuiteEvent(_Payload):
 
 def parse_check_suite(text: str) -> CheckSuiteEvent:
     """JSON text to a CheckSuiteEvent; wrong types, missing fields, NUL or over-long strings are refused."""
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except ValueError as exc:
-        raise UndecodablePush(f"malformed JSON body: {exc}") from None
-    if _depth_exceeds(data, MAX_JSON_DEPTH):
-        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return CheckSuiteEvent.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()[:5]
-        )
-        raise UndecodablePush(f"not a check_suite payload: {problems}") from None
+    return parse_event(text, CheckSuiteEvent, "check_suite")
 
 
 def invalid_check_suite(event: CheckSuiteEvent) -> str | None:

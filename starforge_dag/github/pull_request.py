@@ -6,15 +6,14 @@ The head commit is always fetched from the base repository (`refs/pull/<number>/
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from starforge_dag.core.inputs import InvalidInput, check_commit_id
 from starforge_dag.core.previews import MAX_PR_NUMBER, PullRequest
 
-from .push import MAX_JSON_DEPTH, Actor, Name, RefName, Repository, UndecodablePush, _depth_exceeds, _text
+from .push import Actor, Name, RefName, Repository, _text, parse_event
 
 Number = Annotated[StrictInt, Field(gt=0, le=MAX_PR_NUMBER)]
 RepoId = Annotated[StrictInt, Field(gt=0, lt=2**63)]
@@ -81,22 +80,7 @@ class PullRequestEvent(_Payload):
 
 def parse_pull_request(text: str) -> PullRequestEvent:
     """JSON text to a PullRequestEvent; anything unreadable (types, ranges, depth, NUL) is an UndecodablePush."""
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except ValueError as exc:
-        raise UndecodablePush(f"malformed JSON body: {exc}") from None
-    if _depth_exceeds(data, MAX_JSON_DEPTH):
-        raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return PullRequestEvent.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()[:5]
-        )
-        raise UndecodablePush(f"not a pull_request payload: {problems}") from None
+    return parse_event(text, PullRequestEvent, "pull_request")
 
 
 def invalid_pull_request(event: PullRequestEvent) -> str | None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -106,12 +106,16 @@ class PushEvent(_Payload):
         return self.head_commit.timestamp if self.head_commit else None
 
 
+EventT = TypeVar("EventT", bound=BaseModel)
+
+
 class UndecodablePush(ValueError):
     """A signed body that is not a push payload we can read; the message is safe to answer with."""
 
 
-def parse_push(text: str) -> PushEvent:
-    """JSON text to a PushEvent, refusing what would crash or poison later steps (depth, types, NUL, surrogates)."""
+def parse_event(text: str, model: type[EventT], kind: str) -> EventT:
+    """JSON text to a webhook event model, refusing what would crash or poison later steps (depth, types, NUL,
+    surrogates) with an UndecodablePush whose message is safe to answer with."""
     try:
         data = json.loads(text)
     except RecursionError:
@@ -121,13 +125,18 @@ def parse_push(text: str) -> PushEvent:
     if _depth_exceeds(data, MAX_JSON_DEPTH):
         raise UndecodablePush(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return PushEvent.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()[:5]
         )
-        raise UndecodablePush(f"not a push payload: {problems}") from None
+        raise UndecodablePush(f"not a {kind} payload: {problems}") from None
+
+
+def parse_push(text: str) -> PushEvent:
+    """JSON text to a PushEvent (see `parse_event`)."""
+    return parse_event(text, PushEvent, "push")
 
 
 def invalid_push(event: PushEvent) -> str | None:
