@@ -12,7 +12,7 @@ from ..core.deployments import Change, steps_of
 from ..core.models import utcnow
 from . import schema as t
 from .github import github_apps, repos
-from .rows import aware
+from .rows import aware, unsent_outbox_rows
 
 deployment_outbox = sa.Table(
     "deployment_outbox",
@@ -96,19 +96,7 @@ class DeploymentStore:
 
     def unsent(self, limit: int) -> list[DeploymentRow]:
         """Unsent rows, oldest first."""
-        query = (
-            sa.select(deployment_outbox, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace"))
-            .select_from(
-                deployment_outbox.join(t.apps, t.apps.c.id == deployment_outbox.c.app_id).join(
-                    t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id
-                )
-            )
-            .where(deployment_outbox.c.outcome.is_(None))
-            .order_by(deployment_outbox.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = unsent_outbox_rows(self.engine, deployment_outbox, limit)
         return [
             DeploymentRow(
                 id=r.id,

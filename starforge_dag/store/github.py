@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.models import utcnow
 from ..core.states import BuildState
 from . import schema as t
-from .rows import aware
+from .rows import aware, unsent_outbox_rows
 
 installations = sa.Table(
     "github_installations",
@@ -314,19 +314,7 @@ class GitHubStore:
     # -- the status outbox --------------------------------------------------------------------
 
     def unsent(self, limit: int) -> list[StatusRow]:
-        query = (
-            sa.select(outbox, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace"))
-            .select_from(
-                outbox.join(t.apps, t.apps.c.id == outbox.c.app_id).join(
-                    t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id
-                )
-            )
-            .where(outbox.c.outcome.is_(None))
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = unsent_outbox_rows(self.engine, outbox, limit)
         return [
             StatusRow(
                 id=r.id,

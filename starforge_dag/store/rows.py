@@ -48,6 +48,23 @@ BUILD_SELECT = sa.select(
 APP_FROM = t.apps.join(t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id)
 
 
+def unsent_outbox_rows(engine: sa.Engine, outbox: sa.Table, limit: int) -> list[sa.Row]:
+    """An outbox table's unsent rows (no `outcome` yet), oldest first, each with its app's and workspace's names."""
+    query = (
+        sa.select(outbox, t.apps.c.name.label("app"), t.workspaces.c.name.label("workspace"))
+        .select_from(
+            outbox.join(t.apps, t.apps.c.id == outbox.c.app_id).join(
+                t.workspaces, t.workspaces.c.id == t.apps.c.workspace_id
+            )
+        )
+        .where(outbox.c.outcome.is_(None))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
 def to_model(model: type[M], row: Any) -> M:
     """A model from a result row: its fields by name, timestamps made timezone-aware."""
     m = row._mapping
