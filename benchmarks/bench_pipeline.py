@@ -11,13 +11,15 @@ With `--workers N`, the same pushes go through a third Stack whose runs execute 
 its own); the Stack on Dagster's default launcher (a new process per run) is the baseline in the same run. The
 workers' memory is sampled: idle, and at the peak of the burst.
 
-Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [--workers N] [--postgres-admin-url URL]
+Run: .venv/bin/python benchmarks/bench_pipeline.py [--builds 20] [--serial 5] [--serial-gap 5] [--workers N]
+     [--postgres-admin-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -260,6 +262,7 @@ def run_stack(
     memory: dict[str, float] | None = None,
     prefix: str = "stack",
     sensor_wait_s: float | None = None,
+    serial_gap_s: float = 0.0,
 ) -> tuple[list[Result], float]:
     """The bursts through the Stack's API, waiting for every build; then the rest one build at a time."""
     env = {
@@ -277,10 +280,12 @@ def run_stack(
     register_apps(store, urls, burst)
     with RedisServer(root / f"{prefix}-redis") as redis_server:
         env["STARFORGE_CELERY_BROKER_URL"] = redis_server.url
-        return _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory, prefix)
+        return _measure_stack(
+            env, store, urls, sha, burst, databases, root, workers, label, memory, prefix, serial_gap_s
+        )
 
 
-def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory, prefix):
+def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label, memory, prefix, serial_gap_s):
     began = time.monotonic()
     with Stack(env, workers=workers) as stack:
         startup = time.monotonic() - began
@@ -300,8 +305,12 @@ def _measure_stack(env, store, urls, sha, burst, databases, root, workers, label
                 bursts.append((ids, time.monotonic() - began))
         if memory is not None and workers:
             memory.update(idle_mb=idle / 2**20 / workers, peak_mb=sampler.peak / 2**20, idle_total_mb=idle / 2**20)
+        # Pushes come at random times, not in step with the sensor's loop: a seeded gap before each one, the same
+        # sequence on every stack of the run.
+        gaps = random.Random(17)
         began, serial_ids = time.monotonic(), []
         for i in range(2 * burst, len(urls)):
+            time.sleep(gaps.uniform(0, serial_gap_s))
             serial_ids += deliver(i)
             wait_for_build(stack, serial_ids[-1], TERMINAL, timeout=300)
         serial_wall = time.monotonic() - began
@@ -348,6 +357,13 @@ def main() -> None:
         action="store_true",
         help="with --workers, also run the workers' stack with STARFORGE_SENSOR_WAIT_S=0 (the sensor never waits)",
     )
+    parser.add_argument(
+        "--serial-gap",
+        type=float,
+        default=5.0,
+        help="before each build pushed one at a time, wait a random 0..S seconds (seeded), so the pushes fall at "
+        "random points of the sensor's ~5 s loop; 0 pushes as soon as the previous build ended",
+    )
     args = parser.parse_args()
     roles = ["baseline_builds", "baseline_dagster", "stack_builds", "stack_dagster"]
     roles += ["workers_builds", "workers_dagster"] if args.workers else []
@@ -358,24 +374,25 @@ def main() -> None:
         root = Path(tmp)
         urls, sha = make_repos(root, 2 * args.builds + args.serial)
         baseline = run_baseline(urls, sha, args.builds, databases, root)
-        measured, startup = run_stack(urls, sha, args.builds, databases, root)
+        measured, startup = run_stack(urls, sha, args.builds, databases, root, serial_gap_s=args.serial_gap)
         with_workers: list[Result] = []
         without_wait: list[Result] = []
         if args.workers:
             label = f"{args.workers} Celery workers"
             with_workers, _ = run_stack(
-                urls, sha, args.builds, databases, root, args.workers, label, memory, prefix="workers"
+                urls, sha, args.builds, databases, root, args.workers, label, memory, "workers", None, args.serial_gap
             )
             if args.compare_sensor_wait:
                 label = f"{args.workers} Celery workers, sensor wait 0"
                 without_wait, _ = run_stack(
-                    urls, sha, args.builds, databases, root, args.workers, label, None, "nowait", sensor_wait_s=0
+                    urls, sha, args.builds, databases, root, args.workers, label, None, "nowait", 0, args.serial_gap
                 )
     load_after = os.getloadavg()
 
     print(
         f"\n{args.builds} builds pushed at once in one workspace, then {args.builds} at once in {args.builds} "
-        f"workspaces, then {args.serial} one at a time; fake backend, one app per build;"
+        f"workspaces, then {args.serial} one at a time (a random 0-{args.serial_gap:g} s gap before each push); "
+        "fake backend, one app per build;"
     )
     print("seconds after the webhook was accepted (p50, p95):")
     print("  created: run record made by the sensor tick; launched: run handed to a run process (RUN_STARTING;")

@@ -16,6 +16,7 @@ from ..store import BuildStore
 
 STALE_CLAIM = timedelta(minutes=2)
 QUEUE_POLL_S = 0.1  # one indexed query on the queue each time
+QUEUE_SETTLE_S = 0.3  # a waiting tick that found builds returns once none has come for this long
 _RUN_STATES = {
     dg.DagsterRunStatus.SUCCESS: RunState.SUCCESS,
     dg.DagsterRunStatus.FAILURE: RunState.FAILURE,
@@ -102,12 +103,22 @@ def claim_or_wait(store: BuildStore, limit: int, claimer: str, wait_s: float) ->
     """Queued builds, claimed; with none, keep looking every QUEUE_POLL_S for up to `wait_s`.
 
     The daemon starts a sensor's next tick about 5 s after the previous one started (its own loop): a tick that
-    waits for the next push turns it into a run as soon as it is queued instead of at the next tick.
+    waits for the next push turns it into a run as soon as it is queued instead of at the next tick. Pushes come
+    in bursts (a merge to several apps, a script): once a waiting tick has found builds, it keeps claiming until
+    no new one has come for QUEUE_SETTLE_S, so the rest of a burst does not wait for the next tick.
     """
     deadline = time.monotonic() + wait_s
+    claimed: list[Build] = []
+    last_found = 0.0
     while True:
-        claimed = store.claim_queued(limit, claimer=claimer)
-        if claimed or time.monotonic() + QUEUE_POLL_S > deadline:
+        found = store.claim_queued(limit - len(claimed), claimer=claimer)
+        now = time.monotonic()
+        if found:
+            claimed += found
+            last_found = now
+        if wait_s <= 0 or len(claimed) >= limit or now + QUEUE_POLL_S > deadline:
+            return claimed
+        if claimed and now - last_found >= QUEUE_SETTLE_S:
             return claimed
         time.sleep(QUEUE_POLL_S)
 

@@ -26,5 +26,11 @@ def test_embedded_instance_queues_runs_and_limits_each_workspace(tmp_path):
 def test_postgres_variant_differs_only_in_storage():
     embedded = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     postgres = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster-postgres.yaml").read_text())
-    assert postgres.pop("storage") == {"postgres": {"postgres_url": {"env": "STARFORGE_DAGSTER_PG_URL"}}}
+    assert postgres.pop("storage") == {
+        "custom": {
+            "module": "starforge_dag.dagster_storage",
+            "class": "PooledPostgresStorage",
+            "config": {"postgres_url": {"env": "STARFORGE_DAGSTER_PG_URL"}},
+        }
+    }
     assert postgres == embedded

@@ -326,3 +326,73 @@ def test_a_daemon_tick_waits_for_the_next_push_a_direct_call_answers_at_once(
         result = builds_sensors.build_queue_sensor(context)
     assert isinstance(result, dg.SensorResult), result
     assert [r.run_key for r in result.run_requests] == [str(pushed[0])]
+
+
+class _Clock:
+    """time.monotonic and time.sleep for claim_or_wait: sleeping advances the clock, nothing else does."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class _ScriptedQueue:
+    """A queue whose builds arrive at given times; claim_queued claims what has arrived, at most `limit`."""
+
+    def __init__(self, clock: _Clock, arrivals: list[float]) -> None:
+        self.clock, self.arrivals, self.claims = clock, sorted(arrivals), []
+
+    def claim_queued(self, limit: int, claimer: str) -> list[float]:
+        ready = [t for t in self.arrivals if t <= self.clock.now][:limit]
+        self.arrivals = [t for t in self.arrivals if t not in ready]
+        self.claims.append((self.clock.now, limit, len(ready)))
+        return ready
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "limit", "claimed", "returned_at"),
+    [
+        # nothing comes: the tick gives up at its deadline
+        ([], 20, 0, 3.0),
+        # one push during the wait: claimed, then QUEUE_SETTLE_S with nothing new
+        ([1.0], 20, 1, 1.3),
+        # a burst spread over 0.5 s: one tick claims all of it, and returns QUEUE_SETTLE_S after the last
+        ([1.0, 1.05, 1.2, 1.35, 1.5], 20, 5, 1.8),
+        # a push after a pause longer than the settle window belongs to the next tick
+        ([1.0, 1.6], 20, 1, 1.3),
+        # the claim limit ends the tick at once
+        ([1.0, 1.0, 1.0, 1.1], 3, 3, 1.0),
+        # builds already queued when the tick starts: settled the same way
+        ([0.0, 0.0], 20, 2, 0.3),
+    ],
+)
+def test_a_waiting_tick_claims_a_whole_burst_and_returns_when_it_settles(
+    monkeypatch, arrivals, limit, claimed, returned_at
+):
+    clock = _Clock()
+    monkeypatch.setattr(builds_sensors.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(builds_sensors.time, "sleep", clock.sleep)
+    start = clock.now
+    queue = _ScriptedQueue(clock, [start + t for t in arrivals])
+
+    result = builds_sensors.claim_or_wait(queue, limit, "sensor:test", wait_s=3.0)
+
+    assert len(result) == claimed
+    assert clock.now - start == pytest.approx(returned_at, abs=0.11)
+    assert all(asked >= 1 for _, asked, _ in queue.claims), "never asks the store for zero builds"
+    assert sum(got for _, _, got in queue.claims) == claimed
+
+
+def test_a_direct_tick_claims_once_and_never_settles(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(builds_sensors.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(builds_sensors.time, "sleep", clock.sleep)
+    queue = _ScriptedQueue(clock, [clock.now, clock.now + 0.05])
+
+    assert len(builds_sensors.claim_or_wait(queue, 20, "sensor:test", wait_s=0.0)) == 1
+    assert len(queue.claims) == 1
