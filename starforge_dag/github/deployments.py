@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from starforge_dag.core.deployments import (
@@ -28,7 +27,7 @@ from starforge_dag.core.deployments import (
 from starforge_dag.store.deployments import DeploymentRow, DeploymentStore
 
 from .app import GitHubApp, GitHubAppError
-from .statuses import MAX_ATTEMPTS, SendReport, StatusStyle, backoff, target_url
+from .statuses import SendReport, StatusStyle, failure_outcome, routes_of, tally, target_url
 
 
 def page_url(style: StatusStyle, build_id: int, now: datetime) -> str | None:
@@ -60,7 +59,7 @@ def send_deployments(
     moment = now()
     due = [row for row in heads.values() if row.next_attempt_at <= moment]
     report.deferred = len(heads) - len(due)
-    routes = {row.repo_id: outbox.route(row.repo_id) for row in due}
+    routes = routes_of(outbox, [row.repo_id for row in due])
     blocked: dict[int, float] = {}  # installations rate limited in this pass: seconds GitHub asked to wait
 
     def send(row: DeploymentRow) -> str:
@@ -88,14 +87,16 @@ def send_deployments(
                 if step is not None:
                     outbox.advance(row.id, step, deployment_id=deployment_id)
         except GitHubAppError as exc:  # a step taken in this pass reset the row's count of failed attempts
-            return _failed(outbox, row.id, row.attempts if retrying else 0, exc, (installation_id, blocked), now)
+
+            def give_up(error: str) -> None:
+                outbox.mark(row.id, "failed", error)
+
+            attempts = row.attempts if retrying else 0
+            return failure_outcome(exc, attempts, row.id, outbox, give_up, (installation_id, blocked), now)
         outbox.mark(row.id, "sent")
         return "sent"
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due) or 1))) as pool:
-        for outcome in pool.map(send, due):
-            setattr(report, outcome, getattr(report, outcome) + 1)
-    return report
+    return tally(report, send, due, workers)
 
 
 def _take(
@@ -152,23 +153,3 @@ def _take(
 def _latest(app: GitHubApp, route: tuple[int, str], deployment_id: int) -> str | None:
     states = app.deployment_states(route[0], route[1], deployment_id)
     return states[0] if states else None
-
-
-def _failed(
-    outbox: DeploymentStore,
-    row_id: int,
-    attempts: int,
-    exc: GitHubAppError,
-    limits: tuple[int, dict[int, float]],
-    now: Callable[[], datetime],
-) -> str:
-    installation_id, blocked = limits
-    if exc.retry_after is not None:  # GitHub said when: wait exactly that, it is not this row's failure
-        blocked[installation_id] = exc.retry_after
-        outbox.retry_later(row_id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
-        return "deferred"
-    if (exc.transient or exc.status in (401, 404)) and attempts + 1 < MAX_ATTEMPTS:
-        outbox.retry_later(row_id, now() + timedelta(seconds=backoff(attempts + 1)), str(exc))
-        return "deferred"
-    outbox.mark(row_id, "failed", str(exc))
-    return "given_up"

@@ -15,13 +15,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from starforge_dag.core.links import PageLinks
 from starforge_dag.core.states import BuildState
 from starforge_dag.store.github import StatusRow
 
 from .app import GitHubApp, GitHubAppError
+
+R = TypeVar("R")
 
 MAX_DESCRIPTION = 140
 MAX_ATTEMPTS = 25
@@ -132,6 +134,51 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(base / 2, base)
 
 
+class Retries(Protocol):
+    def route(self, repo_id: int) -> tuple[int | None, str] | None: ...
+    def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None: ...
+
+
+def routes_of(outbox: Retries, repo_ids: Sequence[int]) -> dict[int, tuple[int | None, str] | None]:
+    """Each repository's route (installation, full name), looked up once however many rows it has."""
+    return {repo_id: outbox.route(repo_id) for repo_id in dict.fromkeys(repo_ids)}
+
+
+def failure_outcome(
+    exc: GitHubAppError,
+    attempts: int,
+    row_id: int,
+    outbox: Retries,
+    give_up: Callable[[str], None],
+    limits: tuple[int, dict[int, float]],
+    now: Callable[[], datetime],
+) -> str:
+    """What a failed call to GitHub leaves an outbox row at, after `attempts` failed attempts of its own.
+
+    A Retry-After blocks the installation for the rest of the pass and is waited exactly (not this row's failure);
+    a transient error, or a 401/404 (a token or an installation GitHub has not caught up with), is retried with
+    backoff until MAX_ATTEMPTS; anything else gives the row up.
+    """
+    installation_id, blocked = limits
+    if exc.retry_after is not None:
+        blocked[installation_id] = exc.retry_after
+        outbox.retry_later(row_id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
+        return "deferred"
+    if (exc.transient or exc.status in (401, 404)) and attempts + 1 < MAX_ATTEMPTS:
+        outbox.retry_later(row_id, now() + timedelta(seconds=backoff(attempts + 1)), str(exc))
+        return "deferred"
+    give_up(str(exc))
+    return "given_up"
+
+
+def tally(report: SendReport, send: Callable[[R], str], rows: Sequence[R], workers: int) -> SendReport:
+    """Send the rows on up to `workers` threads and count each outcome (a SendReport field name) in `report`."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rows) or 1))) as pool:
+        for outcome in pool.map(send, rows):
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
 def send_statuses(
     outbox: StatusOutbox,
     app: GitHubApp,
@@ -161,10 +208,7 @@ def send_statuses(
     moment = now()
     due = [row for row in latest.values() if row.next_attempt_at <= moment]
     report.deferred = len(latest) - len(due)
-    routes: dict[int, tuple[int | None, str] | None] = {}
-    for row in due:
-        if row.repo_id not in routes:
-            routes[row.repo_id] = outbox.route(row.repo_id)
+    routes = routes_of(outbox, [row.repo_id for row in due])
     blocked: dict[int, float] = {}  # installations rate limited in this pass: seconds GitHub asked to wait
 
     def send(row: StatusRow) -> str:
@@ -191,20 +235,12 @@ def send_statuses(
                 context=status_context(style.context_prefix, row.workspace, row.app),
             )
         except GitHubAppError as exc:
-            if exc.retry_after is not None:
-                blocked[installation_id] = exc.retry_after
-            if exc.retry_after is not None:  # GitHub said when: wait exactly that, it is not this row's failure
-                outbox.retry_later(row.id, now() + timedelta(seconds=exc.retry_after), str(exc), failed=False)
-                return "deferred"
-            if (exc.transient or exc.status in (401, 404)) and row.attempts + 1 < MAX_ATTEMPTS:
-                outbox.retry_later(row.id, now() + timedelta(seconds=backoff(row.attempts + 1)), str(exc))
-                return "deferred"
-            outbox.mark([row.id], "failed", str(exc))
-            return "given_up"
+
+            def give_up(error: str) -> None:
+                outbox.mark([row.id], "failed", error)
+
+            return failure_outcome(exc, row.attempts, row.id, outbox, give_up, (installation_id, blocked), now)
         outbox.mark([row.id], "sent")
         return "sent"
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due) or 1))) as pool:
-        for outcome in pool.map(send, due):
-            setattr(report, outcome, getattr(report, outcome) + 1)
-    return report
+    return tally(report, send, due, workers)

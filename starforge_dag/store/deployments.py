@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from ..core.deployments import Change, steps_of
 from ..core.models import utcnow
 from . import schema as t
-from .github import github_apps, repos
-from .rows import aware, unsent_outbox_rows
+from .github import github_apps, repo_route
+from .rows import aware, retry_outbox_row, unsent_outbox_rows
 
 deployment_outbox = sa.Table(
     "deployment_outbox",
@@ -112,11 +112,7 @@ class DeploymentStore:
         ]
 
     def route(self, repo_id: int) -> tuple[int | None, str] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(repos.c.installation_id, repos.c.full_name).where(repos.c.id == repo_id)
-            ).first()
-        return (row.installation_id, row.full_name) if row else None
+        return repo_route(self.engine, repo_id)
 
     def image_kept(self, build_id: int) -> bool:
         """Whether the build's image is still in the registry (retention has not deleted it)."""
@@ -173,10 +169,4 @@ class DeploymentStore:
 
     def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None:
         """Try the row again at `at`; only a failed attempt of its own counts towards its backoff."""
-        attempts = deployment_outbox.c.attempts + 1 if failed else deployment_outbox.c.attempts
-        with self.engine.begin() as conn:
-            conn.execute(
-                deployment_outbox.update()
-                .where(deployment_outbox.c.id == row_id)
-                .values(next_attempt_at=at, attempts=attempts, last_error=error[:2000])
-            )
+        retry_outbox_row(self.engine, deployment_outbox, row_id, at, error, failed)

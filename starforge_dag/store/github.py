@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.models import utcnow
 from ..core.states import BuildState
 from . import schema as t
-from .rows import aware, unsent_outbox_rows
+from .rows import aware, retry_outbox_row, unsent_outbox_rows
 
 installations = sa.Table(
     "github_installations",
@@ -142,6 +142,13 @@ def record_status(conn: sa.Connection, build_id: int, to: BuildState, reason: st
             attempts=0,
         )
     )
+
+
+def repo_route(engine: sa.Engine, repo_id: int) -> tuple[int | None, str] | None:
+    """Where GitHub calls for a repository go: its App installation (none once uninstalled) and full name."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(repos.c.installation_id, repos.c.full_name).where(repos.c.id == repo_id)).first()
+    return (row.installation_id, row.full_name) if row else None
 
 
 class GitHubStore:
@@ -334,11 +341,7 @@ class GitHubStore:
         ]
 
     def route(self, repo_id: int) -> tuple[int | None, str] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(repos.c.installation_id, repos.c.full_name).where(repos.c.id == repo_id)
-            ).first()
-        return (row.installation_id, row.full_name) if row else None
+        return repo_route(self.engine, repo_id)
 
     def mark(self, row_ids: Sequence[int], outcome: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:
@@ -350,10 +353,4 @@ class GitHubStore:
 
     def retry_later(self, row_id: int, at: datetime, error: str, *, failed: bool = True) -> None:
         """Try the row again at `at`; only a failed attempt of its own counts towards its backoff."""
-        attempts = outbox.c.attempts + 1 if failed else outbox.c.attempts
-        with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == row_id)
-                .values(next_attempt_at=at, attempts=attempts, last_error=error[:2000])
-            )
+        retry_outbox_row(self.engine, outbox, row_id, at, error, failed)

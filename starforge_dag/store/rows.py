@@ -65,6 +65,17 @@ def unsent_outbox_rows(engine: sa.Engine, outbox: sa.Table, limit: int) -> list[
         return list(conn.execute(query).all())
 
 
+def retry_outbox_row(engine: sa.Engine, outbox: sa.Table, row_id: int, at: datetime, error: str, failed: bool) -> None:
+    """Try an outbox row again at `at`; only a failed attempt of its own counts towards its backoff."""
+    attempts = outbox.c.attempts + 1 if failed else outbox.c.attempts
+    with engine.begin() as conn:
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id == row_id)
+            .values(next_attempt_at=at, attempts=attempts, last_error=error[:2000])
+        )
+
+
 def to_model(model: type[M], row: Any) -> M:
     """A model from a result row: its fields by name, timestamps made timezone-aware."""
     m = row._mapping
